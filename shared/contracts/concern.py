@@ -1,0 +1,123 @@
+"""The shape of a concern as a reporter gives it, shared by intake, routing and the CLI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class PersonRole(StrEnum):
+    """Who a person is to the school. Adults in the school may also carry a `person_id` from the policy."""
+
+    learner = "learner"
+    former_learner = "former_learner"
+    parent_carer = "parent_carer"
+    staff = "staff"
+    headteacher = "headteacher"
+    volunteer = "volunteer"
+    contractor = "contractor"
+    governor = "governor"
+    visitor = "visitor"
+    member_of_public = "member_of_public"
+    unknown = "unknown"
+
+
+ADULTS_WORKING_WITH_CHILDREN = frozenset(
+    {
+        PersonRole.staff,
+        PersonRole.headteacher,
+        PersonRole.volunteer,
+        PersonRole.contractor,
+        PersonRole.governor,
+    }
+)
+
+
+class Involvement(StrEnum):
+    """The part a person plays in this concern; each person carries their own."""
+
+    subject = "subject"
+    alleged_perpetrator = "alleged_perpetrator"
+    victim = "victim"
+    witness = "witness"
+
+
+class Channel(StrEnum):
+    web_form = "web_form"
+    json_api = "json_api"
+    email = "email"
+    webhook = "webhook"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Reporter(_Frozen):
+    """Who raised the concern. `anonymous` reporters give no name or contact."""
+
+    role: PersonRole | None = Field(default=None, description="None when the reporter is anonymous")
+    anonymous: bool = False
+    name: str | None = Field(default=None, max_length=200)
+    contact: str | None = Field(default=None, max_length=320, description="email address or phone number")
+    person_id: str | None = Field(default=None, max_length=100, description="id of a person in the policy")
+    age: int | None = Field(default=None, ge=0, le=130)
+
+    @model_validator(mode="after")
+    def _anonymous_means_unnamed(self) -> Reporter:
+        if self.anonymous and (self.name or self.contact or self.person_id):
+            raise ValueError("an anonymous reporter carries no name, contact or person_id")
+        if not self.anonymous and self.role is None:
+            raise ValueError("role is required unless the reporter is anonymous")
+        return self
+
+
+class PersonInConcern(_Frozen):
+    """A person the concern is about or who was involved, with their own role in it."""
+
+    role: PersonRole
+    involvement: Involvement
+    person_id: str | None = Field(default=None, max_length=100, description="id of a person in the policy")
+    name: str | None = Field(default=None, max_length=200)
+    age: int | None = Field(default=None, ge=0, le=130)
+    year_group: str | None = Field(default=None, max_length=40)
+
+
+class ConcernReport(_Frozen):
+    """What a reporter tells us, whatever the channel."""
+
+    reporter: Reporter
+    people: list[PersonInConcern] = Field(min_length=1, max_length=50)
+    kind: str = Field(
+        min_length=1,
+        max_length=80,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="the kind of concern, from the school's policy vocabulary (e.g. online_bullying)",
+    )
+    summary: str = Field(min_length=1, max_length=300)
+    details: str = Field(default="", max_length=20_000)
+    platform: str | None = Field(default=None, max_length=80)
+    in_school_hours: bool | None = None
+    on_school_device: bool | None = None
+    immediate_risk: bool = False
+    telling_parents_may_increase_risk: bool = False
+    harm_from_parent_or_carer: bool = False
+    occurred_at: datetime | None = None
+    answers: dict[str, str] = Field(default_factory=dict, max_length=100)
+
+    def subjects(self) -> list[PersonInConcern]:
+        """The people the concern is about: its subjects and alleged perpetrators."""
+        return [
+            p for p in self.people if p.involvement in (Involvement.subject, Involvement.alleged_perpetrator)
+        ]
+
+
+class ConcernReceivedPayload(ConcernReport):
+    """A report as intake accepted it: the report plus where and when it came in."""
+
+    reference: str = Field(min_length=4, max_length=40)
+    channel: Channel
+    raw_input_id: str = Field(description="id of the raw input intake stored before parsing")
+    received_at: datetime

@@ -1,0 +1,180 @@
+"""The event envelope every service publishes, and the registry that parses it back.
+
+Each event type is one frozen class per version. A published class is never edited: a breaking change is a
+new class with `version` one higher plus an upcaster registered here.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PayloadT = TypeVar("PayloadT", bound=BaseModel)
+
+
+class EventRejected(ValueError):
+    """An event that cannot be processed: unknown type or version, or a malformed body."""
+
+    def __init__(self, reason: str, *, event_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.event_id = event_id
+
+
+class Actor(BaseModel):
+    """Who caused the event: a person (id + role), a service, or the channel of an anonymous report."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, max_length=200)
+    role: str = Field(min_length=1, max_length=80)
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (for the edges; pure code takes time as an argument)."""
+    return datetime.now(UTC)
+
+
+class Event(BaseModel, Generic[PayloadT]):
+    """The envelope: identity, school, aggregate, time, actor, causality and trace around a typed payload."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int]
+    AGGREGATE: ClassVar[str]
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str
+    version: int
+    school_id: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    aggregate_id: str = Field(min_length=1, max_length=200)
+    occurred_at: datetime
+    recorded_at: datetime = Field(default_factory=utc_now)
+    actor: Actor
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None = None
+    traceparent: str | None = Field(default=None, max_length=55)
+    payload: PayloadT
+
+    @model_validator(mode="after")
+    def _type_matches_class(self) -> Event[PayloadT]:
+        expected = (getattr(type(self), "TYPE", None), getattr(type(self), "VERSION", None))
+        if expected[0] is not None and (self.type, self.version) != expected:
+            raise ValueError(f"{type(self).__name__} carries type {expected[0]} v{expected[1]}")
+        return self
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "TYPE" in cls.__dict__:
+            _REGISTRY.register(cls)
+
+    @classmethod
+    def new(
+        cls,
+        payload: Any,
+        *,
+        school_id: str,
+        aggregate_id: str,
+        actor: Actor,
+        occurred_at: datetime,
+        cause: Event[Any] | None = None,
+        traceparent: str | None = None,
+        event_id: uuid.UUID | None = None,
+    ) -> Any:
+        """Build an event of this class; with `cause` it inherits correlation and trace from its cause."""
+        new_id = event_id or uuid.uuid4()
+        return cls(
+            event_id=new_id,
+            type=cls.TYPE,
+            version=cls.VERSION,
+            school_id=school_id,
+            aggregate_id=aggregate_id,
+            occurred_at=occurred_at,
+            actor=actor,
+            correlation_id=cause.correlation_id if cause else new_id,
+            causation_id=cause.event_id if cause else None,
+            traceparent=traceparent or (cause.traceparent if cause else None),
+            payload=payload,
+        )
+
+    def to_json(self) -> bytes:
+        """The wire form: UTF-8 JSON."""
+        return self.model_dump_json().encode()
+
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class EventRegistry:
+    """Maps (type, version) to the class that parses it; upcasts old versions to the current one."""
+
+    def __init__(self) -> None:
+        self._classes: dict[tuple[str, int], type[Event[Any]]] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+
+    def register(self, cls: type[Event[Any]]) -> None:
+        key = (cls.TYPE, cls.VERSION)
+        existing = self._classes.get(key)
+        if existing is not None and existing.__qualname__ != cls.__qualname__:
+            raise RuntimeError(f"two classes claim event {key}: {existing} and {cls}")
+        self._classes[key] = cls
+
+    def register_upcaster(self, event_type: str, from_version: int, upcaster: Upcaster) -> None:
+        """Register a function turning `from_version` of `event_type` into `from_version + 1`."""
+        self._upcasters[(event_type, from_version)] = upcaster
+
+    def classes(self) -> dict[tuple[str, int], type[Event[Any]]]:
+        return dict(self._classes)
+
+    def parse(self, raw: bytes | str | dict[str, Any]) -> Event[Any]:
+        """Parse a wire event into its class, or raise EventRejected with a clear reason."""
+        if isinstance(raw, dict):
+            document = raw
+        else:
+            try:
+                document = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise EventRejected(f"event body is not JSON: {exc}") from exc
+        if not isinstance(document, dict):
+            raise EventRejected("event body is not a JSON object")
+        event_id = str(document.get("event_id")) if document.get("event_id") else None
+        event_type, version = document.get("type"), document.get("version")
+        if not isinstance(event_type, str) or not isinstance(version, int):
+            raise EventRejected("event has no string 'type' and integer 'version'", event_id=event_id)
+        while (event_type, version) in self._upcasters:
+            document = self._upcasters[(event_type, version)](document)
+            version = document["version"]
+        cls = self._classes.get((event_type, version))
+        if cls is None:
+            raise EventRejected(f"unknown event {event_type} v{version}", event_id=event_id)
+        try:
+            return cls.model_validate(document)
+        except ValidationError as exc:
+            raise EventRejected(_describe(exc, event_type), event_id=event_id) from exc
+
+
+def _describe(exc: ValidationError, event_type: str) -> str:
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()[:10]
+    )
+    return f"malformed {event_type}: {problems}"
+
+
+_REGISTRY = EventRegistry()
+
+
+def registry() -> EventRegistry:
+    """The process-wide registry of event classes."""
+    return _REGISTRY
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> Event[Any]:
+    """Parse a wire event (see EventRegistry.parse)."""
+    return _REGISTRY.parse(raw)

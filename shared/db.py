@@ -1,0 +1,52 @@
+"""SQLAlchemy async engine and session helpers, and creating the database when it is missing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+def make_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
+    """An asyncpg-backed engine for one service."""
+    return create_async_engine(database_url, pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commits on success, rolls back on any exception."""
+    async with sessions() as session, session.begin():
+        yield session
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The plain libpq form of an SQLAlchemy URL, for asyncpg.connect."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def ensure_database(database_url: str) -> bool:
+    """Create the URL's database if it does not exist; True when it was created."""
+    url = make_url(database_url)
+    name = url.database
+    if not name:
+        raise ValueError("database URL names no database")
+    admin = asyncpg_dsn(url.set(database="postgres").render_as_string(hide_password=False))
+    connection = await asyncpg.connect(admin)
+    try:
+        exists = await connection.fetchval("select 1 from pg_database where datname = $1", name)
+        if exists:
+            return False
+        try:
+            await connection.execute(f'create database "{name}"')
+        except asyncpg.DuplicateDatabaseError:
+            return False
+        return True
+    finally:
+        await connection.close()

@@ -1,0 +1,45 @@
+"""Each service migrates its own schema with alembic at start, under an advisory lock.
+
+A service keeps `services/<name>/migrations/` with an `env.py` that calls `run_env()` and a `versions/`
+folder. Several instances starting at once serialise on a PostgreSQL advisory lock keyed by the schema.
+"""
+
+from __future__ import annotations
+
+import zlib
+from importlib.resources import files
+
+import sqlalchemy as sa
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+def _config(service: str, schema: str, connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files(f"services.{service}") / "migrations"))
+    config.attributes["connection"] = connection
+    config.attributes["schema"] = schema
+    return config
+
+
+async def migrate(engine: AsyncEngine, *, service: str, schema: str) -> None:
+    """Bring `schema` up to the newest revision of `service`'s migrations."""
+    lock_key = zlib.crc32(f"safeguard-migrate:{schema}".encode())
+    async with engine.begin() as connection:
+        await connection.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": lock_key})
+        await connection.execute(sa.text(f'create schema if not exists "{schema}"'))
+        await connection.run_sync(lambda sync: command.upgrade(_config(service, schema, sync), "head"))
+
+
+def run_env() -> None:
+    """Body of every service's alembic env.py: migrate on the connection `migrate` handed over."""
+    config = context.config
+    connection = config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError("run migrations through shared.migrations.migrate, which supplies a connection")
+    schema = config.attributes["schema"]
+    context.configure(connection=connection, version_table_schema=schema, transaction_per_migration=False)
+    with context.begin_transaction():
+        context.run_migrations()

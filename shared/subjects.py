@@ -1,0 +1,61 @@
+"""The one place subjects, stream names and durable consumer names are spelled.
+
+Subjects carry the school so a trust can split streams or consumers by school later:
+`<root>.<school_id>.<aggregate>.<event>`, e.g. `sg.st-marks.concern.received`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class Subjects:
+    """Subject and stream names for one deployment (root and stream name come from settings)."""
+
+    root: str
+    stream: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Subjects:
+        return cls(root=settings.subject_root, stream=settings.stream_name)
+
+    def event(self, *, school_id: str, event_type: str) -> str:
+        """Subject for one event: `concern.received` at st-marks -> `sg.st-marks.concern.received`."""
+        aggregate, _, name = event_type.partition(".")
+        if not aggregate or not name or "." in name:
+            raise ValueError(f"event type must be '<aggregate>.<event>', got {event_type!r}")
+        return f"{self.root}.{school_id}.{aggregate}.{name}"
+
+    def of_type(self, event_type: str) -> str:
+        """Filter for one event type at every school."""
+        return self.event(school_id="*", event_type=event_type)
+
+    @property
+    def all_events(self) -> str:
+        """Filter for every domain event (what audit consumes)."""
+        return f"{self.root}.>"
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return f"{self.stream}_DEAD"
+
+    def dead_letter(self, consumer: str) -> str:
+        """Where a consumer parks an event it cannot process."""
+        return f"{self.root}-dead.{consumer}"
+
+    @property
+    def all_dead_letters(self) -> str:
+        return f"{self.root}-dead.>"
+
+    def command(self, service: str, command: str) -> str:
+        """Request/reply subject for a command to the service owning the aggregate (not on the stream)."""
+        return f"{self.root}-cmd.{service}.{command}"
+
+
+# Durable consumer names: one per service role, shared by all instances of that service (pull consumers).
+ROUTING_CONCERNS = "routing-concerns"
+NOTIFICATIONS_REQUESTS = "notifications-requests"
+AUDIT_LEDGER = "audit-ledger"
