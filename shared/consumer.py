@@ -77,9 +77,7 @@ class EventConsumer:
                 log.exception("%s: giving up on %s after %d deliveries", self.name, event.event_id, delivered)
                 await self._park(message, reason=f"handler failed {delivered} times: {exc!r}")
                 return
-            log.warning(
-                "%s: %s failed (delivery %d), will retry: %r", self.name, event.event_id, delivered, exc
-            )
+            log.warning("%s: %s failed (delivery %d), will retry: %r", self.name, event.event_id, delivered, exc)
             await message.nack(delay=self._retry_delay * delivered)
             return
         await message.ack()

@@ -88,9 +88,7 @@ async def publish_wire_event(
     stream: str,
 ) -> bool:
     """Publish one event with `Nats-Msg-Id` = event id; False when the broker saw it as a duplicate."""
-    with span_in_trace(
-        f"publish {body.get('type')}", traceparent=traceparent, **{"safeguard.event_id": event_id}
-    ):
+    with span_in_trace(f"publish {body.get('type')}", traceparent=traceparent, **{"safeguard.event_id": event_id}):
         ack = await broker.publish(
             json.dumps(body, separators=(",", ":")).encode(),
             subject,

@@ -101,9 +101,7 @@ class ServiceRuntime:
         await ensure_streams(jetstream(self.broker), self.settings)
         self.relay.start()
         self.relay.wake()
-        log.info(
-            "%s ready (stream %s, subjects %s.>)", self.service, self.subjects.stream, self.subjects.root
-        )
+        log.info("%s ready (stream %s, subjects %s.>)", self.service, self.subjects.stream, self.subjects.root)
 
     async def stop(self) -> None:
         await self.relay.stop()

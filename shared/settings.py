@@ -31,10 +31,12 @@ class Settings(BaseSettings):
     intake_http_port: int = 8080
     notifications_http_host: str = "127.0.0.1"
     notifications_http_port: int = 8081
-    policy_dir: str = Field(default="deploy/policies", description="folder of <school_id>.yaml policy files")
-    mail_sink_dir: str = Field(
-        default=".safeguard-data/mail", description="where the email sink writes messages"
+    signing_key: str | None = Field(
+        default=None, description="secret for acknowledgement links; a random one per process when unset"
     )
+    console_url: str = Field(default="http://127.0.0.1:8081", description="base URL people open links on")
+    policy_dir: str = Field(default="deploy/policies", description="folder of <school_id>.yaml policy files")
+    mail_sink_dir: str = Field(default=".safeguard-data/mail", description="where the email sink writes messages")
 
 
 @lru_cache

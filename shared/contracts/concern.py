@@ -109,9 +109,7 @@ class ConcernReport(_Frozen):
 
     def subjects(self) -> list[PersonInConcern]:
         """The people the concern is about: its subjects and alleged perpetrators."""
-        return [
-            p for p in self.people if p.involvement in (Involvement.subject, Involvement.alleged_perpetrator)
-        ]
+        return [p for p in self.people if p.involvement in (Involvement.subject, Involvement.alleged_perpetrator)]
 
 
 class ConcernReceivedPayload(ConcernReport):

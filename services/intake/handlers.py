@@ -1,0 +1,113 @@
+"""Intake's use case: keep the raw input, validate, accept (concern + outbox in one transaction)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.intake.domain import concern_received, new_reference
+from services.intake.store import SqlIntakeStore
+from shared.contracts.concern import Channel, ConcernReport
+from shared.db import transaction
+from shared.inbox_outbox import InboxOutbox
+from shared.tracing import current_traceparent
+
+
+@dataclass(frozen=True)
+class Accepted:
+    reference: str
+    raw_input_id: uuid.UUID
+    repeated: bool = False
+
+
+@dataclass(frozen=True)
+class Rejected:
+    raw_input_id: uuid.UUID
+    reason: str
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Intake:
+    """Everything receiving a concern needs; one per process, shared by every channel."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    tables: InboxOutbox
+    store: SqlIntakeStore
+    clock: Callable[[], datetime]
+    on_accepted: Callable[[], None] = lambda: None
+
+    async def receive(
+        self,
+        body: bytes,
+        *,
+        school_id: str,
+        channel: Channel,
+        content_type: str,
+        parse: Callable[[bytes], ConcernReport],
+        idempotency_key: str | None = None,
+    ) -> Accepted | Rejected:
+        """Keep `body` as received, then parse it; nothing is lost whether it is accepted or rejected."""
+        received_at = self.clock()
+        async with transaction(self.sessions) as session:
+            raw = await self.store.keep_raw(
+                session,
+                school_id=school_id,
+                channel=channel.value,
+                content_type=content_type,
+                body=body,
+                received_at=received_at,
+                idempotency_key=idempotency_key,
+            )
+        if raw.status == "accepted" and raw.reference:
+            return Accepted(raw.reference, raw.raw_input_id, repeated=True)
+        if raw.status == "rejected":
+            return Rejected(raw.raw_input_id, raw.rejection_reason or "rejected earlier")
+        try:
+            report = parse(body)
+        except ValidationError as invalid:
+            errors = _field_errors(invalid)
+            reason = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+            await self._reject(raw.raw_input_id, reason)
+            return Rejected(raw.raw_input_id, reason, errors)
+        except ValueError as invalid:
+            await self._reject(raw.raw_input_id, str(invalid))
+            return Rejected(raw.raw_input_id, str(invalid))
+        while True:
+            event = concern_received(
+                report,
+                school_id=school_id,
+                reference=new_reference(received_at=received_at),
+                channel=channel,
+                raw_input_id=raw.raw_input_id,
+                received_at=received_at,
+                traceparent=current_traceparent(),
+            )
+            async with transaction(self.sessions) as session:
+                if await self.store.accept(session, event):
+                    await self.tables.enqueue(session, [event])
+                    break
+        self.on_accepted()
+        return Accepted(event.payload.reference, raw.raw_input_id)
+
+    async def _reject(self, raw_input_id: uuid.UUID, reason: str) -> None:
+        async with transaction(self.sessions) as session:
+            await self.store.reject(session, raw_input_id=raw_input_id, reason=reason)
+
+
+def _field_errors(invalid: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors in the reporter-facing form: the dotted field, the message, the error type."""
+    return [
+        {
+            "field": ".".join(str(part) for part in error["loc"]) or "(body)",
+            "message": error["msg"],
+            "type": error["type"],
+        }
+        for error in invalid.errors()
+    ]

@@ -1,0 +1,83 @@
+"""Notifications service wiring: a durable consumer of notification requests, and the acknowledgement API."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI
+
+from services.notifications.channels import EmailFileSink, LogChannel
+from services.notifications.handlers import AckSigner, Notifier, on_notification_requested
+from services.notifications.http import router
+from services.notifications.store import SCHEMA, SqlDeliveries
+from shared.contracts.envelope import utc_now
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings, get_settings
+from shared.subjects import NOTIFICATIONS_REQUESTS
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
+    """Build the notifications app for these settings."""
+    runtime = ServiceRuntime(settings, service="notifications", schema=SCHEMA)
+    if settings.signing_key:
+        signer = AckSigner(settings.signing_key.encode())
+    else:
+        log.warning("SAFEGUARD_SIGNING_KEY is unset: acknowledgement links will not survive a restart")
+        signer = AckSigner(secrets.token_bytes(32))
+    deliveries = SqlDeliveries()
+    notifier = Notifier(
+        deliveries=deliveries,
+        channels={
+            "email": EmailFileSink(settings.mail_sink_dir),
+            "push": LogChannel("push"),
+            "sms": LogChannel("sms"),
+            "log": LogChannel("log"),
+        },
+        signer=signer,
+        console_url=settings.console_url,
+        clock=utc_now,
+    )
+    handler = partial(on_notification_requested, notifier=notifier)
+    handler.__doc__ = "Deliver each requested notification once and report it sent or failed."
+    runtime.consumer(
+        handler,
+        durable=NOTIFICATIONS_REQUESTS,
+        filter_subject=runtime.subjects.of_type("notification.requested"),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        await runtime.broker.start()
+        try:
+            yield
+        finally:
+            await runtime.broker.stop()
+            await runtime.stop()
+
+    app = FastAPI(title="Safeguard notifications", version="1", lifespan=lifespan)
+    app.include_router(
+        router(
+            sessions=runtime.sessions,
+            tables=runtime.tables,
+            deliveries=deliveries,
+            signer=signer,
+            clock=utc_now,
+            on_event=runtime.relay.wake,
+        )
+    )
+    return app, runtime
+
+
+def main() -> None:
+    import uvicorn
+
+    settings = get_settings()
+    app, _ = create_app(settings)
+    uvicorn.run(app, host=settings.notifications_http_host, port=settings.notifications_http_port, log_level="warning")

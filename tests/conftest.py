@@ -1,0 +1,82 @@
+"""Fixtures every tier shares: one database and one set of stream names per test run.
+
+Integration tests use the machine's PostgreSQL and NATS (or the ones SAFEGUARD_TEST_DATABASE_URL and
+SAFEGUARD_TEST_NATS_URL name); a test that must stop the broker starts its own nats-server instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import nats
+import pytest
+
+from shared.db import asyncpg_dsn, ensure_database
+from shared.settings import Settings
+
+RUN_ID = uuid.uuid4().hex[:10]
+TEST_DATABASE_SERVER = os.environ.get("SAFEGUARD_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432")
+TEST_NATS_URL = os.environ.get("SAFEGUARD_TEST_NATS_URL", "nats://127.0.0.1:4222")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_settings(name: str, **overrides: object) -> Settings:
+    """Settings whose database, subjects and stream are this run's own (`name` keeps tests apart)."""
+    tag = f"{RUN_ID}_{name}".replace("-", "_")
+    values: dict[str, object] = {
+        "database_url": f"{TEST_DATABASE_SERVER.rstrip('/')}/sgtest_{tag}",
+        "nats_url": TEST_NATS_URL,
+        "subject_root": f"sgt{tag}",
+        "stream_name": f"SGT_{tag}",
+        "policy_dir": str(REPO_ROOT / "deploy" / "policies"),
+        "outbox_poll_seconds": 0.2,
+        "signing_key": "test-signing-key",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def drop_test_resources(settings: Settings) -> None:
+    """Remove a test's database and streams (they are per-run; nothing else is touched)."""
+    admin = await asyncpg.connect(asyncpg_dsn(settings.database_url.rsplit("/", 1)[0] + "/postgres"))
+    try:
+        name = settings.database_url.rsplit("/", 1)[1]
+        await admin.execute(f'drop database if exists "{name}" with (force)')
+    finally:
+        await admin.close()
+    try:
+        client = await nats.connect(settings.nats_url, connect_timeout=2, max_reconnect_attempts=0)
+    except Exception:
+        return
+    try:
+        js = client.jetstream()
+        for stream in (settings.stream_name, f"{settings.stream_name}_DEAD"):
+            with contextlib.suppress(Exception):
+                await js.delete_stream(stream)
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def settings(request: pytest.FixtureRequest) -> AsyncIterator[Settings]:
+    """This test's own database (created) and stream names; both removed afterwards."""
+    chosen = make_settings(uuid.uuid4().hex[:8])
+    await ensure_database(chosen.database_url)
+    yield chosen
+    await drop_test_resources(chosen)
+
+
+@pytest.fixture
+def private_nats(tmp_path: Path) -> Iterator[object]:
+    """A nats-server of this test's own on a free port, which the test may stop and start again."""
+    from services.launcher.embedded_nats import EmbeddedNats
+
+    server = EmbeddedNats(tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop()

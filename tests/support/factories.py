@@ -1,0 +1,43 @@
+"""Synthetic concerns and events for tests: no real people."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from shared.contracts.concern import Channel, ConcernReport
+from shared.contracts.envelope import Actor, utc_now
+from shared.contracts.events import ConcernReceived
+
+
+def report_json(**overrides: Any) -> dict[str, Any]:
+    """A concern as a reporter would send it to the JSON API."""
+    body: dict[str, Any] = {
+        "reporter": {"role": "staff", "name": "Test Teacher", "contact": "teacher@example.org"},
+        "people": [{"role": "learner", "involvement": "victim", "name": "Learner A", "age": 12}],
+        "kind": "online_bullying",
+        "summary": "Hurtful messages in a class group chat",
+        "details": "Synthetic test concern",
+        "platform": "messaging_app",
+        "in_school_hours": False,
+    }
+    body.update(overrides)
+    return body
+
+
+def concern_received(*, school_id: str = "st-marks", **overrides: Any) -> ConcernReceived:
+    """A concern.received event as intake would publish it."""
+    from services.intake.domain import concern_received as build
+
+    return build(
+        ConcernReport.model_validate(report_json(**overrides)),
+        school_id=school_id,
+        reference=f"SG-TEST-{uuid.uuid4().hex[:8].upper()}",
+        channel=Channel.json_api,
+        raw_input_id=uuid.uuid4(),
+        received_at=utc_now(),
+        traceparent=f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01",
+    )
+
+
+TEST_ACTOR = Actor(id="test", role="service")
