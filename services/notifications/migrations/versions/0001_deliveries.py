@@ -30,8 +30,6 @@ def upgrade() -> None:
         sa.Column("requested_event_id", sa.Uuid, nullable=False),
         sa.Column("correlation_id", sa.Uuid, nullable=False),
         sa.Column("traceparent", sa.Text),
-        sa.Column("correlation_id", sa.Uuid, nullable=False),
-        sa.Column("traceparent", sa.Text),
         sa.Column("delivered_at", sa.DateTime(timezone=True)),
         sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
         sa.Column("acknowledged_by", sa.Text),

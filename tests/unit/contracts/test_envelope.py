@@ -1,0 +1,99 @@
+"""Parsing events off the wire: known events round-trip; anything else is rejected with a clear reason."""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+import pytest
+from pydantic import BaseModel
+
+from shared.contracts import EventRejected, parse_event, registry
+from shared.contracts.envelope import Event, EventRegistry
+from shared.contracts.events import ConcernReceived
+from shared.subjects import Subjects
+from tests.support.factories import concern_received
+
+
+def test_an_event_round_trips_through_its_wire_form() -> None:
+    event = concern_received()
+    parsed = parse_event(event.to_json())
+    assert isinstance(parsed, ConcernReceived)
+    assert parsed == event
+
+
+def test_a_caused_event_inherits_correlation_and_trace() -> None:
+    cause = concern_received()
+    effect = ConcernReceived.new(
+        cause.payload,
+        school_id="st-marks",
+        aggregate_id="x",
+        actor=cause.actor,
+        occurred_at=cause.occurred_at,
+        cause=cause,
+    )
+    assert effect.correlation_id == cause.correlation_id == cause.event_id
+    assert effect.causation_id == cause.event_id
+    assert effect.traceparent == cause.traceparent
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda d: d.update(version=7), "unknown event concern.received v7"),
+        (lambda d: d.update(type="concern.misplaced"), "unknown event concern.misplaced"),
+        (lambda d: d.pop("type"), "no string 'type'"),
+        (lambda d: d.update(school_id="St Marks!"), "school_id"),
+        (lambda d: d["payload"].pop("reference"), "payload.reference"),
+        (lambda d: d.update(surprise=True), "surprise"),
+    ],
+)
+def test_a_malformed_event_is_rejected_naming_the_problem(mutate, reason: str) -> None:
+    document = json.loads(concern_received().to_json())
+    mutate(document)
+    with pytest.raises(EventRejected, match=reason.replace(".", r"\.")):
+        parse_event(json.dumps(document))
+
+
+@pytest.mark.parametrize("raw", [b"", b"[]", b"\xff\xfe", b"null"])
+def test_a_body_that_is_not_an_event_object_is_rejected(raw: bytes) -> None:
+    with pytest.raises(EventRejected):
+        parse_event(raw)
+
+
+def test_an_old_version_is_upcast_before_parsing() -> None:
+    local = EventRegistry()
+
+    class Greeting(BaseModel):
+        words: str
+
+    class Greeted(Event[Greeting]):
+        TYPE: ClassVar[str] = "greeting.said"
+        VERSION: ClassVar[int] = 2
+        AGGREGATE: ClassVar[str] = "greeting"
+
+    local.register(Greeted)
+    local.register_upcaster(
+        "greeting.said", 1, lambda d: {**d, "version": 2, "payload": {"words": d["payload"]["text"]}}
+    )
+    document = json.loads(concern_received().to_json())
+    document.update(type="greeting.said", version=1, payload={"text": "hello"})
+    parsed = local.parse(document)
+    assert isinstance(parsed, Greeted) and parsed.payload.words == "hello"
+
+
+def test_an_event_class_cannot_carry_another_type() -> None:
+    document = json.loads(concern_received().to_json())
+    document["type"] = "case.opened"
+    with pytest.raises(ValueError, match=r"carries type concern\.received"):
+        ConcernReceived.model_validate(document)
+
+
+def test_every_event_type_has_a_subject_with_its_school() -> None:
+    subjects = Subjects(root="sg", stream="SAFEGUARD_EVENTS")
+    for event_type, _ in registry().classes():
+        subject = subjects.event(school_id="st-marks", event_type=event_type)
+        assert subject.startswith("sg.st-marks.") and subject.count(".") == 3
+    assert subjects.of_type("concern.received") == "sg.*.concern.received"
+    with pytest.raises(ValueError):
+        subjects.event(school_id="st-marks", event_type="nodot")
