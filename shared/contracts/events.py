@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -147,3 +147,82 @@ class NotificationAcknowledged(Event[NotificationAcknowledgedPayload]):
     TYPE: ClassVar[str] = "notification.acknowledged"
     VERSION: ClassVar[int] = 1
     AGGREGATE: ClassVar[str] = "notification"
+
+
+class DeadlineSetPayload(_Payload):
+    deadline_id: str
+    case_id: str
+    kind: str = Field(description="acknowledge, lado_consideration, policy_review, ...")
+    due_at: datetime
+    description: str = ""
+    escalation_rung: int = 0
+
+
+class DeadlineSet(Event[DeadlineSetPayload]):
+    """A durable timer was set for a case (or, for policy review, for the school)."""
+
+    TYPE: ClassVar[str] = "deadline.set"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "deadline"
+
+
+class DeadlineReachedPayload(_Payload):
+    deadline_id: str
+    case_id: str
+    kind: str
+    due_at: datetime
+    outcome: Literal["escalated", "reminded", "already_met", "nobody_left"]
+
+
+class DeadlineReached(Event[DeadlineReachedPayload]):
+    """A timer fired (exactly once) and what was done about it."""
+
+    TYPE: ClassVar[str] = "deadline.reached"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "deadline"
+
+
+class CaseEscalatedPayload(_Payload):
+    case_id: str
+    reference: str
+    from_rung: int
+    to_rung: int
+    recipients: list[PersonRef]
+    reason: str
+
+
+class CaseEscalated(Event[CaseEscalatedPayload]):
+    """Nobody acknowledged in time, so the next people in line were told."""
+
+    TYPE: ClassVar[str] = "case.escalated"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
+class PolicyAdoptedPayload(_Payload):
+    version: int
+    digest: str
+    review_due: str | None = Field(default=None, description="ISO date the policy says it is next reviewed")
+    document: dict[str, Any] = Field(description="the policy file as data, so replay can reproduce decisions")
+
+
+class PolicyAdopted(Event[PolicyAdoptedPayload]):
+    """A school adopted a version of its policy; cases routed afterwards name this version."""
+
+    TYPE: ClassVar[str] = "policy.adopted"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "policy"
+
+
+class PolicyReviewDuePayload(_Payload):
+    version: int
+    review_due: str
+    recipients: list[PersonRef]
+
+
+class PolicyReviewDue(Event[PolicyReviewDuePayload]):
+    """The policy's review date has come: the headteacher and named governor are reminded."""
+
+    TYPE: ClassVar[str] = "policy.review_due"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "policy"

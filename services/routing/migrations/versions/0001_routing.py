@@ -36,7 +36,9 @@ def upgrade() -> None:
         sa.Column("school_id", sa.Text, nullable=False),
         sa.Column("reference", sa.Text, nullable=False, unique=True),
         sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("state", JSONB, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("policy_version", sa.Integer, nullable=False),
+        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
         schema=SCHEMA,
     )
     op.create_table(

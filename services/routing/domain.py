@@ -1,0 +1,271 @@
+"""Pure routing logic around the policy engine: a decision becomes events; a due deadline becomes escalation.
+
+No I/O and no clock reads: the time is always an argument. Ids are derived (uuid5) from what caused them, so
+working the same input twice yields the same ids and the stores' uniqueness makes the second time a no-op.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from services.routing.policy.decision import Decision, EscalationRung, Recipient
+from services.routing.policy.model import Urgency
+from shared.contracts.envelope import Actor, Event
+from shared.contracts.events import (
+    CaseEscalated,
+    CaseEscalatedPayload,
+    CaseOpened,
+    CaseOpenedPayload,
+    CaseTriaged,
+    CaseTriagedPayload,
+    ConcernReceived,
+    DeadlineRef,
+    DeadlineSet,
+    DeadlineSetPayload,
+    NotificationRequested,
+    NotificationRequestedPayload,
+    PersonRef,
+)
+
+ROUTING = Actor(id="routing", role="service")
+_NAMESPACE = uuid.UUID("6f1c2a7e-3b7d-4c1e-9a55-2d0f9f1e8b11")
+ACKNOWLEDGE = "acknowledge"
+
+
+def derived_id(*parts: object) -> str:
+    """A stable id for something caused by `parts` (the same causes give the same id)."""
+    return str(uuid.uuid5(_NAMESPACE, "|".join(str(part) for part in parts)))
+
+
+def case_id_for(concern: ConcernReceived) -> str:
+    return derived_id("case", concern.event_id)
+
+
+def person_ref(recipient: Recipient) -> PersonRef:
+    return PersonRef(person_id=recipient.person_id, name=recipient.name, role=recipient.role.value)
+
+
+def channels_for(recipient: Recipient, *, urgency: str) -> list[tuple[str, str]]:
+    """(channel, address) pairs: push and email where the person has them; SMS too when it cannot wait."""
+    contact = recipient.channels
+    chosen: list[tuple[str, str]] = []
+    if contact.push:
+        chosen.append(("push", recipient.person_id))
+    if contact.email:
+        chosen.append(("email", contact.email))
+    if contact.phone and (urgency in (Urgency.immediate, Urgency.high) or not chosen):
+        chosen.append(("sms", contact.phone))
+    return chosen
+
+
+def notification_requests(
+    recipients: Iterable[Recipient],
+    *,
+    case_id: str,
+    reference: str,
+    urgency: str,
+    reason: str,
+    rung: int,
+    school_id: str,
+    cause: Event[Any],
+    now: datetime,
+) -> list[NotificationRequested]:
+    """One request per person per channel; the id is derived so a re-run requests nothing new."""
+    requests = []
+    for recipient in recipients:
+        for channel, address in channels_for(recipient, urgency=urgency):
+            notification_id = derived_id("notification", case_id, rung, recipient.person_id, channel)
+            requests.append(
+                NotificationRequested.new(
+                    NotificationRequestedPayload(
+                        notification_id=notification_id,
+                        case_id=case_id,
+                        reference=reference,
+                        recipient=person_ref(recipient),
+                        channel=channel,  # type: ignore[arg-type]
+                        address=address,
+                        urgency=urgency,  # type: ignore[arg-type]
+                        reason=reason,
+                        escalation_rung=rung,
+                    ),
+                    school_id=school_id,
+                    aggregate_id=notification_id,
+                    actor=ROUTING,
+                    occurred_at=now,
+                    cause=cause,
+                )
+            )
+    return requests
+
+
+def deadline_event(
+    *,
+    case_id: str,
+    kind: str,
+    due_at: datetime,
+    description: str,
+    rung: int,
+    school_id: str,
+    cause: Event[Any],
+    now: datetime,
+) -> DeadlineSet:
+    deadline_id = derived_id("deadline", case_id, kind, rung)
+    return DeadlineSet.new(
+        DeadlineSetPayload(
+            deadline_id=deadline_id,
+            case_id=case_id,
+            kind=kind,
+            due_at=due_at,
+            description=description,
+            escalation_rung=rung,
+        ),
+        school_id=school_id,
+        aggregate_id=deadline_id,
+        actor=ROUTING,
+        occurred_at=now,
+        cause=cause,
+    )
+
+
+def triage_events(concern: ConcernReceived, decision: Decision, *, now: datetime) -> list[Event[Any]]:
+    """Everything routing announces about a new concern: case opened and triaged, who is told, by when."""
+    case_id = case_id_for(concern)
+    reference = concern.payload.reference
+    common: dict[str, Any] = {
+        "school_id": concern.school_id,
+        "aggregate_id": case_id,
+        "actor": ROUTING,
+        "occurred_at": now,
+        "cause": concern,
+    }
+    opened = CaseOpened.new(
+        CaseOpenedPayload(
+            case_id=case_id,
+            reference=reference,
+            concern_event_id=str(concern.event_id),
+            kind=concern.payload.kind,
+            policy_version=decision.policy_version,
+        ),
+        **common,
+    )
+    triaged = CaseTriaged.new(
+        CaseTriagedPayload(
+            case_id=case_id,
+            reference=reference,
+            category=decision.category,
+            urgency=decision.urgency.value,  # type: ignore[arg-type]
+            rule_ids=list(decision.rule_ids),
+            policy_version=decision.policy_version,
+            policy_digest=decision.policy_digest,
+            notify_roles=[role.value for role in decision.notify_roles],
+            recipients=[person_ref(r) for r in decision.recipients],
+            parents=decision.parent_notification.decision.value,  # type: ignore[arg-type]
+            parents_reason=decision.parent_notification.reason,
+            deadlines=[
+                DeadlineRef(kind=d.kind, due_at=d.due_at, description=d.description) for d in decision.deadlines
+            ],
+            guidance=list(decision.guidance),
+        ),
+        **common,
+    )
+    reason = "rules " + ", ".join(decision.rule_ids) if decision.rule_ids else "no rule matched: DSL triage"
+    events: list[Event[Any]] = [opened, triaged]
+    events += notification_requests(
+        decision.recipients,
+        case_id=case_id,
+        reference=reference,
+        urgency=decision.urgency.value,
+        reason=reason,
+        rung=0,
+        school_id=concern.school_id,
+        cause=concern,
+        now=now,
+    )
+    events += [
+        deadline_event(
+            case_id=case_id,
+            kind=d.kind,
+            due_at=d.due_at,
+            description=d.description,
+            rung=0,
+            school_id=concern.school_id,
+            cause=concern,
+            now=now,
+        )
+        for d in decision.deadlines
+    ]
+    return events
+
+
+def ladder_as_data(ladder: Iterable[EscalationRung]) -> list[dict[str, Any]]:
+    """The escalation ladder as JSON, kept with the acknowledgement deadline so firing needs no re-decision."""
+    return [rung.model_dump(mode="json") for rung in ladder]
+
+
+def next_rung(ladder: list[dict[str, Any]], *, current: int) -> EscalationRung | None:
+    """The rung after `current` (0 = those told at triage), or None when everyone has been told."""
+    for data in ladder:
+        rung = EscalationRung.model_validate(data)
+        if rung.rung == current + 1:
+            return rung
+    return None
+
+
+def escalation_events(
+    rung: EscalationRung,
+    *,
+    case_id: str,
+    reference: str,
+    urgency: str,
+    school_id: str,
+    cause: Event[Any],
+    now: datetime,
+    next_due: datetime | None,
+) -> list[Event[Any]]:
+    """Tell the next rung, record the escalation on the case, and set the next acknowledgement deadline."""
+    reason = f"escalation: nobody acknowledged in time (rung {rung.rung}, {rung.role.value})"
+    events: list[Event[Any]] = [
+        CaseEscalated.new(
+            CaseEscalatedPayload(
+                case_id=case_id,
+                reference=reference,
+                from_rung=rung.rung - 1,
+                to_rung=rung.rung,
+                recipients=[person_ref(r) for r in rung.recipients],
+                reason=reason,
+            ),
+            school_id=school_id,
+            aggregate_id=case_id,
+            actor=ROUTING,
+            occurred_at=now,
+            cause=cause,
+        )
+    ]
+    events += notification_requests(
+        rung.recipients,
+        case_id=case_id,
+        reference=reference,
+        urgency=urgency,
+        reason=reason,
+        rung=rung.rung,
+        school_id=school_id,
+        cause=cause,
+        now=now,
+    )
+    if next_due is not None:
+        events.append(
+            deadline_event(
+                case_id=case_id,
+                kind=ACKNOWLEDGE,
+                due_at=next_due,
+                description="Acknowledge the escalated concern.",
+                rung=rung.rung,
+                school_id=school_id,
+                cause=cause,
+                now=now,
+            )
+        )
+    return events

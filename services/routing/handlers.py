@@ -1,0 +1,226 @@
+"""Routing's handlers: triage a new concern, stop escalation on acknowledgement, act on a due deadline."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.routing.domain import (
+    ACKNOWLEDGE,
+    ROUTING,
+    case_id_for,
+    escalation_events,
+    ladder_as_data,
+    next_rung,
+    notification_requests,
+    triage_events,
+)
+from services.routing.policies import POLICY_REVIEW, PolicyBook
+from services.routing.policy.decide import acknowledge_by, decide, escalation_ladder
+from services.routing.policy.decision import Recipient
+from services.routing.policy.floor import HEADTEACHER, NAMED_GOVERNOR
+from services.routing.policy.model import Urgency
+from services.routing.store import DueDeadline, SqlCaseEvents, SqlDeadlines
+from shared.contracts.envelope import Event, parse_event
+from shared.contracts.events import (
+    CaseEscalated,
+    ConcernReceived,
+    DeadlineReached,
+    DeadlineReachedPayload,
+    DeadlineSet,
+    NotificationAcknowledged,
+    PersonRef,
+    PolicyReviewDue,
+    PolicyReviewDuePayload,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Routing:
+    """What routing's handlers need."""
+
+    policies: PolicyBook
+    case_events: SqlCaseEvents
+    deadlines: SqlDeadlines
+    clock: Callable[[], datetime]
+
+
+async def on_concern_received(event: Event[Any], *, session: AsyncSession, routing: Routing) -> list[Event[Any]]:
+    """Decide under the school's current policy; open and triage the case; request notifications; set deadlines."""
+    assert isinstance(event, ConcernReceived)
+    policy = routing.policies.current(event.school_id)
+    decision = decide(event.payload, policy)
+    now = routing.clock()
+    events = triage_events(event, decision, now=now)
+    case_id = case_id_for(event)
+    case_stream = [e for e in events if e.AGGREGATE == "case"]
+    version = await routing.case_events.append(session, case_id=case_id, events=case_stream, expected_version=0)
+    await routing.case_events.index(
+        session,
+        case_id=case_id,
+        school_id=event.school_id,
+        reference=event.payload.reference,
+        version=version,
+        status="open",
+        policy_version=decision.policy_version,
+        opened_at=now,
+    )
+    ladder = ladder_as_data(escalation_ladder(decision, policy=policy))
+    told = [r.model_dump(mode="json") for r in decision.recipients]
+    for deadline in (e for e in events if isinstance(e, DeadlineSet)):
+        await routing.deadlines.set(
+            session,
+            deadline_id=deadline.payload.deadline_id,
+            school_id=event.school_id,
+            case_id=case_id,
+            kind=deadline.payload.kind,
+            due_at=deadline.payload.due_at,
+            detail={
+                "rung": 0,
+                "ladder": ladder,
+                "told": told,
+                "urgency": decision.urgency.value,
+                "reference": event.payload.reference,
+                "description": deadline.payload.description,
+                "cause": deadline.model_dump(mode="json"),
+            },
+        )
+    return events
+
+
+async def on_notification_acknowledged(
+    event: Event[Any], *, session: AsyncSession, routing: Routing
+) -> list[Event[Any]]:
+    """Someone acknowledged: the case's acknowledgement deadlines stop, so nobody else is escalated to."""
+    assert isinstance(event, NotificationAcknowledged)
+    cancelled = await routing.deadlines.cancel_for_case(
+        session, case_id=event.payload.case_id, kinds=[ACKNOWLEDGE], at=routing.clock()
+    )
+    log.info(
+        "case %s acknowledged by %s: %d deadline(s) stopped",
+        event.payload.case_id,
+        event.payload.acknowledged_by,
+        cancelled,
+    )
+    return []
+
+
+async def on_deadline_due(due: DueDeadline, *, session: AsyncSession, routing: Routing) -> list[Event[Any]]:
+    """A pending deadline's time has come (it fires once): escalate, remind, or note it was already met."""
+    now = routing.clock()
+    cause = parse_event(due.detail["cause"])
+    if due.kind == ACKNOWLEDGE:
+        events, outcome = await _escalate(due, cause=cause, session=session, routing=routing, now=now)
+    elif due.kind == POLICY_REVIEW:
+        events, outcome = _remind_policy_review(due, cause=cause, routing=routing, now=now), "reminded"
+    else:
+        events, outcome = _remind(due, cause=cause, now=now), "reminded"
+    reached = DeadlineReached.new(
+        DeadlineReachedPayload(
+            deadline_id=due.deadline_id, case_id=due.case_id, kind=due.kind, due_at=due.due_at, outcome=outcome
+        ),  # type: ignore[arg-type]
+        school_id=due.school_id,
+        aggregate_id=due.deadline_id,
+        actor=ROUTING,
+        occurred_at=now,
+        cause=cause,
+    )
+    return [reached, *events]
+
+
+async def _escalate(
+    due: DueDeadline, *, cause: Event[Any], session: AsyncSession, routing: Routing, now: datetime
+) -> tuple[list[Event[Any]], str]:
+    rung = next_rung(due.detail["ladder"], current=due.detail["rung"])
+    if rung is None:
+        log.error("case %s: nobody acknowledged and nobody is left to escalate to", due.case_id)
+        return [], "nobody_left"
+    policy = routing.policies.current(due.school_id)
+    urgency = due.detail["urgency"]
+    has_next = next_rung(due.detail["ladder"], current=rung.rung) is not None
+    next_due = acknowledge_by(now, urgency=Urgency(urgency), policy=policy) if has_next else None
+    events = escalation_events(
+        rung,
+        case_id=due.case_id,
+        reference=due.detail["reference"],
+        urgency=urgency,
+        school_id=due.school_id,
+        cause=cause,
+        now=now,
+        next_due=next_due,
+    )
+    history = await routing.case_events.load(session, due.case_id)
+    escalated = [e for e in events if isinstance(e, CaseEscalated)]
+    await routing.case_events.append(session, case_id=due.case_id, events=escalated, expected_version=len(history))
+    for deadline in (e for e in events if isinstance(e, DeadlineSet)):
+        await routing.deadlines.set(
+            session,
+            deadline_id=deadline.payload.deadline_id,
+            school_id=due.school_id,
+            case_id=due.case_id,
+            kind=ACKNOWLEDGE,
+            due_at=deadline.payload.due_at,
+            detail={**due.detail, "rung": rung.rung, "cause": deadline.model_dump(mode="json")},
+        )
+    return events, "escalated"
+
+
+def _remind(due: DueDeadline, *, cause: Event[Any], now: datetime) -> list[Event[Any]]:
+    """A case deadline (e.g. consider a LADO referral) has come: remind the people told at triage."""
+    recipients = [Recipient.model_validate(r) for r in due.detail.get("told", [])]
+    return list(
+        notification_requests(
+            recipients,
+            case_id=due.case_id,
+            reference=due.detail.get("reference", ""),
+            urgency=due.detail.get("urgency", "high"),
+            reason=f"reminder: {due.detail.get('description') or due.kind}",
+            rung=0,
+            school_id=due.school_id,
+            cause=cause,
+            now=now,
+        )
+    )
+
+
+def _remind_policy_review(due: DueDeadline, *, cause: Event[Any], routing: Routing, now: datetime) -> list[Event[Any]]:
+    """The policy's review date has come: remind the headteacher and the named governor."""
+    policy = routing.policies.current(due.school_id)
+    people = [
+        Recipient(person_id=p.id, name=p.name, role=role, channels=p.contact)
+        for role in (HEADTEACHER, NAMED_GOVERNOR)
+        for p in policy.holders(role)
+    ]
+    reminder = PolicyReviewDue.new(
+        PolicyReviewDuePayload(
+            version=due.detail["version"],
+            review_due=due.detail["review_due"],
+            recipients=[PersonRef(person_id=r.person_id, name=r.name, role=r.role.value) for r in people],
+        ),
+        school_id=due.school_id,
+        aggregate_id=f"{due.school_id}:v{due.detail['version']}",
+        actor=ROUTING,
+        occurred_at=now,
+        cause=cause,
+    )
+    return [
+        reminder,
+        *notification_requests(
+            people,
+            case_id=due.case_id,
+            reference=f"policy v{due.detail['version']}",
+            urgency="medium",
+            reason=f"policy review was due on {due.detail['review_due']}",
+            rung=0,
+            school_id=due.school_id,
+            cause=cause,
+            now=now,
+        ),
+    ]

@@ -1,0 +1,79 @@
+"""Reading a policy file: YAML in, a validated `Policy` out, or a `PolicyError` saying what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from services.routing.policy.calendar import BankHolidays
+from services.routing.policy.model import Policy
+
+try:
+    from yaml import CSafeLoader as _BaseLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be used: unreadable, not YAML, or not a valid policy."""
+
+
+class _StrictLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """Safe YAML that refuses a key given twice: a second `notify:` would silently replace the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in keys:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            keys.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """Each problem on its own line, with where it is in the file (e.g. `rules[3].then.notify[0]`)."""
+    lines = []
+    for problem in error.errors():
+        where = ""
+        for part in problem["loc"]:
+            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where or 'policy'}: {message}")
+    return "\n".join(lines)
+
+
+def policy_from_data(data: Any, *, bank_holidays: BankHolidays | None = None, source: str = "policy") -> Policy:
+    """Validate already-parsed policy data."""
+    if not isinstance(data, dict):
+        raise PolicyError(f"{source}: a policy is a mapping of keys to values, not {type(data).__name__}")
+    try:
+        return Policy.model_validate(data, context={"bank_holidays": bank_holidays})
+    except ValidationError as error:
+        count = error.error_count()
+        raise PolicyError(
+            f"{source}: {count} problem{'s' if count != 1 else ''}:\n{describe_validation_error(error)}"
+        ) from error
+
+
+def parse_policy(text: str, *, bank_holidays: BankHolidays | None = None, source: str = "policy") -> Policy:
+    """Parse and validate a policy written as YAML text."""
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as error:
+        raise PolicyError(f"{source}: not valid YAML: {error}") from error
+    return policy_from_data(data, bank_holidays=bank_holidays, source=source)
+
+
+def load_policy(path: str | Path, *, bank_holidays: BankHolidays | None = None) -> Policy:
+    """Read, parse and validate the policy file at `path`."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise PolicyError(f"{path}: cannot read the policy file: {error.strerror or error}") from error
+    return parse_policy(text, bank_holidays=bank_holidays, source=str(path))

@@ -1,0 +1,197 @@
+"""Routing's schema: the case event store (optimistic concurrency), the case index, policies, deadlines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts.envelope import Event, parse_event
+
+SCHEMA = "routing"
+metadata = sa.MetaData(schema=SCHEMA)
+
+case_events = sa.Table(
+    "case_events",
+    metadata,
+    sa.Column("case_id", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("school_id", sa.Text, nullable=False),
+    sa.Column("event_id", sa.Uuid, nullable=False),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("event", JSONB, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True)),
+)
+
+cases = sa.Table(
+    "cases",
+    metadata,
+    sa.Column("case_id", sa.Text, primary_key=True),
+    sa.Column("school_id", sa.Text, nullable=False),
+    sa.Column("reference", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("policy_version", sa.Integer, nullable=False),
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+policies = sa.Table(
+    "policies",
+    metadata,
+    sa.Column("school_id", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.Text, nullable=False),
+    sa.Column("document", JSONB, nullable=False),
+    sa.Column("adopted_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+deadlines = sa.Table(
+    "deadlines",
+    metadata,
+    sa.Column("deadline_id", sa.Text, primary_key=True),
+    sa.Column("school_id", sa.Text, nullable=False),
+    sa.Column("case_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("detail", JSONB, nullable=False),
+    sa.Column("fired_at", sa.DateTime(timezone=True)),
+)
+
+
+class ConcurrencyConflict(Exception):
+    """Another writer appended to the case first; reload and decide again."""
+
+
+class SqlCaseEvents:
+    """The case aggregate's events, appended at an expected version."""
+
+    async def load(self, session: AsyncSession, case_id: str) -> list[Event[Any]]:
+        rows = await session.execute(
+            sa.select(case_events.c.event).where(case_events.c.case_id == case_id).order_by(case_events.c.version)
+        )
+        return [parse_event(row.event) for row in rows]
+
+    async def append(
+        self, session: AsyncSession, *, case_id: str, events: Sequence[Event[Any]], expected_version: int
+    ) -> int:
+        """Append after `expected_version` (0 for a new case); raises ConcurrencyConflict if someone got there first."""
+        if not events:
+            return expected_version
+        rows = [
+            {
+                "case_id": case_id,
+                "version": expected_version + offset,
+                "school_id": event.school_id,
+                "event_id": event.event_id,
+                "event_type": event.type,
+                "event": event.model_dump(mode="json"),
+            }
+            for offset, event in enumerate(events, start=1)
+        ]
+        try:
+            async with session.begin_nested():
+                await session.execute(sa.insert(case_events).values(rows))
+        except IntegrityError as clash:
+            raise ConcurrencyConflict(f"case {case_id} moved past version {expected_version}") from clash
+        return expected_version + len(events)
+
+    async def index(
+        self,
+        session: AsyncSession,
+        *,
+        case_id: str,
+        school_id: str,
+        reference: str,
+        version: int,
+        status: str,
+        policy_version: int,
+        opened_at: datetime,
+    ) -> None:
+        """Keep the case index (reference -> case, status, version) current."""
+        await session.execute(
+            insert(cases)
+            .values(
+                case_id=case_id,
+                school_id=school_id,
+                reference=reference,
+                version=version,
+                status=status,
+                policy_version=policy_version,
+                opened_at=opened_at,
+            )
+            .on_conflict_do_update(index_elements=[cases.c.case_id], set_={"version": version, "status": status})
+        )
+
+    async def find_by_reference(self, session: AsyncSession, reference: str) -> sa.Row | None:
+        return (await session.execute(sa.select(cases).where(cases.c.reference == reference))).first()
+
+
+@dataclass(frozen=True)
+class DueDeadline:
+    deadline_id: str
+    school_id: str
+    case_id: str
+    kind: str
+    due_at: datetime
+    detail: dict[str, Any]
+
+
+class SqlDeadlines:
+    """The durable due-table: a deadline fires once, in the same transaction as the events it causes."""
+
+    async def set(
+        self,
+        session: AsyncSession,
+        *,
+        deadline_id: str,
+        school_id: str,
+        case_id: str,
+        kind: str,
+        due_at: datetime,
+        detail: dict[str, Any],
+    ) -> None:
+        await session.execute(
+            insert(deadlines)
+            .values(
+                deadline_id=deadline_id,
+                school_id=school_id,
+                case_id=case_id,
+                kind=kind,
+                due_at=due_at,
+                status="pending",
+                detail=detail,
+            )
+            .on_conflict_do_nothing()
+        )
+
+    async def claim_due(self, session: AsyncSession, *, now: datetime, limit: int = 50) -> list[DueDeadline]:
+        """Pending deadlines that are due, locked so no other instance fires them too."""
+        rows = await session.execute(
+            sa.select(deadlines)
+            .where(deadlines.c.status == "pending", deadlines.c.due_at <= now)
+            .order_by(deadlines.c.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [DueDeadline(r.deadline_id, r.school_id, r.case_id, r.kind, r.due_at, dict(r.detail)) for r in rows]
+
+    async def close(self, session: AsyncSession, *, deadline_id: str, status: str, at: datetime) -> None:
+        """Mark a deadline fired or cancelled; it never fires again."""
+        await session.execute(
+            sa.update(deadlines).where(deadlines.c.deadline_id == deadline_id).values(status=status, fired_at=at)
+        )
+
+    async def cancel_for_case(self, session: AsyncSession, *, case_id: str, kinds: Sequence[str], at: datetime) -> int:
+        result = await session.execute(
+            sa.update(deadlines)
+            .where(deadlines.c.case_id == case_id, deadlines.c.kind.in_(kinds), deadlines.c.status == "pending")
+            .values(status="cancelled", fired_at=at)
+        )
+        return result.rowcount or 0

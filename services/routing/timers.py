@@ -1,0 +1,102 @@
+"""Durable timers: a due-table in PostgreSQL, polled by every routing instance.
+
+A due row is claimed with `FOR UPDATE SKIP LOCKED`, acted on, marked fired and its events put in the outbox,
+all in one transaction: a restart never loses a deadline (it is a row) and never fires one twice (the row is
+marked in the same commit as its effects; a crash before the commit leaves it pending, to fire once later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.routing.store import DueDeadline, SqlDeadlines
+from shared.contracts.envelope import Event
+from shared.db import transaction
+from shared.inbox_outbox import InboxOutbox
+from shared.tracing import span_in_trace
+
+log = logging.getLogger(__name__)
+
+OnDue = Callable[..., Awaitable[list[Event[Any]]]]
+
+
+class DeadlineScheduler:
+    """Fires due deadlines exactly once across restarts and instances."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        tables: InboxOutbox,
+        deadlines: SqlDeadlines,
+        on_due: OnDue,
+        clock: Callable[[], datetime],
+        after_fire: Callable[[], None] = lambda: None,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self._sessions = sessions
+        self._tables = tables
+        self._deadlines = deadlines
+        self._on_due = on_due
+        self._clock = clock
+        self._after_fire = after_fire
+        self._poll_seconds = poll_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    async def fire_due(self) -> int:
+        """Fire every deadline due now; returns how many fired."""
+        fired = 0
+        while True:
+            async with transaction(self._sessions) as session:
+                due = await self._deadlines.claim_due(session, now=self._clock(), limit=20)
+                for deadline in due:
+                    await self._fire(session, deadline)
+            fired += len(due)
+            if due:
+                self._after_fire()
+            if len(due) < 20:
+                return fired
+
+    async def _fire(self, session: AsyncSession, deadline: DueDeadline) -> None:
+        traceparent = deadline.detail.get("cause", {}).get("traceparent")
+        with span_in_trace(
+            f"deadline {deadline.kind}", traceparent=traceparent, **{"safeguard.deadline_id": deadline.deadline_id}
+        ):
+            events = await self._on_due(deadline, session=session)
+            await self._tables.enqueue(session, events)
+            await self._deadlines.close(session, deadline_id=deadline.deadline_id, status="fired", at=self._clock())
+        log.info(
+            "deadline %s (%s) for %s fired: %s",
+            deadline.deadline_id,
+            deadline.kind,
+            deadline.case_id,
+            [e.type for e in events],
+        )
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.fire_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("firing deadlines failed; will retry")
+            await asyncio.sleep(self._poll_seconds)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="deadline-scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
