@@ -1,0 +1,141 @@
+"""Durable escalation against real NATS + PostgreSQL, with routing's clock in the test's hands.
+
+Nobody acknowledges -> at the deadline the deputies are told; routing restarted in between, and two instances
+polling the due-table, still give exactly one escalation. An acknowledgement stops it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from services.routing.app import RoutingService
+from services.routing.store import deadlines
+from shared.contracts import parse_event
+from shared.contracts.envelope import Actor, utc_now
+from shared.contracts.events import NotificationAcknowledged, NotificationAcknowledgedPayload
+from shared.db import transaction
+from shared.settings import Settings
+from tests.support.factories import concern_received
+from tests.support.running import jetstream, publish_raw
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+class Clock:
+    """A clock the test moves forward."""
+
+    def __init__(self) -> None:
+        self.now = utc_now()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def start(settings: Settings, clock: Clock) -> RoutingService:
+    service = RoutingService(settings, clock=clock)
+    await service.start()
+    await service.runtime.broker.start()
+    return service
+
+
+async def stop(service: RoutingService) -> None:
+    await service.runtime.broker.stop()
+    await service.stop()
+
+
+async def events(js, settings: Settings, event_type: str) -> list:
+    subscription = await js.pull_subscribe(f"{settings.subject_root}.*.{event_type}", stream=settings.stream_name)
+    try:
+        return [parse_event(m.data) for m in await subscription.fetch(200, timeout=0.5)]
+    except Exception:
+        return []
+    finally:
+        await subscription.unsubscribe()
+
+
+async def acknowledge_deadlines(service: RoutingService, case_id: str) -> list:
+    async with transaction(service.runtime.sessions) as session:
+        rows = await session.execute(
+            sa.select(deadlines)
+            .where(deadlines.c.case_id == case_id, deadlines.c.kind == "acknowledge")
+            .order_by(deadlines.c.due_at)
+        )
+        return list(rows)
+
+
+def a_concern_for_the_dsl_alone():
+    # Not immediate risk, so at triage only the DSL is told; the deputies are the next rung.
+    return concern_received(kind="online_bullying", immediate_risk=False)
+
+
+async def test_no_acknowledgement_escalates_to_the_deputies_exactly_once_across_a_restart(settings: Settings) -> None:
+    clock = Clock()
+    first = await start(settings, clock)
+    concern = a_concern_for_the_dsl_alone()
+    async with jetstream(settings) as (_, js):
+        await publish_raw(js, settings, concern)
+        [triaged] = await eventually(lambda: events(js, settings, "case.triaged"), what="triage")
+        case_id = triaged.payload.case_id
+        [pending] = await eventually(lambda: acknowledge_deadlines(first, case_id), what="acknowledge deadline")
+        told_first = {r.person_id for r in triaged.payload.recipients}
+        await stop(first)  # routing goes down with the deadline pending
+
+        clock.now = pending.due_at + timedelta(seconds=1)
+        second, third = await start(settings, clock), await start(settings, clock)  # restarted, and scaled out
+        try:
+            [escalated] = await eventually(lambda: events(js, settings, "case.escalated"), what="escalation")
+            assert await second.scheduler.fire_due() == 0 and await third.scheduler.fire_due() == 0
+            await eventually(
+                lambda: events(js, settings, "deadline.reached"),
+                until=lambda found: any(e.payload.kind == "acknowledge" for e in found),
+                what="reached",
+            )
+            rows = await acknowledge_deadlines(second, case_id)
+        finally:
+            await stop(second)
+            await stop(third)
+        assert len(await events(js, settings, "case.escalated")) == 1
+        requested = [e for e in await events(js, settings, "notification.requested") if e.payload.case_id == case_id]
+    deputies = {r.person_id for r in escalated.payload.recipients}
+    assert escalated.payload.to_rung == 1
+    assert {r.role for r in escalated.payload.recipients} == {"deputy_designated_safeguarding_lead"}
+    assert deputies and not deputies & told_first
+    assert {e.payload.recipient.person_id for e in requested if e.payload.escalation_rung == 1} == deputies
+    assert [(r.status, r.detail["rung"]) for r in rows] == [("fired", 0), ("pending", 1)]
+    assert escalated.correlation_id == concern.event_id and escalated.traceparent == concern.traceparent
+
+
+async def test_an_acknowledgement_stops_the_escalation(settings: Settings) -> None:
+    clock = Clock()
+    service = await start(settings, clock)
+    try:
+        async with jetstream(settings) as (_, js):
+            concern = a_concern_for_the_dsl_alone()
+            await publish_raw(js, settings, concern)
+            [triaged] = await eventually(lambda: events(js, settings, "case.triaged"), what="triage")
+            case_id = triaged.payload.case_id
+            [pending] = await eventually(lambda: acknowledge_deadlines(service, case_id), what="deadline")
+            dsl = triaged.payload.recipients[0]
+            ack = NotificationAcknowledged.new(
+                NotificationAcknowledgedPayload(notification_id="n-1", case_id=case_id, acknowledged_by=dsl.person_id),
+                school_id="st-marks",
+                aggregate_id="n-1",
+                actor=Actor(id=dsl.person_id, role="recipient"),
+                occurred_at=clock.now,
+                cause=concern,
+            )
+            await publish_raw(js, settings, ack)
+            await eventually(
+                lambda: acknowledge_deadlines(service, case_id),
+                until=lambda rows: rows[0].status == "cancelled",
+                what="deadline cancelled",
+            )
+            clock.now = pending.due_at + timedelta(hours=1)
+            assert await service.scheduler.fire_due() == 0
+            assert await events(js, settings, "case.escalated") == []
+    finally:
+        await stop(service)
