@@ -1,0 +1,31 @@
+# The two commands of the README. Both build the virtualenv from pyproject.toml on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint bench docs
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Install, then run the whole system (its own NATS and PostgreSQL unless SAFEGUARD_NATS_URL /
+# SAFEGUARD_DATABASE_URL name servers to use).
+run: $(VENV)/.installed
+	$(BIN)/safeguard up
+
+# Install, then run every test tier against real NATS and PostgreSQL.
+test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/pytest -p no:cacheprovider
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/bench_routing.py
+
+docs: $(VENV)/.installed
+	$(BIN)/python -m services.docs
