@@ -12,6 +12,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.consumer import EventConsumer, Handler
+from shared.contracts.envelope import Event
 from shared.db import ensure_database, make_engine, session_factory
 from shared.inbox_outbox import InboxOutbox
 from shared.logs import configure_logging
@@ -89,6 +90,16 @@ class ServiceRuntime:
 
         subscriber(_with_message(on_message))
         return consumer
+
+    def publishes(self, *event_classes: type[Event[Any]]) -> None:
+        """Declare the events this service publishes (through its outbox), for the AsyncAPI catalogue."""
+        for event_class in event_classes:
+            self.broker.publisher(
+                self.subjects.of_type(event_class.TYPE),
+                title=f"{event_class.TYPE} v{event_class.VERSION}",
+                description=(event_class.__doc__ or "").strip(),
+                schema=event_class,
+            )
 
     async def start(self, *, migrate_schema: bool = True) -> None:
         """Connect, migrate this service's schema, declare streams, start the outbox relay."""

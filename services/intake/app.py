@@ -12,6 +12,7 @@ from services.intake.handlers import Intake
 from services.intake.http import router
 from services.intake.store import SCHEMA, SqlIntakeStore
 from shared.contracts.envelope import utc_now
+from shared.contracts.events import ConcernReceived
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
 
@@ -24,6 +25,7 @@ def known_schools(policy_dir: str) -> frozenset[str]:
 def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     """Build the intake HTTP app for these settings."""
     runtime = ServiceRuntime(settings, service="intake", schema=SCHEMA)
+    runtime.publishes(ConcernReceived)
     intake = Intake(
         sessions=runtime.sessions,
         tables=runtime.tables,

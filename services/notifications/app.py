@@ -15,6 +15,7 @@ from services.notifications.handlers import AckSigner, Notifier, on_notification
 from services.notifications.http import router
 from services.notifications.store import SCHEMA, SqlDeliveries
 from shared.contracts.envelope import utc_now
+from shared.contracts.events import NotificationAcknowledged, NotificationFailed, NotificationSent
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
 from shared.subjects import NOTIFICATIONS_REQUESTS
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     """Build the notifications app for these settings."""
     runtime = ServiceRuntime(settings, service="notifications", schema=SCHEMA)
+    runtime.publishes(NotificationSent, NotificationFailed, NotificationAcknowledged)
     if settings.signing_key:
         signer = AckSigner(settings.signing_key.encode())
     else:

@@ -13,6 +13,16 @@ from services.routing.policies import PolicyBook
 from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines
 from services.routing.timers import DeadlineScheduler
 from shared.contracts.envelope import utc_now
+from shared.contracts.events import (
+    CaseEscalated,
+    CaseOpened,
+    CaseTriaged,
+    DeadlineReached,
+    DeadlineSet,
+    NotificationRequested,
+    PolicyAdopted,
+    PolicyReviewDue,
+)
 from shared.db import transaction
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
@@ -24,6 +34,16 @@ class RoutingService:
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> None:
         self.runtime = ServiceRuntime(settings, service="routing", schema=SCHEMA)
+        self.runtime.publishes(
+            PolicyAdopted,
+            CaseOpened,
+            CaseTriaged,
+            NotificationRequested,
+            DeadlineSet,
+            DeadlineReached,
+            CaseEscalated,
+            PolicyReviewDue,
+        )
         self.routing = Routing(
             policies=PolicyBook(), case_events=SqlCaseEvents(), deadlines=SqlDeadlines(), clock=clock
         )
