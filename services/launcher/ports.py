@@ -16,8 +16,10 @@ def free_port(host: str = LOOPBACK) -> int:
 
 
 def port_is_free(port: int, *, host: str = LOOPBACK) -> bool:
-    """Whether `port` on `host` can be bound now."""
+    """Whether a server could listen on `port` of `host` now (connections in TIME_WAIT do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As uvicorn and nats-server do; without it a port closed a moment ago looks taken.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

@@ -1,0 +1,165 @@
+"""`safeguard up` as a user runs it: embedded servers, four services, a concern that survives a restart."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+import pytest
+
+from services.launcher.ports import free_port, is_listening
+from shared.db import asyncpg_dsn
+from tests.support.factories import report_json
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.e2e
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STARTUP_SECONDS = 120.0
+BANNER_LINE = re.compile(r"^\s+(intake API|notifications|NATS|database):\s+(\S+)\s*$")
+
+
+class RunningUp:
+    """One `python -m services.cli up` process whose stdout is read line by line as it arrives."""
+
+    def __init__(self, *, data_dir: Path, http_port: int, notifications_port: int, log_file: Path) -> None:
+        environment = {key: value for key, value in os.environ.items() if not key.startswith("SAFEGUARD_")}
+        self.log_file = log_file
+        with log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "services.cli",
+                    "up",
+                    "--data-dir",
+                    str(data_dir),
+                    "--http-port",
+                    str(http_port),
+                    "--notifications-port",
+                    str(notifications_port),
+                ],
+                cwd=REPO_ROOT,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def endpoints(self) -> dict[str, str]:
+        """Wait for the ready banner and return its `label: URL` lines."""
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            found: dict[str, str] = {
+                match.group(1): match.group(2) for line in list(self.lines) if (match := BANNER_LINE.match(line))
+            }
+            if {"intake API", "notifications", "NATS", "database"} <= set(found):
+                return found
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no ready banner (exit {self.process.poll()}):\n{self.log_tail()}")
+
+    def interrupt(self) -> int:
+        """Ctrl-C, as a terminal would send it; returns the exit code."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=90)
+        finally:
+            self._reader.join(timeout=5)
+
+    def kill(self) -> None:
+        """Last resort when a test fails midway."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self) -> str:
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-60:])
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data folder under the system temp folder (PostgreSQL's own user must be able to reach it)."""
+    folder = Path(tempfile.mkdtemp(prefix="safeguard-e2e-up-"))
+    yield folder / "data"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _port_of(url: str) -> int:
+    port = urlsplit(url).port
+    assert port is not None, url
+    return port
+
+
+async def _ledger_count(database_url: str, reference: str) -> int:
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        return int(
+            await connection.fetchval(
+                "select count(*) from audit.ledger where event->'payload'->>'reference' = $1", reference
+            )
+        )
+    except asyncpg.UndefinedTableError:
+        return 0
+    finally:
+        await connection.close()
+
+
+async def test_a_concern_reported_before_a_restart_is_in_the_audit_ledger_after_it(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    http_port, notifications_port = free_port(), free_port()
+    log_file = tmp_path / "safeguard-up.log"
+
+    first = RunningUp(data_dir=data_dir, http_port=http_port, notifications_port=notifications_port, log_file=log_file)
+    try:
+        endpoints = first.endpoints()
+        concerns_url = endpoints["intake API"].replace("{school_id}", "st-marks")
+        assert concerns_url == f"http://127.0.0.1:{http_port}/api/v1/schools/st-marks/concerns"
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(concerns_url, json=report_json())
+        assert response.status_code == 202, response.text
+        reference = response.json()["reference"]
+        assert reference
+    finally:
+        exit_code = first.interrupt() if first.process.poll() is None else first.process.returncode
+    assert exit_code == 0, first.log_tail()
+    for stopped in (endpoints["NATS"], endpoints["database"], endpoints["intake API"]):
+        assert not is_listening(_port_of(stopped)), f"{stopped} still listening after Ctrl-C"
+
+    again = RunningUp(data_dir=data_dir, http_port=http_port, notifications_port=notifications_port, log_file=log_file)
+    try:
+        database_url = again.endpoints()["database"]
+        count = await eventually(
+            lambda: _ledger_count(database_url, reference),
+            until=lambda found: found >= 1,
+            timeout=60,
+            what=f"concern {reference} in audit.ledger after the restart",
+        )
+        assert count >= 1
+        assert again.process.poll() is None, "every service is still running"
+    finally:
+        exit_code = again.interrupt() if again.process.poll() is None else again.process.returncode
+    assert exit_code == 0, again.log_tail()
