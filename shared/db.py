@@ -32,21 +32,26 @@ def asyncpg_dsn(database_url: str) -> str:
 
 
 async def ensure_database(database_url: str) -> bool:
-    """Create the URL's database if it does not exist; True when it was created."""
+    """Create the URL's database if it does not exist; True when it was created.
+
+    The database itself is tried first, so a managed role that may not open `postgres` still works.
+    """
     url = make_url(database_url)
     name = url.database
     if not name:
         raise ValueError("database URL names no database")
-    admin = asyncpg_dsn(url.set(database="postgres").render_as_string(hide_password=False))
-    connection = await asyncpg.connect(admin)
     try:
-        exists = await connection.fetchval("select 1 from pg_database where datname = $1", name)
-        if exists:
-            return False
-        try:
-            await connection.execute(f'create database "{name}"')
-        except asyncpg.DuplicateDatabaseError:
-            return False
-        return True
+        existing = await asyncpg.connect(asyncpg_dsn(database_url))
+    except asyncpg.InvalidCatalogNameError:
+        pass
+    else:
+        await existing.close()
+        return False
+    admin = await asyncpg.connect(asyncpg_dsn(url.set(database="postgres").render_as_string(hide_password=False)))
+    try:
+        await admin.execute(f'create database "{name}"')
+    except asyncpg.DuplicateDatabaseError:
+        return False
     finally:
-        await connection.close()
+        await admin.close()
+    return True
