@@ -139,3 +139,58 @@ async def test_an_acknowledgement_stops_the_escalation(settings: Settings) -> No
             assert await events(js, settings, "case.escalated") == []
     finally:
         await stop(service)
+
+
+async def test_a_lado_consideration_deadline_reminds_the_people_told(settings: Settings) -> None:
+    clock = Clock()
+    service = await start(settings, clock)
+    try:
+        async with jetstream(settings) as (_, js):
+            concern = concern_received(
+                kind="staff_personal_account_contact",
+                people=[
+                    {"role": "staff", "involvement": "subject", "name": "A Teaching Assistant"},
+                    {"role": "learner", "involvement": "victim", "age": 11},
+                ],
+            )
+            await publish_raw(js, settings, concern)
+            [triaged] = await eventually(lambda: events(js, settings, "case.triaged"), what="triage")
+            lado = next(d for d in triaged.payload.deadlines if d.kind == "consider_lado_referral")
+            told = {r.person_id for r in triaged.payload.recipients}
+            clock.now = lado.due_at + timedelta(minutes=1)
+            await eventually(
+                lambda: events(js, settings, "deadline.reached"),
+                until=lambda found: any(e.payload.kind == "consider_lado_referral" for e in found),
+                what="LADO deadline reached",
+            )
+            reached = [
+                e for e in await events(js, settings, "deadline.reached") if e.payload.kind == "consider_lado_referral"
+            ]
+            reminders = [
+                e
+                for e in await events(js, settings, "notification.requested")
+                if e.payload.reason.startswith("reminder: ")
+            ]
+    finally:
+        await stop(service)
+    assert triaged.payload.category == "allegation_against_staff"
+    assert [e.payload.outcome for e in reached] == ["reminded"]
+    assert {e.payload.recipient.person_id for e in reminders} == told
+    assert all("LADO" in e.payload.reason for e in reminders)
+
+
+async def test_an_overdue_policy_review_reminds_the_headteacher_and_named_governor_once(settings: Settings) -> None:
+    clock = Clock()
+    first = await start(settings, clock)
+    async with jetstream(settings) as (_, js):
+        [due] = await eventually(lambda: events(js, settings, "policy.review_due"), what="review reminder")
+        await stop(first)
+        second = await start(settings, clock)  # a restart adopts the same policy again: no new reminder
+        try:
+            assert await second.scheduler.fire_due() == 0
+            assert len(await events(js, settings, "policy.adopted")) == 1
+            assert len(await events(js, settings, "policy.review_due")) == 1
+        finally:
+            await stop(second)
+    assert due.payload.review_due == "2022-10-31"
+    assert {r.role for r in due.payload.recipients} == {"headteacher", "named_governor"}
