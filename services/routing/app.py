@@ -8,10 +8,12 @@ from functools import partial
 
 from faststream import FastStream
 
+from services.routing.commands import register_commands
 from services.routing.handlers import Routing, on_concern_received, on_deadline_due, on_notification_acknowledged
 from services.routing.policies import PolicyBook
 from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines
 from services.routing.timers import DeadlineScheduler
+from shared.contracts.case_events import CASE_WORKFLOW_EVENTS
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import (
     CaseEscalated,
@@ -43,6 +45,7 @@ class RoutingService:
             DeadlineReached,
             CaseEscalated,
             PolicyReviewDue,
+            *CASE_WORKFLOW_EVENTS,
         )
         self.routing = Routing(
             policies=PolicyBook(), case_events=SqlCaseEvents(), deadlines=SqlDeadlines(), clock=clock
@@ -59,6 +62,7 @@ class RoutingService:
             durable=ROUTING_ACKNOWLEDGEMENTS,
             filter_subject=self.runtime.subjects.of_type("notification.acknowledged"),
         )
+        register_commands(self.runtime, clock=clock)
         self.scheduler = DeadlineScheduler(
             sessions=self.runtime.sessions,
             tables=self.runtime.tables,

@@ -10,6 +10,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.routing.case import decide as decide_case
+from services.routing.case import fold
+from services.routing.case.commands import Acknowledge
 from services.routing.domain import (
     ACKNOWLEDGE,
     ROUTING,
@@ -26,7 +29,7 @@ from services.routing.policy.decision import Recipient
 from services.routing.policy.floor import HEADTEACHER, NAMED_GOVERNOR
 from services.routing.policy.model import Urgency
 from services.routing.store import DueDeadline, SqlCaseEvents, SqlDeadlines
-from shared.contracts.envelope import Event, parse_event
+from shared.contracts.envelope import Actor, Event, parse_event
 from shared.contracts.events import (
     CaseEscalated,
     ConcernReceived,
@@ -98,18 +101,28 @@ async def on_concern_received(event: Event[Any], *, session: AsyncSession, routi
 async def on_notification_acknowledged(
     event: Event[Any], *, session: AsyncSession, routing: Routing
 ) -> list[Event[Any]]:
-    """Someone acknowledged: the case's acknowledgement deadlines stop, so nobody else is escalated to."""
+    """Someone acknowledged: the case records who, and its acknowledgement deadlines stop (no more escalation)."""
     assert isinstance(event, NotificationAcknowledged)
-    cancelled = await routing.deadlines.cancel_for_case(
-        session, case_id=event.payload.case_id, kinds=[ACKNOWLEDGE], at=routing.clock()
+    case_id = event.payload.case_id
+    now = routing.clock()
+    cancelled = await routing.deadlines.cancel_for_case(session, case_id=case_id, kinds=[ACKNOWLEDGE], at=now)
+    history = await routing.case_events.load(session, case_id)
+    if not history:
+        log.warning("acknowledgement for unknown case %s", case_id)
+        return []
+    state = fold(history)
+    actor = Actor(id=event.payload.acknowledged_by, role=event.actor.role)
+    command = Acknowledge(command="acknowledge", case_id=case_id, school_id=event.school_id, actor=actor)
+    recorded = decide_case(state, command, now=now, actor=actor)  # nothing when already acknowledged
+    version = await routing.case_events.append(
+        session, case_id=case_id, events=recorded, expected_version=state.version
     )
-    log.info(
-        "case %s acknowledged by %s: %d deadline(s) stopped",
-        event.payload.case_id,
-        event.payload.acknowledged_by,
-        cancelled,
-    )
-    return []
+    if recorded:
+        await routing.case_events.advance(
+            session, case_id=case_id, version=version, status=fold(recorded, state=state).status
+        )
+    log.info("case %s acknowledged by %s: %d deadline(s) stopped", case_id, actor.id, cancelled)
+    return recorded
 
 
 async def on_deadline_due(due: DueDeadline, *, session: AsyncSession, routing: Routing) -> list[Event[Any]]:
@@ -158,7 +171,10 @@ async def _escalate(
     )
     history = await routing.case_events.load(session, due.case_id)
     escalated = [e for e in events if isinstance(e, CaseEscalated)]
-    await routing.case_events.append(session, case_id=due.case_id, events=escalated, expected_version=len(history))
+    version = await routing.case_events.append(
+        session, case_id=due.case_id, events=escalated, expected_version=len(history)
+    )
+    await routing.case_events.advance(session, case_id=due.case_id, version=version)
     for deadline in (e for e in events if isinstance(e, DeadlineSet)):
         await routing.deadlines.set(
             session,

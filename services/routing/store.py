@@ -129,6 +129,13 @@ class SqlCaseEvents:
             .on_conflict_do_update(index_elements=[cases.c.case_id], set_={"version": version, "status": status})
         )
 
+    async def advance(self, session: AsyncSession, *, case_id: str, version: int, status: str | None = None) -> None:
+        """Move the case index to `version` (and `status`) after routing itself appended to the case."""
+        values: dict[str, Any] = {"version": version}
+        if status is not None:
+            values["status"] = status
+        await session.execute(sa.update(cases).where(cases.c.case_id == case_id).values(**values))
+
     async def find_by_reference(self, session: AsyncSession, reference: str) -> sa.Row | None:
         return (await session.execute(sa.select(cases).where(cases.c.reference == reference))).first()
 

@@ -137,8 +137,17 @@ async def test_an_acknowledgement_stops_the_escalation(settings: Settings) -> No
             clock.now = pending.due_at + timedelta(hours=1)
             assert await service.scheduler.fire_due() == 0
             assert await events(js, settings, "case.escalated") == []
+            [acknowledged] = await eventually(lambda: events(js, settings, "case.acknowledged"), what="case ack")
+            await publish_raw(js, settings, ack, msg_id="delivered-again")  # a redelivery records nothing new
+            await eventually(
+                lambda: js.consumer_info(settings.stream_name, "routing-acknowledgements"),
+                until=lambda info: info.num_pending == 0 and info.num_ack_pending == 0,
+                what="drained",
+            )
+            assert len(await events(js, settings, "case.acknowledged")) == 1
     finally:
         await stop(service)
+    assert acknowledged.payload.case_id == case_id and acknowledged.payload.acknowledged_by == dsl.person_id
 
 
 async def test_a_lado_consideration_deadline_reminds_the_people_told(settings: Settings) -> None:

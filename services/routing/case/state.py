@@ -1,0 +1,232 @@
+"""The case as its events tell it: a frozen CaseState and `apply`, one event at a time (no I/O, no clock)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import reduce
+from typing import Any, Literal
+
+from shared.contracts.case_events import (
+    CaseAcknowledged,
+    CaseActionRecorded,
+    CaseClosed,
+    CaseDebriefRequested,
+    CaseDecisionRecorded,
+    CaseInvestigationCompleted,
+    CaseOutcomeRecorded,
+    CaseParentNotificationDecided,
+    CasePersonLinked,
+    CaseReassigned,
+    CaseReclassified,
+    CaseReopened,
+    CaseType,
+    ParentsBefore,
+)
+from shared.contracts.envelope import Event
+from shared.contracts.events import CaseOpened, CaseTriaged
+
+CaseStatus = Literal["unopened", "open", "in_progress", "closed"]
+ABOUT = ("subject", "alleged_perpetrator")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedPerson:
+    """A person in the case with their own involvement in it."""
+
+    person_id: str
+    role: str
+    involvement: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedDecision:
+    """A decision on the case: its kind and, for referrals, the agency."""
+
+    kind: str
+    agency: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseState:
+    """Everything the workflow rules look at, folded from the case's events."""
+
+    case_id: str = ""
+    school_id: str = ""
+    reference: str = ""
+    version: int = 0
+    status: CaseStatus = "unopened"
+    case_type: CaseType = "concern"
+    reclassified: bool = False
+    kind: str = ""
+    category: str = ""
+    urgency: str = ""
+    policy_version: int = 0
+    opened_at: datetime | None = None
+    correlation_id: uuid.UUID | None = None
+    traceparent: str | None = None
+    acknowledged_by: str | None = None
+    assigned_to: str | None = None
+    people: tuple[LinkedPerson, ...] = ()
+    parents: ParentsBefore = "not_applicable"
+    parents_reason: str = ""
+    actions: tuple[str, ...] = ()
+    decisions: tuple[RecordedDecision, ...] = ()
+    outcome: str | None = None
+    investigation_completed: bool = False
+    debrief_requested: bool = False
+    times_reopened: int = 0
+
+    @property
+    def opened(self) -> bool:
+        """Whether a case.opened has been folded."""
+        return self.status != "unopened"
+
+    @property
+    def closed(self) -> bool:
+        return self.status == "closed"
+
+    def person(self, person_id: str) -> LinkedPerson | None:
+        """The linked person with this id, if any."""
+        return next((p for p in self.people if p.person_id == person_id), None)
+
+    def people_it_is_about(self) -> tuple[LinkedPerson, ...]:
+        """Subjects and alleged perpetrators: never told, never acting on the case."""
+        return tuple(p for p in self.people if p.involvement in ABOUT)
+
+    def has_decision(self, *kinds: str) -> bool:
+        """Whether a decision of one of these kinds is recorded."""
+        return any(d.kind in kinds for d in self.decisions)
+
+
+def case_type_of(*words: str) -> CaseType:
+    """The case type a triage category (or, failing that, the concern's kind) names."""
+    for word in words:
+        if "declaration" in word or "pre_existing_relationship" in word:
+            return "staff_declaration"
+        if "low_level" in word:
+            return "low_level_concern"
+        if "allegation" in word:
+            return "staff_allegation"
+    return "concern"
+
+
+def _opened(state: CaseState, event: CaseOpened) -> CaseState:
+    body = event.payload
+    return replace(
+        state,
+        case_id=body.case_id,
+        school_id=event.school_id,
+        reference=body.reference,
+        status="open",
+        kind=body.kind,
+        case_type=case_type_of(body.kind),
+        policy_version=body.policy_version,
+        opened_at=event.occurred_at,
+        correlation_id=event.correlation_id,
+        traceparent=event.traceparent,
+    )
+
+
+def _triaged(state: CaseState, event: CaseTriaged) -> CaseState:
+    body = event.payload
+    case_type = state.case_type if state.reclassified else case_type_of(body.category, state.kind)
+    return replace(
+        state,
+        category=body.category,
+        urgency=body.urgency,
+        policy_version=body.policy_version,
+        parents=body.parents,
+        parents_reason=body.parents_reason,
+        case_type=case_type,
+    )
+
+
+def _acknowledged(state: CaseState, event: CaseAcknowledged) -> CaseState:
+    who = event.payload.acknowledged_by
+    status: CaseStatus = "in_progress" if state.status == "open" else state.status
+    return replace(state, acknowledged_by=who, assigned_to=state.assigned_to or who, status=status)
+
+
+def _reassigned(state: CaseState, event: CaseReassigned) -> CaseState:
+    return replace(state, assigned_to=event.payload.to_person_id)
+
+
+def _action_recorded(state: CaseState, event: CaseActionRecorded) -> CaseState:
+    return replace(state, actions=(*state.actions, event.payload.action))
+
+
+def _parents_decided(state: CaseState, event: CaseParentNotificationDecided) -> CaseState:
+    return replace(state, parents=event.payload.decision, parents_reason=event.payload.reason)
+
+
+def _person_linked(state: CaseState, event: CasePersonLinked) -> CaseState:
+    body = event.payload
+    if state.person(body.person_id) is not None:
+        # A person keeps the involvement they were first linked with; linking never rewrites it.
+        return state
+    person = LinkedPerson(person_id=body.person_id, role=body.role, involvement=body.involvement, name=body.name)
+    return replace(state, people=(*state.people, person))
+
+
+def _decision_recorded(state: CaseState, event: CaseDecisionRecorded) -> CaseState:
+    decision = RecordedDecision(kind=event.payload.kind, agency=event.payload.agency)
+    return replace(state, decisions=(*state.decisions, decision))
+
+
+def _reclassified(state: CaseState, event: CaseReclassified) -> CaseState:
+    return replace(state, case_type=event.payload.to_type, reclassified=True)
+
+
+def _outcome_recorded(state: CaseState, event: CaseOutcomeRecorded) -> CaseState:
+    return replace(state, outcome=event.payload.outcome)
+
+
+def _investigation_completed(state: CaseState, event: CaseInvestigationCompleted) -> CaseState:
+    return replace(state, investigation_completed=True)
+
+
+def _debrief_requested(state: CaseState, event: CaseDebriefRequested) -> CaseState:
+    return replace(state, debrief_requested=True)
+
+
+def _closed(state: CaseState, event: CaseClosed) -> CaseState:
+    return replace(state, status="closed")
+
+
+def _reopened(state: CaseState, event: CaseReopened) -> CaseState:
+    status: CaseStatus = "in_progress" if state.acknowledged_by else "open"
+    return replace(state, status=status, outcome=None, times_reopened=state.times_reopened + 1)
+
+
+_FOLDS: dict[type[Event[Any]], Callable[[CaseState, Any], CaseState]] = {
+    CaseOpened: _opened,
+    CaseTriaged: _triaged,
+    CaseAcknowledged: _acknowledged,
+    CaseReassigned: _reassigned,
+    CaseActionRecorded: _action_recorded,
+    CaseParentNotificationDecided: _parents_decided,
+    CasePersonLinked: _person_linked,
+    CaseDecisionRecorded: _decision_recorded,
+    CaseReclassified: _reclassified,
+    CaseOutcomeRecorded: _outcome_recorded,
+    CaseInvestigationCompleted: _investigation_completed,
+    CaseDebriefRequested: _debrief_requested,
+    CaseClosed: _closed,
+    CaseReopened: _reopened,
+}
+
+
+def apply(state: CaseState, event: Event[Any]) -> CaseState:
+    """The state after one more event; events the workflow does not track (e.g. escalations) only count."""
+    fold = _FOLDS.get(type(event))
+    folded = fold(state, event) if fold is not None else state
+    return replace(folded, version=state.version + 1)
+
+
+def fold(events: Iterable[Event[Any]], *, state: CaseState | None = None) -> CaseState:
+    """The state after all `events`, from an empty case (or from `state`)."""
+    return reduce(apply, events, state or CaseState())

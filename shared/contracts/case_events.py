@@ -1,0 +1,235 @@
+"""The case workflow's events: what the DSL and staff did on a case, and why (one frozen class per version)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.envelope import Event
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+CaseType = Literal["concern", "staff_allegation", "low_level_concern", "staff_declaration"]
+CaseInvolvement = Literal["subject", "alleged_perpetrator", "victim", "witness", "reporter"]
+CaseAction = Literal[
+    "spoke_to_learner",
+    "parents_contacted",
+    "referral_to_childrens_social_care",
+    "lado_referral",
+    "police",
+    "pastoral_support",
+    "sanction",
+    "early_help",
+    "other",
+]
+DecisionKind = Literal["refer", "not_refer", "staff_declaration", "harm_threshold", "other"]
+Agency = Literal["childrens_social_care", "lado", "police", "early_help"]
+ParentsDecision = Literal["inform", "withhold"]
+ParentsBefore = Literal["inform", "withhold", "not_applicable"]
+
+_TEXT = 5_000
+_WORD = r"^[a-z][a-z0-9_]*$"
+
+
+class CaseAcknowledgedPayload(_Payload):
+    case_id: str
+    acknowledged_by: str = Field(description="person id of whoever took the case on")
+    role: str
+
+
+class CaseAcknowledged(Event[CaseAcknowledgedPayload]):
+    """Someone told about the case acknowledged it: the case is being handled."""
+
+    TYPE: ClassVar[str] = "case.acknowledged"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
+class CaseReassignedPayload(_Payload):
+    case_id: str
+    from_person_id: str | None = Field(description="None when the case had nobody assigned")
+    to_person_id: str
+    to_role: str
+    reason: str = Field(default="", max_length=_TEXT)
+
+
+class CaseReassigned(Event[CaseReassignedPayload]):
+    """The case was handed to another person to lead."""
+
+    TYPE: ClassVar[str] = "case.reassigned"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
+class CaseActionRecordedPayload(_Payload):
+    case_id: str
+    action: CaseAction
+    details: str = Field(default="", max_length=_TEXT)
+    person_id: str | None = Field(default=None, description="the linked person the action concerned, if any")
+
+
+class CaseActionRecorded(Event[CaseActionRecordedPayload]):
+    """Something done on the case, e.g. parents contacted or a referral to children's social care."""
+
+    TYPE: ClassVar[str] = "case.action_recorded"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
+class CaseParentNotificationDecidedPayload(_Payload):
+    case_id: str
+    decision: ParentsDecision
+    previous: ParentsBefore = Field(description="what stood before: triage's decision or an earlier one")
+    overridden: bool = Field(description="True when the decision changes what stood before")
+    reason: str = Field(min_length=1, max_length=_TEXT)
+
+
+class CaseParentNotificationDecided(Event[CaseParentNotificationDecidedPayload]):
+    """The DSL (or a deputy) decided whether parents are told, withholding or overriding, with the reason."""
+
+    TYPE: ClassVar[str] = "case.parent_notification_decided"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
+class CasePersonLinkedPayload(_Payload):
+    case_id: str
+    person_id: str
+    role: str = Field(description="who the person is to the school (learner, staff, parent_carer, ...)")
+    involvement: CaseInvolvement = Field(description="this person's own part in the concern")
+    name: str | None = Field(default=None, max_length=200)
+    age: int | None = Field(default=None, ge=0, le=130)
+    year_group: str | None = Field(default=None, max_length=40)
+
+
+class CasePersonLinked(Event[CasePersonLinkedPayload]):
+    """A person was linked to the case with their own involvement in it."""
+
+    TYPE: ClassVar[str] = "case.person_linked"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
+class CaseDecisionRecordedPayload(_Payload):
+    case_id: str
+    kind: DecisionKind = Field(description="refer, not_refer (a decision not to refer), staff_declaration, ...")
+    decision: str = Field(min_length=1, max_length=_TEXT)
+    reasons: str = Field(min_length=1, max_length=_TEXT)
+    advice: str = Field(default="", max_length=_TEXT, description="advice given, e.g. to a declaring member of staff")
+    agency: Agency | None = Field(default=None, description="who was (or was not) referred to")
+    decided_by_role: str
+
+
+class CaseDecisionRecorded(Event[CaseDecisionRecordedPayload]):
+    """A decision on the case and its reasons, including a decision not to refer."""
+
+    TYPE: ClassVar[str] = "case.decision_recorded"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
+class CaseReclassifiedPayload(_Payload):
+    case_id: str
+    from_type: CaseType
+    to_type: CaseType
+    reason: str = Field(min_length=1, max_length=_TEXT)
+
+
+class CaseReclassified(Event[CaseReclassifiedPayload]):
+    """The case changed type, e.g. a concern about staff found below the harm threshold is a low-level concern."""
+
+    TYPE: ClassVar[str] = "case.reclassified"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
+class CaseOutcomeRecordedPayload(_Payload):
+    case_id: str
+    case_type: CaseType
+    outcome: str = Field(pattern=_WORD, max_length=80)
+    summary: str = Field(min_length=1, max_length=_TEXT)
+    previous_outcome: str | None = None
+
+
+class CaseOutcomeRecorded(Event[CaseOutcomeRecordedPayload]):
+    """The outcome of the case; an allegation about staff ends in one of the five KCSIE outcomes."""
+
+    TYPE: ClassVar[str] = "case.outcome_recorded"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
+class CaseInvestigationCompletedPayload(_Payload):
+    case_id: str
+    summary: str = Field(min_length=1, max_length=_TEXT)
+
+
+class CaseInvestigationCompleted(Event[CaseInvestigationCompletedPayload]):
+    """The investigation of the case is complete."""
+
+    TYPE: ClassVar[str] = "case.investigation_completed"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
+class CaseDebriefRequestedPayload(_Payload):
+    case_id: str
+    requested_of: list[str] = Field(min_length=1, description="the roles asked to debrief, e.g. leadership_team")
+    focus: str = Field(default="", max_length=_TEXT, description="what the debrief should look at")
+
+
+class CaseDebriefRequested(Event[CaseDebriefRequestedPayload]):
+    """Leadership is asked to debrief and identify lessons learnt after the investigation."""
+
+    TYPE: ClassVar[str] = "case.debrief_requested"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
+class CaseClosedPayload(_Payload):
+    case_id: str
+    case_type: CaseType
+    outcome: str | None = Field(description="the recorded outcome; a staff declaration may close on its decision")
+    summary: str = Field(min_length=1, max_length=_TEXT)
+
+
+class CaseClosed(Event[CaseClosedPayload]):
+    """The case was closed."""
+
+    TYPE: ClassVar[str] = "case.closed"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
+class CaseReopenedPayload(_Payload):
+    case_id: str
+    reason: str = Field(min_length=1, max_length=_TEXT)
+    previous_outcome: str | None = None
+
+
+class CaseReopened(Event[CaseReopenedPayload]):
+    """A closed case was reopened; it needs a fresh outcome before it closes again."""
+
+    TYPE: ClassVar[str] = "case.reopened"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
+CASE_WORKFLOW_EVENTS: tuple[type[Event[Any]], ...] = (
+    CaseAcknowledged,
+    CaseReassigned,
+    CaseActionRecorded,
+    CaseParentNotificationDecided,
+    CasePersonLinked,
+    CaseDecisionRecorded,
+    CaseReclassified,
+    CaseOutcomeRecorded,
+    CaseInvestigationCompleted,
+    CaseDebriefRequested,
+    CaseClosed,
+    CaseReopened,
+)
