@@ -64,6 +64,7 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
 async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
     """Create the streams, or bring an existing stream's settings up to date."""
     for config in stream_configs(settings):
+        assert config.name is not None
         try:
             await js.stream_info(config.name)
         except NotFoundError:

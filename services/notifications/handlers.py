@@ -77,7 +77,7 @@ async def on_notification_requested(
     )
     channel = notifier.channels.get(request.channel)
     now = notifier.clock()
-    common = {
+    common: dict[str, Any] = {
         "school_id": event.school_id,
         "aggregate_id": request.notification_id,
         "actor": SERVICE_ACTOR,

@@ -196,9 +196,10 @@ class SqlDeadlines:
         )
 
     async def cancel_for_case(self, session: AsyncSession, *, case_id: str, kinds: Sequence[str], at: datetime) -> int:
-        result = await session.execute(
+        cancelled = await session.execute(
             sa.update(deadlines)
             .where(deadlines.c.case_id == case_id, deadlines.c.kind.in_(kinds), deadlines.c.status == "pending")
             .values(status="cancelled", fired_at=at)
+            .returning(deadlines.c.deadline_id)
         )
-        return result.rowcount or 0
+        return len(cancelled.all())
