@@ -7,14 +7,13 @@ but whose row update is lost is published again after restart and dropped by the
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from contextlib import suppress
 
 import sqlalchemy as sa
 from faststream.nats import NatsBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.background import PollingLoop
 from shared.db import transaction
 from shared.inbox_outbox import InboxOutbox
 from shared.messaging import publish_wire_event
@@ -40,14 +39,12 @@ class OutboxRelay:
         self._outbox = tables.outbox
         self._broker = broker
         self._subjects = subjects
-        self._poll_seconds = poll_seconds
         self._batch_size = batch_size
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PollingLoop(self.flush, name="outbox-relay", poll_seconds=poll_seconds)
 
     def wake(self) -> None:
         """Ask for a flush soon (after a commit added rows)."""
-        self._wakeup.set()
+        self._loop.wake()
 
     async def flush(self) -> int:
         """Publish every pending row; returns how many were published."""
@@ -94,27 +91,8 @@ class OutboxRelay:
                 )
         return len(rows)
 
-    async def run(self) -> None:
-        """Flush on every wake-up or poll tick until cancelled; a failure is logged and retried."""
-        while True:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_seconds)
-            self._wakeup.clear()
-            try:
-                await self.flush()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox flush failed; will retry")
-                await asyncio.sleep(self._poll_seconds)
-
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="outbox-relay")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()

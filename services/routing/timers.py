@@ -7,16 +7,15 @@ marked in the same commit as its effects; a crash before the commit leaves it pe
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.routing.store import DueDeadline, SqlDeadlines
+from shared.background import PollingLoop
 from shared.contracts.envelope import Event
 from shared.db import transaction
 from shared.inbox_outbox import InboxOutbox
@@ -47,8 +46,7 @@ class DeadlineScheduler:
         self._on_due = on_due
         self._clock = clock
         self._after_fire = after_fire
-        self._poll_seconds = poll_seconds
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PollingLoop(self.fire_due, name="deadline-scheduler", poll_seconds=poll_seconds)
 
     async def fire_due(self) -> int:
         """Fire every deadline due now; returns how many fired."""
@@ -80,23 +78,8 @@ class DeadlineScheduler:
             [e.type for e in events],
         )
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.fire_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("firing deadlines failed; will retry")
-            await asyncio.sleep(self._poll_seconds)
-
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="deadline-scheduler")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()

@@ -1,0 +1,51 @@
+"""One background loop for work a service repeats: run a step on every wake-up or poll tick until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class PollingLoop:
+    """Calls `step` when woken or every `poll_seconds`; a failing step is logged and tried again next tick."""
+
+    def __init__(self, step: Callable[[], Awaitable[Any]], *, name: str, poll_seconds: float) -> None:
+        self._step = step
+        self._name = name
+        self._poll_seconds = poll_seconds
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Run the step soon rather than at the next tick."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        while True:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_seconds)
+            self._wakeup.clear()
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s failed; will retry", self._name)
+
+    def start(self) -> None:
+        """Start the loop; the first step runs at once."""
+        self._wakeup.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name=self._name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
