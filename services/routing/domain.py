@@ -168,6 +168,8 @@ def triage_events(concern: ConcernReceived, decision: Decision, *, now: datetime
                 DeadlineRef(kind=d.kind, due_at=d.due_at, description=d.description) for d in decision.deadlines
             ],
             guidance=list(decision.guidance),
+            safety_floor=list(decision.safety_floor),
+            formal_record_required=decision.formal_record_required,
         ),
         **common,
     )

@@ -72,6 +72,8 @@ class CaseTriagedPayload(_Payload):
     parents_reason: str = ""
     deadlines: list[DeadlineRef] = Field(default_factory=list)
     guidance: list[str] = Field(default_factory=list)
+    safety_floor: list[str] = Field(default_factory=list, description="safety-floor protections that changed it")
+    formal_record_required: bool = Field(default=False, description="the decision must be formally recorded")
 
 
 class CaseTriaged(Event[CaseTriagedPayload]):
