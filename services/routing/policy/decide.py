@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from services.routing.policy import floor
 from services.routing.policy.calendar import due_at
-from services.routing.policy.decision import Deadline, Decision, EscalationRung
-from services.routing.policy.match import facts_of, matches
+from services.routing.policy.decision import Deadline, Decision, EscalationRung, ParentNotification
+from services.routing.policy.match import facts_of, matching_rules
 from services.routing.policy.model import Policy, Rule, SchoolRole, Urgency
 from shared.contracts.concern import ConcernReceivedPayload
 
@@ -17,7 +18,7 @@ _IMMEDIATE_NOTE = (
     "A child may be at immediate risk: this is treated as immediate and goes to the DSL and the deputies. "
     "If a child is in immediate danger, call 999."
 )
-_UNMATCHED_NOTE = "No rule in the policy matched this concern: the DSL triages it."
+_UNMATCHED_NOTE = "No rule in the policy says what kind of concern this is: the DSL triages it."
 _SUBJECT_NOTE = (
     "Someone this concern is about would normally be told of it: they are not, and the next person in line "
     "receives it instead."
@@ -25,36 +26,71 @@ _SUBJECT_NOTE = (
 _HEADTEACHER_NOTE = "This concern is about the headteacher: it goes to the named governor, not the headteacher."
 
 
+class RulesOutcome(NamedTuple):
+    """What the matching rules ask for together, before the safety floor."""
+
+    rule_ids: tuple[str, ...]
+    recognised: str | None
+    urgency: Urgency | None
+    roles: frozenset[SchoolRole]
+    parents: ParentNotification
+    guidance: tuple[str, ...]
+    reporter_is_subject: bool
+    formal_record: bool
+
+
+def rules_outcome(matched: tuple[Rule, ...], *, policy: Policy) -> RulesOutcome:
+    """Combine the matching rules: first category, highest urgency, everyone named, most cautious parents."""
+    rule_ids = tuple(rule.id for rule in matched)
+    # The same few combinations of rules recur, and the answer depends on nothing else: memoised per policy.
+    key = ("rules_outcome", rule_ids)
+    known = policy.engine_cache.get(key)
+    if known is not None:
+        return known  # type: ignore[no-any-return]
+    actions = [rule.then for rule in matched]
+    # A rule that sets a category says what the concern is; rules that only add guidance or people do not.
+    recognised = next((a.category for a in actions if a.category), None)
+    fallback = [] if recognised else [policy.fallback.guidance.strip()]
+    outcome = RulesOutcome(
+        rule_ids=rule_ids,
+        recognised=recognised,
+        urgency=max((a.urgency for a in actions if a.urgency), key=lambda u: u.rank, default=None),
+        roles=frozenset(role for a in actions for role in a.notify),
+        parents=floor.parents_from_rules(actions, matched=bool(matched)),
+        guidance=tuple(a.guidance.strip() for a in actions) + tuple(fallback),
+        reporter_is_subject=any(a.reporter_is_subject for a in actions),
+        formal_record=any(a.formal_record for a in actions),
+    )
+    if len(policy.engine_cache) < floor.CACHE_LIMIT:
+        policy.engine_cache[key] = outcome
+    return outcome
+
+
 def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
     """Apply the policy's rules and then the safety floor to one concern."""
     facts = facts_of(concern)
-    matched: tuple[Rule, ...] = tuple(rule for rule in policy.rules_for_kind(concern.kind) if matches(rule.when, facts))
-    actions = [rule.then for rule in matched]
+    matched = matching_rules(facts, policy=policy)
+    asked = rules_outcome(matched, policy=policy)
     engaged: list[str] = []
     notes: list[str] = []
 
-    subjects = floor.subject_person_ids(
-        concern, policy=policy, reporter_is_subject=any(a.reporter_is_subject for a in actions)
-    )
-    category = next((a.category for a in actions if a.category), policy.fallback.category)
-    urgency = max((a.urgency for a in actions if a.urgency), key=lambda u: u.rank, default=None)
-    urgency = urgency or policy.fallback.urgency
-    roles: set[SchoolRole] = {role for a in actions for role in a.notify}
+    subjects = floor.subject_person_ids(concern, policy=policy, reporter_is_subject=asked.reporter_is_subject)
+    category = asked.recognised or policy.fallback.category
+    urgency = asked.urgency or policy.fallback.urgency
+    roles = set(asked.roles)
 
     if concern.immediate_risk:
         urgency = Urgency.immediate
         roles |= {floor.DSL, floor.DEPUTY}
         engaged.append(floor.IMMEDIATE_RISK)
         notes.append(_IMMEDIATE_NOTE)
-    if not matched:
+    if asked.recognised is None:
         roles.add(floor.DSL)
         engaged.append(floor.UNMATCHED)
         notes.append(_UNMATCHED_NOTE)
 
-    adult_subject = floor.adult_working_with_children_is_subject(concern, subjects=subjects, policy=policy)
-    parents, parent_floor = floor.parent_notification(
-        concern, actions=actions, adult_subject=adult_subject, matched=bool(matched)
-    )
+    adult_subject = floor.adult_working_with_children_is_subject(facts, subjects=subjects, policy=policy)
+    parents, parent_floor = floor.parent_notification(facts, from_rules=asked.parents, adult_subject=adult_subject)
     engaged.extend(parent_floor)
     if floor.PARENTS_RISK in parent_floor or floor.PARENTS_HARM in parent_floor:
         roles.add(floor.DSL)
@@ -80,15 +116,9 @@ def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
     received_on = policy.calendar.local(concern.received_at).date()
     overdue = received_on > policy.source.next_review
     if overdue:
-        notes.append(
-            f"The school's policy was due for review by {policy.source.next_review.isoformat()}: "
-            "it is overdue for review."
-        )
-    guidance = _unique(
-        [a.guidance.strip() for a in actions] + ([] if matched else [policy.fallback.guidance.strip()]) + notes
-    )
-    # Built from parts already validated here and in the policy, so pydantic's checks are skipped (speed).
-    return Decision.model_construct(
+        notes.append(_overdue_note(policy))
+    guidance = _unique([*asked.guidance, *notes])
+    return Decision(
         reference=concern.reference,
         school_id=policy.school.id,
         category=category,
@@ -98,10 +128,10 @@ def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
         parent_notification=parents,
         deadlines=_deadlines(concern.received_at, urgency=urgency, matched=matched, policy=policy),
         guidance=guidance,
-        rule_ids=tuple(rule.id for rule in matched),
+        rule_ids=asked.rule_ids,
         safety_floor=tuple(engaged),
         subject_person_ids=tuple(sorted(subjects)),
-        formal_record_required=any(a.formal_record for a in actions),
+        formal_record_required=asked.formal_record,
         policy_version=policy.version,
         policy_digest=policy.digest,
         policy_review_overdue=overdue,
@@ -118,16 +148,16 @@ def _deadlines(
 ) -> tuple[Deadline, ...]:
     within = policy.acknowledge_within[urgency]
     earliest: dict[str, Deadline] = {
-        ACKNOWLEDGE: Deadline.model_construct(
+        ACKNOWLEDGE: Deadline(
             kind=ACKNOWLEDGE,
             due_at=due_at(received_at, within=within, calendar=policy.calendar),
-            description=f"Acknowledge the concern within {within.described}.",
+            description=within.acknowledge_text,
             rule_id=None,
         )
     }
     for rule in matched:
         for wanted in rule.then.deadlines:
-            deadline = Deadline.model_construct(
+            deadline = Deadline(
                 kind=wanted.kind,
                 due_at=due_at(received_at, within=wanted.within, calendar=policy.calendar),
                 description=wanted.description,
@@ -137,6 +167,16 @@ def _deadlines(
             if current is None or deadline.due_at < current.due_at:
                 earliest[wanted.kind] = deadline
     return tuple(sorted(earliest.values(), key=lambda d: (d.due_at, d.kind)))
+
+
+def _overdue_note(policy: Policy) -> str:
+    note = policy.engine_cache.get("overdue_note")
+    if note is None:
+        note = policy.engine_cache["overdue_note"] = (
+            f"The school's policy was due for review by {policy.source.next_review.isoformat()}: "
+            "it is overdue for review."
+        )
+    return note
 
 
 def _unique(texts: list[str]) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from services.routing.policy.model import ContactChannels, ParentDecision, Schoo
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Recipient(_Frozen):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from services.routing.policy.decision import ParentNotification, Recipient
+from services.routing.policy.match import ConcernFacts
 from services.routing.policy.model import ParentDecision, Person, Policy, SchoolRole, Then
-from shared.contracts.concern import ADULTS_WORKING_WITH_CHILDREN, ConcernReport, Involvement, PersonRole
+from shared.contracts.concern import ADULTS_WORKING_WITH_CHILDREN, ConcernReport, PersonRole
 
 DSL = SchoolRole.designated_safeguarding_lead
 DEPUTY = SchoolRole.deputy_designated_safeguarding_lead
@@ -62,19 +63,21 @@ def headteacher_is_subject(subjects: frozenset[str], *, policy: Policy) -> bool:
     return any(p.id in subjects for p in policy.holders(HEADTEACHER))
 
 
-def adult_working_with_children_is_subject(concern: ConcernReport, *, subjects: frozenset[str], policy: Policy) -> bool:
+def adult_working_with_children_is_subject(facts: ConcernFacts, *, subjects: frozenset[str], policy: Policy) -> bool:
     """Whether the concern is about staff, a volunteer, a contractor, a governor or the headteacher."""
-    if any(p.role in ADULTS_WORKING_WITH_CHILDREN for p in concern.subjects()):
+    if not facts.subject_roles.isdisjoint(ADULTS_WORKING_WITH_CHILDREN):
         return True
     return any((person := policy.person(pid)) is not None and not person.external for pid in subjects)
 
 
+_CHILDREN = frozenset({PersonRole.learner, PersonRole.former_learner})
 _CAUTION = {ParentDecision.not_applicable: 0, ParentDecision.inform: 1, ParentDecision.withhold: 2}
 _DEFAULT_REASON = {
     ParentDecision.inform: "The policy says parents or carers are informed.",
     ParentDecision.withhold: "The DSL decides whether and when parents or carers are told.",
     ParentDecision.not_applicable: "The policy does not ask for parents or carers to be informed.",
 }
+_UNSTATED_REASON = "No matching rule says whether parents or carers are told: the DSL decides."
 _UNMATCHED_REASON = "No rule matched this concern: the DSL decides whether and when parents or carers are told."
 _RISK_REASON = (
     "The report says telling the child's parents or carers could put the child at greater risk: "
@@ -92,66 +95,76 @@ _PARENT_SUBJECT_REASON = (
 )
 
 
-def parent_notification(
-    concern: ConcernReport,
-    *,
-    actions: Sequence[Then],
-    adult_subject: bool,
-    matched: bool,
-) -> tuple[ParentNotification, list[str]]:
-    """The parents/carers decision: the most cautious rule, then the floor, which only ever withholds."""
+def parents_from_rules(actions: Sequence[Then], *, matched: bool) -> ParentNotification:
+    """What the matching rules say about parents: the most cautious stated, else withhold (the DSL decides)."""
     stated = [a for a in actions if a.parents is not None]
-    if stated:
-        strongest = max(stated, key=lambda a: _CAUTION[a.parents])  # type: ignore[index]
-        decision = strongest.parents or ParentDecision.not_applicable
-        reason = strongest.parents_reason.strip() or _DEFAULT_REASON[decision]
-    elif matched:
-        decision, reason = ParentDecision.not_applicable, _DEFAULT_REASON[ParentDecision.not_applicable]
-    else:
-        decision, reason = ParentDecision.withhold, _UNMATCHED_REASON
+    if not stated:
+        return ParentNotification(
+            decision=ParentDecision.withhold, reason=_UNSTATED_REASON if matched else _UNMATCHED_REASON
+        )
+    strongest = max(stated, key=lambda a: _CAUTION[a.parents])  # type: ignore[index]
+    decision = strongest.parents or ParentDecision.not_applicable
+    return ParentNotification(decision=decision, reason=strongest.parents_reason.strip() or _DEFAULT_REASON[decision])
+
+
+def parent_notification(
+    facts: ConcernFacts, *, from_rules: ParentNotification, adult_subject: bool
+) -> tuple[ParentNotification, tuple[str, ...]]:
+    """The parents/carers decision: the rules' answer, then the floor, which only ever withholds."""
+    decision = from_rules.decision
     engaged: list[str] = []
     withheld: list[str] = []
-    if concern.telling_parents_may_increase_risk:
+    if facts.telling_parents_may_increase_risk:
         engaged.append(PARENTS_RISK)
         withheld.append(_RISK_REASON)
-    perpetrator_parent = any(
-        p.role is PersonRole.parent_carer and p.involvement is Involvement.alleged_perpetrator for p in concern.people
-    )
-    if concern.harm_from_parent_or_carer or perpetrator_parent:
+    if facts.harm_from_parent_or_carer or (
+        PersonRole.parent_carer in facts.alleged_perpetrator_roles and not facts.involved_roles.isdisjoint(_CHILDREN)
+    ):
         engaged.append(PARENTS_HARM)
         withheld.append(_HARM_REASON)
     if adult_subject:
         engaged.append(PARENTS_ADULT)
         if decision is ParentDecision.inform and not withheld:
             withheld.append(_ADULT_REASON)
-    if any(p.role is PersonRole.parent_carer for p in concern.subjects()) and not withheld:
-        if decision is ParentDecision.inform:
-            engaged.append(PARENTS_PARENT_SUBJECT)
-            withheld.append(_PARENT_SUBJECT_REASON)
+    if PersonRole.parent_carer in facts.subject_roles and decision is ParentDecision.inform and not withheld:
+        engaged.append(PARENTS_PARENT_SUBJECT)
+        withheld.append(_PARENT_SUBJECT_REASON)
     if withheld:
-        return ParentNotification(decision=ParentDecision.withhold, reason=" ".join(withheld)), engaged
-    return ParentNotification(decision=decision, reason=reason), engaged
+        return ParentNotification(decision=ParentDecision.withhold, reason=" ".join(withheld)), tuple(engaged)
+    return from_rules, tuple(engaged)
 
 
 def recipient(person: Person, *, role: SchoolRole, policy: Policy) -> Recipient:
     """`person` as a recipient told in `role` (built once per policy: people do not change within one)."""
-    cache = policy.recipient_cache
-    key = (person.id, role)
+    cache = policy.engine_cache
+    key = ("recipient", person.id, role)
     built = cache.get(key)
     if built is None:
-        built = Recipient(person_id=person.id, name=person.name, role=role, channels=person.contact)
-        cache[key] = built
+        built = cache[key] = Recipient(person_id=person.id, name=person.name, role=role, channels=person.contact)
     return built
 
 
-def resolve_recipients(
-    roles: Iterable[SchoolRole], *, subjects: frozenset[str], policy: Policy
-) -> tuple[tuple[Recipient, ...], tuple[SchoolRole, ...], bool]:
+CACHE_LIMIT = 10_000
+Resolved = tuple[tuple[Recipient, ...], tuple[SchoolRole, ...], bool]
+
+
+def resolve_recipients(roles: Iterable[SchoolRole], *, subjects: frozenset[str], policy: Policy) -> Resolved:
     """People to tell for `roles`, never a subject; an emptied role passes to the next in line.
 
     Returns the recipients, the roles they are told in, and whether a subject was passed over.
     """
-    wanted = set(roles)
+    # The answer depends only on the roles and on which of the policy's own people are subjects: memoised.
+    key = ("resolved", frozenset(roles), subjects & policy.person_ids)
+    cache = policy.engine_cache
+    resolved = cache.get(key)
+    if resolved is None:
+        resolved = _resolve(key[1], subjects=key[2], policy=policy)
+        if len(cache) < CACHE_LIMIT:
+            cache[key] = resolved
+    return resolved
+
+
+def _resolve(wanted: frozenset[SchoolRole], *, subjects: frozenset[str], policy: Policy) -> Resolved:
     recipients: list[Recipient] = []
     told_in: list[SchoolRole] = []
     seen: set[str] = set()
@@ -173,5 +186,4 @@ def resolve_recipients(
             if person.id not in seen:
                 seen.add(person.id)
                 recipients.append(recipient(person, role=candidate, policy=policy))
-    order = {role: index for index, role in enumerate(ROLE_ORDER)}
-    return tuple(recipients), tuple(sorted(told_in, key=order.__getitem__)), passed_over
+    return tuple(recipients), tuple(sorted(told_in, key=ROLE_ORDER.index)), passed_over

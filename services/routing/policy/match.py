@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from functools import lru_cache
+from typing import NamedTuple
 
-from services.routing.policy.model import ANONYMOUS, AgeRange, When, platform_key
-from shared.contracts.concern import ConcernReport, PersonRole
+from services.routing.policy.model import ANONYMOUS, AgeRange, Policy, Rule, When, platform_key
+from shared.contracts.concern import ConcernReport, Involvement, PersonRole
+
+_ABOUT = frozenset({Involvement.subject, Involvement.alleged_perpetrator})
 
 
-@dataclass(frozen=True, slots=True)
-class ConcernFacts:
+class ConcernFacts(NamedTuple):
     """The facts about a concern that rules look at, worked out once per concern."""
 
     kind: str
@@ -23,64 +26,116 @@ class ConcernFacts:
     on_school_device: bool | None
     immediate_risk: bool
     harm_from_parent_or_carer: bool
+    telling_parents_may_increase_risk: bool
+    alleged_perpetrator_roles: frozenset[PersonRole]
+
+
+# Reports name the same few platforms again and again; folding a name is a regular expression.
+_fold_platform = lru_cache(maxsize=1024)(platform_key)
 
 
 def facts_of(concern: ConcernReport) -> ConcernFacts:
     """The facts rules match on, from a concern."""
-    subjects = tuple((p.role, p.age) for p in concern.subjects())
+    subjects = tuple((p.role, p.age) for p in concern.people if p.involvement in _ABOUT)
     reporter = concern.reporter
-    reported_by = {reporter.role.value} if reporter.role is not None else set()
-    if reporter.anonymous:
-        reported_by.add(ANONYMOUS)
+    reported_by = frozenset(
+        ([reporter.role.value] if reporter.role is not None else []) + ([ANONYMOUS] if reporter.anonymous else [])
+    )
     return ConcernFacts(
-        kind=concern.kind,
-        subjects=subjects,
-        subject_roles=frozenset(role for role, _ in subjects),
-        involved_roles=frozenset(p.role for p in concern.people),
-        reported_by=frozenset(reported_by),
-        reporter_age=reporter.age,
-        platform=platform_key(concern.platform) if concern.platform else None,
-        in_school_hours=concern.in_school_hours,
-        on_school_device=concern.on_school_device,
-        immediate_risk=concern.immediate_risk,
-        harm_from_parent_or_carer=concern.harm_from_parent_or_carer,
+        concern.kind,
+        subjects,
+        frozenset(role for role, _ in subjects),
+        frozenset(p.role for p in concern.people),
+        reported_by,
+        reporter.age,
+        (_fold_platform(concern.platform) or None) if concern.platform else None,
+        concern.in_school_hours,
+        concern.on_school_device,
+        concern.immediate_risk,
+        concern.harm_from_parent_or_carer,
+        concern.telling_parents_may_increase_risk,
+        frozenset(p.role for p in concern.people if p.involvement is Involvement.alleged_perpetrator),
     )
 
 
-def _subject_age_holds(when: When, facts: ConcernFacts, ages: AgeRange) -> bool:
-    about = when.about
-    return any(
-        age is not None and ages.contains(age) and (about is None or role in about) for role, age in facts.subjects
-    )
+Test = Callable[[ConcernFacts], bool]
 
 
-def matches(when: When, facts: ConcernFacts) -> bool:
-    """Whether every condition in `when` holds; an unknown fact never satisfies a condition on it."""
-    if when.kinds is not None and facts.kind not in when.kinds:
-        return False
-    if when.about is not None and facts.subject_roles.isdisjoint(when.about):
-        return False
-    if when.involving is not None and facts.involved_roles.isdisjoint(when.involving):
-        return False
-    if when.reported_by is not None and facts.reported_by.isdisjoint(when.reported_by):
-        return False
-    if when.platforms is not None and facts.platform not in when.platforms:
-        return False
-    if when.in_school_hours is not None and facts.in_school_hours is not when.in_school_hours:
-        return False
-    if when.on_school_device is not None and facts.on_school_device is not when.on_school_device:
-        return False
-    if when.immediate_risk is not None and facts.immediate_risk is not when.immediate_risk:
-        return False
-    if when.harm_from_parent_or_carer is not None and facts.harm_from_parent_or_carer is not (
-        when.harm_from_parent_or_carer
-    ):
-        return False
-    if when.reporter_age is not None and (
-        facts.reporter_age is None or not when.reporter_age.contains(facts.reporter_age)
-    ):
-        return False
-    return when.subject_age is None or _subject_age_holds(when, facts, when.subject_age)
+def _flag_is(flag: str, *, wanted: bool) -> Test:
+    return lambda facts: getattr(facts, flag) is wanted
+
+
+def _compile(when: When, *, check_kind: bool) -> Test:
+    """One function testing every condition `when` gives, and no others."""
+    tests: list[Test] = []
+    if check_kind and when.kinds is not None:
+        kinds = frozenset(when.kinds)
+        tests.append(lambda f: f.kind in kinds)
+    if when.about is not None:
+        about = frozenset(when.about)
+        tests.append(lambda f: not f.subject_roles.isdisjoint(about))
+    if when.involving is not None:
+        involving = frozenset(when.involving)
+        tests.append(lambda f: not f.involved_roles.isdisjoint(involving))
+    if when.reported_by is not None:
+        reported_by = frozenset(when.reported_by)
+        tests.append(lambda f: not f.reported_by.isdisjoint(reported_by))
+    if when.platforms is not None:
+        platforms = frozenset(when.platforms)
+        tests.append(lambda f: f.platform in platforms)
+    for flag in ("in_school_hours", "on_school_device", "immediate_risk", "harm_from_parent_or_carer"):
+        wanted = getattr(when, flag)
+        if wanted is not None:
+            tests.append(_flag_is(flag, wanted=wanted))
+    if when.reporter_age is not None:
+        reporter_ages = when.reporter_age
+        tests.append(lambda f: f.reporter_age is not None and reporter_ages.contains(f.reporter_age))
+    if when.subject_age is not None:
+        subject_ages, of_roles = when.subject_age, when.about
+        tests.append(
+            lambda f: any(
+                age is not None and subject_ages.contains(age) and (of_roles is None or role in of_roles)
+                for role, age in f.subjects
+            )
+        )
+    if not tests:
+        return lambda f: True
+    if len(tests) == 1:
+        return tests[0]
+
+    def all_hold(facts: ConcernFacts) -> bool:
+        # A plain loop rather than all(...): this runs for every rule a concern might match.
+        for test in tests:  # noqa: SIM110
+            if not test(facts):
+                return False
+        return True
+
+    return all_hold
+
+
+def candidate_rules(policy: Policy, *, kind: str) -> tuple[tuple[Rule, Test], ...]:
+    """The rules that could match a concern of `kind`, in file order, each with its compiled test."""
+    index = policy.engine_cache.get("rules_by_kind")
+    if index is None:
+        # Matching only a kind's own rules (and those for any kind) keeps a decision cheap; tests compile once.
+        compiled = [(rule, _compile(rule.when, check_kind=False)) for rule in policy.rules]
+        index = {
+            known.id: tuple(pair for pair in compiled if pair[0].when.kinds is None or known.id in pair[0].when.kinds)
+            for known in policy.kinds
+        }
+        index[None] = tuple(pair for pair in compiled if pair[0].when.kinds is None)
+        policy.engine_cache["rules_by_kind"] = index
+    found = index.get(kind)
+    return found if found is not None else index[None]
+
+
+def matching_rules(facts: ConcernFacts, *, policy: Policy) -> tuple[Rule, ...]:
+    """Every rule of the policy whose conditions hold for the concern, in file order."""
+    matched = []
+    for rule, test in candidate_rules(policy, kind=facts.kind):
+        if test(facts):
+            matched.append(rule)
+    return tuple(matched)
 
 
 def _ages_meet(first: AgeRange | None, second: AgeRange | None) -> bool:
@@ -99,7 +154,7 @@ def _flags_meet(first: bool | None, second: bool | None) -> bool:
     return first is None or second is None or first is second
 
 
-def could_both_match(first: When, second: When) -> bool:
+def could_both_match(first: When, *, second: When) -> bool:
     """Whether some concern could satisfy both sets of conditions (reading `about` as one kind of subject)."""
     return (
         _lists_meet(first.kinds, second.kinds)

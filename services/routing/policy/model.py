@@ -4,72 +4,59 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, time
 from functools import cached_property
-from enum import StrEnum
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from services.routing.policy.calendar import BankHolidays, WorkingCalendar
-from shared.contracts.concern import ConcernReport, PersonRole
+from services.routing.policy.rules import AgeRange, DeadlineRule, Fallback, Rule, Then, When
+from services.routing.policy.vocabulary import (
+    ANONYMOUS,
+    ID_PATTERN,
+    NAME_PATTERN,
+    WEEKDAYS,
+    ParentDecision,
+    PolicyPart,
+    SchoolRole,
+    Urgency,
+    Weekday,
+    Within,
+    name_key,
+    platform_key,
+)
+from shared.contracts.concern import ConcernReport
 
-
-class SchoolRole(StrEnum):
-    """A part a person plays in the school's safeguarding arrangements."""
-
-    designated_safeguarding_lead = "designated_safeguarding_lead"
-    deputy_designated_safeguarding_lead = "deputy_designated_safeguarding_lead"
-    headteacher = "headteacher"
-    named_governor = "named_governor"
-    pastoral_lead = "pastoral_lead"
-    leadership_team = "leadership_team"
-    local_authority_designated_officer = "local_authority_designated_officer"
-
-
-class Urgency(StrEnum):
-    """How fast someone must act, lowest first (the same words as the case.triaged event)."""
-
-    low = "low"
-    medium = "medium"
-    high = "high"
-    immediate = "immediate"
-
-    @property
-    def rank(self) -> int:
-        """Position in the order low < medium < high < immediate."""
-        return _URGENCY_RANK[self]
-
-
-_URGENCY_RANK = {Urgency.low: 0, Urgency.medium: 1, Urgency.high: 2, Urgency.immediate: 3}
-
-
-class ParentDecision(StrEnum):
-    """Whether the child's parents or carers are informed."""
-
-    inform = "inform"
-    withhold = "withhold"
-    not_applicable = "not_applicable"
-
-
-Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-WEEKDAYS: tuple[Weekday, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-ANONYMOUS = "anonymous"
-_ID = r"^[a-z0-9][a-z0-9_-]*$"
-_SNAKE = r"^[a-z][a-z0-9_]*$"
-
-
-def platform_key(name: str) -> str:
-    """A platform name folded for comparison: 'Tik Tok', 'tiktok' and 'TikTok' are one platform."""
-    return re.sub(r"[^a-z0-9]", "", name.casefold())
-
-
-def name_key(name: str) -> str:
-    """A person's name folded for comparison: case, dots and extra spaces ignored."""
-    return " ".join(re.sub(r"[^\w\s]", " ", name.casefold()).split())
+__all__ = [
+    "ANONYMOUS",
+    "WEEKDAYS",
+    "AgeRange",
+    "ContactChannels",
+    "DateSpan",
+    "DeadlineRule",
+    "Fallback",
+    "Kind",
+    "ParentDecision",
+    "Person",
+    "Platform",
+    "Policy",
+    "PolicySource",
+    "Question",
+    "ReportForm",
+    "Rule",
+    "School",
+    "SchoolRole",
+    "Then",
+    "Urgency",
+    "When",
+    "Within",
+    "WorkingDays",
+    "name_key",
+    "platform_key",
+]
 
 
 def _unique(ids: Iterable[str], *, what: str) -> None:
@@ -80,17 +67,13 @@ def _unique(ids: Iterable[str], *, what: str) -> None:
         seen.add(one)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class School(_Strict):
-    id: str = Field(pattern=_ID, max_length=63)
+class School(PolicyPart):
+    id: str = Field(pattern=ID_PATTERN, max_length=63)
     name: str = Field(min_length=1, max_length=200)
     trust: str | None = Field(default=None, max_length=200)
 
 
-class PolicySource(_Strict):
+class PolicySource(PolicyPart):
     """The written policy this file encodes, and when it is due for review."""
 
     title: str = Field(min_length=1)
@@ -100,7 +83,7 @@ class PolicySource(_Strict):
     url: str | None = None
 
 
-class ContactChannels(_Strict):
+class ContactChannels(PolicyPart):
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 ]{6,19}$", description="for SMS")
     push: bool = False
@@ -112,39 +95,15 @@ class ContactChannels(_Strict):
         return self
 
 
-class Person(_Strict):
-    id: str = Field(pattern=_ID, max_length=100)
+class Person(PolicyPart):
+    id: str = Field(pattern=ID_PATTERN, max_length=100)
     name: str = Field(min_length=1, max_length=200)
     roles: tuple[SchoolRole, ...] = Field(min_length=1)
     contact: ContactChannels
     external: bool = Field(default=False, description="not on the school's staff (e.g. the LADO)")
 
 
-class Within(_Strict):
-    """A length of time: exactly one of clock minutes or hours, working hours or working days."""
-
-    minutes: int | None = Field(default=None, ge=1)
-    hours: int | None = Field(default=None, ge=1)
-    working_hours: int | None = Field(default=None, ge=1)
-    working_days: int | None = Field(default=None, ge=1)
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Within:
-        given = [v for v in (self.minutes, self.hours, self.working_hours, self.working_days) if v is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of minutes, hours, working_hours, working_days")
-        return self
-
-    @cached_property
-    def described(self) -> str:
-        """The length in words, e.g. '1 working day'."""
-        for unit, amount in self.model_dump(exclude_none=True).items():
-            label = unit.replace("_", " ")
-            return f"{amount} {label[:-1] if amount == 1 else label}"
-        return ""
-
-
-class DateSpan(_Strict):
+class DateSpan(PolicyPart):
     starts: date
     ends: date
     label: str = ""
@@ -156,7 +115,7 @@ class DateSpan(_Strict):
         return self
 
 
-class WorkingDays(_Strict):
+class WorkingDays(PolicyPart):
     """Which days and hours count as working time for deadlines."""
 
     timezone: str = "Europe/London"
@@ -193,15 +152,15 @@ class WorkingDays(_Strict):
         return self
 
 
-class Kind(_Strict):
+class Kind(PolicyPart):
     """One kind of concern the report form offers."""
 
-    id: str = Field(pattern=_SNAKE, max_length=80)
+    id: str = Field(pattern=NAME_PATTERN, max_length=80)
     label: str = Field(min_length=1)
     section: str = ""
 
 
-class Platform(_Strict):
+class Platform(PolicyPart):
     """A platform the report form offers; `id` is the name folded (lower case letters and digits only)."""
 
     id: str = Field(pattern=r"^[a-z0-9]+$", max_length=80)
@@ -211,10 +170,10 @@ class Platform(_Strict):
 _FORM_FIELDS = frozenset(ConcernReport.model_fields) - {"answers"}
 
 
-class Question(_Strict):
+class Question(PolicyPart):
     """A question on the report form; `field` names the concern field its answer fills."""
 
-    id: str = Field(pattern=_SNAKE, max_length=80)
+    id: str = Field(pattern=NAME_PATTERN, max_length=80)
     text: str = Field(min_length=1)
     type: Literal["text", "long_text", "yes_no", "choice", "date_time", "people", "reporter"]
     required: bool = False
@@ -232,85 +191,11 @@ class Question(_Strict):
         return self
 
 
-class ReportForm(_Strict):
+class ReportForm(PolicyPart):
     questions: tuple[Question, ...] = Field(min_length=1)
 
 
-class AgeRange(_Strict):
-    """Ages from `at_least` up to (not including) `under`."""
-
-    at_least: int | None = Field(default=None, ge=0)
-    under: int | None = Field(default=None, ge=0)
-
-    @model_validator(mode="after")
-    def _bounded(self) -> AgeRange:
-        if self.at_least is None and self.under is None:
-            raise ValueError("give at_least, under or both")
-        return self
-
-    def contains(self, age: int) -> bool:
-        """Whether `age` falls in the range."""
-        return (self.at_least is None or age >= self.at_least) and (self.under is None or age < self.under)
-
-
-class When(_Strict):
-    """Match conditions: every condition given must hold; a list matches any of its entries."""
-
-    kinds: tuple[str, ...] | None = Field(default=None, min_length=1)
-    about: tuple[PersonRole, ...] | None = Field(default=None, min_length=1)
-    involving: tuple[PersonRole, ...] | None = Field(default=None, min_length=1)
-    reported_by: tuple[PersonRole | Literal["anonymous"], ...] | None = Field(default=None, min_length=1)
-    platforms: tuple[str, ...] | None = Field(default=None, min_length=1)
-    in_school_hours: bool | None = None
-    on_school_device: bool | None = None
-    immediate_risk: bool | None = None
-    harm_from_parent_or_carer: bool | None = None
-    subject_age: AgeRange | None = None
-    reporter_age: AgeRange | None = None
-
-    @field_validator("platforms")
-    @classmethod
-    def _fold_platforms(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        return None if value is None else tuple(platform_key(p) for p in value)
-
-
-class DeadlineRule(_Strict):
-    kind: str = Field(pattern=_SNAKE, max_length=80)
-    within: Within
-    description: str = ""
-
-
-class Then(_Strict):
-    """What a matching rule asks for; the safety floor may add to it but never weakens it."""
-
-    category: str | None = Field(default=None, pattern=_SNAKE, max_length=80)
-    urgency: Urgency | None = None
-    notify: tuple[SchoolRole, ...] = ()
-    parents: ParentDecision | None = None
-    parents_reason: str = ""
-    deadlines: tuple[DeadlineRule, ...] = ()
-    guidance: str = ""
-    formal_record: bool = Field(default=False, description="the decision made must be formally recorded")
-    reporter_is_subject: bool = Field(default=False, description="the reporter speaks about themselves")
-
-
-class Rule(_Strict):
-    id: str = Field(pattern=_ID, max_length=80)
-    section: str = Field(min_length=1, description="the policy section the rule comes from")
-    title: str = Field(min_length=1)
-    when: When
-    then: Then
-
-
-class Fallback(_Strict):
-    """Category, urgency and guidance when no rule matches (or matching rules leave them unset)."""
-
-    category: str = Field(pattern=_SNAKE, max_length=80)
-    urgency: Urgency
-    guidance: str = ""
-
-
-class Policy(_Strict):
+class Policy(PolicyPart):
     """One school's safeguarding policy as data."""
 
     version: int = Field(ge=1)
@@ -361,6 +246,11 @@ class Policy(_Strict):
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         self._digest = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Policy:
+        """A copy validated afresh: a plain copy would carry over the old digest and the engine's indexes."""
+        data = self.model_dump(mode="json") | dict(update or {})
+        return type(self).model_validate(data, context={"bank_holidays": self.calendar.bank_holidays})
+
     # Read on every decision: cached in the instance once, because pydantic's private attributes are slow.
     @cached_property
     def calendar(self) -> WorkingCalendar:
@@ -378,6 +268,11 @@ class Policy(_Strict):
         return {p.id: p for p in self.people}
 
     @cached_property
+    def person_ids(self) -> frozenset[str]:
+        """The ids of everyone the policy names."""
+        return frozenset(p.id for p in self.people)
+
+    @cached_property
     def _holders_by_role(self) -> dict[SchoolRole, tuple[Person, ...]]:
         return {role: tuple(p for p in self.people if role in p.roles) for role in SchoolRole}
 
@@ -389,23 +284,8 @@ class Policy(_Strict):
         return {key: tuple(ids) for key, ids in names.items()}
 
     @cached_property
-    def _rules_by_kind(self) -> dict[str | None, tuple[Rule, ...]]:
-        # Most rules name kinds, so a concern need only be tested against its kind's rules (in file order).
-        by_kind: dict[str | None, tuple[Rule, ...]] = {
-            kind.id: tuple(r for r in self.rules if r.when.kinds is None or kind.id in r.when.kinds)
-            for kind in self.kinds
-        }
-        by_kind[None] = tuple(r for r in self.rules if r.when.kinds is None)
-        return by_kind
-
-    def rules_for_kind(self, kind: str) -> tuple[Rule, ...]:
-        """The rules that could match a concern of this kind, in file order."""
-        by_kind = self._rules_by_kind
-        return by_kind.get(kind) or by_kind[None]
-
-    @cached_property
-    def recipient_cache(self) -> dict[tuple[str, SchoolRole], Any]:
-        """Somewhere the engine keeps the recipients it has built for this policy (they never change)."""
+    def engine_cache(self) -> dict[Any, Any]:
+        """Where the engine keeps what it derives from this policy (indexes, recipients): never changes."""
         return {}
 
     def person(self, person_id: str) -> Person | None:

@@ -1,0 +1,121 @@
+"""What `safeguard policy check` warns about in a valid policy: dead rules, overlaps, empty roles, review date."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from itertools import combinations
+
+from services.routing.policy.floor import NEXT_IN_LINE
+from services.routing.policy.match import could_both_match, why_never_matches
+from services.routing.policy.model import Policy, Rule, SchoolRole, When
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One warning about a policy, naming the rule it concerns when there is one."""
+
+    message: str
+    rule_id: str | None = None
+
+    def __str__(self) -> str:
+        return f"rule {self.rule_id}: {self.message}" if self.rule_id else self.message
+
+
+def check_policy(policy: Policy, *, today: date) -> list[Finding]:
+    """Every warning for `policy` as of `today` (the policy is already valid, or it would not have loaded)."""
+    return [
+        *_review_date(policy, today=today),
+        *_empty_roles(policy),
+        *_never_matching(policy),
+        *_doing_nothing(policy),
+        *_overlapping(policy),
+    ]
+
+
+def _review_date(policy: Policy, *, today: date) -> list[Finding]:
+    due = policy.source.next_review
+    if today <= due:
+        return []
+    return [Finding(f"the policy was due for review by {due.isoformat()}: {(today - due).days} days overdue")]
+
+
+def _first_holder_in_line(policy: Policy, role: SchoolRole) -> SchoolRole | None:
+    return next((r for r in NEXT_IN_LINE[role] if policy.holders(r)), None)
+
+
+def _empty_roles(policy: Policy) -> list[Finding]:
+    findings = []
+    for role in SchoolRole:
+        if policy.holders(role):
+            continue
+        instead = _first_holder_in_line(policy, role)
+        goes_to = f"goes to the {instead.value} instead" if instead else "reaches nobody"
+        findings.append(Finding(f"nobody holds the role {role.value}: what it would receive {goes_to}"))
+    return findings
+
+
+def _never_matching(policy: Policy) -> list[Finding]:
+    offered = {p.id for p in policy.platforms}
+    findings: list[Finding] = []
+    for rule in policy.rules:
+        reasons = why_never_matches(rule.when)
+        if rule.when.platforms is not None and offered:
+            missing = [p for p in rule.when.platforms if p not in offered]
+            if len(missing) == len(rule.when.platforms):
+                reasons.append(f"none of its platforms {missing} is offered on the report form")
+        findings.extend(Finding(f"can never match: {reason}", rule.id) for reason in reasons)
+    return findings
+
+
+def _doing_nothing(policy: Policy) -> list[Finding]:
+    findings = []
+    for rule in policy.rules:
+        then = rule.then
+        if not (then.category or then.urgency or then.notify or then.parents or then.deadlines or then.guidance):
+            findings.append(
+                Finding("matches but changes nothing: it sets no category, urgency, people or text", rule.id)
+            )
+        if _matches_everything(rule.when):
+            findings.append(Finding("has no conditions, so it matches every concern", rule.id))
+    return findings
+
+
+def _matches_everything(when: When) -> bool:
+    return not when.model_dump(exclude_none=True)
+
+
+def _overlapping(policy: Policy) -> list[Finding]:
+    categorised: list[Rule] = [r for r in policy.rules if r.then.category]
+    findings = []
+    for first, second in combinations(categorised, 2):
+        if first.then.category == second.then.category or not could_both_match(first.when, second=second.when):
+            continue
+        findings.append(
+            Finding(
+                f"overlaps rule {second.id}: one concern can match both, and they set different categories "
+                f"({first.then.category} and {second.then.category}); {first.id} comes first, so its "
+                "category is used",
+                first.id,
+            )
+        )
+    return findings
+
+
+def describe_rule(rule: Rule) -> str:
+    """A one-line summary of a rule for listings: its conditions and what it asks for."""
+    conditions = []
+    for name, value in rule.when.model_dump(exclude_none=True, mode="json").items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        if isinstance(value, dict):
+            shown = " and ".join(f"{k.replace('_', ' ')} {v}" for k, v in value.items())
+        conditions.append(f"{name.replace('_', ' ')}: {shown}")
+    then = rule.then
+    asks = [then.category or "(no category)"]
+    if then.urgency:
+        asks.append(then.urgency.value)
+    if then.notify:
+        asks.append("tell " + ", ".join(r.value for r in then.notify))
+    if then.parents:
+        asks.append(f"parents {then.parents.value}")
+    return f"when {'; '.join(conditions) or 'always'} -> {'; '.join(asks)}"

@@ -1,0 +1,99 @@
+"""The words a policy file is written in: school roles, urgencies, parents' decisions, lengths of time."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import cached_property
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class SchoolRole(StrEnum):
+    """A part a person plays in the school's safeguarding arrangements."""
+
+    designated_safeguarding_lead = "designated_safeguarding_lead"
+    deputy_designated_safeguarding_lead = "deputy_designated_safeguarding_lead"
+    headteacher = "headteacher"
+    named_governor = "named_governor"
+    pastoral_lead = "pastoral_lead"
+    leadership_team = "leadership_team"
+    local_authority_designated_officer = "local_authority_designated_officer"
+
+
+class Urgency(StrEnum):
+    """How fast someone must act, lowest first (the same words as the case.triaged event)."""
+
+    low = "low"
+    medium = "medium"
+    high = "high"
+    immediate = "immediate"
+
+    @property
+    def rank(self) -> int:
+        """Position in the order low < medium < high < immediate."""
+        return _URGENCY_RANK[self]
+
+
+_URGENCY_RANK = {Urgency.low: 0, Urgency.medium: 1, Urgency.high: 2, Urgency.immediate: 3}
+
+
+class ParentDecision(StrEnum):
+    """Whether the child's parents or carers are informed."""
+
+    inform = "inform"
+    withhold = "withhold"
+    not_applicable = "not_applicable"
+
+
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[Weekday, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+ANONYMOUS = "anonymous"
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+def platform_key(name: str) -> str:
+    """A platform name folded for comparison: 'Tik Tok', 'tiktok' and 'TikTok' are one platform."""
+    return re.sub(r"[^a-z0-9]", "", name.casefold())
+
+
+def name_key(name: str) -> str:
+    """A person's name folded for comparison: case, dots and extra spaces ignored."""
+    return " ".join(re.sub(r"[^\w\s]", " ", name.casefold()).split())
+
+
+class PolicyPart(BaseModel):
+    """A part of a policy file: frozen, and strict about keys it does not know."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+
+class Within(PolicyPart):
+    """A length of time: exactly one of clock minutes or hours, working hours or working days."""
+
+    minutes: int | None = Field(default=None, ge=1)
+    hours: int | None = Field(default=None, ge=1)
+    working_hours: int | None = Field(default=None, ge=1)
+    working_days: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Within:
+        given = [v for v in (self.minutes, self.hours, self.working_hours, self.working_days) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of minutes, hours, working_hours, working_days")
+        return self
+
+    @cached_property
+    def acknowledge_text(self) -> str:
+        """The acknowledgement deadline's description for this length of time."""
+        return f"Acknowledge the concern within {self.described}."
+
+    @cached_property
+    def described(self) -> str:
+        """The length in words, e.g. '1 working day'."""
+        for unit, amount in self.model_dump(exclude_none=True).items():
+            label = unit.replace("_", " ")
+            return f"{amount} {label[:-1] if amount == 1 else label}"
+        return ""

@@ -1,0 +1,195 @@
+"""The `route` and `policy check` commands, through typer's runner and as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from services.routing.cli import register
+
+REPO = Path(__file__).resolve().parents[3]
+ST_MARKS = REPO / "deploy" / "policies" / "st-marks.yaml"
+REQUIRED_KEYS = {"rule_ids", "category", "urgency", "notify", "parents", "deadlines", "policy_version"}
+
+
+def concern_json(**fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "reporter": {"role": "parent_carer"},
+        "people": [{"role": "learner", "involvement": "subject", "age": 10}],
+        "kind": "online_bullying",
+        "summary": "A made-up concern",
+        "reference": "SG-CLI-1",
+        "channel": "web_form",
+        "raw_input_id": "raw-1",
+        "received_at": "2024-03-05T10:15:00Z",
+    }
+    body.update(fields)
+    return body
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Invoke a throwaway app carrying only routing's commands."""
+    monkeypatch.setenv("SAFEGUARD_CACHE_DIR", str(tmp_path / "cache"))
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+
+    def invoke(*args: str, stdin: str = "") -> Any:
+        return runner.invoke(app, list(args), input=stdin)
+
+    return invoke
+
+
+def test_route_decides_one_concern(cli: Any) -> None:
+    result = cli("route", "--policy", str(ST_MARKS), stdin=json.dumps(concern_json()))
+    assert result.exit_code == 0, result.output
+    [line] = result.stdout.splitlines()
+    decision = json.loads(line)
+    assert decision.keys() >= REQUIRED_KEYS
+    assert decision["category"] == "online_bullying"
+    assert decision["notify"] == ["designated_safeguarding_lead", "pastoral_lead"]
+    assert decision["parents"] == "inform"
+    assert decision["policy_version"] == 1
+    assert decision["policy_review_overdue"] is True
+    assert decision["deadlines"][0]["kind"] == "acknowledge"
+
+
+def test_route_reads_a_concern_spread_over_lines(cli: Any) -> None:
+    result = cli("route", "--policy", str(ST_MARKS), stdin=json.dumps(concern_json(), indent=2))
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 1
+
+
+def test_route_decides_json_lines_one_line_each_in_order(cli: Any) -> None:
+    lines = "\n".join(json.dumps(concern_json(reference=f"SG-CLI-{n}")) for n in range(5)) + "\n\n"
+    result = cli("route", "--policy", str(ST_MARKS), stdin=lines)
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["reference"] for line in result.stdout.splitlines()] == [f"SG-CLI-{n}" for n in range(5)]
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        pytest.param("", "no concern on stdin", id="nothing"),
+        pytest.param('{"kind": "online_bullying"}\n{oops\n', "line 2: not JSON", id="broken json line"),
+        pytest.param("[1, 2]", "line 1: a concern is a JSON object, not list", id="array"),
+        pytest.param(json.dumps(concern_json(kind="Bad Kind")), "kind: String should match pattern", id="bad kind"),
+        pytest.param(
+            json.dumps({k: v for k, v in concern_json().items() if k != "received_at"}),
+            "received_at: Field required",
+            id="no received_at",
+        ),
+    ],
+)
+def test_route_refuses_an_invalid_concern_with_exit_2(cli: Any, stdin: str, message: str) -> None:
+    result = cli("route", "--policy", str(ST_MARKS), stdin=stdin)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_route_refuses_an_invalid_policy_with_exit_2(cli: Any, tmp_path: Path) -> None:
+    data = yaml.safe_load(ST_MARKS.read_text(encoding="utf-8"))
+    data["people"] = [p for p in data["people"] if p["id"] != "s-bird"]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(data), encoding="utf-8")
+    result = cli("route", "--policy", str(broken), stdin=json.dumps(concern_json()))
+    assert result.exit_code == 2
+    assert "invalid policy" in result.stderr and "designated_safeguarding_lead" in result.stderr
+    missing = cli("route", "--policy", str(tmp_path / "missing.yaml"), stdin=json.dumps(concern_json()))
+    assert missing.exit_code == 2
+    assert "cannot read the policy file" in missing.stderr
+
+
+def test_route_exits_1_when_nobody_can_safely_be_told(cli: Any) -> None:
+    ids = [p["id"] for p in yaml.safe_load(ST_MARKS.read_text(encoding="utf-8"))["people"]]
+    people = [{"role": "staff", "involvement": "alleged_perpetrator", "person_id": pid} for pid in ids]
+    result = cli("route", "--policy", str(ST_MARKS), stdin=json.dumps(concern_json(people=people)))
+    assert result.exit_code == 1
+    assert "cannot route" in result.stderr
+
+
+def test_policy_check_lists_rules_and_warns_that_the_review_is_overdue(cli: Any) -> None:
+    result = cli("policy", "check", str(ST_MARKS))
+    assert result.exit_code == 0, result.output
+    assert "valid policy for St Mark's CEP School (st-marks), version 1" in result.stdout
+    assert "staff-personal-account-contact (section 4.2)" in result.stdout
+    assert "warning: the policy was due for review by 2022-10-31" in result.stdout
+    assert cli("policy", "check", "--strict", str(ST_MARKS)).exit_code == 1
+
+
+def test_policy_check_refuses_an_invalid_file_with_exit_2(cli: Any, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: one\n", encoding="utf-8")
+    result = cli("policy", "check", str(broken))
+    assert result.exit_code == 2
+    assert "version: Input should be a valid integer" in result.stderr
+
+
+def test_route_remembers_bank_holidays_between_runs(cli: Any, tmp_path: Path) -> None:
+    assert cli("route", "--policy", str(ST_MARKS), stdin=json.dumps(concern_json())).exit_code == 0
+    remembered = json.loads((tmp_path / "cache" / "bank-holidays-england-and-wales.json").read_text())
+    assert "2024-12-25" in remembered["years"]["2024"]
+    (tmp_path / "cache" / "bank-holidays-england-and-wales.json").write_text("not json")
+    assert cli("route", "--policy", str(ST_MARKS), stdin=json.dumps(concern_json())).exit_code == 0
+
+
+def _run(*args: str, stdin: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "SAFEGUARD_CACHE_DIR": str(tmp_path)},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_register_works_on_any_typer_app_in_a_fresh_process(tmp_path: Path) -> None:
+    program = (
+        "import sys, typer\n"
+        "from services.routing.cli import register\n"
+        "app = typer.Typer()\n"
+        "register(app)\n"
+        "app(['route', '--policy', sys.argv[1]], standalone_mode=False)\n"
+        "heavy = [m for m in ('faststream', 'sqlalchemy', 'fastapi') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    done = _run("-c", program, str(ST_MARKS), stdin=json.dumps(concern_json()), tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["category"] == "online_bullying"
+
+
+def test_the_module_runs_on_its_own(tmp_path: Path) -> None:
+    done = _run(
+        "-m", "services.routing.cli", "route", "--policy", str(ST_MARKS),
+        stdin=json.dumps(concern_json(immediate_risk=True)), tmp_path=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["urgency"] == "immediate"
+    bad = _run("-m", "services.routing.cli", "route", "--policy", str(ST_MARKS), stdin="{", tmp_path=tmp_path)
+    assert bad.returncode == 2
+    assert "not JSON" in bad.stderr
+
+
+def test_importing_the_commands_loads_nothing_heavy(tmp_path: Path) -> None:
+    program = (
+        "import sys, services.routing.cli\n"
+        "loaded = [m for m in ('services.routing.policy', 'pydantic', 'yaml', 'holidays') if m in sys.modules]\n"
+        "print(loaded)\n"
+    )
+    done = _run("-c", program, stdin="", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
