@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
+# A command line has no use for pydantic plugins; not scanning every installed package for them saves
+# tens of milliseconds on each `safeguard route`.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
 import typer
 
 from services.launcher.privileges import DEFAULT_POSTGRES_SYSTEM_USER
-from services.launcher.up import UpOptions, run_up
+from services.routing.cli import register as register_routing_commands
+
+# The rest of the launcher is imported inside `up`, so that `safeguard route` starts fast.
 
 app = typer.Typer(help="Safeguard: safeguarding concerns for schools.", no_args_is_help=True, add_completion=False)
 
@@ -46,6 +50,8 @@ def up(
     startup_timeout: Annotated[float, typer.Option(help="Seconds to wait for the services to be ready.")] = 60.0,
 ) -> None:
     """Run every service, with its own NATS and PostgreSQL unless SAFEGUARD_*_URL variables name them."""
+    from services.launcher.up import UpOptions, run_up
+
     options = UpOptions(
         data_dir=data_dir.absolute(),
         http_port=http_port,
@@ -60,14 +66,7 @@ def up(
     raise typer.Exit(run_up(options, out=sys.stdout, err=sys.stderr))
 
 
-def _register_plugins() -> None:
-    """Add the commands other packages contribute (routing's policy commands, once that module exists)."""
-    if importlib.util.find_spec("services.routing.cli") is None:
-        return
-    importlib.import_module("services.routing.cli").register(app)
-
-
-_register_plugins()
+register_routing_commands(app)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ new class with `version` one higher plus an upcaster registered here.
 
 from __future__ import annotations
 
+import importlib
 import json
 import uuid
 from collections.abc import Callable
@@ -115,9 +116,18 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 class EventRegistry:
     """Maps (type, version) to the class that parses it; upcasts old versions to the current one."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, modules: tuple[str, ...] = ()) -> None:
         self._classes: dict[tuple[str, int], type[Event[Any]]] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._modules = modules
+        self._loaded = not modules
+
+    def _load(self) -> None:
+        """Import the modules that define the event classes (they register themselves on import)."""
+        if not self._loaded:
+            self._loaded = True
+            for module in self._modules:
+                importlib.import_module(module)
 
     def register(self, cls: type[Event[Any]]) -> None:
         key = (cls.TYPE, cls.VERSION)
@@ -131,10 +141,12 @@ class EventRegistry:
         self._upcasters[(event_type, from_version)] = upcaster
 
     def classes(self) -> dict[tuple[str, int], type[Event[Any]]]:
+        self._load()
         return dict(self._classes)
 
     def parse(self, raw: bytes | str | dict[str, Any]) -> Event[Any]:
         """Parse a wire event into its class, or raise EventRejected with a clear reason."""
+        self._load()
         if isinstance(raw, dict):
             document = raw
         else:
@@ -167,7 +179,7 @@ def _describe(exc: ValidationError, event_type: str) -> str:
     return f"malformed {event_type}: {problems}"
 
 
-_REGISTRY = EventRegistry()
+_REGISTRY = EventRegistry(modules=("shared.contracts.events", "shared.contracts.case_events"))
 
 
 def registry() -> EventRegistry:
