@@ -19,10 +19,11 @@ run: $(VENV)/.installed
 # Install, then run every test tier against real NATS and PostgreSQL.
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy shared services tests
 	$(BIN)/pytest -p no:cacheprovider
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy shared services tests
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_routing.py

@@ -88,5 +88,5 @@ async def test_a_bad_event_is_parked_with_its_reason(settings: Settings, body: b
         await eventually(lambda: stream_messages(js, dead), until=lambda n: n == 1, what="a dead letter")
         parked = await js.get_last_msg(dead, f"{settings.subject_root}-dead.audit-ledger")
         assert parked.data == body
-        assert reason in parked.headers["Safeguard-Reason"]
+        assert parked.headers is not None and reason in parked.headers["Safeguard-Reason"]
         assert await ledger_rows(runtime) == []

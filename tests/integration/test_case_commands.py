@@ -92,8 +92,8 @@ def fields(name: str, state: CaseState, *, by: Actor = DSL, **more: Any) -> dict
     return command(name, state, by=by, **more)
 
 
-OUTCOME = {"outcome": "resolved_in_school", "summary": "Support in place"}
-NOT_REFERRED = {"kind": "not_refer", "decision": "No referral", "reasons": "Threshold not met"}
+OUTCOME: dict[str, Any] = {"outcome": "resolved_in_school", "summary": "Support in place"}
+NOT_REFERRED: dict[str, Any] = {"kind": "not_refer", "decision": "No referral", "reasons": "Threshold not met"}
 
 
 async def test_a_case_is_worked_to_closure_over_request_reply(settings: Settings) -> None:

@@ -49,7 +49,7 @@ async def test_a_valid_concern_gets_a_reference_and_is_published(settings: Setti
         await eventually(lambda: stream_messages(js, settings.stream_name), until=lambda n: n == 1, what="publish")
         message = await js.get_last_msg(settings.stream_name, f"{settings.subject_root}.st-marks.concern.received")
         event = parse_event(message.data)
-        assert message.headers["Nats-Msg-Id"] == str(event.event_id)
+        assert message.headers is not None and message.headers["Nats-Msg-Id"] == str(event.event_id)
         assert event.payload.reference == reference
         assert event.traceparent and event.traceparent.startswith("00-")
         [raw] = await rows(runtime, raw_inputs)

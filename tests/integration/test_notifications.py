@@ -91,6 +91,7 @@ async def test_an_undeliverable_address_is_reported_failed(settings: Settings) -
 
 async def test_acknowledging_twice_records_one_acknowledgement(settings: Settings) -> None:
     app, runtime = create_app(settings)
+    assert settings.signing_key is not None
     token = AckSigner(settings.signing_key.encode()).token("n-ack")
     async with running(runtime), jetstream(settings) as (_, js):
         await publish_raw(js, settings, request(notification_id="n-ack", cause=concern_received()))

@@ -44,7 +44,7 @@ async def test_committed_events_are_published_once_in_order(settings: Settings) 
         assert await stream_messages(js, settings.stream_name) == 3
         for sequence, event in enumerate(events, start=1):
             message = await js.get_msg(settings.stream_name, sequence)
-            assert message.headers["Nats-Msg-Id"] == str(event.event_id)
+            assert message.headers is not None and message.headers["Nats-Msg-Id"] == str(event.event_id)
 
 
 async def test_a_publish_whose_mark_was_lost_is_dropped_by_the_duplicate_window(settings: Settings) -> None:

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from shared.contracts import registry
 
@@ -18,7 +19,7 @@ CLASSES = sorted(registry().classes().items())
 
 
 @pytest.mark.parametrize(("key", "cls"), CLASSES, ids=[f"{t}.v{v}" for (t, v), _ in CLASSES])
-def test_event_schema_matches_its_snapshot(key: tuple[str, int], cls: type) -> None:
+def test_event_schema_matches_its_snapshot(key: tuple[str, int], cls: type[BaseModel]) -> None:
     event_type, version = key
     snapshot = SNAPSHOTS / f"{event_type}.v{version}.json"
     schema = json.dumps(cls.model_json_schema(), indent=1, sort_keys=True) + "\n"
