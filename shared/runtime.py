@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from faststream import AckPolicy
+from faststream import AckPolicy, Context
 from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.message import NatsMessage
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -85,10 +86,11 @@ class ServiceRuntime:
             description=description or (handler.__doc__ or "").strip(),
         )
 
-        async def on_message(body: Any, message: Any = None) -> None:
+        async def on_message(body: Any, message: NatsMessage = Context("message")) -> None:
+            # The raw body is parsed by the event registry, so a bad event is parked with its reason.
             await consumer.consume(message)
 
-        subscriber(_with_message(on_message))
+        subscriber(on_message)
         return consumer
 
     def publishes(self, *event_classes: type[Event[Any]]) -> None:
@@ -117,13 +119,3 @@ class ServiceRuntime:
     async def stop(self) -> None:
         await self.relay.stop()
         await self.engine.dispose()
-
-
-def _with_message(function: Any) -> Any:
-    """Give faststream a handler that receives the NatsMessage (the raw body is parsed by our registry)."""
-    from faststream import Context
-
-    async def handler(body: Any, message: Any = Context("message")) -> None:
-        await function(body, message)
-
-    return handler

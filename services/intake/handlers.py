@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.intake.domain import concern_received, new_reference
@@ -17,6 +18,8 @@ from shared.contracts.concern import Channel, ConcernReport
 from shared.db import transaction
 from shared.inbox_outbox import InboxOutbox
 from shared.tracing import current_traceparent
+
+REFERENCE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class Intake:
         except ValueError as invalid:
             await self._reject(raw.raw_input_id, str(invalid))
             return Rejected(raw.raw_input_id, str(invalid))
-        while True:
+        for _ in range(REFERENCE_ATTEMPTS):  # a fresh reference if a random one is already taken
             event = concern_received(
                 report,
                 school_id=school_id,
@@ -89,12 +92,22 @@ class Intake:
                 received_at=received_at,
                 traceparent=current_traceparent(),
             )
-            async with transaction(self.sessions) as session:
-                if await self.store.accept(session, event):
-                    await self.tables.enqueue(session, [event])
-                    break
-        self.on_accepted()
-        return Accepted(event.payload.reference, raw.raw_input_id)
+            try:
+                async with transaction(self.sessions) as session:
+                    accepted = await self.store.accept(session, event)
+                    if accepted:
+                        await self.tables.enqueue(session, [event])
+            except IntegrityError:
+                # The same raw input was accepted concurrently (a retried post with the same idempotency key).
+                async with transaction(self.sessions) as session:
+                    earlier = await self.store.reference_of(session, raw_input_id=raw.raw_input_id)
+                if earlier is None:
+                    raise
+                return Accepted(earlier, raw.raw_input_id, repeated=True)
+            if accepted:
+                self.on_accepted()
+                return Accepted(event.payload.reference, raw.raw_input_id)
+        raise RuntimeError(f"no free reference after {REFERENCE_ATTEMPTS} attempts")
 
     async def _reject(self, raw_input_id: uuid.UUID, reason: str) -> None:
         async with transaction(self.sessions) as session:

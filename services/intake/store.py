@@ -104,6 +104,12 @@ class SqlIntakeStore:
             .values(status="rejected", rejection_reason=reason)
         )
 
+    async def reference_of(self, session: AsyncSession, *, raw_input_id: uuid.UUID) -> str | None:
+        """The reference a raw input was accepted under, if it was."""
+        return (
+            await session.execute(sa.select(concerns.c.reference).where(concerns.c.raw_input_id == raw_input_id))
+        ).scalar_one_or_none()
+
     async def accept(self, session: AsyncSession, event: ConcernReceived) -> bool:
         """Record the concern and link its raw input; False if the reference is already taken."""
         payload = event.payload

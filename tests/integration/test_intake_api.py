@@ -113,3 +113,16 @@ async def test_a_retried_post_with_the_same_idempotency_key_gives_the_same_refer
         assert (first.status_code, second.status_code) == (202, 200)
         assert first.json()["reference"] == second.json()["reference"]
         assert len(await rows(runtime, concerns)) == 1
+
+
+async def test_concurrent_posts_with_one_idempotency_key_make_one_concern(settings: Settings) -> None:
+    import asyncio
+
+    app, runtime = create_app(settings)
+    body = json.dumps(report_json()).encode()
+    async with running(runtime, subscribers=False):
+        responses = await asyncio.gather(*[post(app, body, **{"idempotency-key": "double-click"}) for _ in range(5)])
+        assert sorted(r.status_code for r in responses) == [200, 200, 200, 200, 202]
+        assert len({r.json()["reference"] for r in responses}) == 1
+        assert len(await rows(runtime, concerns)) == 1
+        assert len(await rows(runtime, raw_inputs)) == 1
