@@ -90,6 +90,7 @@ async def on_concern_received(event: Event[Any], *, session: AsyncSession, routi
                 "ladder": ladder,
                 "told": told,
                 "urgency": decision.urgency.value,
+                "policy_version": decision.policy_version,
                 "reference": event.payload.reference,
                 "description": deadline.payload.description,
                 "cause": deadline.model_dump(mode="json"),
@@ -155,7 +156,12 @@ async def _escalate(
     if rung is None:
         log.error("case %s: nobody acknowledged and nobody is left to escalate to", due.case_id)
         return [], "nobody_left"
-    policy = routing.policies.current(due.school_id)
+    version = due.detail.get("policy_version")
+    policy = (
+        routing.policies.current(due.school_id)
+        if version is None
+        else await routing.policies.version(due.school_id, version, session=session)
+    )
     urgency = due.detail["urgency"]
     has_next = next_rung(due.detail["ladder"], current=rung.rung) is not None
     next_due = acknowledge_by(now, urgency=Urgency(urgency), policy=policy) if has_next else None

@@ -51,6 +51,7 @@ class PolicyBook:
 
     def __init__(self) -> None:
         self._current: dict[str, Policy] = {}
+        self._earlier: dict[tuple[str, int], Policy] = {}
 
     def current(self, school_id: str) -> Policy:
         try:
@@ -60,6 +61,25 @@ class PolicyBook:
 
     def schools(self) -> list[str]:
         return sorted(self._current)
+
+    async def version(self, school_id: str, version: int, *, session: AsyncSession) -> Policy:
+        """The policy a case was routed under: the current one, or an earlier adopted version."""
+        current = self.current(school_id)
+        if current.version == version:
+            return current
+        key = (school_id, version)
+        if key not in self._earlier:
+            document = (
+                await session.execute(
+                    sa.select(policies.c.document).where(
+                        policies.c.school_id == school_id, policies.c.version == version
+                    )
+                )
+            ).scalar_one_or_none()
+            if document is None:
+                raise UnknownSchool(f"school {school_id!r} never adopted policy version {version}")
+            self._earlier[key] = policy_from_data(document, source=f"{school_id} v{version}")
+        return self._earlier[key]
 
     async def adopt_folder(
         self, folder: str | Path, *, session: AsyncSession, deadlines: SqlDeadlines, now: datetime
