@@ -26,9 +26,10 @@ ENV PATH=/opt/safeguard/bin:$PATH \
     SAFEGUARD_NOTIFICATIONS_HTTP_HOST=0.0.0.0 \
     SAFEGUARD_NOTIFICATIONS_HTTP_PORT=8081 \
     SAFEGUARD_POLICY_DIR=/app/deploy/policies \
-    SAFEGUARD_MAIL_SINK_DIR=/data/mail
+    SAFEGUARD_MAIL_SINK_DIR=/data/mail \
+    SAFEGUARD_CACHE_DIR=/data/cache
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin safeguard \
-    && mkdir -p /data/mail \
+    && mkdir -p /data/mail /data/cache \
     && chown -R safeguard:safeguard /data
 COPY --from=build /opt/safeguard /opt/safeguard
 WORKDIR /app

@@ -15,6 +15,7 @@ import typer
 
 from services.launcher.privileges import DEFAULT_POSTGRES_SYSTEM_USER
 from services.routing.cli import register as register_routing_commands
+from services.routing.cli import run_command_line
 
 # The rest of the launcher is imported inside `up`, so that `safeguard route` starts fast.
 
@@ -71,7 +72,7 @@ register_routing_commands(app)
 
 def main() -> None:
     """Entry point of the `safeguard` console script."""
-    app()
+    run_command_line(app)
 
 
 if __name__ == "__main__":

@@ -1,150 +1,35 @@
 """Routing's commands: `route` (decide concerns read from stdin) and `policy check` (lint a policy file).
 
-Only typer and the standard library are imported here; the policy engine is imported when a command runs,
-so the rest of the `safeguard` command line starts quickly.
+Only typer, the standard library and `route_command` are imported here; the policy engine is imported when a
+command runs, so the rest of the `safeguard` command line starts quickly.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
-if TYPE_CHECKING:
-    from services.routing.policy.calendar import BankHolidays
-    from shared.contracts.concern import ConcernReceivedPayload
-
-INVALID = 2  # an invalid policy file or concern
-UNROUTABLE = 1  # a valid concern nobody can safely be told about
+from services.routing.route_command import INVALID, RouteFailed, brief_process
+from services.routing.route_command import route as run_route
 
 
-def _fail(message: str, *, code: int = INVALID) -> NoReturn:
+def _fail(message: str, *, code: int) -> NoReturn:
     typer.echo(message, err=True)
     raise typer.Exit(code=code)
-
-
-def _documents(text: str) -> list[tuple[int, Any]]:
-    """One JSON document (even spread over lines), or one per non-blank line (JSON Lines)."""
-    stripped = text.strip()
-    if not stripped:
-        _fail("no concern on stdin: give one concern as JSON, or many as JSON Lines")
-    try:
-        return [(1, json.loads(stripped))]
-    except json.JSONDecodeError:
-        pass
-    documents = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            documents.append((number, json.loads(line)))
-        except json.JSONDecodeError as error:
-            _fail(f"line {number}: not JSON ({error.msg} at column {error.colno})")
-    return documents
-
-
-def _concerns(text: str) -> list[ConcernReceivedPayload]:
-    from pydantic import ValidationError
-
-    from services.routing.policy.load import describe_validation_error
-    from shared.contracts.concern import ConcernReceivedPayload
-
-    concerns = []
-    for number, document in _documents(text):
-        if not isinstance(document, dict):
-            _fail(f"line {number}: a concern is a JSON object, not {type(document).__name__}")
-        try:
-            concerns.append(ConcernReceivedPayload.model_validate(document))
-        except ValidationError as error:
-            _fail(f"line {number}: not a valid concern:\n{describe_validation_error(error)}")
-    return concerns
-
-
-def _cache_dir() -> Path:
-    own = os.environ.get("SAFEGUARD_CACHE_DIR")
-    if own:
-        return Path(own)
-    shared_cache = os.environ.get("XDG_CACHE_HOME")
-    return (Path(shared_cache) if shared_cache else Path.home() / ".cache") / "safeguard"
-
-
-def _remembered_bank_holidays() -> tuple[BankHolidays, Callable[[], None]]:
-    """Bank holidays kept in a small file between runs, and a function that saves any newly worked out.
-
-    Importing the holidays package takes longer than deciding a whole batch of concerns, so a one-shot
-    command remembers the dates it has needed. The file is keyed by the package's version, so an update
-    (a new one-off bank holiday, say) is picked up.
-    """
-    from importlib.metadata import PackageNotFoundError, version
-
-    from services.routing.policy.calendar import england_and_wales_bank_holidays
-
-    path = _cache_dir() / "bank-holidays-england-and-wales.json"
-    try:
-        package = version("holidays")
-    except PackageNotFoundError:
-        package = "unknown"
-    known: dict[int, frozenset[date]] = {}
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved.get("holidays_version") == package:
-            known = {int(y): frozenset(map(date.fromisoformat, days)) for y, days in saved["years"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        known = {}
-    worked_out: list[int] = []
-
-    def bank_holidays(year: int) -> frozenset[date]:
-        days = known.get(year)
-        if days is None:
-            days = known[year] = england_and_wales_bank_holidays(year)
-            worked_out.append(year)
-        return days
-
-    def save() -> None:
-        if not worked_out:
-            return
-        years = {str(y): sorted(d.isoformat() for d in days) for y, days in sorted(known.items())}
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(f".{os.getpid()}.tmp")
-            partial.write_text(json.dumps({"holidays_version": package, "years": years}), encoding="utf-8")
-            partial.replace(path)
-        except OSError:
-            pass  # a cache that cannot be written only costs time on the next run
-
-    return bank_holidays, save
 
 
 def route(
     policy: Annotated[Path, typer.Option("--policy", help="The school's policy file (YAML).")],
 ) -> None:
     """Decide who must act on concerns read from stdin (JSON, or JSON Lines); print one decision per line."""
-    from services.routing.policy.decide import decide
-    from services.routing.policy.floor import NoEligibleRecipientError
-    from services.routing.policy.load import PolicyError, load_policy
-
-    bank_holidays, remember = _remembered_bank_holidays()
     try:
-        loaded = load_policy(policy, bank_holidays=bank_holidays)
-    except PolicyError as error:
-        _fail(f"invalid policy: {error}")
-    out = sys.stdout
-    try:
-        for concern in _concerns(sys.stdin.read()):
-            try:
-                decision = decide(concern, loaded)
-            except NoEligibleRecipientError as error:
-                _fail(f"cannot route: {error}", code=UNROUTABLE)
-            out.write(json.dumps(decision.summary(), ensure_ascii=False) + "\n")
-    finally:
-        out.flush()
-        remember()
+        run_route(policy, text=sys.stdin.read(), out=sys.stdout)
+    except RouteFailed as failed:
+        _fail(str(failed), code=failed.code)
 
 
 def check(
@@ -158,7 +43,7 @@ def check(
     try:
         loaded = load_policy(file)
     except PolicyError as error:
-        _fail(f"invalid policy: {error}")
+        _fail(f"invalid policy: {error}", code=INVALID)
     # The command line is the edge, so reading today's date here is fine; the engine never does.
     findings = check_policy(loaded, today=date.today())
     school = loaded.school
@@ -183,11 +68,17 @@ def register(app: typer.Typer) -> None:
     app.add_typer(policy_app, name="policy")
 
 
+def run_command_line(app: typer.Typer) -> None:
+    """Run `app` as this process's command line, with the garbage collector set for a quick start and exit."""
+    with brief_process():
+        app()
+
+
 def main() -> None:
     """Run the routing commands on their own: `python -m services.routing.cli route --policy FILE`."""
     app = typer.Typer(help="Safeguard routing commands.", no_args_is_help=True, add_completion=False)
     register(app)
-    app()
+    run_command_line(app)
 
 
 if __name__ == "__main__":

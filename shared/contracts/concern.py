@@ -52,7 +52,8 @@ class Channel(StrEnum):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Validators are built on first use: `safeguard route` needs only the received concern's, not one per class.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Reporter(_Frozen):

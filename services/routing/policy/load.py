@@ -2,38 +2,47 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from services.routing.policy.calendar import BankHolidays
 from services.routing.policy.model import Policy
-
-try:
-    from yaml import CSafeLoader as _BaseLoader
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
 
 class PolicyError(ValueError):
     """A policy that cannot be used: unreadable, not YAML, or not a valid policy."""
 
 
-class _StrictLoader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """Safe YAML that refuses a key given twice: a second `notify:` would silently replace the first."""
+@cache
+def _strict_loader() -> type[Any]:
+    """Safe YAML that refuses a key given twice: a second `notify:` would silently replace the first.
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        keys: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in keys:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
-                )
-            keys.add(key)
-        return super().construct_mapping(node, deep=deep)
+    Built on first use: importing PyYAML costs `safeguard route` time it need not spend when it reads an
+    already-validated policy from its cache.
+    """
+    import yaml
+
+    try:
+        from yaml import CSafeLoader as base
+    except ImportError:  # pragma: no cover - PyYAML built without libyaml
+        from yaml import SafeLoader as base  # type: ignore[assignment]
+
+    class StrictLoader(base):  # type: ignore[misc,valid-type]
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            keys: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in keys:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                    )
+                keys.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -63,17 +72,23 @@ def policy_from_data(data: Any, *, bank_holidays: BankHolidays | None = None, so
 
 def parse_policy(text: str, *, bank_holidays: BankHolidays | None = None, source: str = "policy") -> Policy:
     """Parse and validate a policy written as YAML text."""
+    import yaml
+
     try:
-        data = yaml.load(text, Loader=_StrictLoader)
+        data = yaml.load(text, Loader=_strict_loader())
     except yaml.YAMLError as error:
         raise PolicyError(f"{source}: not valid YAML: {error}") from error
     return policy_from_data(data, bank_holidays=bank_holidays, source=source)
 
 
-def load_policy(path: str | Path, *, bank_holidays: BankHolidays | None = None) -> Policy:
-    """Read, parse and validate the policy file at `path`."""
+def read_policy_text(path: str | Path) -> str:
+    """The text of the policy file at `path`, or a `PolicyError` saying why it cannot be read."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise PolicyError(f"{path}: cannot read the policy file: {error.strerror or error}") from error
-    return parse_policy(text, bank_holidays=bank_holidays, source=str(path))
+
+
+def load_policy(path: str | Path, *, bank_holidays: BankHolidays | None = None) -> Policy:
+    """Read, parse and validate the policy file at `path`."""
+    return parse_policy(read_policy_text(path), bank_holidays=bank_holidays, source=str(path))

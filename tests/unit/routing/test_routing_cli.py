@@ -144,6 +144,23 @@ def test_route_remembers_bank_holidays_between_runs(cli: Any, tmp_path: Path) ->
     assert cli("route", "--policy", str(ST_MARKS), stdin=json.dumps(concern_json())).exit_code == 0
 
 
+def test_route_keeps_the_validated_policy_and_notices_an_edit(cli: Any, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    text = ST_MARKS.read_text(encoding="utf-8")
+    policy.write_text(text, encoding="utf-8")
+
+    def routed_under_version() -> int:
+        result = cli("route", "--policy", str(policy), stdin=json.dumps(concern_json()))
+        assert result.exit_code == 0, result.output
+        return int(json.loads(result.stdout)["policy_version"])
+
+    assert routed_under_version() == 1
+    assert list((tmp_path / "cache" / "policies").glob("*.pickle"))
+    assert routed_under_version() == 1
+    policy.write_text(text.replace("\nversion: 1\n", "\nversion: 2\n"), encoding="utf-8")
+    assert routed_under_version() == 2
+
+
 def _run(*args: str, stdin: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, *args],
@@ -193,3 +210,51 @@ def test_importing_the_commands_loads_nothing_heavy(tmp_path: Path) -> None:
     done = _run("-c", program, stdin="", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_console_script_answers_route_without_loading_typer(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from services.entry import main\n"
+        f"sys.argv = ['safeguard', 'route', '--policy', {str(ST_MARKS)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as done:\n"
+        "    print(f'exit={done.code} typer={\"typer\" in sys.modules}', file=sys.stderr)\n"
+    )
+    concern = json.dumps(
+        {
+            "reference": "SG-E-1",
+            "channel": "json_api",
+            "raw_input_id": "r-1",
+            "received_at": "2024-03-05T10:15:00Z",
+            "reporter": {"role": "staff"},
+            "people": [{"role": "learner", "involvement": "victim"}],
+            "kind": "online_bullying",
+            "summary": "Console script check",
+        }
+    )
+    env = {**os.environ, "SAFEGUARD_CACHE_DIR": str(tmp_path)}
+    answered = subprocess.run(
+        [sys.executable, "-c", script],
+        input=concern,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+    refused = subprocess.run(
+        [sys.executable, "-c", script],
+        input="{",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+    assert "exit=0 typer=False" in answered.stderr
+    assert json.loads(answered.stdout)["reference"] == "SG-E-1"
+    assert "exit=2 typer=False" in refused.stderr and "not JSON" in refused.stderr
