@@ -80,7 +80,7 @@ class ServiceRuntime:
                 ack_policy=JsAckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 max_deliver=MAX_DELIVER + 1,
-                ack_wait=60,
+                ack_wait=self.settings.ack_wait_seconds,
             ),
             title=durable,
             description=description or (handler.__doc__ or "").strip(),

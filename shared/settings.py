@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     stream_replicas: int = Field(default=1, ge=1, le=5)
     duplicate_window_seconds: float = Field(default=300.0, ge=120.0)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    ack_wait_seconds: float = Field(
+        default=30.0, ge=1.0, description="how long a delivery may go unacknowledged before JetStream redelivers it"
+    )
     log_level: str = "INFO"
     otel_console: bool = Field(default=False, description="print finished spans to stderr")
 

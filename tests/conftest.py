@@ -35,6 +35,7 @@ def make_settings(name: str, **overrides: object) -> Settings:
         "stream_name": f"SGT_{tag}",
         "policy_dir": str(REPO_ROOT / "deploy" / "policies"),
         "outbox_poll_seconds": 0.2,
+        "ack_wait_seconds": 5.0,
         "signing_key": "test-signing-key",
     }
     values.update(overrides)
