@@ -79,30 +79,46 @@ async def _attempt(
 ) -> dict[str, Any]:
     """One try: everything in one transaction; ConcurrencyConflict when another writer got there first."""
     async with transaction(sessions) as session:
-        state = fold(await case_events.load(session, command.case_id))
-        now = clock()
-        events = decide(state, command, now=now, actor=command.actor)
-        if not events:
-            return _recorded(state, events)
-        version = await case_events.append(
-            session, case_id=state.case_id, events=events, expected_version=state.version
+        now_state, events = await record_command(
+            session, command, case_events=case_events, deadlines=deadlines, now=clock()
         )
-        now_state = fold(events, state=state)
         await tables.enqueue(session, events)
-        await case_events.index(
-            session,
-            case_id=now_state.case_id,
-            school_id=now_state.school_id,
-            reference=now_state.reference,
-            version=version,
-            status=now_state.status,
-            policy_version=now_state.policy_version,
-            opened_at=now_state.opened_at or now,
-        )
-        if deadlines is not None and any(isinstance(event, CaseAcknowledged) for event in events):
-            # The case is in hand: nobody further up the escalation ladder needs to be told.
-            await deadlines.cancel_for_case(session, case_id=state.case_id, kinds=[ACKNOWLEDGE], at=now)
     return _recorded(now_state, events)
+
+
+async def record_command(
+    session: AsyncSession,
+    command: CaseCommand,
+    *,
+    case_events: SqlCaseEvents,
+    deadlines: SqlDeadlines | None,
+    now: datetime,
+) -> tuple[CaseState, list[Event[Any]]]:
+    """Decide `command` on the case and append its events at the expected version, in the caller's transaction.
+
+    Returns the case as it now stands and the new events (none when the command changes nothing); the caller
+    puts the events in the outbox. Raises CommandRejected, StaleCommand or ConcurrencyConflict.
+    """
+    state = fold(await case_events.load(session, command.case_id))
+    events = decide(state, command, now=now, actor=command.actor)
+    if not events:
+        return state, events
+    version = await case_events.append(session, case_id=state.case_id, events=events, expected_version=state.version)
+    now_state = fold(events, state=state)
+    await case_events.index(
+        session,
+        case_id=now_state.case_id,
+        school_id=now_state.school_id,
+        reference=now_state.reference,
+        version=version,
+        status=now_state.status,
+        policy_version=now_state.policy_version,
+        opened_at=now_state.opened_at or now,
+    )
+    if deadlines is not None and any(isinstance(event, CaseAcknowledged) for event in events):
+        # The case is in hand: nobody further up the escalation ladder needs to be told.
+        await deadlines.cancel_for_case(session, case_id=state.case_id, kinds=[ACKNOWLEDGE], at=now)
+    return now_state, events
 
 
 async def execute(

@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.routing.case import decide as decide_case
-from services.routing.case import fold
+from services.routing.case import CommandRejected
 from services.routing.case.commands import Acknowledge
+from services.routing.commands import record_command
 from services.routing.domain import (
     ACKNOWLEDGE,
     ROUTING,
@@ -104,25 +104,18 @@ async def on_notification_acknowledged(
 ) -> list[Event[Any]]:
     """Someone acknowledged: the case records who, and its acknowledgement deadlines stop (no more escalation)."""
     assert isinstance(event, NotificationAcknowledged)
-    case_id = event.payload.case_id
-    now = routing.clock()
-    cancelled = await routing.deadlines.cancel_for_case(session, case_id=case_id, kinds=[ACKNOWLEDGE], at=now)
-    history = await routing.case_events.load(session, case_id)
-    if not history:
-        log.warning("acknowledgement for unknown case %s", case_id)
-        return []
-    state = fold(history)
     actor = Actor(id=event.payload.acknowledged_by, role=event.actor.role)
-    command = Acknowledge(command="acknowledge", case_id=case_id, school_id=event.school_id, actor=actor)
-    recorded = decide_case(state, command, now=now, actor=actor)  # nothing when already acknowledged
-    version = await routing.case_events.append(
-        session, case_id=case_id, events=recorded, expected_version=state.version
-    )
-    if recorded:
-        await routing.case_events.advance(
-            session, case_id=case_id, version=version, status=fold(recorded, state=state).status
+    command = Acknowledge(command="acknowledge", case_id=event.payload.case_id, school_id=event.school_id, actor=actor)
+    try:
+        _, recorded = await record_command(  # nothing when the case was already acknowledged
+            session, command, case_events=routing.case_events, deadlines=routing.deadlines, now=routing.clock()
         )
-    log.info("case %s acknowledged by %s: %d deadline(s) stopped", case_id, actor.id, cancelled)
+    except CommandRejected as refused:
+        # An acknowledgement the case cannot take (unknown case, or one already closed) stays in the record as
+        # notification.acknowledged; retrying it would never succeed, so it is not an error.
+        log.warning("acknowledgement by %s not recorded on case %s: %s", actor.id, event.payload.case_id, refused)
+        return []
+    log.info("case %s acknowledged by %s", event.payload.case_id, actor.id)
     return recorded
 
 

@@ -204,3 +204,33 @@ async def test_an_overdue_policy_review_reminds_the_headteacher_and_named_govern
             await stop(second)
     assert due.payload.review_due == "2022-10-31"
     assert {r.role for r in due.payload.recipients} == {"headteacher", "named_governor"}
+
+
+async def test_an_acknowledgement_for_an_unknown_case_is_recorded_nowhere_and_not_dead_lettered(
+    settings: Settings,
+) -> None:
+    service = await start(settings, Clock())
+    try:
+        async with jetstream(settings) as (_, js):
+            stray = NotificationAcknowledged.new(
+                NotificationAcknowledgedPayload(
+                    notification_id="n-x", case_id="no-such-case", acknowledged_by="s-bird"
+                ),
+                school_id="st-marks",
+                aggregate_id="n-x",
+                actor=Actor(id="s-bird", role="recipient"),
+                occurred_at=utc_now(),
+                cause=concern_received(),
+            )
+            await publish_raw(js, settings, stray)
+            info = await eventually(
+                lambda: js.consumer_info(settings.stream_name, "routing-acknowledgements"),
+                until=lambda info: (
+                    info.delivered.stream_seq > 0 and info.num_pending == 0 and info.num_ack_pending == 0
+                ),
+                what="the acknowledgement consumed",
+            )
+            dead = await js.stream_info(f"{settings.stream_name}_DEAD")
+    finally:
+        await stop(service)
+    assert info.num_redelivered == 0 and dead.state.messages == 0
