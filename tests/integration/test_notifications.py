@@ -10,12 +10,11 @@ import pytest
 
 from services.notifications.app import create_app
 from services.notifications.handlers import AckSigner
-from shared.contracts import parse_event
 from shared.contracts.envelope import Actor, utc_now
 from shared.contracts.events import NotificationRequested, NotificationRequestedPayload, PersonRef
 from shared.settings import Settings
 from tests.support.factories import concern_received
-from tests.support.running import jetstream, publish_raw, running
+from tests.support.running import jetstream, publish_raw, running, stream_events
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -41,18 +40,6 @@ def request(*, notification_id: str, cause, channel: str = "email", address: str
     )
 
 
-async def events_of(js, settings: Settings, event_type: str) -> list:
-    subject = f"{settings.subject_root}.st-marks.{event_type}"
-    subscription = await js.pull_subscribe(subject, stream=settings.stream_name)
-    try:
-        messages = await subscription.fetch(100, timeout=0.5)
-    except Exception:
-        return []
-    finally:
-        await subscription.unsubscribe()
-    return [parse_event(m.data) for m in messages]
-
-
 @pytest.fixture
 def settings(settings: Settings, tmp_path: Path) -> Settings:
     return settings.model_copy(update={"mail_sink_dir": str(tmp_path / "mail")})
@@ -65,14 +52,14 @@ async def test_a_notification_requested_twice_is_delivered_once(settings: Settin
     async with running(runtime), jetstream(settings) as (_, js):
         await publish_raw(js, settings, request(notification_id=notification_id, cause=cause))
         await publish_raw(js, settings, request(notification_id=notification_id, cause=cause))
-        sent = await eventually(lambda: events_of(js, settings, "notification.sent"), what="notification.sent")
+        sent = await eventually(lambda: stream_events(js, settings, "notification.sent"), what="notification.sent")
         info = await eventually(
             lambda: js.consumer_info(settings.stream_name, "notifications-requests"),
             until=lambda i: i.num_pending == 0 and i.num_ack_pending == 0,
             what="requests drained",
         )
         assert info.delivered.stream_seq >= 2
-        sent = await events_of(js, settings, "notification.sent")
+        sent = await stream_events(js, settings, "notification.sent")
     assert len(sent) == 1 and sent[0].payload.notification_id == notification_id
     assert sent[0].correlation_id == cause.correlation_id and sent[0].traceparent == cause.traceparent
     mail = list(Path(settings.mail_sink_dir).glob("*.eml"))
@@ -85,7 +72,7 @@ async def test_an_undeliverable_address_is_reported_failed(settings: Settings) -
     _app, runtime = create_app(settings)
     async with running(runtime), jetstream(settings) as (_, js):
         await publish_raw(js, settings, request(notification_id="n-bad", cause=concern_received(), address="nobody"))
-        [failed] = await eventually(lambda: events_of(js, settings, "notification.failed"), what="failed")
+        [failed] = await eventually(lambda: stream_events(js, settings, "notification.failed"), what="failed")
     assert "not an email address" in failed.payload.reason and failed.payload.retryable is False
 
 
@@ -95,7 +82,7 @@ async def test_acknowledging_twice_records_one_acknowledgement(settings: Setting
     token = AckSigner(settings.signing_key.encode()).token("n-ack")
     async with running(runtime), jetstream(settings) as (_, js):
         await publish_raw(js, settings, request(notification_id="n-ack", cause=concern_received()))
-        await eventually(lambda: events_of(js, settings, "notification.sent"), what="sent")
+        await eventually(lambda: stream_events(js, settings, "notification.sent"), what="sent")
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://notifications") as client:
             page = await client.get(f"/api/v1/notifications/n-ack/ack?token={token}")
@@ -106,5 +93,5 @@ async def test_acknowledging_twice_records_one_acknowledgement(settings: Setting
         assert forged.status_code == 403
         assert first.json() == {"notification_id": "n-ack", "acknowledged": True, "already": False}
         assert second.json()["already"] is True
-        acks = await eventually(lambda: events_of(js, settings, "notification.acknowledged"), what="ack event")
+        acks = await eventually(lambda: stream_events(js, settings, "notification.acknowledged"), what="ack event")
     assert len(acks) == 1 and acks[0].payload.acknowledged_by == "s-bird"

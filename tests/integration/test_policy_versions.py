@@ -12,9 +12,9 @@ import pytest
 from services.routing.app import RoutingService
 from shared.settings import Settings
 from tests.conftest import REPO_ROOT
-from tests.integration.test_timers import Clock, acknowledge_deadlines, events, start, stop
+from tests.integration.test_timers import Clock, acknowledge_deadlines, start, stop
 from tests.support.factories import concern_received
-from tests.support.running import jetstream, publish_raw
+from tests.support.running import jetstream, publish_raw, stream_events
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,7 @@ async def triage_one(service: RoutingService, js, settings: Settings):
     concern = concern_received(kind="online_bullying")
     await publish_raw(js, settings, concern)
     found = await eventually(
-        lambda: events(js, settings, "case.triaged"),
+        lambda: stream_events(js, settings, "case.triaged"),
         until=lambda triaged: any(t.payload.reference == concern.payload.reference for t in triaged),
         what="triage",
     )
@@ -66,10 +66,10 @@ async def test_versions_are_adopted_in_order_and_cases_keep_theirs(settings: Set
             # The case routed under v1 still escalates (its policy is loaded back from routing.policies).
             [pending] = await acknowledge_deadlines(second, before.payload.case_id)
             clock.now = pending.due_at + timedelta(seconds=1)
-            await eventually(lambda: events(js, settings, "case.escalated"), what="escalation of the v1 case")
+            await eventually(lambda: stream_events(js, settings, "case.escalated"), what="escalation of the v1 case")
         finally:
             await stop(second)
-        adopted = await events(js, settings, "policy.adopted")
+        adopted = await stream_events(js, settings, "policy.adopted")
     assert [e.payload.version for e in adopted] == [1, 2]
     assert adopted[0].payload.digest != adopted[1].payload.digest
     assert (before.payload.policy_version, unchanged.payload.policy_version, after.payload.policy_version) == (1, 1, 2)

@@ -13,13 +13,12 @@ import sqlalchemy as sa
 
 from services.routing.app import RoutingService
 from services.routing.store import deadlines
-from shared.contracts import parse_event
 from shared.contracts.envelope import Actor, utc_now
 from shared.contracts.events import NotificationAcknowledged, NotificationAcknowledgedPayload
 from shared.db import transaction
 from shared.settings import Settings
 from tests.support.factories import concern_received
-from tests.support.running import jetstream, publish_raw
+from tests.support.running import jetstream, publish_raw, stream_events
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -47,16 +46,6 @@ async def stop(service: RoutingService) -> None:
     await service.stop()
 
 
-async def events(js, settings: Settings, event_type: str) -> list:
-    subscription = await js.pull_subscribe(f"{settings.subject_root}.*.{event_type}", stream=settings.stream_name)
-    try:
-        return [parse_event(m.data) for m in await subscription.fetch(200, timeout=0.5)]
-    except Exception:
-        return []
-    finally:
-        await subscription.unsubscribe()
-
-
 async def acknowledge_deadlines(service: RoutingService, case_id: str) -> list:
     async with transaction(service.runtime.sessions) as session:
         rows = await session.execute(
@@ -78,7 +67,7 @@ async def test_no_acknowledgement_escalates_to_the_deputies_exactly_once_across_
     concern = a_concern_for_the_dsl_alone()
     async with jetstream(settings) as (_, js):
         await publish_raw(js, settings, concern)
-        [triaged] = await eventually(lambda: events(js, settings, "case.triaged"), what="triage")
+        [triaged] = await eventually(lambda: stream_events(js, settings, "case.triaged"), what="triage")
         case_id = triaged.payload.case_id
         [pending] = await eventually(lambda: acknowledge_deadlines(first, case_id), what="acknowledge deadline")
         told_first = {r.person_id for r in triaged.payload.recipients}
@@ -87,10 +76,10 @@ async def test_no_acknowledgement_escalates_to_the_deputies_exactly_once_across_
         clock.now = pending.due_at + timedelta(seconds=1)
         second, third = await start(settings, clock), await start(settings, clock)  # restarted, and scaled out
         try:
-            [escalated] = await eventually(lambda: events(js, settings, "case.escalated"), what="escalation")
+            [escalated] = await eventually(lambda: stream_events(js, settings, "case.escalated"), what="escalation")
             assert await second.scheduler.fire_due() == 0 and await third.scheduler.fire_due() == 0
             await eventually(
-                lambda: events(js, settings, "deadline.reached"),
+                lambda: stream_events(js, settings, "deadline.reached"),
                 until=lambda found: any(e.payload.kind == "acknowledge" for e in found),
                 what="reached",
             )
@@ -98,8 +87,10 @@ async def test_no_acknowledgement_escalates_to_the_deputies_exactly_once_across_
         finally:
             await stop(second)
             await stop(third)
-        assert len(await events(js, settings, "case.escalated")) == 1
-        requested = [e for e in await events(js, settings, "notification.requested") if e.payload.case_id == case_id]
+        assert len(await stream_events(js, settings, "case.escalated")) == 1
+        requested = [
+            e for e in await stream_events(js, settings, "notification.requested") if e.payload.case_id == case_id
+        ]
     deputies = {r.person_id for r in escalated.payload.recipients}
     assert escalated.payload.to_rung == 1
     assert {r.role for r in escalated.payload.recipients} == {"deputy_designated_safeguarding_lead"}
@@ -116,7 +107,7 @@ async def test_an_acknowledgement_stops_the_escalation(settings: Settings) -> No
         async with jetstream(settings) as (_, js):
             concern = a_concern_for_the_dsl_alone()
             await publish_raw(js, settings, concern)
-            [triaged] = await eventually(lambda: events(js, settings, "case.triaged"), what="triage")
+            [triaged] = await eventually(lambda: stream_events(js, settings, "case.triaged"), what="triage")
             case_id = triaged.payload.case_id
             [pending] = await eventually(lambda: acknowledge_deadlines(service, case_id), what="deadline")
             dsl = triaged.payload.recipients[0]
@@ -136,16 +127,18 @@ async def test_an_acknowledgement_stops_the_escalation(settings: Settings) -> No
             )
             clock.now = pending.due_at + timedelta(hours=1)
             await service.scheduler.fire_due()
-            assert [e for e in await events(js, settings, "deadline.reached") if e.payload.kind == "acknowledge"] == []
-            assert await events(js, settings, "case.escalated") == []
-            [acknowledged] = await eventually(lambda: events(js, settings, "case.acknowledged"), what="case ack")
+            assert [
+                e for e in await stream_events(js, settings, "deadline.reached") if e.payload.kind == "acknowledge"
+            ] == []
+            assert await stream_events(js, settings, "case.escalated") == []
+            [acknowledged] = await eventually(lambda: stream_events(js, settings, "case.acknowledged"), what="case ack")
             await publish_raw(js, settings, ack, msg_id="delivered-again")  # a redelivery records nothing new
             await eventually(
                 lambda: js.consumer_info(settings.stream_name, "routing-acknowledgements"),
                 until=lambda info: info.num_pending == 0 and info.num_ack_pending == 0,
                 what="drained",
             )
-            assert len(await events(js, settings, "case.acknowledged")) == 1
+            assert len(await stream_events(js, settings, "case.acknowledged")) == 1
     finally:
         await stop(service)
     assert acknowledged.payload.case_id == case_id and acknowledged.payload.acknowledged_by == dsl.person_id
@@ -164,21 +157,23 @@ async def test_a_lado_consideration_deadline_reminds_the_people_told(settings: S
                 ],
             )
             await publish_raw(js, settings, concern)
-            [triaged] = await eventually(lambda: events(js, settings, "case.triaged"), what="triage")
+            [triaged] = await eventually(lambda: stream_events(js, settings, "case.triaged"), what="triage")
             lado = next(d for d in triaged.payload.deadlines if d.kind == "consider_lado_referral")
             told = {r.person_id for r in triaged.payload.recipients}
             clock.now = lado.due_at + timedelta(minutes=1)
             await eventually(
-                lambda: events(js, settings, "deadline.reached"),
+                lambda: stream_events(js, settings, "deadline.reached"),
                 until=lambda found: any(e.payload.kind == "consider_lado_referral" for e in found),
                 what="LADO deadline reached",
             )
             reached = [
-                e for e in await events(js, settings, "deadline.reached") if e.payload.kind == "consider_lado_referral"
+                e
+                for e in await stream_events(js, settings, "deadline.reached")
+                if e.payload.kind == "consider_lado_referral"
             ]
             reminders = [
                 e
-                for e in await events(js, settings, "notification.requested")
+                for e in await stream_events(js, settings, "notification.requested")
                 if e.payload.reason.startswith("reminder: ")
             ]
     finally:
@@ -193,13 +188,13 @@ async def test_an_overdue_policy_review_reminds_the_headteacher_and_named_govern
     clock = Clock()
     first = await start(settings, clock)
     async with jetstream(settings) as (_, js):
-        [due] = await eventually(lambda: events(js, settings, "policy.review_due"), what="review reminder")
+        [due] = await eventually(lambda: stream_events(js, settings, "policy.review_due"), what="review reminder")
         await stop(first)
         second = await start(settings, clock)  # a restart adopts the same policy again: no new reminder
         try:
             assert await second.scheduler.fire_due() == 0
-            assert len(await events(js, settings, "policy.adopted")) == 1
-            assert len(await events(js, settings, "policy.review_due")) == 1
+            assert len(await stream_events(js, settings, "policy.adopted")) == 1
+            assert len(await stream_events(js, settings, "policy.review_due")) == 1
         finally:
             await stop(second)
     assert due.payload.review_due == "2022-10-31"

@@ -9,12 +9,11 @@ import pytest
 
 from services.routing.app import RoutingService
 from services.routing.policy import load_policy
-from shared.contracts import parse_event
 from shared.contracts.envelope import Actor, utc_now
 from shared.contracts.events import CaseTriaged, ConcernReceived
 from shared.settings import Settings
 from tests.routing.test_scenarios import ALL, assert_as_expected
-from tests.support.running import jetstream, publish_raw
+from tests.support.running import jetstream, publish_raw, stream_events
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -36,14 +35,7 @@ def as_route_output(triaged: CaseTriaged) -> dict[str, Any]:
 
 
 async def all_triaged(js, settings: Settings) -> dict[str, CaseTriaged]:
-    subscription = await js.pull_subscribe(f"{settings.subject_root}.*.case.triaged", stream=settings.stream_name)
-    try:
-        found = [parse_event(m.data) for m in await subscription.fetch(500, timeout=1)]
-    except Exception:
-        return {}
-    finally:
-        await subscription.unsubscribe()
-    return {event.payload.reference: event for event in found}
+    return {event.payload.reference: event for event in await stream_events(js, settings, "case.triaged")}
 
 
 async def test_the_routing_service_triages_every_scenario_as_the_table_says(settings: Settings) -> None:

@@ -10,6 +10,7 @@ import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from shared.contracts import parse_event
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from shared.subjects import Subjects
@@ -53,6 +54,19 @@ async def publish_raw(
         body if body is not None else event.to_json(),
         headers={"Nats-Msg-Id": msg_id or str(event.event_id)},
     )
+
+
+async def stream_events(js: JetStreamContext, settings: Settings, event_type: str, *, limit: int = 500) -> list[Any]:
+    """Every `event_type` event on this run's stream so far (any school), parsed, oldest first."""
+    subject = f"{settings.subject_root}.*.{event_type}"
+    subscription = await js.pull_subscribe(subject, stream=settings.stream_name)
+    try:
+        messages = await subscription.fetch(limit, timeout=0.5)
+    except nats.errors.TimeoutError:
+        return []
+    finally:
+        await subscription.unsubscribe()
+    return [parse_event(message.data) for message in messages]
 
 
 async def stream_messages(js: JetStreamContext, stream: str) -> int:
