@@ -38,9 +38,9 @@ REDELIVERY_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 PARSED = "_safeguard_events"
 
 
-def redelivery_delay(delivered: int) -> float:
+def redelivery_delay(delivered: int, backoff: Sequence[float] = REDELIVERY_BACKOFF_SECONDS) -> float:
     """Seconds to wait before the next delivery after the `delivered`-th one failed."""
-    return REDELIVERY_BACKOFF_SECONDS[min(max(delivered, 1), len(REDELIVERY_BACKOFF_SECONDS)) - 1]
+    return backoff[min(max(delivered, 1), len(backoff)) - 1]
 
 
 class DeadLetters:
@@ -116,6 +116,7 @@ class EventBatches:
         handler: Handler | None = None,
         batch_handler: BatchHandler | None = None,
         max_deliver: int = 10,
+        backoff: Sequence[float] = REDELIVERY_BACKOFF_SECONDS,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler and batch_handler")
@@ -125,6 +126,7 @@ class EventBatches:
         self._handler = handler
         self._batch_handler = batch_handler
         self.max_deliver = max_deliver
+        self._backoff = tuple(backoff)
 
     async def consume(self, events: Sequence[Event[Any]], messages: Sequence[Msg]) -> None:
         """Process a batch (events[i] came in messages[i]) and settle every message."""
@@ -177,7 +179,7 @@ class EventBatches:
         log.warning(
             "%s: %s failed (delivery %d), will retry: %s", self.name, event.event_id, delivered, type(failure).__name__
         )
-        await message.nak(delay=redelivery_delay(delivered))
+        await message.nak(delay=redelivery_delay(delivered, self._backoff))
 
 
 def _first_of_each(events: Sequence[Event[Any]]) -> list[Event[Any]]:

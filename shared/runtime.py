@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -15,6 +15,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.consumer import (
+    REDELIVERY_BACKOFF_SECONDS,
     BatchHandler,
     DeadLetterMiddleware,
     DeadLetters,
@@ -86,6 +87,8 @@ class ServiceRuntime:
         filter_subject: str | None = None,
         description: str = "",
         batch_size: int = 64,
+        max_deliver: int = MAX_DELIVER,
+        backoff: Sequence[float] = REDELIVERY_BACKOFF_SECONDS,
     ) -> EventBatches:
         """A durable pull consumer shared by every instance: batches of `event_class` through the handler, once each."""
         edge = EventBatches(
@@ -94,7 +97,8 @@ class ServiceRuntime:
             dead_letters=self.dead_letters,
             handler=handler,
             batch_handler=batch_handler,
-            max_deliver=MAX_DELIVER,
+            max_deliver=max_deliver,
+            backoff=backoff,
         )
         subscriber = self.broker.subscriber(
             filter_subject or self.subjects.of_type(event_class.TYPE),
@@ -107,7 +111,9 @@ class ServiceRuntime:
                 durable_name=durable,
                 ack_policy=JsAckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
-                max_deliver=MAX_DELIVER + 1,
+                max_deliver=max_deliver + 1,
+                # A delivery nobody acked (its instance died): redelivered after ack_wait, then ever more slowly.
+                backoff=[min(self.settings.ack_wait_seconds * 2**n, 300.0) for n in range(min(4, max_deliver))],
                 ack_wait=self.settings.ack_wait_seconds,
                 max_ack_pending=max(1000, batch_size * 4),
             ),
