@@ -12,6 +12,7 @@ from shared.contracts.envelope import Event
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
 from shared.subjects import AUDIT_LEDGER
+from shared.tracing import shutdown_tracing
 
 
 def create_app(settings: Settings) -> tuple[FastStream, ServiceRuntime]:
@@ -36,4 +37,7 @@ def main() -> None:
     import asyncio
 
     app, _ = create_app(get_settings())
-    asyncio.run(app.run())
+    try:
+        asyncio.run(app.run())
+    finally:
+        shutdown_tracing()  # export the spans still queued

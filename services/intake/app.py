@@ -15,6 +15,7 @@ from shared.contracts.envelope import utc_now
 from shared.contracts.events import ConcernReceived
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
+from shared.tracing import shutdown_tracing
 
 
 def known_schools(policy_dir: str) -> frozenset[str]:
@@ -52,4 +53,7 @@ def main() -> None:
 
     settings = get_settings()
     app, _ = create_app(settings)
-    uvicorn.run(app, host=settings.intake_http_host, port=settings.intake_http_port, log_level="warning")
+    try:
+        uvicorn.run(app, host=settings.intake_http_host, port=settings.intake_http_port, log_level="warning")
+    finally:
+        shutdown_tracing()  # export the spans still queued

@@ -24,6 +24,7 @@ from shared.contracts.events import (
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
 from shared.subjects import NOTIFICATIONS_REQUESTS
+from shared.tracing import shutdown_tracing
 
 log = logging.getLogger(__name__)
 
@@ -81,4 +82,9 @@ def main() -> None:
 
     settings = get_settings()
     app, _ = create_app(settings)
-    uvicorn.run(app, host=settings.notifications_http_host, port=settings.notifications_http_port, log_level="warning")
+    try:
+        uvicorn.run(
+            app, host=settings.notifications_http_host, port=settings.notifications_http_port, log_level="warning"
+        )
+    finally:
+        shutdown_tracing()  # export the spans still queued
