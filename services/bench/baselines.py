@@ -20,6 +20,7 @@ from services.launcher.supervisor import project_root
 
 PAYLOAD = b"x" * 256  # about the size of a small event envelope
 ASYNC_WINDOW = 4000  # nats-py's default bound on unacknowledged publish_async calls
+MAX_BARE_POSTS = 1_000_000  # the bare FastAPI baseline stops on time long before this
 
 
 async def jetstream_rates(nats_url: str, *, names: Names, seconds: float) -> tuple[float, float]:
@@ -94,7 +95,7 @@ async def _insert_commit_rate(dsn: str, *, connections: int, seconds: float) -> 
             await connection.close()
 
 
-async def fastapi_rate(*, count: int, concurrency: int) -> float:
+async def fastapi_rate(*, seconds: float, concurrency: int) -> float:
     """Requests per second a bare FastAPI POST under uvicorn (own process) answers to the intake load loop."""
     port = free_port()
     command = [
@@ -122,7 +123,8 @@ async def fastapi_rate(*, count: int, concurrency: int) -> float:
     try:
         if not await asyncio.to_thread(wait_until_listening, port, deadline_seconds=30.0):
             raise RuntimeError("the bare FastAPI app did not start")
-        result = await saturate(f"http://{LOOPBACK}:{port}/concerns", count=count, concurrency=concurrency)
+        url = f"http://{LOOPBACK}:{port}/concerns"
+        result = await saturate(url, count=MAX_BARE_POSTS, concurrency=concurrency, seconds=seconds)
         if result.failures:
             raise RuntimeError(f"the bare FastAPI app failed {len(result.failures)} requests")
         return len(result.replies) / result.seconds

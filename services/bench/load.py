@@ -45,17 +45,26 @@ def concern_body(number: int) -> bytes:
 
 def client(*, connections: int) -> httpx.AsyncClient:
     """An HTTP client holding at most `connections` keep-alive connections."""
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    # Idle connections are dropped before uvicorn's 5 s keep-alive timeout would close them under a request.
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2.0)
     return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0))
 
 
-async def _post(http: httpx.AsyncClient, url: str, body: bytes, result: LoadResult, on_reply: Tick | None) -> None:
+async def _post(
+    http: httpx.AsyncClient, url: str, number: int, result: LoadResult, on_reply: Tick | None, *, attempts: int = 3
+) -> None:
+    """POST concern `number`; a transport error is retried under the same Idempotency-Key, so never doubled."""
+    headers = {"content-type": "application/json", "idempotency-key": f"bench-{number}"}
+    body = concern_body(number)
     sent_at = time.time()
-    try:
-        response = await http.post(url, content=body, headers={"content-type": "application/json"})
-    except httpx.HTTPError as error:
-        result.failures.append(f"{type(error).__name__}")
-        return
+    for attempt in range(attempts):
+        try:
+            response = await http.post(url, content=body, headers=headers)
+            break
+        except httpx.TransportError as error:
+            if attempt == attempts - 1:
+                result.failures.append(type(error).__name__)
+                return
     replied_at = time.time()
     if response.status_code not in (200, 202):
         result.failures.append(f"HTTP {response.status_code}")
@@ -67,15 +76,25 @@ async def _post(http: httpx.AsyncClient, url: str, body: bytes, result: LoadResu
 
 
 async def saturate(
-    url: str, *, count: int, concurrency: int, first_number: int = 0, on_reply: Tick | None = None
+    url: str,
+    *,
+    count: int,
+    concurrency: int,
+    first_number: int = 0,
+    on_reply: Tick | None = None,
+    seconds: float | None = None,
 ) -> LoadResult:
-    """POST `count` concerns as fast as `concurrency` clients can, each sending its next one on a reply."""
+    """POST `count` concerns (or as many as fit in `seconds`) as fast as `concurrency` clients can, each
+    sending its next one on a reply."""
     result = LoadResult()
     numbers = iter(range(first_number, first_number + count))
+    deadline = time.monotonic() + seconds if seconds is not None else float("inf")
 
     async def worker(http: httpx.AsyncClient) -> None:
         for number in numbers:
-            await _post(http, url, concern_body(number), result, on_reply)
+            if time.monotonic() >= deadline:
+                return
+            await _post(http, url, number, result, on_reply)
 
     async with client(connections=concurrency) as http:
         result.started_at = time.time()
@@ -101,7 +120,7 @@ async def offered(
 
     async def one(http: httpx.AsyncClient, number: int) -> None:
         try:
-            await _post(http, url, concern_body(number), result, on_reply)
+            await _post(http, url, number, result, on_reply)
         finally:
             in_flight.release()
 

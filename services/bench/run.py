@@ -185,9 +185,7 @@ class _Measurement:
         self.progress.advance(task)
         postgres = await baselines.postgres_rates(self.system.dsn, seconds=seconds)
         self.progress.advance(task)
-        fastapi = await baselines.fastapi_rate(
-            count=max(self.options.concerns, 1000), concurrency=self.options.concurrency
-        )
+        fastapi = await baselines.fastapi_rate(seconds=seconds, concurrency=self.options.concurrency)
         self.progress.advance(task)
         return {
             "jetstream_publish_awaited_per_second": round(awaited, 1),
