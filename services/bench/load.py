@@ -7,9 +7,9 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-import httpx
-
+from services.bench.http_client import ConnectionLost, ConnectionPool
 from services.launcher.banner import SAMPLE_CONCERN
 
 Tick = Callable[[], None]
@@ -43,33 +43,30 @@ def concern_body(number: int) -> bytes:
     return json.dumps({**SAMPLE_CONCERN, "summary": f"Bench concern {number}"}).encode()
 
 
-def client(*, connections: int) -> httpx.AsyncClient:
-    """An HTTP client holding at most `connections` keep-alive connections."""
-    # Idle connections are dropped before uvicorn's 5 s keep-alive timeout would close them under a request.
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2.0)
-    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0))
-
-
 async def _post(
-    http: httpx.AsyncClient, url: str, number: int, result: LoadResult, on_reply: Tick | None, *, attempts: int = 3
+    pool: ConnectionPool, path: str, number: int, result: LoadResult, on_reply: Tick | None, *, attempts: int = 3
 ) -> None:
-    """POST concern `number`; a transport error is retried under the same Idempotency-Key, so never doubled."""
-    headers = {"content-type": "application/json", "idempotency-key": f"bench-{number}"}
+    """POST concern `number`; a lost connection is retried under the same Idempotency-Key, so never doubled."""
+    headers = {"Content-Type": "application/json", "Idempotency-Key": f"bench-{number}"}
     body = concern_body(number)
+    connection = await pool.acquire()
     sent_at = time.time()
-    for attempt in range(attempts):
-        try:
-            response = await http.post(url, content=body, headers=headers)
-            break
-        except httpx.TransportError as error:
-            if attempt == attempts - 1:
-                result.failures.append(type(error).__name__)
-                return
+    try:
+        for attempt in range(attempts):
+            try:
+                status, content = await connection.post(path, body, headers=headers)
+                break
+            except ConnectionLost:
+                if attempt == attempts - 1:
+                    result.failures.append("connection lost")
+                    return
+    finally:
+        pool.release(connection)
     replied_at = time.time()
-    if response.status_code not in (200, 202):
-        result.failures.append(f"HTTP {response.status_code}")
+    if status not in (200, 202):
+        result.failures.append(f"HTTP {status}")
         return
-    reference = str(response.json().get("reference", ""))
+    reference = str(json.loads(content).get("reference", ""))
     result.replies.append(Reply(reference, sent_at, replied_at))
     if on_reply is not None:
         on_reply()
@@ -90,16 +87,21 @@ async def saturate(
     numbers = iter(range(first_number, first_number + count))
     deadline = time.monotonic() + seconds if seconds is not None else float("inf")
 
-    async def worker(http: httpx.AsyncClient) -> None:
+    pool = ConnectionPool(url, size=concurrency)
+    path = urlsplit(url).path
+
+    async def worker() -> None:
         for number in numbers:
             if time.monotonic() >= deadline:
                 return
-            await _post(http, url, number, result, on_reply)
+            await _post(pool, path, number, result, on_reply)
 
-    async with client(connections=concurrency) as http:
+    try:
         result.started_at = time.time()
-        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
         result.finished_at = time.time()
+    finally:
+        await pool.close()
     return result
 
 
@@ -118,13 +120,16 @@ async def offered(
     in_flight = asyncio.Semaphore(max_in_flight)
     tasks: list[asyncio.Task[None]] = []
 
-    async def one(http: httpx.AsyncClient, number: int) -> None:
+    pool = ConnectionPool(url, size=max_in_flight)
+    path = urlsplit(url).path
+
+    async def one(number: int) -> None:
         try:
-            await _post(http, url, number, result, on_reply)
+            await _post(pool, path, number, result, on_reply)
         finally:
             in_flight.release()
 
-    async with client(connections=max_in_flight) as http:
+    try:
         start = time.monotonic()
         result.started_at = time.time()
         for index in range(total):
@@ -132,7 +137,9 @@ async def offered(
             if delay > 0:
                 await asyncio.sleep(delay)
             await in_flight.acquire()
-            tasks.append(asyncio.create_task(one(http, first_number + index)))
+            tasks.append(asyncio.create_task(one(first_number + index)))
         await asyncio.gather(*tasks)
         result.finished_at = time.time()
+    finally:
+        await pool.close()
     return result

@@ -16,6 +16,7 @@ from services.bench.figures import (
     ratios,
     summarise_ms,
 )
+from services.bench.http_client import parse_head, request_bytes
 from services.bench.observe import Progress, StreamEvents, concern_problems
 from services.bench.profiling import hot_spots
 
@@ -193,3 +194,16 @@ def test_hot_spots_are_the_frames_most_often_on_top_of_the_stack() -> None:
         {"frame": "execute (db.py:9)", "samples": 70, "share": 0.7},
         {"frame": "send (nats.py:3)", "samples": 30, "share": 0.3},
     ]
+
+
+def test_the_load_client_writes_a_content_length_post_and_reads_the_status_length_and_close() -> None:
+    request = request_bytes(host="127.0.0.1:8080", path="/c", body=b"{}", headers={"Idempotency-Key": "bench-1"})
+    assert request == (
+        b"POST /c HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 2\r\nIdempotency-Key: bench-1\r\n\r\n{}"
+    )
+    assert parse_head(b"HTTP/1.1 202 Accepted\r\ncontent-length: 41\r\ncontent-type: application/json") == (
+        202,
+        41,
+        False,
+    )
+    assert parse_head(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 0") == (413, 0, True)
