@@ -25,6 +25,9 @@ def bench(
         Path | None, typer.Option(help="Record each service with py-spy during saturation into this folder.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+    as_markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print a Markdown summary (for docs/performance.md).")
+    ] = False,
     routing: Annotated[bool, typer.Option("--routing", help="Run bench/bench_routing.py instead.")] = False,
 ) -> None:
     """Measure the whole system (its own NATS and PostgreSQL unless SAFEGUARD_*_URL name servers)."""
@@ -34,7 +37,7 @@ def bench(
         raise typer.Exit(subprocess.call([sys.executable, str(project_root() / "bench" / "bench_routing.py")]))
     from rich.console import Console
 
-    from services.bench.report import hot_spot_lines, tables
+    from services.bench.report import hot_spot_lines, markdown, tables
     from services.bench.run import BenchOptions, progress_bar, run_bench
 
     options = BenchOptions(
@@ -53,6 +56,9 @@ def bench(
         report = run_bench(options, progress=progress)
     if as_json:
         print(json.dumps(report, indent=2))
+    elif as_markdown:
+        print(markdown(report))
+        print("\n".join(hot_spot_lines(report)))
     else:
         out = Console()
         for table in tables(report):

@@ -64,3 +64,40 @@ def hot_spot_lines(report: Mapping[str, Any]) -> list[str]:
         lines.append(f"{service}:")
         lines.extend(f"  {frame['share']:6.1%}  {frame['frame']}" for frame in frames)
     return lines
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    """A compact Markdown summary of one run, for docs/performance.md."""
+    saturation, cpu, rss = report["saturation"], report["cpu_ms_per_concern"], report["peak_rss_mb"]
+    lines = [
+        f"Run finished {report.get('finished_at', '?')}, servers {report.get('servers', '?')}, "
+        f"load average {report.get('machine', {}).get('load_average_1m', '?')} on "
+        f"{report.get('machine', {}).get('cpus', '?')} CPUs.",
+        "",
+        "| saturation | value |",
+        "|---|---|",
+        *(f"| {key} | {_number(value)} |" for key, value in saturation.items() if key != "profiles"),
+        "",
+        "| offered/s | achieved/s | reply→ | p50 ms | p95 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for step in report["latency"]:
+        for figure in LATENCY_FIGURES:
+            summary = step[figure]
+            cells = " | ".join(_number(summary[name]) for name, _ in PERCENTILES)
+            label = figure.removesuffix("_ms").replace("_", " ")
+            rates = f"{_number(step['offered_per_second'])} | {_number(step.get('achieved_per_second'))}"
+            lines.append(f"| {rates} | {label} | {cells} |")
+    lines += ["", "| process | CPU ms/concern | peak RSS MB |", "|---|---|---|"]
+    lines += [
+        f"| {name} | {_number(cpu.get(name))} | {_number(rss.get(name))} |" for name in dict.fromkeys([*cpu, *rss])
+    ]
+    lines += ["", "| pipeline figure | value | baseline | value | ratio |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {row['figure']} | {_number(row['value'])} | {row['baseline']} | {_number(row['baseline_value'])} "
+        f"| {_number(row['ratio'])} |"
+        for row in report["ratios"]
+    ]
+    completeness = report["completeness"]
+    lines += ["", f"Completeness: {completeness['complete']} of {completeness['concerns']} concerns complete."]
+    return "\n".join(lines)

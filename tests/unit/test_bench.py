@@ -19,6 +19,7 @@ from services.bench.figures import (
 from services.bench.http_client import parse_head, request_bytes
 from services.bench.observe import Progress, StreamEvents, concern_problems
 from services.bench.profiling import hot_spots
+from services.bench.report import markdown
 
 
 @pytest.mark.parametrize(
@@ -207,3 +208,17 @@ def test_the_load_client_writes_a_content_length_post_and_reads_the_status_lengt
         False,
     )
     assert parse_head(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 0") == (413, 0, True)
+
+
+def test_the_markdown_summary_carries_every_section_of_a_report() -> None:
+    report = complete_report()
+    report["ratios"] = [
+        {"figure": "concerns_per_second", "value": 10.0, "baseline": "b", "baseline_value": 1000.0, "ratio": 0.01}
+    ]
+    report["completeness"] = {"concerns": 10, "complete": 10}
+    summary = markdown(report)
+    assert "| concerns_per_second | 10.0 |" in summary
+    assert "| 10.0 | - | to channel | 1.0 | 1.0 | 1.0 | 1.0 |" in summary
+    assert "| audit | 1.0 | 90.0 |" in summary
+    assert "| concerns_per_second | 10.0 | b | 1,000.0 | 0.0100 |" in summary
+    assert summary.endswith("Completeness: 10 of 10 concerns complete.")
