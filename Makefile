@@ -25,8 +25,10 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy shared services tests
 
+# The whole system under load beside raw baselines (docs/performance.md), then routing's own bench.
 bench: $(VENV)/.installed
-	$(BIN)/python bench/bench_routing.py
+	$(BIN)/safeguard bench
+	$(BIN)/safeguard bench --routing
 
 docs: $(VENV)/.installed
 	$(BIN)/python -m services.docs

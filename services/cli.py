@@ -13,6 +13,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 import typer
 
+from services.bench.command import bench as bench_command
 from services.launcher.privileges import DEFAULT_POSTGRES_SYSTEM_USER
 from services.routing.cli import register as register_routing_commands
 from services.routing.cli import run_command_line
@@ -68,6 +69,7 @@ def up(
 
 
 register_routing_commands(app)
+app.command(name="bench")(bench_command)
 
 
 def main() -> None:
