@@ -127,41 +127,58 @@ def consistency_ranges(old_size: int, new_size: int) -> list[Range]:
     return ranges
 
 
-def subtree_roots(leaves: Iterable[bytes], *, size: int, wanted: Collection[Range]) -> dict[Range, bytes]:
-    """The roots of the wanted subtrees, from one pass over the first `size` leaves.
+class SubtreeCollector:
+    """Finds the roots of wanted subtrees while leaves stream past, holding only the tree's complete subtrees.
 
     Every range a proof asks for is either a perfect, aligned subtree (seen whole the moment its last leaf
-    arrives) or runs to the right edge from a boundary between the tree's complete subtrees.
+    arrives) or runs from a boundary between the complete subtrees to the size the proof is for (folded when
+    the stream reaches that size). Ranges of trees of different sizes may be asked for together.
     """
-    found: dict[Range, bytes] = {}
-    want = set(wanted)
-    peaks: list[tuple[int, bytes]] = []  # (start, root) of perfect subtrees
-    position = 0
-    for leaf in leaves:
-        if position == size:
-            break
+
+    def __init__(self, wanted: Collection[Range]) -> None:
+        self._want = set(wanted)
+        self._ends = {end for _, end in self._want}
+        self._peaks: list[tuple[int, bytes]] = []  # (start, root) of perfect subtrees
+        self.size = 0
+        self.found: dict[Range, bytes] = {}
+
+    def add(self, leaf: bytes) -> None:
+        want, position = self._want, self.size
         start, node, carry, width = position, leaf, position, 1
         if (start, start + 1) in want:
-            found[(start, start + 1)] = node
+            self.found[(start, start + 1)] = node
         while carry & 1:
-            left_start, left = peaks.pop()
+            left_start, left = self._peaks.pop()
             start, node, width = left_start, node_hash(left, node), width * 2
             carry >>= 1
             if (start, start + width) in want:
-                found[(start, start + width)] = node
-        peaks.append((start, node))
-        position += 1
-    if position != size:
-        raise ValueError(f"the tree has {position} leaves, not {size}")
-    right_edge = None
-    for start, node in reversed(peaks):
-        right_edge = node if right_edge is None else node_hash(node, right_edge)
-        if (start, size) in want:
-            found[(start, size)] = right_edge
-    missing = want - found.keys()
-    if missing:
-        raise ValueError(f"not subtrees of a tree of {size}: {sorted(missing)}")
-    return found
+                self.found[(start, start + width)] = node
+        self._peaks.append((start, node))
+        self.size = end = position + 1
+        if end in self._ends:
+            right_edge: bytes | None = None
+            for peak_start, peak in reversed(self._peaks):
+                right_edge = peak if right_edge is None else node_hash(peak, right_edge)
+                if (peak_start, end) in want:
+                    self.found[(peak_start, end)] = right_edge
+
+    def roots(self) -> dict[Range, bytes]:
+        missing = self._want - self.found.keys()
+        if missing:
+            raise ValueError(f"not subtrees of the {self.size} leaves seen: {sorted(missing)[:5]}")
+        return self.found
+
+
+def subtree_roots(leaves: Iterable[bytes], *, size: int, wanted: Collection[Range]) -> dict[Range, bytes]:
+    """The roots of the wanted subtrees, from one pass over the first `size` leaves."""
+    collector = SubtreeCollector(wanted)
+    for leaf in leaves:
+        if collector.size == size:
+            break
+        collector.add(leaf)
+    if collector.size != size:
+        raise ValueError(f"the tree has {collector.size} leaves, not {size}")
+    return collector.roots()
 
 
 def verify_inclusion(leaf: bytes, *, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:

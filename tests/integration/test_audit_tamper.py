@@ -9,118 +9,28 @@ while the ledger grew normally, then each scenario rewrites it.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.audit.checkpoint import Checkpointer
-from services.audit.checks import verify_ledger, verify_school
+from services.audit.checks import verify_ledger
 from services.audit.domain import ChainEntry
-from services.audit.heads import WitnessLog, WitnessRecord, load_or_create_signing_key, sign_head
-from services.audit.store import SCHEMA
-from services.audit.verify import Report
-from shared.db import asyncpg_dsn, make_engine, session_factory, transaction
-from shared.migrations import migrate
+from services.audit.heads import WitnessRecord, sign_head
+from shared.db import transaction
 from shared.settings import Settings
-from tests.support.ledgers import chain_of, synthetic_chain, synthetic_event
+from tests.support.audit_ledger import SCHOOL, Ledger, audit_ledger_in
+from tests.support.ledgers import chain_of, synthetic_event
 
 pytestmark = pytest.mark.integration
-SCHOOL = "st-tamper"
-INSERT = """
-    insert into audit.ledger (school_id, school_sequence, event_id, event_type, aggregate_id, correlation_id,
-                              occurred_at, event, previous_hash, entry_hash)
-    values ($1, $2, $3::uuid, $4, $5, $6::uuid, $7::timestamptz, $8::jsonb, $9, $10)
-"""
-
-
-@dataclass
-class Ledger:
-    """The audit schema in this test's database, its key and witness log, and a superuser connection."""
-
-    sessions: async_sessionmaker[AsyncSession]
-    connection: asyncpg.Connection
-    checkpointer: Checkpointer
-    witness: WitnessLog
-    key: Ed25519PrivateKey
-
-    async def append(self, entries: list[ChainEntry]) -> None:
-        """Append the way audit does (triggers on), checkpointing every 4 entries."""
-        for entry in entries:
-            await insert(self.connection, entry)
-            if entry.school_sequence % 4 == 0:
-                await self.checkpoint()
-
-    async def checkpoint(self) -> None:
-        async with transaction(self.sessions) as session:
-            await self.checkpointer.checkpoint_once(session)
-
-    async def rows(self) -> list[ChainEntry]:
-        records = await self.connection.fetch(
-            "select school_sequence, event, previous_hash, entry_hash from audit.ledger "
-            "where school_id = $1 order by school_sequence",
-            SCHOOL,
-        )
-        return [ChainEntry(r[0], json.loads(r[1]), r[2], r[3]) for r in records]
-
-    async def as_superuser(self, statements: Callable[[asyncpg.Connection], object]) -> None:
-        """Run the insider's statements with the append-only triggers switched off for one transaction."""
-        async with self.connection.transaction():
-            await self.connection.execute("set local session_replication_role = replica")
-            await statements(self.connection)  # type: ignore[misc]
-
-    async def rewrite(self, events: list[dict[str, object]]) -> None:
-        """Replace the school's ledger with a chain recomputed over these events."""
-
-        async def replace(connection: asyncpg.Connection) -> None:
-            await connection.execute("delete from audit.ledger where school_id = $1", SCHOOL)
-            for entry in chain_of(events):
-                await insert(connection, entry)
-
-        await self.as_superuser(replace)
-
-    async def verify(self) -> Report:
-        async with transaction(self.sessions) as session:
-            return await verify_school(
-                session, school_id=SCHOOL, witness=self.witness, public_key=self.key.public_key()
-            )
-
-
-async def insert(connection: asyncpg.Connection, entry: ChainEntry) -> None:
-    event = entry.event
-    await connection.execute(
-        INSERT,
-        SCHOOL,
-        entry.school_sequence,
-        event["event_id"],
-        event["type"],
-        event["aggregate_id"],
-        event["correlation_id"],
-        datetime.fromisoformat(str(event["occurred_at"])),
-        json.dumps(event),
-        entry.previous_hash,
-        entry.entry_hash,
-    )
 
 
 @pytest.fixture
 async def audit_ledger(settings: Settings, tmp_path: Path) -> AsyncIterator[Ledger]:
-    engine = make_engine(settings.database_url, pool_size=1)
-    await migrate(engine, service="audit", schema=SCHEMA)
-    key = load_or_create_signing_key(tmp_path / "key.pem")
-    witness = WitnessLog(tmp_path / "witness.jsonl")
-    checkpointer = Checkpointer(key=key, witness=witness, clock=lambda: datetime.now(UTC))
-    connection = await asyncpg.connect(asyncpg_dsn(settings.database_url))
-    ledger = Ledger(session_factory(engine), connection, checkpointer, witness, key)
-    await ledger.append(list(synthetic_chain(20, school_id=SCHOOL)))
-    yield ledger
-    await connection.close()
-    await engine.dispose()
+    async with audit_ledger_in(settings, tmp_path) as ledger:
+        yield ledger
 
 
 def events_of(rows: list[ChainEntry]) -> list[dict[str, object]]:
