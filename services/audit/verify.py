@@ -9,15 +9,17 @@ whether it was edited, is missing, was inserted, reordered, cut off the end (tru
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from services.audit.domain import GENESIS, ChainEntry, entry_hash
+from services.audit.domain import GENESIS, ChainEntry, canonical_entry_digest, canonical_json
 from services.audit.heads import SignedHead, WitnessedEntry, WitnessRecord, head_signature_holds
-from services.audit.merkle import MerkleTree, entry_leaf
+from services.audit.merkle import MerkleTree, leaf_hash
 
 
 @dataclass(frozen=True)
@@ -51,19 +53,16 @@ class _Found(Exception):
         self.problem = problem
 
 
-def _event_id(entry: ChainEntry) -> str:
-    return str(entry.event.get("event_id"))
-
-
 class _Witness:
     """Reads the witness records lazily, checking each head as it comes, and answers 'what was at sequence s'."""
 
     def __init__(self, records: Iterable[WitnessRecord], *, public_key: Ed25519PublicKey) -> None:
         self._records: Iterator[WitnessRecord] = iter(records)
         self._public_key = public_key
-        self._entries: deque[WitnessedEntry] = deque()
+        self._entries: list[WitnessedEntry] = []
+        self._first = 1  # sequence of _entries[0]
+        self.seen = 0  # highest sequence the witness has recorded
         self.heads: deque[SignedHead] = deque()  # read, not yet reached by the ledger's tree
-        self._tree = MerkleTree()  # the tree the witness alone rebuilds
         self._previous: SignedHead | None = None
         self.count = 0
 
@@ -73,25 +72,17 @@ class _Witness:
             return False
         signed, head = record.signed, record.signed.head
         if not head_signature_holds(signed, public_key=self._public_key):
-            raise _Found(
-                Problem(
-                    "forged head",
-                    None,
-                    f"the head over {head.tree_size} entries at {head.timestamp} is not signed by the audit key",
-                )
-            )
+            detail = f"the head over {head.tree_size} entries at {head.timestamp} is not signed by the audit key"
+            raise _Found(Problem("forged head", None, detail))
         expected_previous = self._previous.ref if self._previous else None
         if head.previous != expected_previous or (self._previous and head.tree_size < self._previous.head.tree_size):
-            raise _Found(
-                Problem("forged head", None, f"the head over {head.tree_size} entries does not follow the one before")
-            )
+            detail = f"the head over {head.tree_size} entries does not follow the one before"
+            raise _Found(Problem("forged head", None, detail))
         for witnessed in record.entries:
-            if witnessed.school_sequence != self._tree.size + 1:
+            if witnessed.school_sequence != self.seen + 1:
                 raise _Found(Problem("forged head", witnessed.school_sequence, "the witness log skips an entry"))
-            self._tree.append(entry_leaf(witnessed.entry_hash))
-            self._entries.append(witnessed)
-        if self._tree.size == head.tree_size and self._tree.root().hex() != head.root_hash:
-            raise _Found(Problem("forged head", None, f"the head over {head.tree_size} entries disagrees with its log"))
+            self.seen += 1
+        self._entries.extend(record.entries)
         self._previous = signed
         self.heads.append(signed)
         self.count += 1
@@ -99,19 +90,33 @@ class _Witness:
 
     def at(self, sequence: int) -> WitnessedEntry | None:
         """What the witness saw at `sequence`, or None when it has not seen that far."""
-        while (not self._entries or self._entries[-1].school_sequence < sequence) and self._read():
+        while self.seen < sequence and self._read():
             pass
-        while self._entries and self._entries[0].school_sequence < sequence - 1:
-            self._entries.popleft()  # one behind is kept: a lookup may ask for s and s+1 in turn
-        return next((e for e in self._entries if e.school_sequence == sequence), None)
+        offset = sequence - self._first
+        if offset > 4096:  # forget what is well behind, a block at a time (one behind may still be asked for)
+            del self._entries[: offset - 1]
+            self._first += offset - 1
+            offset = 1
+        return self._entries[offset] if 0 <= offset < len(self._entries) else None
 
     def read_all(self) -> None:
         while self._read():
             pass
 
 
+class _Entry(NamedTuple):
+    school_sequence: int
+    canonical: bytes  # the event's canonical JSON, exactly the bytes its hash covers
+    previous_hash: str
+    entry_hash: str
+
+    @property
+    def event_id(self) -> str:
+        return str(json.loads(self.canonical).get("event_id"))  # only read when something is already wrong
+
+
 class LedgerVerifier:
-    """Push entries in chain order with `add`, then `finish` for the report."""
+    """Push entries in chain order with `add` (or `add_canonical`), then `finish` for the report."""
 
     def __init__(self, *, school_id: str, witness: Iterable[WitnessRecord], public_key: Ed25519PublicKey) -> None:
         self.school_id = school_id
@@ -119,66 +124,84 @@ class LedgerVerifier:
         self._tree = MerkleTree()
         self._tip = GENESIS
         self._anchored = 0
-        self._pending: ChainEntry | None = None
+        self._all_witnessed = True  # every entry so far was compared with (and matched) the witness log
+        self._suspect: tuple[_Entry, WitnessedEntry] | None = None  # unlike the witness; the next entry says how
         self.problem: Problem | None = None
 
     def add(self, entry: ChainEntry) -> bool:
         """Take the next entry; False once a problem is found (the rest need not be read)."""
+        return self.add_canonical(
+            entry.school_sequence,
+            canonical_json(entry.event),
+            previous_hash=entry.previous_hash,
+            stored=entry.entry_hash,
+        )
+
+    def add_canonical(self, school_sequence: int, canonical: bytes, *, previous_hash: str, stored: str) -> bool:
+        """Take the next entry as its event's canonical bytes (no re-serialising): the fast path."""
+        entry = _Entry(school_sequence, canonical, previous_hash, stored)
+        if self._suspect is not None:
+            self._classify(following=entry)
         if self.problem is not None:
             return False
-        if self._pending is not None:
-            self._check(self._pending, following=entry)
-        self._pending = entry
+        try:
+            self._check_entry(entry)
+        except _Found as found:
+            self.problem = found.problem
         return self.problem is None
 
     def finish(self) -> Report:
+        if self._suspect is not None:
+            self._classify(following=None)
         if self.problem is None:
-            if self._pending is not None:
-                self._check(self._pending, following=None)
-                self._pending = None
-            if self.problem is None:
-                self._check_the_end()
+            self._check_the_end()
         return Report(self.school_id, self._tree.size, self._witness.count, self._anchored, self.problem)
 
-    def _check(self, entry: ChainEntry, *, following: ChainEntry | None) -> None:
-        try:
-            self._check_entry(entry, following=following)
-            self._reach_heads()
-        except _Found as found:
-            self.problem = found.problem
-
-    def _check_entry(self, entry: ChainEntry, *, following: ChainEntry | None) -> None:
-        expected = self._tree.size + 1
+    def _check_entry(self, entry: _Entry) -> None:
+        tree = self._tree
+        expected = tree.size + 1
         if entry.school_sequence != expected:
             detail = f"the chain jumps from {expected - 1} to {entry.school_sequence}: entry {expected} was removed"
             raise _Found(Problem("missing", expected, detail))
-        recomputed = entry_hash(previous_hash=entry.previous_hash, school_sequence=expected, event=entry.event)
+        digest = canonical_entry_digest(entry.previous_hash, expected, entry.canonical)
+        recomputed = digest.hex()
         witnessed = self._witness.at(expected)
-        if witnessed is not None and (_event_id(entry), recomputed) != (witnessed.event_id, witnessed.entry_hash):
-            raise _Found(self._unlike_witness(entry, witnessed, following=following))
+        if witnessed is None:
+            self._all_witnessed = False
+        elif recomputed != witnessed.entry_hash:
+            self._suspect = (entry, witnessed)
+            return
         if recomputed != entry.entry_hash:
             raise _Found(Problem("edited", expected, "its content no longer matches its stored hash"))
         if entry.previous_hash != self._tip:
             raise _Found(
                 Problem("broken chain", expected, "it does not follow the entry before (one was changed or removed)")
             )
-        self._tip = entry.entry_hash
-        self._tree.append(entry_leaf(recomputed))
+        self._tip = recomputed
+        tree.append(leaf_hash(digest))
+        heads = self._witness.heads
+        if heads and heads[0].head.tree_size <= expected:
+            self._reach_heads()
 
-    def _unlike_witness(self, entry: ChainEntry, witnessed: WitnessedEntry, *, following: ChainEntry | None) -> Problem:
-        sequence, event_id = entry.school_sequence, _event_id(entry)
+    def _classify(self, *, following: _Entry | None) -> None:
+        assert self._suspect is not None
+        (entry, witnessed), self._suspect = self._suspect, None
+        sequence, event_id = entry.school_sequence, entry.event_id
         if event_id == witnessed.event_id:
-            return Problem("edited", sequence, "its content differs from what the witness log recorded")
+            self.problem = Problem("edited", sequence, "its content differs from what the witness log recorded")
+            return
         witnessed_next = self._witness.at(sequence + 1)
         moved_up = witnessed_next is not None and event_id == witnessed_next.event_id
-        moved_down = following is not None and _event_id(following) == witnessed.event_id
+        moved_down = following is not None and following.event_id == witnessed.event_id
         if moved_up and moved_down:
-            return Problem("reordered", sequence, f"it changed places with entry {sequence + 1}")
-        if moved_up:
-            return Problem("missing", sequence, f"event {witnessed.event_id} was removed and the rest renumbered")
-        if moved_down:
-            return Problem("inserted", sequence, f"event {event_id} was put in that the witness never saw")
-        return Problem("reordered", sequence, f"it holds event {event_id}; the witness log has {witnessed.event_id}")
+            self.problem = Problem("reordered", sequence, f"it changed places with entry {sequence + 1}")
+        elif moved_up:
+            self.problem = Problem("missing", sequence, f"event {witnessed.event_id} was removed, the rest renumbered")
+        elif moved_down:
+            self.problem = Problem("inserted", sequence, f"event {event_id} was put in that the witness never saw")
+        else:
+            detail = f"it holds event {event_id}; the witness log has {witnessed.event_id}"
+            self.problem = Problem("reordered", sequence, detail)
 
     def _reach_heads(self) -> None:
         heads = self._witness.heads
@@ -187,6 +210,9 @@ class LedgerVerifier:
             if signed.head.tree_size < self._tree.size:
                 continue  # passed already: an empty-growth head, or one for size 0
             if self._tree.root().hex() != signed.head.root_hash:
+                if self._all_witnessed:  # the ledger matches the witness log entry for entry: the log lies
+                    detail = f"the head over {signed.head.tree_size} entries disagrees with its own witness log"
+                    raise _Found(Problem("forged head", None, detail))
                 first = self._anchored + 1
                 detail = f"entries {first}..{self._tree.size} do not rebuild the head signed at {signed.head.timestamp}"
                 raise _Found(Problem("rewritten", first, detail))

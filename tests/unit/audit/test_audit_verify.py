@@ -124,3 +124,28 @@ def test_entries_after_the_last_head_verify_by_the_chain_but_are_not_yet_anchore
     report = verify_entries(more, school_id=SCHOOL, witness=WITNESS, public_key=KEY.public_key())
     assert report.ok, report.problem
     assert (report.entries, report.anchored) == (23, 20)
+
+
+def test_a_signed_head_whose_root_its_own_witnessed_entries_do_not_rebuild_is_forged() -> None:
+    last = WITNESS[-1]
+    wrong = dataclasses.replace(last.signed.head, root_hash="00" * 32)
+    lying = [*WITNESS[:-1], WitnessRecord(signed=sign_head(wrong, key=KEY), entries=last.entries)]
+    report = verify_entries(ORIGINAL, school_id=SCHOOL, witness=lying, public_key=KEY.public_key())
+    assert report.problem is not None and report.problem.kind == "forged head", report.problem
+    assert "disagrees with its own witness log" in report.problem.detail
+
+
+def test_the_fast_path_over_canonical_bytes_agrees_with_the_one_over_documents() -> None:
+    from services.audit.domain import canonical_json
+    from services.audit.verify import LedgerVerifier
+
+    for chain, expected in [(ORIGINAL, None), (edit_and_recompute(ORIGINAL), ("edited", 7))]:
+        verifier = LedgerVerifier(school_id=SCHOOL, witness=WITNESS, public_key=KEY.public_key())
+        for entry in chain:
+            canonical = canonical_json(entry.event)
+            if not verifier.add_canonical(
+                entry.school_sequence, canonical, previous_hash=entry.previous_hash, stored=entry.entry_hash
+            ):
+                break
+        problem = verifier.finish().problem
+        assert ((problem.kind, problem.school_sequence) if problem else None) == expected
