@@ -27,6 +27,7 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_routing.py
+	$(BIN)/python bench/bench_audit.py
 
 docs: $(VENV)/.installed
 	$(BIN)/python -m services.docs
