@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Iterable, Sequence
+from hashlib import sha256
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 Range = tuple[int, int]  # leaves [start, end) of the tree
@@ -49,7 +50,7 @@ class MerkleTree:
         """Add a leaf hash at the right edge."""
         peaks, carry = self._peaks, self.size
         while carry & 1:
-            leaf = node_hash(peaks.pop(), leaf)
+            leaf = sha256(b"\x01" + peaks.pop() + leaf).digest()  # node_hash, inlined: this runs once per leaf
             carry >>= 1
         peaks.append(leaf)
         self.size += 1

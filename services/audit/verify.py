@@ -90,6 +90,9 @@ class _Witness:
 
     def at(self, sequence: int) -> WitnessedEntry | None:
         """What the witness saw at `sequence`, or None when it has not seen that far."""
+        offset = sequence - self._first
+        if 0 <= offset <= 4096 and offset < len(self._entries):
+            return self._entries[offset]  # the usual case, answered at once
         while self.seen < sequence and self._read():
             pass
         offset = sequence - self._first
@@ -139,13 +142,12 @@ class LedgerVerifier:
 
     def add_canonical(self, school_sequence: int, canonical: bytes, *, previous_hash: str, stored: str) -> bool:
         """Take the next entry as its event's canonical bytes (no re-serialising): the fast path."""
-        entry = _Entry(school_sequence, canonical, previous_hash, stored)
         if self._suspect is not None:
-            self._classify(following=entry)
+            self._classify(following=_Entry(school_sequence, canonical, previous_hash, stored))
         if self.problem is not None:
             return False
         try:
-            self._check_entry(entry)
+            self._check_entry(school_sequence, canonical, previous_hash, stored)
         except _Found as found:
             self.problem = found.problem
         return self.problem is None
@@ -157,23 +159,24 @@ class LedgerVerifier:
             self._check_the_end()
         return Report(self.school_id, self._tree.size, self._witness.count, self._anchored, self.problem)
 
-    def _check_entry(self, entry: _Entry) -> None:
+    def _check_entry(self, sequence: int, canonical: bytes, previous_hash: str, stored: str) -> None:
+        # Called once per entry: plain arguments, no objects made unless something is wrong.
         tree = self._tree
         expected = tree.size + 1
-        if entry.school_sequence != expected:
-            detail = f"the chain jumps from {expected - 1} to {entry.school_sequence}: entry {expected} was removed"
+        if sequence != expected:
+            detail = f"the chain jumps from {expected - 1} to {sequence}: entry {expected} was removed"
             raise _Found(Problem("missing", expected, detail))
-        digest = canonical_entry_digest(entry.previous_hash, expected, entry.canonical)
+        digest = canonical_entry_digest(previous_hash, expected, canonical)
         recomputed = digest.hex()
         witnessed = self._witness.at(expected)
         if witnessed is None:
             self._all_witnessed = False
         elif recomputed != witnessed.entry_hash:
-            self._suspect = (entry, witnessed)
+            self._suspect = (_Entry(sequence, canonical, previous_hash, stored), witnessed)
             return
-        if recomputed != entry.entry_hash:
+        if recomputed != stored:
             raise _Found(Problem("edited", expected, "its content no longer matches its stored hash"))
-        if entry.previous_hash != self._tip:
+        if previous_hash != self._tip:
             raise _Found(
                 Problem("broken chain", expected, "it does not follow the entry before (one was changed or removed)")
             )
