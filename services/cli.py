@@ -13,6 +13,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 import typer
 
+from services.audit.cli import audit_app
 from services.bench.command import bench as bench_command
 from services.launcher.privileges import DEFAULT_POSTGRES_SYSTEM_USER
 from services.routing.cli import register as register_routing_commands
@@ -70,6 +71,7 @@ def up(
 
 register_routing_commands(app)
 app.command(name="bench")(bench_command)
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:

@@ -56,6 +56,13 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             subjects=[subjects.all_dead_letters],
             **common,
         ),
+        # Audit's signed tree heads (issue 11): kept apart so a reader can follow them alone.
+        StreamConfig(
+            name=subjects.checkpoint_stream,
+            description="Safeguard audit: signed Merkle tree heads over each school's ledger",
+            subjects=[subjects.all_checkpoints],
+            **common,
+        ),
     ]
 
 

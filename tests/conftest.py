@@ -85,7 +85,7 @@ async def drop_test_resources(settings: Settings) -> None:
         return
     try:
         js = client.jetstream()
-        for stream in (settings.stream_name, f"{settings.stream_name}_DEAD"):
+        for stream in (settings.stream_name, f"{settings.stream_name}_DEAD", f"{settings.stream_name}_AUDIT"):
             with contextlib.suppress(Exception):
                 await js.delete_stream(stream)
     finally:
