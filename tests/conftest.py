@@ -93,8 +93,12 @@ async def drop_test_resources(settings: Settings) -> None:
 
 
 @pytest.fixture
-async def settings(request: pytest.FixtureRequest) -> AsyncIterator[Settings]:
-    """This test's own database (created) and stream names; both removed afterwards."""
+async def settings(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Settings]:
+    """This test's own database (created), stream names and audit key files; all removed afterwards."""
+    monkeypatch.setenv("SAFEGUARD_AUDIT_SIGNING_KEY_PATH", str(tmp_path / "audit" / "head-signing-key.pem"))
+    monkeypatch.setenv("SAFEGUARD_AUDIT_WITNESS_LOG_PATH", str(tmp_path / "audit" / "witness.jsonl"))
     chosen = make_settings(uuid.uuid4().hex[:8])
     await ensure_database(chosen.database_url)
     yield chosen

@@ -25,7 +25,7 @@ from services.audit.merkle import MerkleTree, entry_leaf
 from services.audit.reading import schools_with_entries, stream_chain
 from shared.contracts.envelope import Actor
 from shared.contracts.events import LedgerCheckpointed, LedgerCheckpointedPayload
-from shared.messaging import publish_wire_event
+from shared.messaging import jetstream
 from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
@@ -148,14 +148,14 @@ def checkpoint_event(signed: SignedHead) -> LedgerCheckpointed:
 
 async def publish_checkpoint(broker: NatsBroker, event: LedgerCheckpointed, *, subjects: Subjects) -> bool:
     """Put a checkpoint on the audit stream (not the domain stream); False when it was a duplicate."""
-    return await publish_wire_event(
-        broker,
-        subject=subjects.checkpoint(school_id=event.school_id),
-        body=event.model_dump(mode="json"),
-        event_id=str(event.event_id),
-        traceparent=None,
+    ack = await jetstream(broker).publish(
+        subjects.checkpoint(school_id=event.school_id),
+        event.to_json(),
+        headers={"Nats-Msg-Id": str(event.event_id), "content-type": "application/json"},
         stream=subjects.checkpoint_stream,
+        timeout=10.0,
     )
+    return not ack.duplicate
 
 
 def declare_checkpoint_publisher(broker: NatsBroker, *, subjects: Subjects) -> Any:
