@@ -10,10 +10,10 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from services.notifications.channels import EmailFileSink, LogChannel
 from services.notifications.handlers import AckSigner, Notifier, on_notification_requested
 from services.notifications.http import router
 from services.notifications.store import SCHEMA, SqlDeliveries
+from services.notifications.wiring import build_channels, channel_routers
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import NotificationAcknowledged, NotificationFailed, NotificationSent
 from shared.runtime import ServiceRuntime
@@ -33,14 +33,10 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
         log.warning("SAFEGUARD_SIGNING_KEY is unset: acknowledgement links will not survive a restart")
         signer = AckSigner(secrets.token_bytes(32))
     deliveries = SqlDeliveries()
+    kit = build_channels(settings, sessions=runtime.sessions)
     notifier = Notifier(
         deliveries=deliveries,
-        channels={
-            "email": EmailFileSink(settings.mail_sink_dir),
-            "push": LogChannel("push"),
-            "sms": LogChannel("sms"),
-            "log": LogChannel("log"),
-        },
+        channels=kit.channels,
         signer=signer,
         console_url=settings.console_url,
         clock=utc_now,
@@ -74,6 +70,8 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
             on_event=runtime.relay.wake,
         )
     )
+    for extra in channel_routers(kit, sessions=runtime.sessions, deliveries=deliveries, signer=signer, clock=utc_now):
+        app.include_router(extra)
     return app, runtime
 
 

@@ -21,6 +21,7 @@ class RenderedNotification:
     title: str
     body: str
     ack_url: str
+    urgency: str = "medium"
 
 
 def render(request: NotificationRequestedPayload, *, console_url: str, ack_token: str) -> RenderedNotification:
@@ -34,4 +35,4 @@ def render(request: NotificationRequestedPayload, *, console_url: str, ack_token
         "Sign in to the Safeguard console to read it and acknowledge."
     )
     ack_url = f"{console_url.rstrip('/')}/api/v1/notifications/{request.notification_id}/ack?token={ack_token}"
-    return RenderedNotification(title=title, body=body, ack_url=ack_url)
+    return RenderedNotification(title=title, body=body, ack_url=ack_url, urgency=request.urgency)

@@ -1,43 +1,15 @@
-"""Channel adapters: each sends one rendered notification and says whether it left."""
+"""Email: a file sink for development, and SMTP (aiosmtplib) for real."""
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
-from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Protocol
 
-from services.notifications.domain import RenderedNotification
+from services.notifications.channels.base import Delivery, DeliveryFailed
 from shared.contracts.envelope import utc_now
-
-log = logging.getLogger(__name__)
-
-
-class DeliveryFailed(Exception):
-    """A channel could not deliver; `retryable` says whether trying again may help."""
-
-    def __init__(self, reason: str, *, retryable: bool) -> None:
-        super().__init__(reason)
-        self.retryable = retryable
-
-
-@dataclass(frozen=True)
-class Delivery:
-    notification_id: str
-    address: str
-    message: RenderedNotification
-
-
-class Channel(Protocol):
-    name: str
-
-    async def send(self, delivery: Delivery) -> str:
-        """Send; return the provider's message id, or raise DeliveryFailed."""
-        ...
 
 
 class EmailFileSink:
@@ -65,14 +37,3 @@ class EmailFileSink:
             handle.write(bytes(email))
         os.replace(handle.name, target)
         return str(email["Message-ID"])
-
-
-class LogChannel:
-    """Writes the lock-screen-safe text to the log (for push and SMS until their adapters are configured)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    async def send(self, delivery: Delivery) -> str:
-        log.info("notify via %s to %s: %s", self.name, delivery.address, delivery.message.title)
-        return f"log:{delivery.notification_id}"

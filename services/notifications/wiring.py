@@ -1,0 +1,84 @@
+"""Which channel adapters and extra routes the settings call for (app.py calls these two functions)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.notifications.channels import Channel, EmailFileSink, LogChannel
+from services.notifications.channels.push import WebPushChannel
+from services.notifications.handlers import AckSigner
+from services.notifications.push_http import push_router
+from services.notifications.settings import NotificationSettings
+from services.notifications.store import SqlDeliveries
+from services.notifications.subscriptions import SqlPushSubscriptions
+from services.notifications.vapid import application_server_key, load_or_create
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class ChannelKit:
+    """The configured channels by name, and what the push routes need."""
+
+    channels: dict[str, Channel]
+    subscriptions: SqlPushSubscriptions
+    application_server_key: str
+    options: NotificationSettings
+
+
+def build_channels(
+    settings: Settings, *, sessions: async_sessionmaker[AsyncSession], options: NotificationSettings | None = None
+) -> ChannelKit:
+    """Real adapters where configured, local stand-ins elsewhere; makes the VAPID key on first start."""
+    options = options or NotificationSettings()
+    key_file = Path(options.vapid_key_file or Path(settings.mail_sink_dir).parent / "vapid-private.pem")
+    vapid = load_or_create(key_file)
+    subscriptions = SqlPushSubscriptions(sessions)
+    push = WebPushChannel(
+        subscriptions,
+        vapid=vapid,
+        subject=options.vapid_subject,
+        ttl_seconds=options.push_ttl_seconds,
+        timeout_seconds=options.push_timeout_seconds,
+    )
+    channels: dict[str, Channel] = {
+        "email": EmailFileSink(settings.mail_sink_dir, sender=options.mail_from),
+        "push": push,
+        "sms": LogChannel("sms"),
+        "log": LogChannel("log"),
+    }
+    return ChannelKit(channels, subscriptions, application_server_key(vapid), options)
+
+
+def channel_routers(
+    kit: ChannelKit,
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    deliveries: SqlDeliveries,
+    signer: AckSigner,
+    clock: Callable[[], datetime],
+) -> list[APIRouter]:
+    """The staff page and push subscription routes."""
+
+    async def link_holder(notification_id: str, token: str) -> str | None:
+        if not signer.valid(notification_id, token):
+            return None
+        async with sessions() as session:
+            row = await deliveries.get(session, notification_id)
+        return None if row is None else str(row.recipient_person_id)
+
+    operator = kit.options.push_operator_token
+    return [
+        push_router(
+            subscriptions=kit.subscriptions,
+            identify=link_holder,
+            application_server_key=kit.application_server_key,
+            operator_token=operator.get_secret_value() if operator else None,
+            clock=clock,
+        )
+    ]

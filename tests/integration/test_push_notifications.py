@@ -1,0 +1,108 @@
+"""Web Push end to end: a browser subscribes through a link it was sent, a local push service verifies the
+VAPID JWT and decrypts the RFC 8291 payload, and a subscription the push service calls gone is forgotten."""
+
+from __future__ import annotations
+
+import os
+import stat
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.notifications.app import create_app
+from services.notifications.handlers import AckSigner
+from shared.contracts.envelope import Actor, utc_now
+from shared.contracts.events import NotificationRequested, NotificationRequestedPayload, PersonRef
+from shared.settings import Settings
+from tests.support.factories import concern_received
+from tests.support.running import jetstream, publish_raw, running, stream_events
+from tests.support.waiting import eventually
+from tests.support.webpush import local_push_service
+
+pytestmark = pytest.mark.integration
+PERSON = PersonRef(person_id="p-dsl", name="Ms Example Lead", role="designated_safeguarding_lead")
+
+
+def requested(*, channel: str, address: str, urgency: str = "immediate") -> NotificationRequested:
+    notification_id = str(uuid.uuid4())
+    return NotificationRequested.new(
+        NotificationRequestedPayload(
+            notification_id=notification_id,
+            case_id="case-push",
+            reference="SG-2026-PUSHTEST",
+            recipient=PERSON,
+            channel=channel,  # type: ignore[arg-type]
+            address=address,
+            urgency=urgency,  # type: ignore[arg-type]
+            reason="rule immediate-risk",
+        ),
+        school_id="st-marks",
+        aggregate_id=notification_id,
+        actor=Actor(id="routing", role="service"),
+        occurred_at=utc_now(),
+        cause=concern_received(),
+    )
+
+
+@pytest.fixture
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    return settings.model_copy(update={"mail_sink_dir": str(tmp_path / "mail")})
+
+
+async def test_a_subscribed_browser_gets_an_encrypted_lock_screen_safe_alert_and_a_gone_one_is_forgotten(
+    settings: Settings,
+) -> None:
+    app, runtime = create_app(settings)
+    key_file = Path(settings.mail_sink_dir).parent / "vapid-private.pem"
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    assert settings.signing_key is not None
+    signer = AckSigner(settings.signing_key.encode())
+    email = requested(channel="email", address="lead@example.org")
+    async with local_push_service() as pushes, running(runtime), jetstream(settings) as (_, js):
+        browser = pushes.new_browser()
+        await publish_raw(js, settings, email)
+        await eventually(lambda: stream_events(js, settings, "notification.sent"), what="the email alert sent")
+        proof = {"notification_id": email.payload.notification_id, "token": signer.token(email.payload.notification_id)}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifications") as web:
+            page = await web.get("/staff/")
+            forged = await web.post(
+                "/api/v1/push/subscriptions",
+                json={"subscription": browser.subscription_json(), **proof, "token": "x" * 32},
+            )
+            subscribed = await web.post(
+                "/api/v1/push/subscriptions", json={"subscription": browser.subscription_json(), **proof}
+            )
+        assert page.status_code == 200 and "manifest.json" in page.text
+        assert forged.status_code == 403
+        assert subscribed.status_code == 201 and subscribed.json() == {"person_id": "p-dsl"}
+
+        push = requested(channel="push", address="p-dsl")
+        await publish_raw(js, settings, push)
+        await eventually(
+            lambda: stream_events(js, settings, "notification.sent"), until=lambda s: len(s) == 2, what="push sent"
+        )
+        [alert] = pushes.received
+        assert alert.payload["title"] == "URGENT safeguarding concern: SG-2026-PUSHTEST"
+        assert alert.payload["url"].startswith(
+            f"{settings.console_url}/api/v1/notifications/{push.payload.notification_id}/ack"
+        )
+        assert "Example" not in str(alert.payload) and "example.org" not in str(alert.payload)
+        assert alert.claims["aud"] == pushes.origin and alert.headers["urgency"] == "high" and alert.headers["topic"]
+        assert pushes.refused == []
+
+        pushes.gone.add(browser.endpoint.rsplit("/", 1)[1])
+        again = requested(channel="push", address="p-dsl")
+        await publish_raw(js, settings, again)
+        [failed] = await eventually(lambda: stream_events(js, settings, "notification.failed"), what="gone push failed")
+        nobody = requested(channel="push", address="p-dsl")
+        await publish_raw(js, settings, nobody)
+        failures = await eventually(
+            lambda: stream_events(js, settings, "notification.failed"),
+            until=lambda f: len(f) == 2,
+            what="no subscriptions left",
+        )
+    assert failed.payload.notification_id == again.payload.notification_id
+    assert "gone (HTTP 410)" in failed.payload.reason and failed.payload.retryable is False
+    assert "no push subscription" in failures[1].payload.reason
