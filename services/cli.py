@@ -14,6 +14,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 import typer
 
 from services.launcher.privileges import DEFAULT_POSTGRES_SYSTEM_USER
+from services.notifications.mail_cli import mail_app
 from services.routing.cli import register as register_routing_commands
 from services.routing.cli import run_command_line
 
@@ -68,6 +69,7 @@ def up(
 
 
 register_routing_commands(app)
+app.add_typer(mail_app, name="mail")
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ class RenderedNotification:
     body: str
     ack_url: str
     urgency: str = "medium"
+    action: str = "Acknowledge that you have seen it"
 
 
 def render(request: NotificationRequestedPayload, *, console_url: str, ack_token: str) -> RenderedNotification:

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifications.channels import Channel, EmailFileSink, LogChannel
+from services.notifications.channels.email import SmtpChannel
 from services.notifications.channels.push import WebPushChannel
 from services.notifications.handlers import AckSigner
 from services.notifications.push_http import push_router
@@ -47,12 +48,28 @@ def build_channels(
         timeout_seconds=options.push_timeout_seconds,
     )
     channels: dict[str, Channel] = {
-        "email": EmailFileSink(settings.mail_sink_dir, sender=options.mail_from),
+        "email": email_channel(options, mail_folder=settings.mail_sink_dir),
         "push": push,
         "sms": LogChannel("sms"),
         "log": LogChannel("log"),
     }
     return ChannelKit(channels, subscriptions, application_server_key(vapid), options)
+
+
+def email_channel(options: NotificationSettings, *, mail_folder: str) -> Channel:
+    """SMTP when a host is configured; otherwise the folder `safeguard mail` reads."""
+    if not options.smtp_host:
+        return EmailFileSink(mail_folder, sender=options.mail_from)
+    password = options.smtp_password.get_secret_value() if options.smtp_password else None
+    return SmtpChannel(
+        host=options.smtp_host,
+        port=options.smtp_port,
+        security=options.smtp_security,
+        username=options.smtp_username,
+        password=password,
+        sender=options.mail_from,
+        timeout_seconds=options.smtp_timeout_seconds,
+    )
 
 
 def channel_routers(
