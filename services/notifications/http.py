@@ -6,9 +6,10 @@ import html
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -64,6 +65,11 @@ def router(
             raise HTTPException(404, "no such notification")
         on_event()
         return Acknowledged(notification_id=notification_id, acknowledged=True, already=not events)
+
+    @api.get("/n/{notification_id}", include_in_schema=False)
+    async def short_link(notification_id: str, t: Token) -> RedirectResponse:
+        """The SMS form of the link (fewer characters): the same page."""
+        return RedirectResponse(f"/api/v1/notifications/{quote(notification_id)}/ack?token={quote(t)}", status_code=303)
 
     @api.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.notifications.channels import Channel, EmailFileSink, LogChannel
 from services.notifications.channels.email import SmtpChannel
 from services.notifications.channels.push import WebPushChannel
+from services.notifications.channels.sms import TwilioStyleSms
 from services.notifications.handlers import AckSigner
 from services.notifications.push_http import push_router
 from services.notifications.settings import NotificationSettings
@@ -50,7 +51,7 @@ def build_channels(
     channels: dict[str, Channel] = {
         "email": email_channel(options, mail_folder=settings.mail_sink_dir),
         "push": push,
-        "sms": LogChannel("sms"),
+        "sms": sms_channel(options),
         "log": LogChannel("log"),
     }
     return ChannelKit(channels, subscriptions, application_server_key(vapid), options)
@@ -69,6 +70,19 @@ def email_channel(options: NotificationSettings, *, mail_folder: str) -> Channel
         password=password,
         sender=options.mail_from,
         timeout_seconds=options.smtp_timeout_seconds,
+    )
+
+
+def sms_channel(options: NotificationSettings) -> Channel:
+    """The Twilio-style adapter when a provider URL is configured; otherwise SMS is only logged (by id)."""
+    if not options.sms_base_url:
+        return LogChannel("sms")
+    return TwilioStyleSms(
+        base_url=options.sms_base_url,
+        account_sid=options.sms_account_sid,
+        auth_token=options.sms_auth_token.get_secret_value(),
+        sender=options.sms_from,
+        timeout_seconds=options.sms_timeout_seconds,
     )
 
 
