@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -14,13 +16,15 @@ from services.notifications.channels import Channel, EmailFileSink, LogChannel
 from services.notifications.channels.email import SmtpChannel
 from services.notifications.channels.push import WebPushChannel
 from services.notifications.channels.sms import TwilioStyleSms
-from services.notifications.handlers import AckSigner
+from services.notifications.links import AckLinks
 from services.notifications.push_http import push_router
 from services.notifications.settings import NotificationSettings
 from services.notifications.store import SqlDeliveries
 from services.notifications.subscriptions import SqlPushSubscriptions
 from services.notifications.vapid import application_server_key, load_or_create
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,16 @@ class ChannelKit:
     subscriptions: SqlPushSubscriptions
     application_server_key: str
     options: NotificationSettings
+
+
+def ack_links(settings: Settings, options: NotificationSettings) -> AckLinks:
+    """The link signer: the kept key, or (with a warning) one that dies with this process."""
+    if settings.signing_key:
+        key = settings.signing_key.encode()
+    else:
+        log.warning("SAFEGUARD_SIGNING_KEY is unset: acknowledgement links will not survive a restart")
+        key = secrets.token_bytes(32)
+    return AckLinks(key, lifetime=timedelta(days=options.ack_link_days))
 
 
 def build_channels(
@@ -91,17 +105,18 @@ def channel_routers(
     *,
     sessions: async_sessionmaker[AsyncSession],
     deliveries: SqlDeliveries,
-    signer: AckSigner,
+    signer: AckLinks,
     clock: Callable[[], datetime],
 ) -> list[APIRouter]:
     """The staff page and push subscription routes."""
 
     async def link_holder(notification_id: str, token: str) -> str | None:
-        if not signer.valid(notification_id, token):
-            return None
         async with sessions() as session:
             row = await deliveries.get(session, notification_id)
-        return None if row is None else str(row.recipient_person_id)
+        if row is None:
+            return None
+        person_id = str(row.recipient_person_id)
+        return person_id if signer.check(notification_id, token, person_id=person_id, now=clock()) == "valid" else None
 
     operator = kit.options.push_operator_token
     return [

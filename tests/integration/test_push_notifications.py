@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from services.notifications.app import create_app
-from services.notifications.handlers import AckSigner
+from services.notifications.links import AckLinks
 from shared.contracts.envelope import Actor, utc_now
 from shared.contracts.events import NotificationRequested, NotificationRequestedPayload, PersonRef
 from shared.settings import Settings
@@ -58,13 +58,16 @@ async def test_a_subscribed_browser_gets_an_encrypted_lock_screen_safe_alert_and
     key_file = Path(settings.mail_sink_dir).parent / "vapid-private.pem"
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     assert settings.signing_key is not None
-    signer = AckSigner(settings.signing_key.encode())
+    signer = AckLinks(settings.signing_key.encode())
     email = requested(channel="email", address="lead@example.org")
     async with local_push_service() as pushes, running(runtime), jetstream(settings) as (_, js):
         browser = pushes.new_browser()
         await publish_raw(js, settings, email)
         await eventually(lambda: stream_events(js, settings, "notification.sent"), what="the email alert sent")
-        proof = {"notification_id": email.payload.notification_id, "token": signer.token(email.payload.notification_id)}
+        proof = {
+            "notification_id": email.payload.notification_id,
+            "token": signer.token(email.payload.notification_id, person_id="p-dsl", now=utc_now()),
+        }
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifications") as web:
             page = await web.get("/staff/")
             forged = await web.post(
