@@ -33,6 +33,9 @@ _URGENCY_WORDS = {
 }
 
 
+STAFF_FOOTER = "This message leaves out names and details on purpose: sign in to Safeguard to read the case."
+
+
 @dataclass(frozen=True)
 class MessageTemplate:
     """One kind's words per channel; `{urgency_words}`, `{reference}` and `{link}` are the only fields."""
@@ -41,10 +44,12 @@ class MessageTemplate:
     body: str
     action: str
     sms: str
+    footer: str = STAFF_FOOTER
+    with_link: bool = True
 
     def fields(self) -> set[str]:
         """The placeholders the template uses."""
-        parts = (self.title, self.body, self.action, self.sms)
+        parts = (self.title, self.body, self.action, self.sms, self.footer)
         return {name for part in parts for _, name, _, _ in string.Formatter().parse(part) if name}
 
 
@@ -82,6 +87,8 @@ DEFAULT_TEMPLATES: Mapping[str, MessageTemplate] = {
         "reference {reference}.",
         action="Confirm you have received this message",
         sms="Your child's school would like to speak with you. Please call the office, ref {reference}",
+        footer="",
+        with_link=False,
     ),
 }
 
@@ -96,6 +103,8 @@ class RenderedNotification:
     urgency: str = "medium"
     action: str = "Acknowledge that you have seen it"
     sms: str = ""
+    footer: str = STAFF_FOOTER
+    with_link: bool = True
 
 
 def message_kind(request: NotificationRequestedPayload) -> MessageKind:
@@ -163,4 +172,6 @@ def render(
         urgency=request.urgency,
         action=template.action.format(**facts, link=long_link),
         sms=sms,
+        footer=template.footer.format(**facts, link=long_link),
+        with_link=template.with_link,
     )

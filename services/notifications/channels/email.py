@@ -15,8 +15,6 @@ from services.notifications import mailbox
 from services.notifications.channels.base import Delivery, DeliveryFailed
 from shared.contracts.envelope import utc_now
 
-FOOTER = "This message leaves out names and details on purpose: sign in to Safeguard to read the case."
-
 
 def _transfer_encoding(text: str) -> str:
     """7bit keeps a long link on one line for anyone reading the raw message; anything else is quoted-printable."""
@@ -36,15 +34,19 @@ def compose_email(delivery: Delivery, *, sender: str, at: datetime) -> EmailMess
     email["Date"] = format_datetime(at)
     email["Message-ID"] = make_msgid(idstring=delivery.notification_id, domain="safeguard.local")
     email["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies to an alert
-    plain = f"{message.body}\n\n{message.action}:\n{message.ack_url}\n\n{FOOTER}\n"
+    link = f"\n\n{message.action}:\n{message.ack_url}" if message.with_link else ""
+    footer = f"\n\n{message.footer}" if message.footer else ""
+    plain = f"{message.body}{link}{footer}\n"
     email.set_content(plain, cte=_transfer_encoding(plain))
-    page = (
-        '<!doctype html><html><body style="font-family:sans-serif">'
-        f"<p>{html.escape(message.body)}</p>"
+    button = (
         f'<p><a href="{html.escape(message.ack_url, quote=True)}" '
         'style="display:inline-block;padding:10px 16px;background:#1d4f91;color:#fff;text-decoration:none">'
         f"{html.escape(message.action)}</a></p>"
-        f'<p style="color:#555">{html.escape(FOOTER)}</p></body></html>\n'
+    )
+    page = (
+        '<!doctype html><html><body style="font-family:sans-serif">'
+        f"<p>{html.escape(message.body)}</p>{button if message.with_link else ''}"
+        f'<p style="color:#555">{html.escape(message.footer)}</p></body></html>\n'
     )
     email.add_alternative(page, subtype="html", cte=_transfer_encoding(page))
     return email

@@ -102,5 +102,10 @@ class WebPushChannel:
 def push_payload(delivery: Delivery) -> bytes:
     """What the service worker shows: title, body and where a tap goes; the same lock-screen-safe words."""
     message = delivery.message
-    body = {"title": message.title, "body": message.body, "url": message.ack_url, "tag": delivery.notification_id}
+    body = {
+        "title": message.title,
+        "body": message.body,
+        "url": message.ack_url if message.with_link else "",
+        "tag": delivery.notification_id,
+    }
     return json.dumps(body, separators=(",", ":")).encode()

@@ -14,5 +14,6 @@ self.addEventListener("push", (event) => {
 
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
-  event.waitUntil(self.clients.openWindow(event.notification.data.url));
+  const url = event.notification.data && event.notification.data.url;
+  if (url) event.waitUntil(self.clients.openWindow(url));
 });
