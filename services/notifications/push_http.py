@@ -112,7 +112,7 @@ def push_router(
     *,
     subscriptions: SqlPushSubscriptions,
     identify: IdentifyLinkHolder,
-    application_server_key: str,
+    application_server_key: Callable[[], str],
     operator_token: str | None,
     clock: Callable[[], datetime],
 ) -> APIRouter:
@@ -145,7 +145,7 @@ def push_router(
     @api.get("/api/v1/push/key")
     async def push_key() -> dict[str, str]:
         """The VAPID public key browsers subscribe with (PushManager.subscribe's applicationServerKey)."""
-        return {"application_server_key": application_server_key}
+        return {"application_server_key": application_server_key()}
 
     @api.post("/api/v1/push/subscriptions", status_code=201, response_model=Subscribed)
     async def subscribe(request: SubscribeRequest, authorization: Annotated[str | None, Header()] = None) -> Subscribed:

@@ -1,10 +1,11 @@
-"""The VAPID key (RFC 8292): made once on first start, kept in a 0600 file, and reused after restarts."""
+"""The VAPID key (RFC 8292): made once when first needed, kept in a 0600 file, and reused after restarts."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -36,3 +37,19 @@ def application_server_key(vapid: Vapid) -> str:
     """The public key as the browser's `applicationServerKey` wants it: uncompressed point, base64url."""
     raw = vapid.public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@dataclass
+class KeptVapidKey:
+    """The key at `path`, read (or made) on first use, so building the app touches no file."""
+
+    path: Path
+    _vapid: Vapid | None = field(default=None, init=False, repr=False)
+
+    def __call__(self) -> Vapid:
+        if self._vapid is None:
+            self._vapid = load_or_create(self.path)
+        return self._vapid
+
+    def public(self) -> str:
+        return application_server_key(self())

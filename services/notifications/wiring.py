@@ -21,7 +21,7 @@ from services.notifications.push_http import push_router
 from services.notifications.settings import NotificationSettings
 from services.notifications.store import SqlDeliveries
 from services.notifications.subscriptions import SqlPushSubscriptions
-from services.notifications.vapid import application_server_key, load_or_create
+from services.notifications.vapid import KeptVapidKey
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class ChannelKit:
 
     channels: dict[str, Channel]
     subscriptions: SqlPushSubscriptions
-    application_server_key: str
+    vapid: KeptVapidKey
     options: NotificationSettings
 
 
@@ -50,10 +50,10 @@ def ack_links(settings: Settings, options: NotificationSettings) -> AckLinks:
 def build_channels(
     settings: Settings, *, sessions: async_sessionmaker[AsyncSession], options: NotificationSettings | None = None
 ) -> ChannelKit:
-    """Real adapters where configured, local stand-ins elsewhere; makes the VAPID key on first start."""
+    """Real adapters where configured, local stand-ins elsewhere (the VAPID key is made when first needed)."""
     options = options or NotificationSettings()
     key_file = Path(options.vapid_key_file or Path(settings.mail_sink_dir).parent / "vapid-private.pem")
-    vapid = load_or_create(key_file)
+    vapid = KeptVapidKey(key_file)
     subscriptions = SqlPushSubscriptions(sessions)
     push = WebPushChannel(
         subscriptions,
@@ -68,7 +68,7 @@ def build_channels(
         "sms": sms_channel(options),
         "log": LogChannel("log"),
     }
-    return ChannelKit(channels, subscriptions, application_server_key(vapid), options)
+    return ChannelKit(channels, subscriptions, vapid, options)
 
 
 def email_channel(options: NotificationSettings, *, mail_folder: str) -> Channel:
@@ -123,7 +123,7 @@ def channel_routers(
         push_router(
             subscriptions=kit.subscriptions,
             identify=link_holder,
-            application_server_key=kit.application_server_key,
+            application_server_key=kit.vapid.public,
             operator_token=operator.get_secret_value() if operator else None,
             clock=clock,
         )

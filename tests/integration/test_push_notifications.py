@@ -13,6 +13,7 @@ import pytest
 
 from services.notifications.app import create_app
 from services.notifications.links import AckLinks
+from services.notifications.vapid import application_server_key, load_or_create
 from shared.contracts.envelope import Actor, utc_now
 from shared.contracts.events import NotificationRequested, NotificationRequestedPayload, PersonRef
 from shared.settings import Settings
@@ -56,7 +57,6 @@ async def test_a_subscribed_browser_gets_an_encrypted_lock_screen_safe_alert_and
 ) -> None:
     app, runtime = create_app(settings)
     key_file = Path(settings.mail_sink_dir).parent / "vapid-private.pem"
-    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     assert settings.signing_key is not None
     signer = AckLinks(settings.signing_key.encode())
     email = requested(channel="email", address="lead@example.org")
@@ -70,6 +70,7 @@ async def test_a_subscribed_browser_gets_an_encrypted_lock_screen_safe_alert_and
         }
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifications") as web:
             page = await web.get("/staff/")
+            server_key = (await web.get("/api/v1/push/key")).json()["application_server_key"]
             forged = await web.post(
                 "/api/v1/push/subscriptions",
                 json={"subscription": browser.subscription_json(), **proof, "token": "x" * 32},
@@ -92,7 +93,12 @@ async def test_a_subscribed_browser_gets_an_encrypted_lock_screen_safe_alert_and
             f"{settings.console_url}/api/v1/notifications/{push.payload.notification_id}/ack"
         )
         assert "Example" not in str(alert.payload) and "example.org" not in str(alert.payload)
-        assert alert.claims["aud"] == pushes.origin and alert.headers["urgency"] == "high" and alert.headers["topic"]
+        assert (
+            f"k={server_key}" in alert.headers["authorization"]
+            and alert.claims["aud"] == pushes.origin
+            and alert.headers["urgency"] == "high"
+            and alert.headers["topic"]
+        )
         assert pushes.refused == []
 
         pushes.gone.add(browser.endpoint.rsplit("/", 1)[1])
@@ -106,6 +112,8 @@ async def test_a_subscribed_browser_gets_an_encrypted_lock_screen_safe_alert_and
             until=lambda f: len(f) == 2,
             what="no subscriptions left",
         )
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    assert application_server_key(load_or_create(key_file)) == server_key  # kept: a restart signs with it too
     assert failed.payload.notification_id == again.payload.notification_id
     assert "gone (HTTP 410)" in failed.payload.reason and failed.payload.retryable is False
     assert "no push subscription" in failures[1].payload.reason

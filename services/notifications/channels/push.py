@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -41,7 +42,13 @@ class WebPushChannel:
     name = "push"
 
     def __init__(
-        self, subscriptions: Subscriptions, *, vapid: Vapid, subject: str, ttl_seconds: int, timeout_seconds: float
+        self,
+        subscriptions: Subscriptions,
+        *,
+        vapid: Callable[[], Vapid],
+        subject: str,
+        ttl_seconds: int,
+        timeout_seconds: float,
     ) -> None:
         self._subscriptions = subscriptions
         self._vapid = vapid
@@ -96,7 +103,7 @@ class WebPushChannel:
         parts = urlsplit(endpoint)
         claims = {"aud": f"{parts.scheme}://{parts.netloc}", "sub": self._subject}
         claims["exp"] = int(time.time()) + VAPID_LIFETIME_SECONDS  # type: ignore[assignment]
-        return dict(self._vapid.sign(claims))
+        return dict(self._vapid().sign(claims))
 
 
 def push_payload(delivery: Delivery) -> bytes:
