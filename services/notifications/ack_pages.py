@@ -23,7 +23,7 @@ def confirm_page(*, notification_id: str, token: str, page_check: str) -> str:
         "Acknowledge",
         f"<form method=post action='{action}'>"
         f"<input type=hidden name=page_check value='{html.escape(page_check)}'>"
-        "<p>Acknowledge that you have seen this safeguarding concern and are acting on it.</p>"
+        "<p>Acknowledge that you have seen this message and are acting on it.</p>"
         "<button type=submit>Acknowledge</button></form>"
         f"<p><a href='{staff}'>Get alerts on this device</a></p>",
     )

@@ -50,6 +50,7 @@ async def _run_forever(directory: Path, port: int) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command, addresses included
     directory = Path(os.environ.get("SAFEGUARD_MAIL_SINK_DIR", ".safeguard-data/mail"))
     asyncio.run(_run_forever(directory, int(os.environ.get("SAFEGUARD_SMTP_PORT", "2525"))))
 

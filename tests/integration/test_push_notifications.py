@@ -101,7 +101,7 @@ async def test_a_subscribed_browser_gets_an_encrypted_lock_screen_safe_alert_and
         )
         assert pushes.refused == []
 
-        pushes.gone.add(browser.endpoint.rsplit("/", 1)[1])
+        pushes.answer(browser, 410)
         again = requested(channel="push", address="p-dsl")
         await publish_raw(js, settings, again)
         [failed] = await eventually(lambda: stream_events(js, settings, "notification.failed"), what="gone push failed")
@@ -117,3 +117,35 @@ async def test_a_subscribed_browser_gets_an_encrypted_lock_screen_safe_alert_and
     assert failed.payload.notification_id == again.payload.notification_id
     assert "gone (HTTP 410)" in failed.payload.reason and failed.payload.retryable is False
     assert "no push subscription" in failures[1].payload.reason
+
+
+async def test_an_operator_token_subscribes_for_a_named_person_and_only_the_owner_unsubscribes(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAFEGUARD_PUSH_OPERATOR_TOKEN", "operator-secret")
+    app, runtime = create_app(settings)
+    operator = {"Authorization": "Bearer operator-secret"}
+    async with local_push_service() as pushes, running(runtime, subscribers=False):
+        browser = pushes.new_browser()
+        subscription = browser.subscription_json()
+        short_key = {**subscription, "keys": {**subscription["keys"], "p256dh": "AAAA"}}
+        plain_http = {**subscription, "endpoint": "http://push.example.org/x"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifications") as web:
+
+            async def subscribe(body: dict[str, object], headers: dict[str, str]) -> httpx.Response:
+                return await web.post("/api/v1/push/subscriptions", json=body, headers=headers)
+
+            async def unsubscribe(person_id: str) -> httpx.Response:
+                body = {"endpoint": browser.endpoint, "person_id": person_id}
+                return await web.request("DELETE", "/api/v1/push/subscriptions", json=body, headers=operator)
+
+            wrong = await subscribe({"subscription": subscription, "person_id": "p-x"}, {"Authorization": "Bearer no"})
+            bad_key = await subscribe({"subscription": short_key, "person_id": "p-x"}, operator)
+            insecure = await subscribe({"subscription": plain_http, "person_id": "p-x"}, operator)
+            made = await subscribe({"subscription": subscription, "person_id": "p-x"}, operator)
+            not_owner = await unsubscribe("p-y")
+            removed = await unsubscribe("p-x")
+            again = await unsubscribe("p-x")
+    assert wrong.status_code == 403 and bad_key.status_code == 422 and insecure.status_code == 422
+    assert made.status_code == 201 and made.json() == {"person_id": "p-x"}
+    assert (not_owner.status_code, removed.status_code, again.status_code) == (404, 204, 404)

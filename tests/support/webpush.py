@@ -101,7 +101,7 @@ def verify_vapid(authorization: str, *, audience: str, now: float) -> tuple[dict
 
 
 @dataclass
-class TestBrowser:
+class SubscribedBrowser:
     """A user agent's push subscription: its ECDH key pair and auth secret, as PushManager makes them."""
 
     endpoint: str
@@ -126,23 +126,29 @@ class Received:
 
 @dataclass
 class LocalPushService:
-    """A push service on a free loopback port: verifies VAPID, decrypts, records; answers 410 for gone browsers."""
+    """A push service on a free loopback port: verifies VAPID, decrypts, records; or answers as told per browser."""
 
     origin: str = ""
-    browsers: dict[str, TestBrowser] = field(default_factory=dict)
-    gone: set[str] = field(default_factory=set)
+    browsers: dict[str, SubscribedBrowser] = field(default_factory=dict)
+    answers: dict[str, int] = field(default_factory=dict)  # browser name -> status to answer instead of 201
     received: list[Received] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
 
-    def new_browser(self) -> TestBrowser:
+    def new_browser(self) -> SubscribedBrowser:
         name = uuid.uuid4().hex
-        self.browsers[name] = TestBrowser(endpoint=f"{self.origin}/push/{name}")
+        self.browsers[name] = SubscribedBrowser(endpoint=f"{self.origin}/push/{name}")
         return self.browsers[name]
+
+    def answer(self, browser: SubscribedBrowser, status: int) -> None:
+        """From now on answer `status` for this browser (410: the user agent unsubscribed)."""
+        self.answers[browser.endpoint.rsplit("/", 1)[1]] = status
 
     async def _push(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        if name in self.gone or name not in self.browsers:
-            return web.Response(status=410)
+        if name not in self.browsers:
+            return web.Response(status=404)
+        if name in self.answers:
+            return web.Response(status=self.answers[name])
         try:
             claims, _ = verify_vapid(request.headers.get("Authorization", ""), audience=self.origin, now=time.time())
         except VapidRejected as rejected:
