@@ -37,6 +37,7 @@ class KeepInFolder:
 async def serve(directory: Path, *, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
     """Start listening; the caller closes the returned server."""
     handler = KeepInFolder(directory)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command, addresses included
     loop = asyncio.get_running_loop()
     return await loop.create_server(lambda: SMTP(handler, hostname="safeguard-local-mail"), host, port)
 
@@ -50,7 +51,6 @@ async def _run_forever(directory: Path, port: int) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command, addresses included
     directory = Path(os.environ.get("SAFEGUARD_MAIL_SINK_DIR", ".safeguard-data/mail"))
     asyncio.run(_run_forever(directory, int(os.environ.get("SAFEGUARD_SMTP_PORT", "2525"))))
 
