@@ -4,7 +4,6 @@ one message arrives at each sink, and no log line carries the recipient's phone 
 from __future__ import annotations
 
 import logging
-import uuid
 from pathlib import Path
 
 import pytest
@@ -14,10 +13,10 @@ from services.notifications.app import create_app
 from services.notifications.local_mail import serve
 from services.notifications.local_sms import create_fake_provider
 from services.notifications.subscriptions import PushSubscription, SqlPushSubscriptions
-from shared.contracts.envelope import Actor, utc_now
-from shared.contracts.events import NotificationRequested, NotificationRequestedPayload, PersonRef
+from shared.contracts.envelope import utc_now
+from shared.contracts.events import NotificationRequested, PersonRef
 from shared.settings import Settings
-from tests.support.factories import concern_received
+from tests.support.factories import notification_requested
 from tests.support.local_http import serving
 from tests.support.running import jetstream, publish_raw, running, stream_events
 from tests.support.waiting import eventually
@@ -31,24 +30,7 @@ PERSONAL = ["example.lead@", "7700", "900777", "Example Lead"]
 
 
 def requested(channel: str) -> NotificationRequested:
-    notification_id = str(uuid.uuid4())
-    return NotificationRequested.new(
-        NotificationRequestedPayload(
-            notification_id=notification_id,
-            case_id="case-redelivery",
-            reference="SG-2026-REDELIV1",
-            recipient=PERSON,
-            channel=channel,  # type: ignore[arg-type]
-            address=ADDRESS[channel],
-            urgency="immediate",
-            reason="rule immediate-risk",
-        ),
-        school_id="st-marks",
-        aggregate_id=notification_id,
-        actor=Actor(id="routing", role="service"),
-        occurred_at=utc_now(),
-        cause=concern_received(),
-    )
+    return notification_requested(channel=channel, address=ADDRESS[channel], recipient=PERSON)
 
 
 @pytest.fixture

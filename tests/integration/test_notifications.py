@@ -6,38 +6,33 @@ import re
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from services.notifications.app import create_app
 from services.notifications.links import AckLinks
-from shared.contracts.envelope import Actor, utc_now
-from shared.contracts.events import NotificationRequested, NotificationRequestedPayload, PersonRef
+from shared.contracts.envelope import utc_now
+from shared.contracts.events import PersonRef
 from shared.settings import Settings
-from tests.support.factories import concern_received
+from tests.support.factories import concern_received, notification_requested
 from tests.support.running import jetstream, publish_raw, running, stream_events
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 
-def request(*, notification_id: str, cause, channel: str = "email", address: str = "dsl@example.org"):
-    return NotificationRequested.new(
-        NotificationRequestedPayload(
-            notification_id=notification_id,
-            case_id="case-1",
-            reference=cause.payload.reference,
-            recipient=PersonRef(person_id="s-bird", name="Mr S Bird", role="designated_safeguarding_lead"),
-            channel=channel,
-            address=address,
-            urgency="high",
-            reason="rule learner-online-bullying",
-        ),
-        school_id="st-marks",
-        aggregate_id=notification_id,
-        actor=Actor(id="routing", role="service"),
-        occurred_at=utc_now(),
+def request(*, notification_id: str, cause: Any, channel: str = "email", address: str = "dsl@example.org") -> Any:
+    recipient = PersonRef(person_id="s-bird", name="Mr S Bird", role="designated_safeguarding_lead")
+    return notification_requested(
+        channel=channel,
+        address=address,
+        recipient=recipient,
+        notification_id=notification_id,
+        reference=cause.payload.reference,
+        urgency="high",
+        reason="rule learner-online-bullying",
         cause=cause,
     )
 

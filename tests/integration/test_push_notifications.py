@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import stat
-import uuid
 from pathlib import Path
 
 import httpx
@@ -14,10 +13,10 @@ import pytest
 from services.notifications.app import create_app
 from services.notifications.links import AckLinks
 from services.notifications.vapid import application_server_key, load_or_create
-from shared.contracts.envelope import Actor, utc_now
-from shared.contracts.events import NotificationRequested, NotificationRequestedPayload, PersonRef
+from shared.contracts.envelope import utc_now
+from shared.contracts.events import NotificationRequested, PersonRef
 from shared.settings import Settings
-from tests.support.factories import concern_received
+from tests.support.factories import notification_requested
 from tests.support.running import jetstream, publish_raw, running, stream_events
 from tests.support.waiting import eventually
 from tests.support.webpush import local_push_service
@@ -26,25 +25,8 @@ pytestmark = pytest.mark.integration
 PERSON = PersonRef(person_id="p-dsl", name="Ms Example Lead", role="designated_safeguarding_lead")
 
 
-def requested(*, channel: str, address: str, urgency: str = "immediate") -> NotificationRequested:
-    notification_id = str(uuid.uuid4())
-    return NotificationRequested.new(
-        NotificationRequestedPayload(
-            notification_id=notification_id,
-            case_id="case-push",
-            reference="SG-2026-PUSHTEST",
-            recipient=PERSON,
-            channel=channel,  # type: ignore[arg-type]
-            address=address,
-            urgency=urgency,  # type: ignore[arg-type]
-            reason="rule immediate-risk",
-        ),
-        school_id="st-marks",
-        aggregate_id=notification_id,
-        actor=Actor(id="routing", role="service"),
-        occurred_at=utc_now(),
-        cause=concern_received(),
-    )
+def requested(*, channel: str, address: str) -> NotificationRequested:
+    return notification_requested(channel=channel, address=address, recipient=PERSON, reference="SG-2026-PUSHTEST")
 
 
 @pytest.fixture
