@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import uuid
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,22 @@ class KeepInFolder:
         return "250 Message accepted for delivery"
 
 
-async def serve(directory: Path, *, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
-    """Start listening; the caller closes the returned server."""
+async def serve(
+    directory: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    starttls: ssl.SSLContext | None = None,
+    implicit_tls: ssl.SSLContext | None = None,
+) -> asyncio.Server:
+    """Start listening (plain, STARTTLS required, or TLS from the first byte); the caller closes the server."""
     handler = KeepInFolder(directory)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command, addresses included
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: SMTP(handler, hostname="safeguard-local-mail"), host, port)
+
+    def session() -> SMTP:
+        return SMTP(handler, hostname="safeguard-local-mail", tls_context=starttls, require_starttls=bool(starttls))
+
+    return await asyncio.get_running_loop().create_server(session, host, port, ssl=implicit_tls)
 
 
 async def _run_forever(directory: Path, port: int) -> None:

@@ -33,6 +33,9 @@ class NotificationSettings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_ca_file: str | None = Field(
+        default=None, description="CA bundle to verify the server with; unset: the system's"
+    )
     mail_from: str = "Safeguard <safeguard@localhost>"
 
     sms_base_url: str | None = Field(default=None, description="Twilio-style API root; unset: SMS is only logged")

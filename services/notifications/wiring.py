@@ -84,6 +84,7 @@ def email_channel(options: NotificationSettings, *, mail_folder: str) -> Channel
         password=password,
         sender=options.mail_from,
         timeout_seconds=options.smtp_timeout_seconds,
+        ca_file=options.smtp_ca_file,
     )
 
 

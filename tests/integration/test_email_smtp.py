@@ -12,6 +12,7 @@ from services.notifications.channels import Delivery, DeliveryFailed
 from services.notifications.channels.email import SmtpChannel
 from services.notifications.domain import RenderedNotification
 from services.notifications.local_mail import serve
+from tests.support.tls import loopback_certificate
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -30,15 +31,16 @@ def delivery(*, body: str, address: str = "lead@example.org") -> Delivery:
     return Delivery(notification_id, address, message)
 
 
-def channel(port: int) -> SmtpChannel:
+def channel(port: int, *, security: str = "none", ca_file: Path | None = None) -> SmtpChannel:
     return SmtpChannel(
         host="127.0.0.1",
         port=port,
-        security="none",
+        security=security,
         username=None,
         password=None,
         sender="Safeguard <safeguard@example.org>",
         timeout_seconds=5,
+        ca_file=str(ca_file) if ca_file else None,
     )
 
 
@@ -67,6 +69,41 @@ async def test_an_email_reaches_the_smtp_server_with_its_link_intact(tmp_path: P
     assert plain is not None and plain["Content-Transfer-Encoding"] == encoding
     html = message.get_body(preferencelist=("html",))
     assert html is not None and f'href="{sent.message.ack_url}"' in html.get_content()
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+async def test_an_email_goes_over_tls_to_a_server_the_configured_ca_vouches_for(tmp_path: Path, security: str) -> None:
+    certificate = loopback_certificate(tmp_path)
+    context = certificate.server_context
+    server = await serve(
+        tmp_path / "mail",
+        starttls=context if security == "starttls" else None,
+        implicit_tls=context if security == "tls" else None,
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        await channel(port, security=security, ca_file=certificate.ca_file).send(delivery(body="Over TLS."))
+        with pytest.raises(DeliveryFailed) as untrusted:
+            await channel(port, security=security).send(delivery(body="Not trusted."))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert [mail.subject for mail in mailbox.kept(tmp_path / "mail")] == [
+        "URGENT safeguarding concern: SG-2026-MAILTEST"
+    ]
+    assert untrusted.value.retryable is True  # a certificate problem is an operator's to fix; keep trying meanwhile
+
+
+async def test_a_server_that_requires_starttls_refuses_plain_mail(tmp_path: Path) -> None:
+    server = await serve(tmp_path / "mail", starttls=loopback_certificate(tmp_path).server_context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(DeliveryFailed) as refused:
+            await channel(port, security="none").send(delivery(body="Plain."))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert "530" in str(refused.value) and mailbox.kept(tmp_path / "mail") == []
 
 
 async def test_an_unreachable_mail_server_is_a_failure_worth_retrying(tmp_path: Path) -> None:

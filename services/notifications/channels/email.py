@@ -82,6 +82,7 @@ class SmtpChannel:
         password: str | None,
         sender: str,
         timeout_seconds: float,
+        ca_file: str | None = None,
     ) -> None:
         self._server = {
             "hostname": host,
@@ -91,6 +92,7 @@ class SmtpChannel:
             "username": username,
             "password": password,
             "timeout": timeout_seconds,
+            "cert_bundle": ca_file,
         }
         self._sender = sender
 
