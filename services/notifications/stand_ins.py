@@ -7,6 +7,7 @@ SMS file in the data folder.
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
 import sys
 from collections.abc import Callable, MutableMapping
@@ -20,7 +21,8 @@ COMMANDS = {"local-mail": "services.notifications.local_mail", "local-sms": "ser
 def add_stand_ins(environment: MutableMapping[str, str], *, data_dir: Path) -> tuple[str, ...]:
     """Point the environment at local stand-ins where nothing real is configured; their process names."""
     names: list[str] = []
-    if not environment.get("SAFEGUARD_SMTP_HOST"):
+    # Without aiosmtpd (installed with the `embedded` extra) mail still lands in the mail folder, written directly.
+    if not environment.get("SAFEGUARD_SMTP_HOST") and importlib.util.find_spec("aiosmtpd") is not None:
         environment.update(
             {
                 "SAFEGUARD_SMTP_HOST": "127.0.0.1",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
+
+import pytest
 
 from services.notifications.stand_ins import add_stand_ins, command_with_stand_ins
 
@@ -27,3 +30,11 @@ def test_a_configured_mail_server_and_sms_provider_are_left_alone(tmp_path: Path
         "SAFEGUARD_SMTP_HOST": "smtp.example.org",
         "SAFEGUARD_SMS_BASE_URL": "https://sms.example.org",
     }
+
+
+def test_without_aiosmtpd_mail_falls_back_to_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "aiosmtpd" else real_find_spec(name))
+    environment: dict[str, str] = {}
+    assert add_stand_ins(environment, data_dir=tmp_path) == ("local-sms",)
+    assert "SAFEGUARD_SMTP_HOST" not in environment
