@@ -1,4 +1,4 @@
-"""Which channel adapters and extra routes the settings call for (app.py calls these two functions)."""
+"""What the settings call for: the link signer, the channel adapters and the extra routes (app.py calls these)."""
 
 from __future__ import annotations
 
