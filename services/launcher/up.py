@@ -22,7 +22,15 @@ from services.launcher.embedded_nats import EmbeddedNats
 from services.launcher.embedded_postgres import EmbeddedPostgres
 from services.launcher.ports import port_is_free
 from services.launcher.privileges import DEFAULT_POSTGRES_SYSTEM_USER
-from services.launcher.supervisor import ServiceGroup, http_ok, service_environment, wait_for
+from services.launcher.supervisor import (
+    SERVICE_NAMES,
+    ServiceGroup,
+    http_ok,
+    service_command,
+    service_environment,
+    wait_for,
+)
+from services.notifications.stand_ins import add_stand_ins, command_with_stand_ins
 from shared.db import ensure_database
 
 APPLICATION_DATABASE = "safeguard"
@@ -131,7 +139,13 @@ class _Launch:
             data_dir=options.data_dir,
             signing_key=persistent_secret(options.data_dir / "signing.key"),
         )
-        self.services = ServiceGroup(environment=environment, output=self.err)
+        stand_ins = add_stand_ins(environment, data_dir=options.data_dir)
+        self.services = ServiceGroup(
+            environment=environment,
+            output=self.err,
+            names=(*stand_ins, *SERVICE_NAMES),
+            command_for=command_with_stand_ins(service_command),
+        )
         self.services.start()
         intake = f"http://{browsable_host(environment.get('SAFEGUARD_INTAKE_HTTP_HOST', ''))}:{options.http_port}"
         notifications_host = browsable_host(environment.get("SAFEGUARD_NOTIFICATIONS_HTTP_HOST", ""))
