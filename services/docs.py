@@ -20,7 +20,6 @@ REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "reference"
 def generated() -> dict[str, str]:
     """Every generated document by file name, from the apps as they are wired (no server is contacted)."""
     from services.audit.app import create_app as audit_app
-    from services.audit.checkpoint import declare_checkpoint_publisher
     from services.intake.app import create_app as intake_app
     from services.notifications.app import create_app as notifications_app
     from services.routing.app import create_app as routing_app
@@ -30,7 +29,6 @@ def generated() -> dict[str, str]:
     notifications, notifications_runtime = notifications_app(settings)
     _, routing = routing_app(settings)
     _, audit_runtime = audit_app(settings)
-    declare_checkpoint_publisher(audit_runtime.broker, subjects=audit_runtime.subjects)  # until app.py does
     catalogue = AsyncAPI(
         intake_runtime.broker,
         routing.runtime.broker,
