@@ -9,6 +9,7 @@ from itertools import combinations
 from services.routing.policy.floor import NEXT_IN_LINE
 from services.routing.policy.match import could_both_match, why_never_matches
 from services.routing.policy.model import Policy, Rule, SchoolRole, When
+from services.routing.policy.vocabulary import CORE_ROLES
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ def _first_holder_in_line(policy: Policy, role: SchoolRole) -> SchoolRole | None
 
 def _empty_roles(policy: Policy) -> list[Finding]:
     findings = []
+    asked = {role for rule in policy.rules for role in rule.then.notify}
     for role in SchoolRole:
-        if policy.holders(role):
+        if policy.holders(role) or (role not in CORE_ROLES and role not in asked):
             continue
         instead = _first_holder_in_line(policy, role)
         goes_to = f"goes to the {instead.value} instead" if instead else "reaches nobody"

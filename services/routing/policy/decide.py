@@ -7,9 +7,16 @@ from typing import NamedTuple
 
 from services.routing.policy import floor
 from services.routing.policy.calendar import due_at
-from services.routing.policy.decision import Deadline, Decision, EscalationRung, ParentNotification
+from services.routing.policy.decision import (
+    Deadline,
+    Decision,
+    EscalationRung,
+    ParentNotification,
+    PossibleSubjectRef,
+)
 from services.routing.policy.match import facts_of, matching_rules
 from services.routing.policy.model import Policy, Rule, SchoolRole, Urgency
+from services.routing.policy.subjects import find_subjects
 from shared.contracts.concern import ConcernReceivedPayload
 
 ACKNOWLEDGE = "acknowledge"
@@ -24,6 +31,16 @@ _SUBJECT_NOTE = (
     "receives it instead."
 )
 _HEADTEACHER_NOTE = "This concern is about the headteacher: it goes to the named governor, not the headteacher."
+_CONFIRM_NOTE = (
+    "Subject to confirm: who this concern is about is not certain. Everyone it could be is left out and listed "
+    "as a possible subject; it goes to whoever is left in the allegations chain, who confirms who it is."
+)
+_OUTSIDE_NOTE = (
+    "Everyone inside the school who would handle this concern is, or may be, its subject: it goes to the LADO "
+    "and the trust's safeguarding lead."
+)
+_OUTSIDE_ALERT = "error: nobody inside the school can safely be told about concern {reference}: sent outside"
+_NOBODY_ALERT = "error: nobody the policy names can safely be told about concern {reference}: call the LADO now"
 
 
 class RulesOutcome(NamedTuple):
@@ -74,10 +91,12 @@ def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
     engaged: list[str] = []
     notes: list[str] = []
 
-    subjects = floor.subject_person_ids(concern, policy=policy, reporter_is_subject=asked.reporter_is_subject)
+    found = find_subjects(concern, policy=policy, reporter_is_subject=asked.reporter_is_subject)
+    subjects = found.excluded
     category = asked.recognised or policy.fallback.category
     urgency = asked.urgency or policy.fallback.urgency
     roles = set(asked.roles)
+    alerts: list[str] = []
 
     if concern.immediate_risk:
         urgency = Urgency.immediate
@@ -88,6 +107,11 @@ def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
         roles.add(floor.DSL)
         engaged.append(floor.UNMATCHED)
         notes.append(_UNMATCHED_NOTE)
+    if found.to_confirm:
+        # The allegations chain: the headteacher, or the named governor when the head may be the subject.
+        roles.add(floor.HEADTEACHER)
+        engaged.append(floor.SUBJECT_TO_CONFIRM)
+        notes.append(_CONFIRM_NOTE)
 
     adult_subject = floor.adult_working_with_children_is_subject(facts, subjects=subjects, policy=policy)
     parents, parent_floor = floor.parent_notification(facts, from_rules=asked.parents, adult_subject=adult_subject)
@@ -105,10 +129,12 @@ def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
     if not recipients:
         recipients, notify_roles, passed_over = floor.resolve_recipients({floor.DSL}, subjects=subjects, policy=policy)
         engaged.append(floor.NOBODY_ELSE)
-    if not recipients:
-        raise floor.NoEligibleRecipientError(
-            f"concern {concern.reference}: everyone the policy names is a subject of it"
-        )
+    if not any(floor.inside_school(r, policy=policy) for r in recipients):
+        recipients, notify_roles, _ = floor.resolve_recipients(floor.OUTSIDE, subjects=subjects, policy=policy)
+        engaged.append(floor.NOBODY_INSIDE)
+        notes.append(_OUTSIDE_NOTE)
+        alert = _OUTSIDE_ALERT if recipients else _NOBODY_ALERT
+        alerts.append(alert.format(reference=concern.reference))
     if passed_over:
         engaged.append(floor.NEVER_NOTIFY_SUBJECT)
         notes.append(_SUBJECT_NOTE)
@@ -130,7 +156,14 @@ def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
         guidance=guidance,
         rule_ids=asked.rule_ids,
         safety_floor=tuple(engaged),
-        subject_person_ids=tuple(sorted(subjects)),
+        subject_person_ids=tuple(sorted(found.subjects)),
+        possible_subjects=tuple(
+            PossibleSubjectRef(person_id=p.person_id, name=_name_of(p.person_id, policy=policy), why=p.why)
+            for p in found.possible
+        ),
+        subject_to_confirm=found.to_confirm,
+        subject_notes=found.unresolved,
+        alerts=tuple(alerts),
         formal_record_required=asked.formal_record,
         policy_version=policy.version,
         policy_digest=policy.digest,
@@ -179,6 +212,11 @@ def _overdue_note(policy: Policy) -> str:
     return note
 
 
+def _name_of(person_id: str, *, policy: Policy) -> str:
+    person = policy.person(person_id)
+    return person.name if person is not None else person_id
+
+
 def _unique(texts: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for t in texts if t))
 
@@ -189,7 +227,7 @@ def escalation_ladder(decision: Decision, *, policy: Policy) -> tuple[Escalation
     People already told and people the concern is about are skipped; when the headteacher is a subject,
     the named governor takes the headteacher's rung.
     """
-    subjects = frozenset(decision.subject_person_ids)
+    subjects = decision.excluded_person_ids
     told = {r.person_id for r in decision.recipients}
     last = floor.NAMED_GOVERNOR if floor.headteacher_is_subject(subjects, policy=policy) else floor.HEADTEACHER
     rungs: list[EscalationRung] = []

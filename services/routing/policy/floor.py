@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from services.routing.policy.decision import ParentNotification, Recipient
 from services.routing.policy.match import ConcernFacts
 from services.routing.policy.model import ParentDecision, Person, Policy, SchoolRole, Then
-from shared.contracts.concern import ADULTS_WORKING_WITH_CHILDREN, ConcernReport, PersonRole
+from shared.contracts.concern import ADULTS_WORKING_WITH_CHILDREN, PersonRole
 
 DSL = SchoolRole.designated_safeguarding_lead
 DEPUTY = SchoolRole.deputy_designated_safeguarding_lead
@@ -15,16 +15,27 @@ HEADTEACHER = SchoolRole.headteacher
 NAMED_GOVERNOR = SchoolRole.named_governor
 LADO = SchoolRole.local_authority_designated_officer
 
+TRUST_LEAD = SchoolRole.trust_safeguarding_lead
+_LEADS = (DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR)
+_OUTSIDE = (LADO, TRUST_LEAD)
+
 # Who takes a role's place when nobody in it may be told (they are the subject, or the role is empty).
 # Every line ends outside the school, so a concern implicating its whole leadership still reaches someone.
 NEXT_IN_LINE: dict[SchoolRole, tuple[SchoolRole, ...]] = {
-    DSL: (DEPUTY, HEADTEACHER, NAMED_GOVERNOR, LADO),
-    DEPUTY: (DSL, HEADTEACHER, NAMED_GOVERNOR, LADO),
-    HEADTEACHER: (NAMED_GOVERNOR, DSL, DEPUTY, LADO),
-    NAMED_GOVERNOR: (HEADTEACHER, DSL, DEPUTY, LADO),
-    SchoolRole.pastoral_lead: (DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR, LADO),
-    SchoolRole.leadership_team: (HEADTEACHER, DSL, DEPUTY, NAMED_GOVERNOR, LADO),
-    LADO: (DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR),
+    DSL: (DEPUTY, HEADTEACHER, NAMED_GOVERNOR, *_OUTSIDE),
+    DEPUTY: (DSL, HEADTEACHER, NAMED_GOVERNOR, *_OUTSIDE),
+    HEADTEACHER: (NAMED_GOVERNOR, DSL, DEPUTY, *_OUTSIDE),
+    NAMED_GOVERNOR: (HEADTEACHER, DSL, DEPUTY, *_OUTSIDE),
+    SchoolRole.pastoral_lead: (*_LEADS, *_OUTSIDE),
+    SchoolRole.leadership_team: (HEADTEACHER, DSL, DEPUTY, NAMED_GOVERNOR, *_OUTSIDE),
+    LADO: (TRUST_LEAD, *_LEADS),
+    TRUST_LEAD: (LADO, *_LEADS),
+    SchoolRole.online_safety_lead: (*_LEADS, *_OUTSIDE),
+    SchoolRole.behaviour_lead: (SchoolRole.pastoral_lead, *_LEADS, *_OUTSIDE),
+    SchoolRole.head_of_year: (SchoolRole.pastoral_lead, *_LEADS, *_OUTSIDE),
+    SchoolRole.class_teacher: (SchoolRole.head_of_year, SchoolRole.pastoral_lead, *_LEADS, *_OUTSIDE),
+    SchoolRole.line_manager: (HEADTEACHER, DSL, DEPUTY, NAMED_GOVERNOR, *_OUTSIDE),
+    SchoolRole.data_protection_officer: (HEADTEACHER, DSL, DEPUTY, NAMED_GOVERNOR, *_OUTSIDE),
 }
 ROLE_ORDER = tuple(SchoolRole)
 
@@ -33,6 +44,9 @@ HEADTEACHER_SUBJECT = "headteacher_subject_goes_to_named_governor"
 IMMEDIATE_RISK = "immediate_risk_is_immediate_and_reaches_dsl"
 UNMATCHED = "unmatched_goes_to_dsl"
 NOBODY_ELSE = "dsl_when_no_one_else_is_named"
+SUBJECT_TO_CONFIRM = "subject_to_confirm_goes_up_the_allegations_chain"
+NOBODY_INSIDE = "nobody_inside_left_goes_to_lado_and_trust"
+OUTSIDE = frozenset(_OUTSIDE)
 PARENTS_RISK = "parents_withheld_telling_may_increase_risk"
 PARENTS_HARM = "parents_withheld_harm_from_parent_or_carer"
 PARENTS_ADULT = "parents_not_informed_adult_subject"
@@ -40,22 +54,13 @@ PARENTS_PARENT_SUBJECT = "parents_not_informed_parent_subject"
 
 
 class NoEligibleRecipientError(RuntimeError):
-    """Everyone the policy names is a subject of the concern, so nobody can be told safely."""
+    """Kept for callers of older versions: `decide` now sends such a concern outside and raises an alert."""
 
 
-def subject_person_ids(concern: ConcernReport, *, policy: Policy, reporter_is_subject: bool = False) -> frozenset[str]:
-    """Ids of everyone the concern is about, by id, by name, and every headteacher if the head is a subject."""
-    ids: set[str] = set()
-    for person in concern.subjects():
-        if person.person_id:
-            ids.add(person.person_id)
-        if person.name:
-            ids.update(policy.people_named(person.name))
-        if person.role is PersonRole.headteacher:
-            ids.update(p.id for p in policy.holders(HEADTEACHER))
-    if reporter_is_subject and concern.reporter.person_id:
-        ids.add(concern.reporter.person_id)
-    return frozenset(ids)
+def inside_school(told: Recipient, *, policy: Policy) -> bool:
+    """Whether a recipient is one of the school's own people (not the LADO or the trust)."""
+    person = policy.person(told.person_id)
+    return person is not None and not person.external
 
 
 def headteacher_is_subject(subjects: frozenset[str], *, policy: Policy) -> bool:

@@ -101,6 +101,7 @@ class Person(PolicyPart):
     roles: tuple[SchoolRole, ...] = Field(min_length=1)
     contact: ContactChannels
     external: bool = Field(default=False, description="not on the school's staff (e.g. the LADO)")
+    aliases: tuple[str, ...] = Field(default=(), description="other names the person is known by")
 
 
 class DateSpan(PolicyPart):

@@ -20,6 +20,28 @@ class SchoolRole(StrEnum):
     pastoral_lead = "pastoral_lead"
     leadership_team = "leadership_team"
     local_authority_designated_officer = "local_authority_designated_officer"
+    trust_safeguarding_lead = "trust_safeguarding_lead"
+    online_safety_lead = "online_safety_lead"
+    behaviour_lead = "behaviour_lead"
+    head_of_year = "head_of_year"
+    class_teacher = "class_teacher"
+    line_manager = "line_manager"
+    data_protection_officer = "data_protection_officer"
+
+
+# Roles every school fills; `policy check` warns when one is empty. The others it warns about only when a
+# rule asks for them (a school may have no head of year, say).
+CORE_ROLES = frozenset(
+    {
+        SchoolRole.designated_safeguarding_lead,
+        SchoolRole.deputy_designated_safeguarding_lead,
+        SchoolRole.headteacher,
+        SchoolRole.named_governor,
+        SchoolRole.pastoral_lead,
+        SchoolRole.leadership_team,
+        SchoolRole.local_authority_designated_officer,
+    }
+)
 
 
 class Urgency(StrEnum):

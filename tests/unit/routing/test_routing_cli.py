@@ -111,12 +111,26 @@ def test_route_refuses_an_invalid_policy_with_exit_2(cli: Any, tmp_path: Path) -
     assert "cannot read the policy file" in missing.stderr
 
 
-def test_route_exits_1_when_nobody_can_safely_be_told(cli: Any) -> None:
+def test_route_sends_outside_and_alerts_when_nobody_inside_can_be_told(cli: Any) -> None:
+    people_in_file = yaml.safe_load(ST_MARKS.read_text(encoding="utf-8"))["people"]
+    inside = [p["id"] for p in people_in_file if not p.get("external")]
+    people = [{"role": "staff", "involvement": "alleged_perpetrator", "person_id": pid} for pid in inside]
+    result = cli("route", "--policy", str(ST_MARKS), stdin=json.dumps(concern_json(people=people)))
+    assert result.exit_code == 0, result.output
+    [decision] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {r["person_id"] for r in decision["recipients"]} == {p["id"] for p in people_in_file if p.get("external")}
+    assert decision["alerts"] and decision["alerts"][0].startswith("error: nobody inside the school")
+    assert "error: nobody inside the school can safely be told about concern SG-CLI-1" in result.stderr
+
+
+def test_route_still_exits_0_and_raises_the_alert_when_even_the_outside_people_are_subjects(cli: Any) -> None:
     ids = [p["id"] for p in yaml.safe_load(ST_MARKS.read_text(encoding="utf-8"))["people"]]
     people = [{"role": "staff", "involvement": "alleged_perpetrator", "person_id": pid} for pid in ids]
     result = cli("route", "--policy", str(ST_MARKS), stdin=json.dumps(concern_json(people=people)))
-    assert result.exit_code == 1
-    assert "cannot route" in result.stderr
+    assert result.exit_code == 0, result.output
+    [decision] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert decision["recipients"] == []
+    assert "call the LADO now" in result.stderr
 
 
 def test_policy_check_lists_rules_and_warns_that_the_review_is_overdue(cli: Any) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from services.routing.policy import (
-    NoEligibleRecipientError,
     ParentDecision,
     Policy,
     SchoolRole,
@@ -187,11 +186,15 @@ def test_when_every_internal_person_is_a_subject_the_lado_is_told(school: Build,
     assert told(decision) == {"lado"}
 
 
-def test_when_everyone_is_a_subject_nobody_is_told_and_decide_refuses(school: Build, concern: Concern) -> None:
+def test_when_everyone_is_a_subject_nobody_is_told_and_an_error_alert_says_call_the_lado(
+    school: Build, concern: Concern
+) -> None:
     ids = ["dsl", "deputy-a", "deputy-b", "head", "governor", "pastoral", "lado"]
     people = [{"role": "staff", "involvement": "alleged_perpetrator", "person_id": pid} for pid in ids]
-    with pytest.raises(NoEligibleRecipientError):
-        decide(concern(kind="staff_conduct", people=people), school([]))
+    decision = decide(concern(kind="staff_conduct", people=people), school([]))
+    assert told(decision) == set()
+    [alert] = decision.alerts
+    assert alert == "error: nobody the policy names can safely be told about concern SG-TEST-1: call the LADO now"
 
 
 def test_the_escalation_ladder_skips_subjects_and_people_already_told(school: Build, concern: Concern) -> None:
