@@ -7,8 +7,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contracts.concern import ConcernReceivedPayload
-from shared.contracts.envelope import Event
+from shared.contracts import concern_v1
+from shared.contracts.concern import ConcernReceivedPayload, risk_answer_from_old_boolean
+from shared.contracts.envelope import Event, registry
 
 
 class _Payload(BaseModel):
@@ -20,12 +21,34 @@ ParentNotification = Literal["inform", "withhold", "not_applicable"]
 NotificationChannel = Literal["push", "email", "sms", "log"]
 
 
-class ConcernReceived(Event[ConcernReceivedPayload]):
+class ConcernReceivedV1(Event[concern_v1.ConcernReceivedPayload]):
     """Intake accepted a concern and gave it a reference number."""
+
+    # Published as "ConcernReceived": the title is part of the frozen v1 schema.
+    model_config = ConfigDict(title="ConcernReceived")
 
     TYPE: ClassVar[str] = "concern.received"
     VERSION: ClassVar[int] = 1
     AGGREGATE: ClassVar[str] = "concern"
+
+
+class ConcernReceived(Event[ConcernReceivedPayload]):
+    """Intake accepted a concern and gave it a reference number; the risk question has four answers."""
+
+    TYPE: ClassVar[str] = "concern.received"
+    VERSION: ClassVar[int] = 2
+    AGGREGATE: ClassVar[str] = "concern"
+
+
+def upcast_concern_received_v1(document: dict[str, Any]) -> dict[str, Any]:
+    """concern.received v1 -> v2: the risk box becomes an answer; an unticked box is "not answered"."""
+    payload = dict(document.get("payload") or {})
+    if "immediate_risk" in payload:
+        payload["immediate_risk"] = risk_answer_from_old_boolean(payload["immediate_risk"])
+    return {**document, "version": 2, "payload": payload}
+
+
+registry().register_upcaster("concern.received", 1, upcast_concern_received_v1)
 
 
 class PersonRef(_Payload):

@@ -58,7 +58,7 @@ async def acknowledge_deadlines(service: RoutingService, case_id: str) -> list:
 
 def a_concern_for_the_dsl_alone():
     # Not immediate risk, so at triage only the DSL is told; the deputies are the next rung.
-    return concern_received(kind="online_bullying", immediate_risk=False)
+    return concern_received(kind="online_bullying", immediate_risk="no")
 
 
 async def test_no_acknowledgement_escalates_to_the_deputies_exactly_once_across_a_restart(settings: Settings) -> None:

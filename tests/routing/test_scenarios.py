@@ -31,8 +31,10 @@ class Scenario:
     expect: dict[str, Any]
 
 
-def _concern(case: dict[str, Any], *, reference: str, received_at: str) -> ConcernReceivedPayload:
+def _concern(case: dict[str, Any], *, reference: str, received_at: str, risk: str | None) -> ConcernReceivedPayload:
     body = dict(case["concern"])
+    if risk is not None:
+        body.setdefault("immediate_risk", risk)
     body.setdefault("summary", " ".join(case["scenario"].split())[:300])
     body.setdefault("reference", reference)
     body.setdefault("channel", "web_form")
@@ -52,7 +54,9 @@ def load_scenarios() -> list[Scenario]:
                 Scenario(
                     name=f"{table.stem}#{number}",
                     policy_path=REPO / data["policy"],
-                    concern=_concern(case, reference=reference, received_at=data["received_at"]),
+                    concern=_concern(
+                        case, reference=reference, received_at=data["received_at"], risk=data.get("immediate_risk")
+                    ),
                     expect=case["expect"],
                 )
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from services.routing.policy import floor
+from services.routing.policy import floor, urgency_floor
 from services.routing.policy.calendar import due_at
 from services.routing.policy.decision import (
     Deadline,
@@ -17,7 +17,7 @@ from services.routing.policy.decision import (
 from services.routing.policy.match import facts_of, matching_rules
 from services.routing.policy.model import Policy, Rule, SchoolRole, Urgency
 from services.routing.policy.subjects import find_subjects
-from shared.contracts.concern import ConcernReceivedPayload
+from shared.contracts.concern import ConcernReceivedPayload, RiskAnswer
 
 ACKNOWLEDGE = "acknowledge"
 
@@ -25,6 +25,7 @@ _IMMEDIATE_NOTE = (
     "A child may be at immediate risk: this is treated as immediate and goes to the DSL and the deputies. "
     "If a child is in immediate danger, call 999."
 )
+_KIND_NOTE = "This kind of concern is urgent by its nature: it is treated as at least {urgency}."
 _UNMATCHED_NOTE = "No rule in the policy says what kind of concern this is: the DSL triages it."
 _SUBJECT_NOTE = (
     "Someone this concern is about would normally be told of it: they are not, and the next person in line "
@@ -94,18 +95,32 @@ def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
     found = find_subjects(concern, policy=policy, reporter_is_subject=asked.reporter_is_subject)
     subjects = found.excluded
     category = asked.recognised or policy.fallback.category
-    urgency = asked.urgency or policy.fallback.urgency
+    listed = policy.kinds_by_id.get(concern.kind)
+    urgency = asked.urgency or (listed.default_urgency if listed else None) or policy.fallback.urgency
     roles = set(asked.roles)
     alerts: list[str] = []
 
-    if concern.immediate_risk:
+    least = urgency_floor.kind_minimum(concern.kind, policy=policy)
+    if least is not None and urgency.rank < least.rank:
+        urgency = least
+        engaged.append(floor.URGENT_BY_NATURE)
+        notes.append(_KIND_NOTE.format(urgency=least.value))
+    if concern.immediate_risk is RiskAnswer.yes:
+        if urgency is not Urgency.immediate or not {floor.DSL, floor.DEPUTY} <= roles:
+            engaged.append(floor.IMMEDIATE_RISK)
         urgency = Urgency.immediate
         roles |= {floor.DSL, floor.DEPUTY}
-        engaged.append(floor.IMMEDIATE_RISK)
         notes.append(_IMMEDIATE_NOTE)
-    if asked.recognised is None:
+    elif concern.immediate_risk in urgency_floor.UNASSESSED:
+        if urgency.rank < Urgency.high.rank or floor.DSL not in roles:
+            engaged.append(floor.RISK_UNASSESSED)
+        urgency = max(urgency, Urgency.high, key=lambda u: u.rank)
         roles.add(floor.DSL)
-        engaged.append(floor.UNMATCHED)
+        notes.append(urgency_floor.UNASSESSED_RISK_NOTE)
+    if asked.recognised is None:
+        if floor.DSL not in roles:
+            engaged.append(floor.UNMATCHED)
+        roles.add(floor.DSL)
         notes.append(_UNMATCHED_NOTE)
     if found.to_confirm:
         # The allegations chain: the headteacher, or the named governor when the head may be the subject.
@@ -173,13 +188,13 @@ def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
 
 def acknowledge_by(since: datetime, *, urgency: Urgency, policy: Policy) -> datetime:
     """When a notification sent at `since` must be acknowledged, by the policy's time for `urgency`."""
-    return due_at(since, within=policy.acknowledge_within[urgency], calendar=policy.calendar)
+    return due_at(since, within=urgency_floor.acknowledge_within(urgency, policy=policy), calendar=policy.calendar)
 
 
 def _deadlines(
     received_at: datetime, *, urgency: Urgency, matched: tuple[Rule, ...], policy: Policy
 ) -> tuple[Deadline, ...]:
-    within = policy.acknowledge_within[urgency]
+    within = urgency_floor.acknowledge_within(urgency, policy=policy)
     earliest: dict[str, Deadline] = {
         ACKNOWLEDGE: Deadline(
             kind=ACKNOWLEDGE,

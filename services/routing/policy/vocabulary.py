@@ -61,6 +61,15 @@ class Urgency(StrEnum):
 _URGENCY_RANK = {Urgency.low: 0, Urgency.medium: 1, Urgency.high: 2, Urgency.immediate: 3}
 
 
+class OnlineRiskArea(StrEnum):
+    """KCSIE's four areas of risk online."""
+
+    content = "content"
+    contact = "contact"
+    conduct = "conduct"
+    commerce = "commerce"
+
+
 class ParentDecision(StrEnum):
     """Whether the child's parents or carers are informed."""
 

@@ -12,7 +12,7 @@ from shared.contracts import EventRejected, parse_event, registry
 from shared.contracts.envelope import Event, EventRegistry
 from shared.contracts.events import ConcernReceived
 from shared.subjects import Subjects
-from tests.support.factories import concern_received
+from tests.support.factories import concern_received, report_json
 
 
 def test_an_event_round_trips_through_its_wire_form() -> None:
@@ -97,3 +97,28 @@ def test_every_event_type_has_a_subject_with_its_school() -> None:
     assert subjects.of_type("concern.received") == "sg.*.concern.received"
     with pytest.raises(ValueError):
         subjects.event(school_id="st-marks", event_type="nodot")
+
+
+def test_an_old_concern_received_v1_is_upcast_to_v2_and_an_unticked_risk_box_is_not_answered() -> None:
+    from shared.contracts.events import ConcernReceivedV1
+
+    current = concern_received()
+    for ticked, answer in ((True, "yes"), (False, "not_answered")):
+        document = json.loads(current.to_json())
+        document["version"] = 1
+        document["payload"]["immediate_risk"] = ticked
+        ConcernReceivedV1.model_validate(document)  # a valid v1 event, as once published
+        parsed = parse_event(json.dumps(document))
+        assert isinstance(parsed, ConcernReceived) and parsed.version == 2
+        assert parsed.payload.immediate_risk == answer
+        assert parsed.event_id == current.event_id
+
+
+def test_the_json_api_still_takes_the_old_boolean_and_takes_the_new_answers() -> None:
+    from shared.contracts.concern import ConcernReport, RiskAnswer
+
+    def risk(value: object) -> RiskAnswer:
+        return ConcernReport.model_validate(report_json(immediate_risk=value)).immediate_risk
+
+    assert [risk(v) for v in (True, False, "yes", "no", "not_sure")] == ["yes", "not_answered", "yes", "no", "not_sure"]
+    assert ConcernReport.model_validate(report_json()).immediate_risk is RiskAnswer.not_answered

@@ -15,7 +15,7 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "policy-format.md"
 SAID = {
     "web_form": ("online_bullying", "medium", {"pastoral_lead", "designated_safeguarding_lead"}, "inform"),
     "json_api": ("allegation_against_staff", "high", {"designated_safeguarding_lead", "headteacher"}, "withhold"),
-    "email": ("unsure_seek_advice", "medium", {"designated_safeguarding_lead"}, "withhold"),
+    "email": ("unsure_seek_advice", "high", {"designated_safeguarding_lead"}, "withhold"),
     "webhook": (
         "child_protection",
         "immediate",

@@ -19,7 +19,13 @@ from services.routing.policy import (
     load_policy,
     policy_from_data,
 )
-from shared.contracts.concern import ADULTS_WORKING_WITH_CHILDREN, ConcernReceivedPayload, Involvement, PersonRole
+from shared.contracts.concern import (
+    ADULTS_WORKING_WITH_CHILDREN,
+    ConcernReceivedPayload,
+    Involvement,
+    PersonRole,
+    RiskAnswer,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 ST_MARKS = load_policy(REPO / "deploy" / "policies" / "st-marks.yaml")
@@ -94,7 +100,7 @@ def concerns(draw: st.DrawFn) -> ConcernReceivedPayload:
             "platform": draw(st.none() | st.sampled_from(["TikTok", "tik tok", "Roblox", "MySpace", "x"])),
             "in_school_hours": draw(st.none() | st.booleans()),
             "on_school_device": draw(st.none() | st.booleans()),
-            "immediate_risk": draw(st.booleans()),
+            "immediate_risk": draw(st.sampled_from([*RiskAnswer, True, False])),
             "telling_parents_may_increase_risk": draw(st.booleans()),
             "harm_from_parent_or_carer": draw(st.booleans()),
             "reference": "SG-PROP",
@@ -145,7 +151,11 @@ def test_someone_is_told_and_never_a_subject(name: str, concern: ConcernReceived
         assert any(alert.startswith("error: nobody inside the school") for alert in decision.alerts)
 
     # A self-report also makes the reporter a subject, so who must be told is everyone else in the role.
-    if concern.immediate_risk:
+    if concern.immediate_risk is not RiskAnswer.no:
+        # Only "no" is no: "not sure" and "not answered" are at least high, and the DSL assesses now.
+        assert decision.urgency.rank >= Urgency.high.rank
+        assert holders(policy, SchoolRole.designated_safeguarding_lead) - excluded <= told
+    if concern.immediate_risk is RiskAnswer.yes:
         assert decision.urgency is Urgency.immediate
         for role in (SchoolRole.designated_safeguarding_lead, SchoolRole.deputy_designated_safeguarding_lead):
             assert holders(policy, role) - excluded <= told

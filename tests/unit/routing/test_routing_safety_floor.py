@@ -231,3 +231,33 @@ def test_the_escalation_ladder_skips_a_dsl_who_is_the_subject(school: Build, con
         SchoolRole.deputy_designated_safeguarding_lead,
         SchoolRole.headteacher,
     ]
+
+
+def test_a_policy_that_lowers_an_urgent_by_nature_kind_is_overridden(school: Build, concern: Concern) -> None:
+    kinds = [{"id": "sexual_images", "label": "Nude images"}, {"id": "other", "label": "Something else"}]
+    calm = rule("calm", {"kinds": ["sexual_images"]}, {"category": "images", "urgency": "low"})
+    decision = decide(concern(kind="sexual_images"), school([calm], kinds=kinds))
+    assert decision.urgency is Urgency.high
+    assert decision.safety_floor[0] == "urgent_by_nature_kind_not_lowered"
+
+
+def test_a_policy_may_raise_a_kind_s_minimum_but_not_lower_the_code_s(school: Build, concern: Concern) -> None:
+    kinds = [
+        {"id": "sexual_images", "label": "Nude images", "min_urgency": "low"},
+        {"id": "other", "label": "Something else", "min_urgency": "immediate"},
+    ]
+    policy = school([rule("any", {}, {"category": "x", "urgency": "low"})], kinds=kinds)
+    assert decide(concern(kind="sexual_images"), policy).urgency is Urgency.high
+    assert decide(concern(kind="other"), policy).urgency is Urgency.immediate
+
+
+def test_not_sure_and_not_answered_are_never_read_as_no(school: Build, concern: Concern) -> None:
+    policy = school([rule("no-risk", {"immediate_risk": False}, {"category": "calm", "urgency": "low"})])
+    for answer in ("not_sure", "not_answered"):
+        decision = decide(concern(immediate_risk=answer), policy)
+        assert decision.rule_ids == ()
+        assert decision.urgency is Urgency.high
+        assert "Risk not yet assessed — DSL to assess now." in decision.guidance
+        assert "dsl" in told(decision)
+    said_no = decide(concern(immediate_risk="no"), policy)
+    assert (said_no.rule_ids, said_no.urgency) == (("no-risk",), Urgency.low)
