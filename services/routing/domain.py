@@ -20,7 +20,7 @@ from shared.contracts.events import (
     CaseOpened,
     CaseOpenedPayload,
     CaseTriaged,
-    CaseTriagedPayload,
+    CaseTriagedPayloadV2,
     ConcernReceived,
     DeadlineRef,
     DeadlineSet,
@@ -28,6 +28,7 @@ from shared.contracts.events import (
     NotificationRequested,
     NotificationRequestedPayload,
     PersonRef,
+    PossibleSubjectRef,
 )
 
 ROUTING = Actor(id="routing", role="service")
@@ -152,7 +153,7 @@ def triage_events(concern: ConcernReceived, decision: Decision, *, now: datetime
         **common,
     )
     triaged = CaseTriaged.new(
-        CaseTriagedPayload(
+        CaseTriagedPayloadV2(
             case_id=case_id,
             reference=reference,
             category=decision.category,
@@ -170,6 +171,11 @@ def triage_events(concern: ConcernReceived, decision: Decision, *, now: datetime
             guidance=list(decision.guidance),
             safety_floor=list(decision.safety_floor),
             formal_record_required=decision.formal_record_required,
+            subject_person_ids=list(decision.subject_person_ids),
+            possible_subjects=[PossibleSubjectRef(**p.model_dump()) for p in decision.possible_subjects],
+            subject_to_confirm=decision.subject_to_confirm,
+            subject_notes=list(decision.subject_notes),
+            alerts=list(decision.alerts),
         ),
         **common,
     )

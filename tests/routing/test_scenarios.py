@@ -89,12 +89,12 @@ def assert_as_expected(outcome: dict[str, Any], expect: dict[str, Any], *, scena
         if due.get(kind) != datetime.fromisoformat(when):
             problems.append(f"{kind} due {due.get(kind)} != {when}")
     for key in ("subjects", "possible_subjects"):
-        if key in expect and key in outcome:
+        if key in expect:
             found = sorted(p if isinstance(p, str) else p["person_id"] for p in outcome[key])
             if found != sorted(expect[key]):
                 problems.append(f"{key} {found} != {sorted(expect[key])}")
-    if "subject_to_confirm" in expect and outcome.get("subject_to_confirm", False) != expect["subject_to_confirm"]:
-        problems.append(f"subject_to_confirm is {outcome.get('subject_to_confirm')}")
+    if outcome["subject_to_confirm"] != expect.get("subject_to_confirm", False):
+        problems.append(f"subject_to_confirm is {outcome['subject_to_confirm']}")
     if outcome["formal_record_required"] != expect.get("formal_record", False):
         problems.append(f"formal_record_required is {outcome['formal_record_required']}")
     assert not problems, f"{scenario}: " + "; ".join(problems)

@@ -130,8 +130,11 @@ def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
 
     adult_subject = floor.adult_working_with_children_is_subject(facts, subjects=subjects, policy=policy)
     parents, parent_floor = floor.parent_notification(facts, from_rules=asked.parents, adult_subject=adult_subject)
-    engaged.extend(parent_floor)
+    if parents != asked.parents:
+        engaged.extend(parent_floor)  # listed only when the floor changed what the rules said
     if floor.PARENTS_RISK in parent_floor or floor.PARENTS_HARM in parent_floor:
+        if floor.DSL not in roles and parents == asked.parents:
+            engaged.extend(parent_floor)
         roles.add(floor.DSL)
 
     if floor.headteacher_is_subject(subjects, policy=policy):

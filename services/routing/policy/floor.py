@@ -78,10 +78,16 @@ def adult_working_with_children_is_subject(facts: ConcernFacts, *, subjects: fro
 
 
 _CHILDREN = frozenset({PersonRole.learner, PersonRole.former_learner})
-_CAUTION = {ParentDecision.not_applicable: 0, ParentDecision.inform: 1, ParentDecision.withhold: 2}
+_CAUTION = {
+    ParentDecision.not_applicable: 0,
+    ParentDecision.inform: 1,
+    ParentDecision.dsl_decides: 2,
+    ParentDecision.must_not_tell: 3,
+}
 _DEFAULT_REASON = {
     ParentDecision.inform: "The policy says parents or carers are informed.",
-    ParentDecision.withhold: "The DSL decides whether and when parents or carers are told.",
+    ParentDecision.dsl_decides: "The DSL decides whether and when parents or carers are told.",
+    ParentDecision.must_not_tell: "The policy says the system must not tell parents or carers; the DSL decides.",
     ParentDecision.not_applicable: "The policy does not ask for parents or carers to be informed.",
 }
 _UNSTATED_REASON = "No matching rule says whether parents or carers are told: the DSL decides."
@@ -103,11 +109,11 @@ _PARENT_SUBJECT_REASON = (
 
 
 def parents_from_rules(actions: Sequence[Then], *, matched: bool) -> ParentNotification:
-    """What the matching rules say about parents: the most cautious stated, else withhold (the DSL decides)."""
+    """What the matching rules say about parents: the most cautious stated, else the DSL decides."""
     stated = [a for a in actions if a.parents is not None]
     if not stated:
         return ParentNotification(
-            decision=ParentDecision.withhold, reason=_UNSTATED_REASON if matched else _UNMATCHED_REASON
+            decision=ParentDecision.dsl_decides, reason=_UNSTATED_REASON if matched else _UNMATCHED_REASON
         )
     strongest = max(stated, key=lambda a: _CAUTION[a.parents])  # type: ignore[index]
     decision = strongest.parents or ParentDecision.not_applicable
@@ -117,7 +123,7 @@ def parents_from_rules(actions: Sequence[Then], *, matched: bool) -> ParentNotif
 def parent_notification(
     facts: ConcernFacts, *, from_rules: ParentNotification, adult_subject: bool
 ) -> tuple[ParentNotification, tuple[str, ...]]:
-    """The parents/carers decision: the rules' answer, then the floor, which only ever withholds."""
+    """The parents/carers decision: the rules' answer, then the floor, which only ever makes it must-not-tell."""
     decision = from_rules.decision
     engaged: list[str] = []
     withheld: list[str] = []
@@ -136,9 +142,9 @@ def parent_notification(
     if PersonRole.parent_carer in facts.subject_roles and decision is ParentDecision.inform and not withheld:
         engaged.append(PARENTS_PARENT_SUBJECT)
         withheld.append(_PARENT_SUBJECT_REASON)
-    if withheld:
-        return ParentNotification(decision=ParentDecision.withhold, reason=" ".join(withheld)), tuple(engaged)
-    return from_rules, tuple(engaged)
+    if not withheld or decision is ParentDecision.must_not_tell:
+        return from_rules, tuple(engaged)
+    return ParentNotification(decision=ParentDecision.must_not_tell, reason=" ".join(withheld)), tuple(engaged)
 
 
 def recipient(person: Person, *, role: SchoolRole, policy: Policy) -> Recipient:

@@ -71,11 +71,17 @@ class OnlineRiskArea(StrEnum):
 
 
 class ParentDecision(StrEnum):
-    """Whether the child's parents or carers are informed."""
+    """Whether the child's parents or carers are informed: a DSL can tell the four apart at a glance."""
 
     inform = "inform"
-    withhold = "withhold"
+    dsl_decides = "dsl_decides"
+    must_not_tell = "must_not_tell"
     not_applicable = "not_applicable"
+
+
+def parents_from_file(value: object) -> object:
+    """A policy file's older word "withhold" read safely: the system must not tell them."""
+    return ParentDecision.must_not_tell.value if value == "withhold" else value
 
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]

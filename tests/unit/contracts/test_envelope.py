@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from shared.contracts import EventRejected, parse_event, registry
-from shared.contracts.envelope import Event, EventRegistry
+from shared.contracts.envelope import Actor, Event, EventRegistry, utc_now
 from shared.contracts.events import ConcernReceived
 from shared.subjects import Subjects
 from tests.support.factories import concern_received, report_json
@@ -122,3 +122,42 @@ def test_the_json_api_still_takes_the_old_boolean_and_takes_the_new_answers() ->
 
     assert [risk(v) for v in (True, False, "yes", "no", "not_sure")] == ["yes", "not_answered", "yes", "no", "not_sure"]
     assert ConcernReport.model_validate(report_json()).immediate_risk is RiskAnswer.not_answered
+
+
+@pytest.mark.parametrize(
+    ("reason", "now"),
+    [
+        ("The DSL decides whether and when parents or carers are told.", "dsl_decides"),
+        ("No rule matched this concern: the DSL decides whether and when parents or carers are told.", "dsl_decides"),
+        ("The concern is about harm from a parent or carer: they are not informed.", "must_not_tell"),
+        ("a reason nobody recognises", "must_not_tell"),
+    ],
+)
+def test_an_old_case_triaged_withhold_is_upcast_by_its_reason_and_unknown_reasons_are_must_not_tell(
+    reason: str, now: str
+) -> None:
+    from shared.contracts.events import CaseTriaged, CaseTriagedV1
+
+    payload = {
+        "case_id": "case-1",
+        "reference": "SG-OLD-1",
+        "category": "child_protection",
+        "urgency": "high",
+        "rule_ids": [],
+        "policy_version": 1,
+        "notify_roles": ["designated_safeguarding_lead"],
+        "recipients": [],
+        "parents": "withhold",
+        "parents_reason": reason,
+    }
+    old = CaseTriagedV1.new(
+        payload,
+        school_id="st-marks",
+        aggregate_id="case-1",
+        actor=Actor(id="routing", role="service"),
+        occurred_at=utc_now(),
+    )
+    parsed = parse_event(old.to_json())
+    assert isinstance(parsed, CaseTriaged) and parsed.version == 2
+    assert (parsed.payload.parents, parsed.payload.parents_reason) == (now, reason)
+    assert parsed.payload.possible_subjects == [] and parsed.payload.subject_to_confirm is False

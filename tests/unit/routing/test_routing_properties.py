@@ -170,7 +170,7 @@ def test_someone_is_told_and_never_a_subject(name: str, concern: ConcernReceived
     if adult_subject or concern.telling_parents_may_increase_risk or concern.harm_from_parent_or_carer:
         assert decision.parent_notification.decision is not ParentDecision.inform
     if concern.telling_parents_may_increase_risk or concern.harm_from_parent_or_carer:
-        assert decision.parent_notification.decision is ParentDecision.withhold
+        assert decision.parent_notification.decision is ParentDecision.must_not_tell
 
 
 @settings(max_examples=100, deadline=None)

@@ -100,7 +100,7 @@ def test_a_member_of_staff_named_only_by_id_still_counts_as_staff_for_parents(sc
     policy = school([rule("tell-parents", {}, {"parents": "inform"})])
     people = [{"role": "unknown", "involvement": "subject", "person_id": "pastoral"}]
     decision = decide(concern(kind="other", people=people), policy)
-    assert decision.parent_notification.decision is ParentDecision.withhold
+    assert decision.parent_notification.decision is ParentDecision.must_not_tell
     assert "pastoral" not in told(decision)
 
 
@@ -112,7 +112,7 @@ def test_parents_are_not_informed_when_that_could_harm_the_child(
         [rule("inform", {"kinds": ["online_bullying"]}, {"parents": "inform", "notify": ["pastoral_lead"]})]
     )
     decision = decide(concern(**flags), policy)
-    assert decision.parent_notification.decision is ParentDecision.withhold
+    assert decision.parent_notification.decision is ParentDecision.must_not_tell
     assert decision.parent_notification.reason
     assert "dsl" in told(decision)
 
@@ -124,7 +124,7 @@ def test_a_parent_harming_a_child_is_harm_from_a_parent_even_unflagged(school: B
         {"role": "learner", "involvement": "victim", "age": 7},
     ]
     decision = decide(concern(people=people), policy)
-    assert decision.parent_notification.decision is ParentDecision.withhold
+    assert decision.parent_notification.decision is ParentDecision.must_not_tell
     assert "dsl" in told(decision)
 
 
@@ -148,7 +148,7 @@ def test_a_policy_where_no_rule_matches_still_reaches_the_dsl(school: Build, con
     assert told(decision) == {"dsl"}
     assert decision.category == "triage"
     assert "unmatched_goes_to_dsl" in decision.safety_floor
-    assert decision.parent_notification.decision is ParentDecision.withhold
+    assert decision.parent_notification.decision is ParentDecision.dsl_decides
 
 
 def test_a_policy_with_no_rules_at_all_still_reaches_the_dsl(school: Build, concern: Concern) -> None:
