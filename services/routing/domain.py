@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from services.routing.policy.decision import Decision, EscalationRung, Recipient
@@ -60,6 +60,12 @@ def channels_for(recipient: Recipient, *, urgency: str) -> list[tuple[str, str]]
     if contact.phone and (urgency in (Urgency.immediate, Urgency.high) or not chosen):
         chosen.append(("sms", contact.phone))
     return chosen
+
+
+def policy_review_reference(title: str, *, version: int, review_due: str) -> str:
+    """How a policy-review reminder names the policy: "Social Media Policy v1, due 31 Oct 2022"."""
+    due = date.fromisoformat(review_due)
+    return f"{title} v{version}, due {due.day} {due:%b %Y}"
 
 
 def notification_requests(

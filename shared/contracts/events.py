@@ -160,6 +160,11 @@ def upcast_case_triaged_v1(document: dict[str, Any]) -> dict[str, Any]:
 registry().register_upcaster("case.triaged", 1, upcast_case_triaged_v1)
 
 
+# The `reason` of a notification that is a policy-review reminder, not a concern: renderers head it
+# "Policy review due: <reference>", where the reference reads like "Social Media Policy v1, due 31 Oct 2022".
+POLICY_REVIEW_DUE = "policy_review_due"
+
+
 class NotificationRequestedPayload(_Payload):
     notification_id: str
     case_id: str

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from services.routing.app import RoutingService
 from services.routing.store import deadlines
 from shared.contracts.envelope import Actor, utc_now
-from shared.contracts.events import NotificationAcknowledged, NotificationAcknowledgedPayload
+from shared.contracts.events import POLICY_REVIEW_DUE, NotificationAcknowledged, NotificationAcknowledgedPayload
 from shared.db import transaction
 from shared.settings import Settings
 from tests.support.factories import concern_received
@@ -197,8 +197,15 @@ async def test_an_overdue_policy_review_reminds_the_headteacher_and_named_govern
             assert len(await stream_events(js, settings, "policy.review_due")) == 1
         finally:
             await stop(second)
+        reminders = [
+            e
+            for e in await stream_events(js, settings, "notification.requested")
+            if e.payload.reason == POLICY_REVIEW_DUE
+        ]
     assert due.payload.review_due == "2022-10-31"
     assert {r.role for r in due.payload.recipients} == {"headteacher", "named_governor"}
+    # Its own kind of message, in every channel: not headed like a concern.
+    assert reminders and {e.payload.reference for e in reminders} == {"Social Media Policy v1, due 31 Oct 2022"}
 
 
 async def test_an_acknowledgement_for_an_unknown_case_is_recorded_nowhere_and_not_dead_lettered(
