@@ -96,7 +96,9 @@ def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
     subjects = found.excluded
     category = asked.recognised or policy.fallback.category
     listed = policy.kinds_by_id.get(concern.kind)
-    urgency = asked.urgency or (listed.default_urgency if listed else None) or policy.fallback.urgency
+    # With no rule's urgency, the kind's default applies, but never below the fallback's: unsure is not calm.
+    unset = [u for u in (listed.default_urgency if listed else None, policy.fallback.urgency) if u is not None]
+    urgency = asked.urgency or max(unset, key=lambda u: u.rank)
     roles = set(asked.roles)
     alerts: list[str] = []
 
