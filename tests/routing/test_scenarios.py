@@ -109,7 +109,15 @@ def test_the_table_is_big_enough_and_cites_the_policy() -> None:
     assert len(ALL) >= 40
     tables = [yaml.safe_load(t.read_text(encoding="utf-8")) for t in SCENARIOS.glob("*.yaml")]
     for case in (case for table in tables for case in table["cases"]):
-        assert case["scenario"][0].isdigit() or case["scenario"].startswith("Floor"), case["scenario"]
+        cited = case["scenario"][0].isdigit() or case["scenario"].startswith("Floor") or case.get("source")
+        assert cited, case["scenario"]
+
+
+def test_the_cases_written_from_the_policy_and_guidance_each_quote_their_source() -> None:
+    table = yaml.safe_load((SCENARIOS / "06-from-the-policy-and-guidance.yaml").read_text(encoding="utf-8"))
+    assert len(table["cases"]) >= 40
+    for case in table["cases"]:
+        assert case["source"].startswith(("St Mark's", "KCSIE", "WT", "UKCIS")), case["scenario"]
 
 
 @pytest.mark.parametrize("scenario", ALL, ids=[s.name for s in ALL])
