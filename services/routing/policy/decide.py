@@ -95,14 +95,11 @@ def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
     found = find_subjects(concern, policy=policy, reporter_is_subject=asked.reporter_is_subject)
     subjects = found.excluded
     category = asked.recognised or policy.fallback.category
-    listed = policy.kinds_by_id.get(concern.kind)
-    # With no rule's urgency, the kind's default applies, but never below the fallback's: unsure is not calm.
-    unset = [u for u in (listed.default_urgency if listed else None, policy.fallback.urgency) if u is not None]
-    urgency = asked.urgency or max(unset, key=lambda u: u.rank)
+    default, least = urgency_floor.kind_urgencies(concern.kind, policy=policy)
+    urgency = asked.urgency or default
     roles = set(asked.roles)
     alerts: list[str] = []
 
-    least = urgency_floor.kind_minimum(concern.kind, policy=policy)
     if least is not None and urgency.rank < least.rank:
         urgency = least
         engaged.append(floor.URGENT_BY_NATURE)
@@ -132,10 +129,11 @@ def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
 
     adult_subject = floor.adult_working_with_children_is_subject(facts, subjects=subjects, policy=policy)
     parents, parent_floor = floor.parent_notification(facts, from_rules=asked.parents, adult_subject=adult_subject)
-    if parents != asked.parents:
+    changed = parents is not asked.parents  # the floor returns the rules' own answer when it keeps it
+    if changed:
         engaged.extend(parent_floor)  # listed only when the floor changed what the rules said
     if floor.PARENTS_RISK in parent_floor or floor.PARENTS_HARM in parent_floor:
-        if floor.DSL not in roles and parents == asked.parents:
+        if floor.DSL not in roles and not changed:
             engaged.extend(parent_floor)
         roles.add(floor.DSL)
 

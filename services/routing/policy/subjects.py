@@ -31,6 +31,7 @@ _ROLE_WORDS: tuple[tuple[re.Pattern[str], SchoolRole], ...] = (
     (re.compile(r"\b(lado|local authority designated officer)\b"), SchoolRole.local_authority_designated_officer),
 )  # fmt: skip
 _PUNCTUATION = re.compile(r"[^\w\s]|_")
+_CACHE_LIMIT = 10_000
 
 
 class PossibleSubject(NamedTuple):
@@ -133,6 +134,17 @@ def _fits(mention: tuple[str, ...], name: tuple[str, ...]) -> bool:
 
 def match_name(text: str, *, policy: Policy) -> tuple[frozenset[str], tuple[PossibleSubject, ...]]:
     """People a written name is (exact name or alias) and people it could be (loose name, or a role it gives)."""
+    # The same few names recur across concerns, and the answer depends on nothing else: memoised per policy.
+    key = ("match_name", text)
+    known = policy.engine_cache.get(key)
+    if known is None:
+        known = _match_name(text, policy=policy)
+        if len(policy.engine_cache) < _CACHE_LIMIT:
+            policy.engine_cache[key] = known
+    return known  # type: ignore[no-any-return]
+
+
+def _match_name(text: str, *, policy: Policy) -> tuple[frozenset[str], tuple[PossibleSubject, ...]]:
     roles, _ = roles_named(fold(text))
     mention = name_tokens(text)
     exact: set[str] = set()
@@ -168,11 +180,33 @@ def mentioned_in(text: str, *, policy: Policy) -> tuple[PossibleSubject, ...]:
     # Roles are not read from free text: "I told the DSL" is how most reports end, and says nothing of whom
     # the concern is about.
     words = fold(text).split()
+    index, by_surname = _index(policy), _surname_index(policy)
+    # Only people whose surname (or something one slip from it) occurs are checked in full: texts are long.
+    candidates = sorted({at for word in words for key in _keys(word) for at in by_surname.get(key, ())})
     return tuple(
         PossibleSubject(known.person.id, f"the concern's text names {known.person.name}")
-        for known in _index(policy)
+        for known in (index[at] for at in candidates)
         if any(_names_in(words, name) for name in known.names)
     )
+
+
+def _keys(word: str) -> tuple[str, ...]:
+    """The word and, when long enough for a slip to count, the word with each letter left out."""
+    if len(word) < 5:
+        return (word,)
+    return (word, *(word[:i] + word[i + 1 :] for i in range(len(word))))
+
+
+def _surname_index(policy: Policy) -> dict[str, tuple[int, ...]]:
+    found = policy.engine_cache.get("surname_index")
+    if found is None:
+        keys: dict[str, set[int]] = {}
+        for at, known in enumerate(_index(policy)):
+            for name in known.names:
+                for key in _keys(name[-1]):
+                    keys.setdefault(key, set()).add(at)
+        found = policy.engine_cache["surname_index"] = {key: tuple(ats) for key, ats in keys.items()}
+    return found  # type: ignore[no-any-return]
 
 
 def _names_in(words: list[str], name: tuple[str, ...]) -> bool:
@@ -191,15 +225,20 @@ def _names_in(words: list[str], name: tuple[str, ...]) -> bool:
 _ADULT_ROLES = ADULTS_WORKING_WITH_CHILDREN
 _CHILDREN = frozenset({PersonRole.learner, PersonRole.former_learner})
 _DESCRIBED = {PersonRole.staff: "member of staff"}
+_NEED_A_LOOK = _ADULT_ROLES | {PersonRole.headteacher, PersonRole.governor}
+_NOBODY = SubjectFinding()
 
 
 def find_subjects(concern: ConcernReport, *, policy: Policy, reporter_is_subject: bool = False) -> SubjectFinding:
     """Everyone the concern is about, certainly or possibly, and what could not be resolved."""
+    about = concern.subjects()
+    if not reporter_is_subject and not any(p.person_id or p.name or p.role in _NEED_A_LOOK for p in about):
+        return _NOBODY  # most concerns: children and others the policy does not name
     certain: set[str] = set()
     possible: list[PossibleSubject] = []
     unresolved: list[str] = []
     unknown_id = unidentified_adult = False
-    mentions = [(p.person_id, p.name, p.role) for p in concern.subjects()]
+    mentions = [(p.person_id, p.name, p.role) for p in about]
     if reporter_is_subject:
         reporter = concern.reporter
         mentions.append((reporter.person_id, reporter.name, reporter.role or PersonRole.unknown))

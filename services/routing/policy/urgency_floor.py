@@ -57,8 +57,26 @@ LONGEST_WAIT: dict[Urgency, timedelta] = {
     Urgency.high: timedelta(hours=1),
 }
 
+_CACHE_LIMIT = 10_000
 UNASSESSED_RISK_NOTE = "Risk not yet assessed — DSL to assess now."
 UNASSESSED = frozenset({RiskAnswer.not_sure, RiskAnswer.not_answered})
+
+
+def kind_urgencies(kind: str, *, policy: Policy) -> tuple[Urgency, Urgency | None]:
+    """A kind's urgency when no rule sets one, and the least it may have (worked out once per policy and kind)."""
+    key = ("kind_urgencies", kind)
+    known = policy.engine_cache.get(key)
+    if known is None:
+        listed = policy.kinds_by_id.get(kind)
+        # The kind's default applies, but never below the fallback's: a concern nobody recognises is not calm.
+        default = max(
+            (u for u in (listed.default_urgency if listed else None, policy.fallback.urgency) if u is not None),
+            key=lambda u: u.rank,
+        )
+        known = (default, kind_minimum(kind, policy=policy))
+        if len(policy.engine_cache) < _CACHE_LIMIT:
+            policy.engine_cache[key] = known
+    return known  # type: ignore[no-any-return]
 
 
 def kind_minimum(kind: str, *, policy: Policy) -> Urgency | None:
@@ -88,6 +106,14 @@ def clock_time(within: Within) -> timedelta | None:
 
 def acknowledge_within(urgency: Urgency, *, policy: Policy) -> Within:
     """The policy's acknowledgement time for `urgency`, capped by the floor in wall-clock minutes."""
+    key = ("acknowledge_within", urgency)
+    known = policy.engine_cache.get(key)
+    if known is None:
+        known = policy.engine_cache[key] = _capped(urgency, policy=policy)
+    return known  # type: ignore[no-any-return]
+
+
+def _capped(urgency: Urgency, *, policy: Policy) -> Within:
     asked = policy.acknowledge_within[urgency]
     longest = LONGEST_WAIT.get(urgency)
     if longest is None:
