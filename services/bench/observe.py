@@ -24,7 +24,7 @@ select
   (select count(*) from routing.cases) as cases,
   (select count(*) from audit.ledger) as audited,
   (select count(*) from audit.ledger where event_type = 'notification.requested') as requested,
-  (select count(*) from notifications.deliveries where status = 'sent') as sent
+  (select count(*) from notifications.deliveries where status in ('sent', 'failed')) as sent
 """
 
 # Epoch seconds from the database, so they compare with the client's time.time() (the same machine clock).
@@ -151,7 +151,7 @@ async def incomplete_concerns(
 
 CASES_SQL = "select reference, count(*) as n from routing.cases group by reference"
 DELIVERIES_SQL = """
-select correlation_id, count(*) as n, count(*) filter (where status = 'sent') as sent
+select correlation_id, count(*) as n, count(*) filter (where status in ('sent', 'failed')) as sent
 from notifications.deliveries group by correlation_id
 """
 

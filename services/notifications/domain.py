@@ -6,7 +6,7 @@ or an address are not among them, so no template (ours or a policy's) can put on
 
 The kind is recognised from fields `notification.requested` v1 already has (no new event version):
 - `parent`: the recipient's role is a parent or carer;
-- `policy_review`: routing's policy-review reminder (reference `policy vN`, reason `policy review ...`);
+- `policy_review`: routing's policy-review reminder (reason `policy_review_due`, reference naming the policy and date);
 - `escalation`: `escalation_rung` above 0;
 - `case_reminder`: a case deadline reminder (reason `reminder: ...`);
 - `case`: everything else.
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from shared.contracts.events import NotificationRequestedPayload
+from shared.contracts.events import POLICY_REVIEW_DUE, NotificationRequestedPayload
 
 MessageKind = Literal["case", "escalation", "case_reminder", "policy_review", "parent"]
 PARENT_ROLES = frozenset({"parent", "parent_carer", "carer", "guardian"})
@@ -75,11 +75,11 @@ DEFAULT_TEMPLATES: Mapping[str, MessageTemplate] = {
         sms="Safeguarding reminder: {reference} {link}",
     ),
     "policy_review": MessageTemplate(
-        title="Safeguarding policy review due ({reference})",
+        title="Policy review due: {reference}",
         body="The school's safeguarding policy ({reference}) has reached its review date. "
         "Sign in to Safeguard to review it and adopt the next version.",
         action="Confirm you have seen this reminder",
-        sms="Safeguarding policy review due ({reference}) {link}",
+        sms="Policy review due: {reference} {link}",
     ),
     "parent": MessageTemplate(
         title="Message from your child's school",
@@ -111,7 +111,7 @@ def message_kind(request: NotificationRequestedPayload) -> MessageKind:
     """Which template a request gets, from the fields it already carries (see the module docstring)."""
     if request.recipient.role in PARENT_ROLES:
         return "parent"
-    if request.reference.startswith("policy v") or request.reason.startswith("policy review"):
+    if request.reason == POLICY_REVIEW_DUE or request.reason.startswith("policy review"):
         return "policy_review"
     if request.escalation_rung:
         return "escalation"
