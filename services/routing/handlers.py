@@ -63,6 +63,8 @@ async def on_concern_received(event: ConcernReceived, *, work: Work, routing: Ro
     session = work.session
     policy = routing.policies.current(event.school_id)
     decision = decide(event.payload, policy)
+    for alert in decision.alerts:  # operational alerts name the reference, never a person
+        log.error("ROUTING ALERT %s: %s", event.school_id, alert)
     now = routing.clock()
     events = triage_events(event, decision, now=now)
     case_id = case_id_for(event)
