@@ -18,7 +18,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SAFEGUARD_", env_file=None, extra="ignore")
 
     nats_url: str = "nats://127.0.0.1:4222"
+    nats_user: str | None = Field(default=None, description="this service's NATS identity (docs/security.md)")
+    nats_password: str | None = Field(default=None, repr=False)
+    nats_password_file: str | None = Field(default=None, description="a file holding the NATS password instead")
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/safeguard"
+    migration_database_url: str | None = Field(
+        default=None, repr=False, description="the schema owner's URL, for `safeguard migrate` only; never a service's"
+    )
     subject_root: str = Field(default="sg", pattern=r"^[A-Za-z0-9_-]+$")
     stream_name: str = Field(default="SAFEGUARD_EVENTS", pattern=r"^[A-Za-z0-9_-]+$")
     stream_replicas: int = Field(default=1, ge=1, le=5)
@@ -40,6 +46,18 @@ class Settings(BaseSettings):
     console_url: str = Field(default="http://127.0.0.1:8081", description="base URL people open links on")
     policy_dir: str = Field(default="deploy/policies", description="folder of <school_id>.yaml policy files")
     mail_sink_dir: str = Field(default=".safeguard-data/mail", description="where the email sink writes messages")
+
+    def nats_credentials(self) -> tuple[str, str] | None:
+        """(user, password) when an identity is configured; None for an open server."""
+        if self.nats_user is None:
+            return None
+        password = self.nats_password
+        if password is None and self.nats_password_file is not None:
+            with open(self.nats_password_file, encoding="utf-8") as secret:
+                password = secret.read().strip()
+        if password is None:
+            raise ValueError("SAFEGUARD_NATS_USER is set without SAFEGUARD_NATS_PASSWORD or _PASSWORD_FILE")
+        return self.nats_user, password
 
 
 @lru_cache

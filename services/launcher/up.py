@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import signal
 import subprocess
 import threading
@@ -22,6 +21,7 @@ from services.launcher.embedded_nats import EmbeddedNats
 from services.launcher.embedded_postgres import EmbeddedPostgres
 from services.launcher.ports import port_is_free
 from services.launcher.privileges import DEFAULT_POSTGRES_SYSTEM_USER
+from services.launcher.secret_files import persistent_secret
 from services.launcher.supervisor import ServiceGroup, http_ok, service_environment, wait_for
 from shared.db import ensure_database
 
@@ -51,17 +51,6 @@ class UpOptions:
     database_url: str | None = None
     postgres_system_user: str = DEFAULT_POSTGRES_SYSTEM_USER
     startup_timeout: float = 60.0
-
-
-def persistent_secret(path: Path) -> str:
-    """A random secret kept in `path`, created readable by its owner only on first use."""
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(descriptor, "w") as secret_file:
-        secret_file.write(secrets.token_urlsafe(32) + "\n")
-    return path.read_text().strip()
 
 
 def _install_stop_handlers(stop: threading.Event) -> dict[int, SignalHandler]:
