@@ -43,6 +43,12 @@ def make_broker(settings: Settings, *, service: str) -> NatsBroker:
     )
 
 
+def pull_inbox_prefix(settings: Settings) -> bytes:
+    """The inbox prefix a pull subscriber must fetch into: faststream defaults every subscriber to `_INBOX.`."""
+    credentials = settings.nats_credentials()
+    return (inbox_prefix(credentials[0]) if credentials else DEFAULT_INBOX_PREFIX).encode() + b"."
+
+
 def stream_configs(settings: Settings) -> list[StreamConfig]:
     """The durable event stream and its dead-letter stream, as the design asks."""
     subjects = Subjects.from_settings(settings)

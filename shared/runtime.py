@@ -17,7 +17,7 @@ from shared.contracts.envelope import Event
 from shared.db import ensure_database, make_engine, session_factory
 from shared.inbox_outbox import InboxOutbox
 from shared.logs import configure_logging
-from shared.messaging import ensure_streams, jetstream, make_broker
+from shared.messaging import ensure_streams, jetstream, make_broker, pull_inbox_prefix
 from shared.migrations import migrate
 from shared.relay import OutboxRelay
 from shared.settings import Settings
@@ -74,6 +74,7 @@ class ServiceRuntime:
             stream=JStream(self.subjects.stream, declare=False),
             durable=durable,
             pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
+            inbox_prefix=pull_inbox_prefix(self.settings),
             ack_policy=AckPolicy.MANUAL,
             config=ConsumerConfig(
                 durable_name=durable,

@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import nats
+
 from services.launcher.secret_files import persistent_secret, write_private
-from shared.identities import identities, render_server_config
+from shared.identities import ADMIN, SERVICE_NAMES, identities, render_server_config
+from shared.messaging import ensure_streams
+from shared.settings import Settings
 from shared.subjects import Subjects
 
 
@@ -25,6 +29,10 @@ class NatsAuth:
         """What a process running as identity `name` needs (a file path, so no password sits in its environment)."""
         return {"SAFEGUARD_NATS_USER": name, "SAFEGUARD_NATS_PASSWORD_FILE": str(self.password_files[name])}
 
+    def service_environments(self) -> dict[str, dict[str, str]]:
+        """Each service's own identity, for `ServiceGroup(own_environment=...)`."""
+        return {service: self.environment(service) for service in SERVICE_NAMES}
+
 
 def prepare_nats_auth(folder: Path, *, subjects: Subjects) -> NatsAuth:
     """Create each identity's password on first use (0600), and (re)write the server config from the matrix."""
@@ -36,3 +44,14 @@ def prepare_nats_auth(folder: Path, *, subjects: Subjects) -> NatsAuth:
     config_file = folder / "auth.conf"
     write_private(config_file, render_server_config(matrix, passwords=passwords))
     return NatsAuth(config_file=config_file.absolute(), password_files=password_files)
+
+
+async def declare_streams(url: str, *, auth: NatsAuth, settings: Settings) -> None:
+    """Create or update the streams as the admin identity, before any service (which may not) starts."""
+    client = await nats.connect(
+        url, user=ADMIN, password=auth.password(ADMIN), connect_timeout=5, max_reconnect_attempts=3
+    )
+    try:
+        await ensure_streams(client.jetstream(), settings)
+    finally:
+        await client.close()
