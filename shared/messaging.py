@@ -46,7 +46,7 @@ def make_broker(settings: Settings, *, service: str) -> NatsBroker:
 def pull_inbox_prefix(settings: Settings) -> bytes:
     """The inbox prefix a pull subscriber must fetch into: faststream defaults every subscriber to `_INBOX.`."""
     credentials = settings.nats_credentials()
-    return (inbox_prefix(credentials[0]) if credentials else DEFAULT_INBOX_PREFIX).encode() + b"."
+    return (inbox_prefix(credentials[0]).encode() if credentials else DEFAULT_INBOX_PREFIX) + b"."
 
 
 def stream_configs(settings: Settings) -> list[StreamConfig]:
