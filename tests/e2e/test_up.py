@@ -163,3 +163,58 @@ async def test_a_concern_reported_before_a_restart_is_in_the_audit_ledger_after_
     finally:
         exit_code = again.interrupt() if again.process.poll() is None else again.process.returncode
     assert exit_code == 0, again.log_tail()
+
+
+def _child_running(parent_pid: int, module: str) -> int | None:
+    """The pid of the launcher's child process running `python -m <module>`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == parent_pid and module.encode() in argv:
+            return int(entry.name)
+    return None
+
+
+async def test_intake_killed_with_sigkill_comes_back_and_a_retried_post_gets_its_first_reference(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    http_port, notifications_port = free_port(), free_port()
+    running = RunningUp(
+        data_dir=data_dir, http_port=http_port, notifications_port=notifications_port, log_file=tmp_path / "up.log"
+    )
+    try:
+        concerns_url = running.endpoints()["intake API"].replace("{school_id}", "st-marks")
+        headers = {"Idempotency-Key": f"retry-{os.getpid()}-{time.monotonic_ns()}"}
+        report = report_json()
+        async with httpx.AsyncClient(timeout=10) as client:
+            first = await client.post(concerns_url, json=report, headers=headers)
+            assert first.status_code == 202, first.text
+            intake_pid = _child_running(running.process.pid, "services.intake")
+            assert intake_pid is not None
+            os.kill(intake_pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+
+            async def retry() -> httpx.Response | None:
+                try:
+                    return await client.post(concerns_url, json=report, headers=headers)
+                except httpx.TransportError:
+                    return None
+
+            again = await eventually(
+                retry, until=lambda answer: answer is not None and answer.is_success, timeout=30, what="intake back"
+            )
+            came_back_after = time.monotonic() - killed_at
+        assert again is not None
+        assert again.json()["reference"] == first.json()["reference"]
+        assert came_back_after < 15, came_back_after
+        assert _child_running(running.process.pid, "services.intake") not in (None, intake_pid)
+        assert running.process.poll() is None, "the system stayed up"
+        assert "service intake restarted (restart 1)" in running.log_tail()
+    finally:
+        exit_code = running.interrupt() if running.process.poll() is None else running.process.returncode
+    assert exit_code == 0, running.log_tail()
