@@ -18,6 +18,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from services.launcher.banner import Endpoints, browsable_host, format_banner
+from services.launcher.database_roles import prepare_database_roles, shown_database_url
 from services.launcher.embedded_nats import EmbeddedNats
 from services.launcher.embedded_postgres import EmbeddedPostgres
 from services.launcher.keeper import Keeper
@@ -117,7 +118,14 @@ class _Launch:
             return None
         if asyncio.run(ensure_database(database_url)):
             self.say(f"created database {make_url(database_url).database}")
-        own_environment = self.nats_auth.service_environments() if self.nats_auth is not None else {}
+        own_environment: dict[str, dict[str, str]] = {}
+        if self.nats_auth is not None:
+            own_environment = self.nats_auth.service_environments()
+        database_roles = prepare_database_roles(database_url, folder=options.data_dir / "credentials" / "database")
+        if database_roles is None:
+            self.say("could not create database roles with the given URL; every service connects with it")
+        for service, extra in (database_roles or {}).items():
+            own_environment.setdefault(service, {}).update(extra)
         environment = service_environment(
             os.environ,
             nats_url=nats_url,
@@ -134,7 +142,8 @@ class _Launch:
         notifications = f"http://{notifications_host}:{options.notifications_port}"
         if not self._wait_ready([f"{intake}/healthz", f"{notifications}/healthz"]):
             return None
-        return Endpoints(intake, notifications, nats_url, database_url)
+        shown = shown_database_url(database_url, per_service_roles=database_roles is not None)
+        return Endpoints(intake, notifications, nats_url, shown)
 
     def supervise(self) -> int:
         """Keep the services up (restarting the dead) until asked to stop (0) or one is in a crash loop (1)."""

@@ -21,6 +21,7 @@ import pytest
 
 from services.launcher.ports import free_port, is_listening
 from shared.db import asyncpg_dsn
+from shared.db_roles import role_url
 from tests.support.factories import report_json
 from tests.support.waiting import eventually
 
@@ -151,7 +152,12 @@ async def test_a_concern_reported_before_a_restart_is_in_the_audit_ledger_after_
 
     again = RunningUp(data_dir=data_dir, http_port=http_port, notifications_port=notifications_port, log_file=log_file)
     try:
-        database_url = again.endpoints()["database"]
+        shown = again.endpoints()["database"]
+        superuser_password = (data_dir / "postgres" / "superuser.password").read_text().strip()
+        assert superuser_password not in "\n".join(again.lines), "the banner shows no superuser password"
+        # Read the ledger as audit does: its own role, whose password `safeguard up` keeps under the data folder.
+        audit_password = (data_dir / "credentials" / "database" / "safeguard_audit.password").read_text().strip()
+        database_url = role_url(shown, role="safeguard_audit", password=audit_password)
         count = await eventually(
             lambda: _ledger_count(database_url, reference),
             until=lambda found: found >= 1,
