@@ -33,7 +33,12 @@ def write_deployment_secrets(out: Path, *, subjects: Subjects) -> None:
     setup = _private_folder(out / "setup")
     database = role_passwords(setup)
     superuser = persistent_secret(setup / "superuser.password")
-    write_private(_private_folder(out / "postgres") / "superuser.password", superuser + "\n")
+    # The postgres image reads this as its own user (not ours), in a folder only its container mounts.
+    postgres = out / "postgres"
+    postgres.mkdir(exist_ok=True)
+    postgres.chmod(0o755)
+    write_private(postgres / "superuser.password", superuser + "\n")
+    (postgres / "superuser.password").chmod(0o644)
     auth = prepare_nats_auth(_private_folder(out / "nats"), subjects=subjects)
     write_private(setup / "admin.nats.password", auth.password(ADMIN) + "\n")
     for name in (*SERVICE_SCHEMAS, OPERATOR):
