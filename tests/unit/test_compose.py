@@ -221,8 +221,21 @@ def test_each_k8s_service_runs_its_module_with_the_database_from_a_secret(name: 
     assert container["command"] == ["python", "-m", f"services.{name}"]
     assert {"configMapRef": {"name": "safeguard-config"}} in container["envFrom"]
     database = next(item for item in container["env"] if item["name"] == "SAFEGUARD_DATABASE_URL")
-    assert database["valueFrom"]["secretKeyRef"] == {"name": "safeguard-secrets", "key": "database-url"}
+    assert database["valueFrom"]["secretKeyRef"] == {"name": f"safeguard-{name}", "key": "database-url"}
+    environment = {item["name"]: item.get("value") for item in container["env"]}
+    assert environment["SAFEGUARD_NATS_USER"] == name
+    assert environment["SAFEGUARD_NATS_PASSWORD_FILE"] == "/run/safeguard/nats.password"
+    [credentials] = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "credentials"]
+    assert credentials["secret"]["secretName"] == f"safeguard-{name}", "each service mounts only its own Secret"
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_nats_takes_its_users_from_a_secret_and_a_setup_job_prepares_the_backbone() -> None:
+    assert "include ./auth/auth.conf" in _named("ConfigMap", "safeguard-nats-config")["data"]["nats.conf"]
+    volumes = _named("StatefulSet", "safeguard-nats")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "auth", "secret": {"secretName": "safeguard-nats-auth"}} in volumes
+    job = _named("Job", "safeguard-setup")["spec"]["template"]["spec"]["containers"][0]
+    assert job["command"] == ["python", "-m", "services.launcher.deployment", "setup", "/run/safeguard"]
 
 
 def test_the_example_secret_is_not_applied() -> None:
