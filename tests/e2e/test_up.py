@@ -215,6 +215,7 @@ async def test_intake_killed_with_sigkill_comes_back_and_a_retried_post_gets_its
                 retry, until=lambda answer: answer is not None and answer.is_success, timeout=30, what="intake back"
             )
             came_back_after = time.monotonic() - killed_at
+        print(f"intake answered again {came_back_after:.1f}s after SIGKILL")
         assert again is not None
         assert again.json()["reference"] == first.json()["reference"]
         assert came_back_after < 15, came_back_after

@@ -64,3 +64,14 @@ def test_the_server_config_has_one_user_per_identity_and_no_anonymous_access() -
     assert {user["user"]: user["password"] for user in account["users"]} == passwords
     assert "no_auth_user" not in json.dumps(config)
     assert ADMIN in passwords and len(set(passwords.values())) == len(passwords)
+
+
+def test_docs_security_shows_every_identitys_event_rights() -> None:
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    for name in (*SERVICE_NAMES, OPERATOR, ADMIN):
+        assert f"| `{name}` |" in page
+        for right in MATRIX[name].publish:
+            if right.startswith(("sg.", "sg-cmd.")):
+                assert f"`{right}`" in page, (name, right)
