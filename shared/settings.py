@@ -26,9 +26,6 @@ class Settings(BaseSettings):
     database_password_file: str | None = Field(
         default=None, description="a file holding the password of database_url's user (a mounted secret)"
     )
-    migration_database_url: str | None = Field(
-        default=None, repr=False, description="the schema owner's URL, for `safeguard migrate` only; never a service's"
-    )
     subject_root: str = Field(default="sg", pattern=r"^[A-Za-z0-9_-]+$")
     stream_name: str = Field(default="SAFEGUARD_EVENTS", pattern=r"^[A-Za-z0-9_-]+$")
     stream_replicas: int = Field(default=1, ge=1, le=5)

@@ -6,9 +6,6 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import nats
 import nats.errors
@@ -18,96 +15,16 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError
 
-from services.launcher.embedded_nats import EmbeddedNats
-from services.launcher.nats_auth import NatsAuth, prepare_nats_auth
-from shared.identities import ADMIN, PullConsumer, consumers, inbox_prefix
-from shared.messaging import ensure_streams
-from shared.settings import Settings
+from shared.identities import ADMIN, PullConsumer, consumers
 from shared.subjects import (
     AUDIT_LEDGER,
     NOTIFICATIONS_REQUESTS,
     ROUTING_ACKNOWLEDGEMENTS,
     ROUTING_CONCERNS,
-    Subjects,
 )
-from tests.conftest import make_settings
-from tests.support.waiting import eventually
+from tests.support.secured_bus import Bus
 
 DENIED_WITHIN = 0.5  # a refused request gets no answer; this is how long we give it
-
-
-@dataclass
-class Bus:
-    """A private nats-server started from the rendered config, and a way to connect as each identity."""
-
-    server: EmbeddedNats
-    auth: NatsAuth
-    settings: Settings
-    subjects: Subjects
-    clients: list[Client] = field(default_factory=list)
-    errors: dict[str, list[str]] = field(default_factory=dict)  # per identity, as nats-py reports them
-
-    async def connect(self, name: str) -> Client:
-        """A connected nats-py client using identity `name`'s generated password, as a service would."""
-        seen = self.errors.setdefault(name, [])
-
-        async def remember(error: Exception) -> None:
-            seen.append(str(error).lower())
-
-        client = await nats.connect(
-            self.server.url,
-            user=name,
-            password=self.auth.password(name),
-            inbox_prefix=inbox_prefix(name),
-            error_cb=remember,
-            allow_reconnect=False,
-            connect_timeout=2,
-        )
-        self.clients.append(client)
-        return client
-
-    async def violations(self, name: str, *, containing: str) -> list[str]:
-        """The permission violations the server reported to `name` that mention `containing`."""
-        return await eventually(
-            lambda: _matching(self.errors.get(name, []), containing),
-            what=f"a permissions violation for {name} on {containing}",
-            timeout=5.0,
-        )
-
-    async def stored_subjects(self) -> set[str]:
-        """The subjects of every event stored on the stream (read as admin)."""
-        admin = await self.connect(ADMIN)
-        info = await admin.jetstream().stream_info(self.subjects.stream, subjects_filter=">")
-        return set((info.state.subjects or {}).keys())
-
-
-async def _matching(errors: list[str], containing: str) -> list[str]:
-    # nats-py lower-cases the server's message.
-    return [error for error in errors if "permissions violation" in error and containing.lower() in error]
-
-
-@pytest.fixture
-def secured_server(tmp_path: Path) -> Iterator[tuple[EmbeddedNats, NatsAuth, Settings]]:
-    """nats-server with the users and permissions `safeguard up` would give it, for this test's subjects."""
-    settings = make_settings(f"auth_{uuid.uuid4().hex[:6]}")
-    auth = prepare_nats_auth(tmp_path / "auth", subjects=Subjects.from_settings(settings))
-    server = EmbeddedNats(tmp_path / "nats", config_file=auth.config_file)
-    server.start()
-    yield server, auth, settings.model_copy(update={"nats_url": server.url})
-    server.stop()
-
-
-@pytest.fixture
-async def bus(secured_server: tuple[EmbeddedNats, NatsAuth, Settings]) -> AsyncIterator[Bus]:
-    """The secured server with the streams declared by the admin identity."""
-    server, auth, settings = secured_server
-    bus = Bus(server=server, auth=auth, settings=settings, subjects=Subjects.from_settings(settings))
-    admin = await bus.connect(ADMIN)
-    await ensure_streams(admin.jetstream(), settings)
-    yield bus
-    for client in bus.clients:
-        with contextlib.suppress(Exception):
-            await client.close()
 
 
 def _event(bus: Bus, event_type: str) -> tuple[str, bytes]:
