@@ -37,7 +37,7 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
     "intake": ("concern.received", "intake.quarantined"),
     "routing": ("case.*", "deadline.*", "notification.requested", "policy.*"),
     "notifications": ("notification.sent", "notification.failed", "notification.acknowledged"),
-    "audit": ("ledger.*",),
+    "audit": (),
 }
 
 
@@ -104,7 +104,11 @@ def consumer_rights(subjects: Subjects, consumer: PullConsumer) -> tuple[str, ..
 def service_identity(subjects: Subjects, *, service: str) -> Identity:
     """The least rights `service` needs to do its job."""
     events = tuple(subjects.of_type(event_type) for event_type in PUBLISHES[service])
-    stream_info = tuple(f"$JS.API.STREAM.INFO.{name}" for name in (subjects.stream, subjects.dead_letter_stream))
+    if service == "audit":
+        # Signed tree heads go on their own stream, apart from the events they vouch for.
+        events += (subjects.checkpoint(school_id="*"),)
+    streams = (subjects.stream, subjects.dead_letter_stream, subjects.checkpoint_stream)
+    stream_info = tuple(f"$JS.API.STREAM.INFO.{name}" for name in streams)
     reading = tuple(right for consumer in consumers(subjects)[service] for right in consumer_rights(subjects, consumer))
     subscribe = [f"{inbox_prefix(service)}.>"]
     if service == "routing":

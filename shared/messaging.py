@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -17,7 +16,6 @@ from nats.js.errors import NotFoundError
 from shared.identities import inbox_prefix
 from shared.settings import Settings
 from shared.subjects import Subjects
-from shared.tracing import span_in_trace
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +72,13 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             subjects=[subjects.all_dead_letters],
             **common,
         ),
+        # Audit's signed tree heads (issue 11): kept apart so a reader can follow them alone.
+        StreamConfig(
+            name=subjects.checkpoint_stream,
+            description="Safeguard audit: signed Merkle tree heads over each school's ledger",
+            subjects=[subjects.all_checkpoints],
+            **common,
+        ),
     ]
 
 
@@ -101,24 +106,3 @@ def _settled(existing: StreamConfig, *, wanted: StreamConfig) -> bool:
 def jetstream(broker: NatsBroker) -> JetStreamContext:
     """The raw JetStream context of a connected broker."""
     return broker.config.connection_state.stream
-
-
-async def publish_wire_event(
-    broker: NatsBroker,
-    *,
-    subject: str,
-    body: dict[str, Any],
-    event_id: str,
-    traceparent: str | None,
-    stream: str,
-) -> bool:
-    """Publish one event with `Nats-Msg-Id` = event id; False when the broker saw it as a duplicate."""
-    with span_in_trace(f"publish {body.get('type')}", traceparent=traceparent, **{"safeguard.event_id": event_id}):
-        ack = await broker.publish(
-            json.dumps(body, separators=(",", ":")).encode(),
-            subject,
-            headers={"Nats-Msg-Id": event_id, "content-type": "application/json"},
-            stream=stream,
-            timeout=10.0,
-        )
-    return not bool(getattr(ack, "duplicate", False))

@@ -15,6 +15,7 @@ from shared.contracts.envelope import utc_now
 from shared.contracts.events import ConcernReceived
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
+from shared.tracing import shutdown_tracing
 
 
 def known_schools(policy_dir: str) -> frozenset[str]:
@@ -26,13 +27,7 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     """Build the intake HTTP app for these settings."""
     runtime = ServiceRuntime(settings, service="intake", schema=SCHEMA)
     runtime.publishes(ConcernReceived)
-    intake = Intake(
-        sessions=runtime.sessions,
-        tables=runtime.tables,
-        store=SqlIntakeStore(),
-        clock=utc_now,
-        on_accepted=runtime.relay.wake,
-    )
+    intake = Intake(uow=runtime.uow, store=SqlIntakeStore(), clock=utc_now)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -58,4 +53,7 @@ def main() -> None:
 
     settings = get_settings()
     app, _ = create_app(settings)
-    uvicorn.run(app, host=settings.intake_http_host, port=settings.intake_http_port, log_level="warning")
+    try:
+        uvicorn.run(app, host=settings.intake_http_host, port=settings.intake_http_port, log_level="warning")
+    finally:
+        shutdown_tracing()  # export the spans still queued

@@ -51,6 +51,11 @@ def service_environment(
         }
     )
     environment.setdefault("SAFEGUARD_MAIL_SINK_DIR", str(data_dir.absolute() / "mail"))
+    # The audit signing key and witness log live in files, out of the database superuser's reach.
+    environment.setdefault(
+        "SAFEGUARD_AUDIT_SIGNING_KEY_PATH", str(data_dir.absolute() / "audit" / "head-signing-key.pem")
+    )
+    environment.setdefault("SAFEGUARD_AUDIT_WITNESS_LOG_PATH", str(data_dir.absolute() / "audit" / "witness.jsonl"))
     # A kept key keeps acknowledgement links sent before a restart working after it.
     environment.setdefault("SAFEGUARD_SIGNING_KEY", signing_key)
     environment.setdefault("SAFEGUARD_CONSOLE_URL", f"http://127.0.0.1:{notifications_port}")

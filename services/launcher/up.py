@@ -26,7 +26,15 @@ from services.launcher.nats_auth import NatsAuth, declare_streams, prepare_nats_
 from services.launcher.ports import port_is_free
 from services.launcher.privileges import DEFAULT_POSTGRES_SYSTEM_USER
 from services.launcher.secret_files import persistent_secret
-from services.launcher.supervisor import ServiceGroup, http_ok, service_environment, wait_for
+from services.launcher.supervisor import (
+    SERVICE_NAMES,
+    ServiceGroup,
+    http_ok,
+    service_command,
+    service_environment,
+    wait_for,
+)
+from services.notifications.stand_ins import add_stand_ins, command_with_stand_ins
 from shared.db import ensure_database
 from shared.settings import Settings
 from shared.subjects import Subjects
@@ -135,7 +143,14 @@ class _Launch:
             data_dir=options.data_dir,
             signing_key=persistent_secret(options.data_dir / "signing.key"),
         )
-        self.services = ServiceGroup(environment=environment, output=self.err, own_environment=own_environment)
+        stand_ins = add_stand_ins(environment, data_dir=options.data_dir)
+        self.services = ServiceGroup(
+            environment=environment,
+            output=self.err,
+            names=(*stand_ins, *SERVICE_NAMES),
+            command_for=command_with_stand_ins(service_command),
+            own_environment=own_environment,
+        )
         self.services.start()
         intake = f"http://{browsable_host(environment.get('SAFEGUARD_INTAKE_HTTP_HOST', ''))}:{options.http_port}"
         notifications_host = browsable_host(environment.get("SAFEGUARD_NOTIFICATIONS_HTTP_HOST", ""))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifications.channels import Channel, Delivery, DeliveryFailed
 from services.notifications.domain import render
+from services.notifications.links import AckLinks
 from services.notifications.store import SqlDeliveries
 from shared.contracts.envelope import Actor, Event
 from shared.contracts.events import (
@@ -25,21 +24,9 @@ from shared.contracts.events import (
     NotificationSent,
     NotificationSentPayload,
 )
+from shared.unit_of_work import Work
 
 SERVICE_ACTOR = Actor(id="notifications", role="service")
-
-
-@dataclass(frozen=True)
-class AckSigner:
-    """Signs acknowledgement links so only the person sent a link can acknowledge with it."""
-
-    key: bytes
-
-    def token(self, notification_id: str) -> str:
-        return hmac.new(self.key, notification_id.encode(), hashlib.sha256).hexdigest()[:32]
-
-    def valid(self, notification_id: str, token: str) -> bool:
-        return hmac.compare_digest(self.token(notification_id), token)
 
 
 @dataclass
@@ -48,17 +35,17 @@ class Notifier:
 
     deliveries: SqlDeliveries
     channels: Mapping[str, Channel]
-    signer: AckSigner
+    signer: AckLinks
     console_url: str
     clock: Callable[[], datetime]
 
 
 async def on_notification_requested(
-    event: Event[Any], *, session: AsyncSession, notifier: Notifier
+    event: NotificationRequested, *, work: Work, notifier: Notifier
 ) -> list[Event[Any]]:
     """Deliver through the requested channel and report sent or failed; a repeat request sends nothing."""
-    assert isinstance(event, NotificationRequested)
     request = event.payload
+    session = work.session
     claimed = await notifier.deliveries.claim(
         session,
         notification_id=request.notification_id,
@@ -73,7 +60,11 @@ async def on_notification_requested(
     if not claimed:
         return []
     message = render(
-        request, console_url=notifier.console_url, ack_token=notifier.signer.token(request.notification_id)
+        request,
+        console_url=notifier.console_url,
+        ack_token=notifier.signer.token(
+            request.notification_id, person_id=request.recipient.person_id, now=notifier.clock()
+        ),
     )
     channel = notifier.channels.get(request.channel)
     now = notifier.clock()

@@ -228,3 +228,23 @@ class PolicyReviewDue(Event[PolicyReviewDuePayload]):
     TYPE: ClassVar[str] = "policy.review_due"
     VERSION: ClassVar[int] = 1
     AGGREGATE: ClassVar[str] = "policy"
+
+
+# --- audit checkpoints (published on their own stream, see Subjects.checkpoint) ---
+
+
+class LedgerCheckpointedPayload(_Payload):
+    tree_size: int = Field(ge=0)
+    root_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    timestamp: str
+    previous: str | None = Field(default=None, description="SHA-256 of the school's previous signed head")
+    key_id: str
+    signature: str = Field(description="base64 Ed25519 signature over the head's canonical bytes")
+
+
+class LedgerCheckpointed(Event[LedgerCheckpointedPayload]):
+    """Audit signed a Merkle tree head over a school's ledger (RFC 9162 shape), also kept in its witness log."""
+
+    TYPE: ClassVar[str] = "ledger.checkpointed"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "ledger"

@@ -78,7 +78,7 @@ async def test_no_service_can_delete_or_purge_the_streams_or_anothers_consumer(b
         ConsumerConfig(durable_name=ROUTING_CONCERNS, filter_subject=bus.subjects.of_type("concern.received")),
     )
     js = (await bus.connect(service)).jetstream(timeout=DENIED_WITHIN)
-    for stream in (bus.subjects.stream, bus.subjects.dead_letter_stream):
+    for stream in (bus.subjects.stream, bus.subjects.dead_letter_stream, bus.subjects.checkpoint_stream):
         with pytest.raises(nats.errors.TimeoutError):
             await js.delete_stream(stream)
         with pytest.raises(nats.errors.TimeoutError):
@@ -135,7 +135,7 @@ JOBS: dict[str, tuple[str, ...]] = {
     "intake": ("concern.received", "intake.quarantined"),
     "routing": ("case.opened", "deadline.set", "notification.requested", "policy.adopted"),
     "notifications": ("notification.sent", "notification.failed", "notification.acknowledged"),
-    "audit": ("ledger.checkpointed",),
+    "audit": (),  # its checkpoints: the test below
 }
 # What each durable consumer is fed before its service pulls (published by the admin).
 FEEDS = {
@@ -152,7 +152,7 @@ async def test_each_service_can_do_its_real_job(bus: Bus, service: str) -> None:
     sequences = [await _publish(client, bus, event_type) for event_type in JOBS[service]]
     assert all(sequence > 0 for sequence in sequences)
     js = client.jetstream()
-    for name in (bus.subjects.stream, bus.subjects.dead_letter_stream):
+    for name in (bus.subjects.stream, bus.subjects.dead_letter_stream, bus.subjects.checkpoint_stream):
         assert (await js.stream_info(name)).config.name == name
     for consumer in consumers(bus.subjects)[service]:
         feeder = await bus.connect(ADMIN)
@@ -168,6 +168,17 @@ async def test_each_service_can_do_its_real_job(bus: Bus, service: str) -> None:
         assert dead.seq > 0
     await asyncio.sleep(0)
     assert not bus.errors.get(service), bus.errors.get(service)
+
+
+async def test_only_audit_publishes_signed_checkpoints_on_their_own_stream(bus: Bus) -> None:
+    subject = bus.subjects.checkpoint(school_id="st-marks")
+    audit = (await bus.connect("audit")).jetstream()
+    assert (await audit.publish(subject, b"{}", stream=bus.subjects.checkpoint_stream)).seq == 1
+    for impostor in ("intake", "routing", "notifications"):
+        js = (await bus.connect(impostor)).jetstream()
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.publish(subject, b"{}", stream=bus.subjects.checkpoint_stream, timeout=DENIED_WITHIN)
+        assert await bus.violations(impostor, containing="ledger.checkpointed")
 
 
 async def test_routing_answers_case_commands_and_the_operator_may_ask(bus: Bus) -> None:

@@ -27,11 +27,11 @@ def test_no_identity_but_the_admin_may_touch_stream_or_consumer_lifecycles(name:
         ("intake", ["sg.*.concern.received", "sg.*.intake.quarantined"]),
         ("routing", ["sg.*.case.*", "sg.*.deadline.*", "sg.*.notification.requested", "sg.*.policy.*"]),
         ("notifications", ["sg.*.notification.sent", "sg.*.notification.failed", "sg.*.notification.acknowledged"]),
-        ("audit", ["sg.*.ledger.*"]),
+        ("audit", ["sg-audit.*.ledger.checkpointed"]),
     ],
 )
 def test_each_service_publishes_exactly_its_own_events(name: str, events: list[str]) -> None:
-    published = [right for right in MATRIX[name].publish if right.startswith("sg.")]
+    published = [right for right in MATRIX[name].publish if right.startswith(("sg.", "sg-audit."))]
     assert published == events
 
 
@@ -73,5 +73,5 @@ def test_docs_security_shows_every_identitys_event_rights() -> None:
     for name in (*SERVICE_NAMES, OPERATOR, ADMIN):
         assert f"| `{name}` |" in page
         for right in MATRIX[name].publish:
-            if right.startswith(("sg.", "sg-cmd.")):
+            if right.startswith(("sg.", "sg-cmd.", "sg-audit.")):
                 assert f"`{right}`" in page, (name, right)
