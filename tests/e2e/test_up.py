@@ -23,6 +23,7 @@ from services.launcher.ports import free_port, is_listening
 from shared.db import asyncpg_dsn
 from shared.db_roles import role_url
 from tests.support.factories import report_json
+from tests.support.reporting import post_until_accepted
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -205,18 +206,11 @@ async def test_intake_killed_with_sigkill_comes_back_and_a_retried_post_gets_its
             os.kill(intake_pid, signal.SIGKILL)
             killed_at = time.monotonic()
 
-            async def retry() -> httpx.Response | None:
-                try:
-                    return await client.post(concerns_url, json=report, headers=headers)
-                except httpx.TransportError:
-                    return None
-
-            again = await eventually(
-                retry, until=lambda answer: answer is not None and answer.is_success, timeout=30, what="intake back"
+            again = await post_until_accepted(
+                client, concerns_url, report=report, idempotency_key=headers["Idempotency-Key"], timeout=30
             )
             came_back_after = time.monotonic() - killed_at
         print(f"intake answered again {came_back_after:.1f}s after SIGKILL")
-        assert again is not None
         assert again.json()["reference"] == first.json()["reference"]
         assert came_back_after < 15, came_back_after
         assert _child_running(running.process.pid, "services.intake") not in (None, intake_pid)

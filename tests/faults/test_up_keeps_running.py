@@ -21,6 +21,7 @@ from shared.db_roles import role_url
 from tests.e2e.test_up import RunningUp, _child_running
 from tests.faults.test_crash_recovery import tally
 from tests.support.factories import report_json
+from tests.support.reporting import post_until_accepted
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
@@ -34,24 +35,6 @@ def data_dir() -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="safeguard-fault-up-"))
     yield folder / "data"
     shutil.rmtree(folder, ignore_errors=True)
-
-
-async def _report(client: httpx.AsyncClient, url: str, *, number: int) -> str:
-    """Post one report as a reporter's app would: retry with the same Idempotency-Key until it is accepted."""
-    headers = {"Idempotency-Key": f"burst-{number}-{time.monotonic_ns()}"}
-    body = report_json(summary=f"Burst {number}")
-
-    async def attempt() -> httpx.Response | None:
-        try:
-            return await client.post(url, json=body, headers=headers)
-        except httpx.TransportError:
-            return None
-
-    answer = await eventually(
-        attempt, until=lambda got: got is not None and got.is_success, timeout=60, what=f"report {number} accepted"
-    )
-    assert answer is not None
-    return str(answer.json()["reference"])
 
 
 async def test_each_service_killed_in_turn_comes_back_and_nothing_is_lost_or_doubled(
@@ -70,7 +53,10 @@ async def test_each_service_killed_in_turn_comes_back_and_nothing_is_lost_or_dou
                     victim = _child_running(running.process.pid, f"services.{KILLS[number]}")
                     assert victim is not None, KILLS[number]
                     os.kill(victim, signal.SIGKILL)
-                references.append(await _report(client, url, number=number))
+                key = f"burst-{number}-{time.monotonic_ns()}"
+                report = report_json(summary=f"Burst {number}")
+                answer = await post_until_accepted(client, url, report=report, idempotency_key=key)
+                references.append(str(answer.json()["reference"]))
         assert len(set(references)) == BURST
         password = (data_dir / "credentials" / "database" / "safeguard_audit.password").read_text().strip()
         dsn = asyncpg_dsn(role_url(endpoints["database"], role="safeguard_audit", password=password))
