@@ -7,10 +7,13 @@ from typing import Any
 
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from faststream.security import SASLPlaintext
+from nats.aio.client import DEFAULT_INBOX_PREFIX
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from shared.identities import inbox_prefix
 from shared.settings import Settings
 from shared.subjects import Subjects
 
@@ -18,9 +21,16 @@ log = logging.getLogger(__name__)
 
 
 def make_broker(settings: Settings, *, service: str) -> NatsBroker:
-    """A broker for `service`, with trace context carried in message headers."""
+    """A broker for `service`, with trace context carried in message headers, as its own NATS identity."""
+    credentials = settings.nats_credentials()
+    identity: dict[str, Any] = {"inbox_prefix": DEFAULT_INBOX_PREFIX}
+    if credentials is not None:
+        user, password = credentials
+        # Replies (pulled events, publish acks) come to an inbox only this identity may subscribe to.
+        identity = {"security": SASLPlaintext(username=user, password=password), "inbox_prefix": inbox_prefix(user)}
     return NatsBroker(
         settings.nats_url,
+        **identity,
         name=f"safeguard-{service}",
         middlewares=[NatsTelemetryMiddleware()],
         max_reconnect_attempts=-1,
@@ -29,6 +39,12 @@ def make_broker(settings: Settings, *, service: str) -> NatsBroker:
         logger=logging.getLogger(f"safeguard.{service}.broker"),
         log_level=logging.DEBUG,
     )
+
+
+def pull_inbox_prefix(settings: Settings) -> bytes:
+    """The inbox prefix a pull subscriber must fetch into: faststream defaults every subscriber to `_INBOX.`."""
+    credentials = settings.nats_credentials()
+    return (inbox_prefix(credentials[0]).encode() if credentials else DEFAULT_INBOX_PREFIX) + b"."
 
 
 def stream_configs(settings: Settings) -> list[StreamConfig]:
@@ -71,12 +87,20 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
     for config in stream_configs(settings):
         assert config.name is not None
         try:
-            await js.stream_info(config.name)
+            existing = await js.stream_info(config.name)
         except NotFoundError:
             await js.add_stream(config)
             log.info("created stream %s", config.name)
         else:
-            await js.update_stream(config)
+            # A service's identity may look at the streams but not change them: update only what differs.
+            if not _settled(existing.config, wanted=config):
+                await js.update_stream(config)
+
+
+def _settled(existing: StreamConfig, *, wanted: StreamConfig) -> bool:
+    """Whether the stream already has every setting we ask for."""
+    have = existing.as_dict()
+    return all(have.get(key) == value for key, value in wanted.as_dict().items())
 
 
 def jetstream(broker: NatsBroker) -> JetStreamContext:
