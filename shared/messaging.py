@@ -20,6 +20,23 @@ from shared.subjects import Subjects
 log = logging.getLogger(__name__)
 
 
+def _tolerate_fetch_deadline() -> None:
+    """Let faststream's pull loop treat every fetch deadline as "no more messages this time".
+
+    nats-py's `fetch` raises the built-in `TimeoutError` when a batch's deadline runs out between its two pull
+    requests, but faststream's pull loop (0.7.8) only catches `nats.errors.TimeoutError`, a subclass of it. The
+    built-in one escaped, faststream restarted the consume task with an ERROR traceback, and the messages already
+    fetched for that batch were dropped unacknowledged until JetStream redelivered them after `ack_wait` (30 s):
+    the delay showed as 30, 60 and 90 s latencies under load. Catching the built-in class there is the fix.
+    """
+    from faststream.nats.subscriber.usecases import stream_pull_subscriber
+
+    setattr(stream_pull_subscriber, "TimeoutError", TimeoutError)  # noqa: B010 (a module global, on purpose)
+
+
+_tolerate_fetch_deadline()
+
+
 def make_broker(settings: Settings, *, service: str) -> NatsBroker:
     """A broker for `service`, with trace context carried in message headers, as its own NATS identity."""
     credentials = settings.nats_credentials()
