@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.envelope import Event
@@ -75,38 +75,48 @@ def create_inbox_outbox(schema: str) -> None:
 
 
 class InboxOutbox:
-    """Queries on one schema's inbox and outbox."""
+    """Queries on one schema's inbox and outbox.
+
+    Both run once per batch, so they are written as one statement over arrays (`unnest`): a fixed SQL text that
+    PostgreSQL prepares once and SQLAlchemy never recompiles, whatever the batch's size.
+    """
 
     def __init__(self, schema: str) -> None:
         metadata = sa.MetaData(schema=schema)
         self.inbox = inbox_table(metadata)
         self.outbox = outbox_table(metadata)
+        self._claim = sa.text(
+            f'insert into "{schema}".inbox (consumer, event_id) '
+            "select :consumer, unnest(cast(:event_ids as uuid[])) "
+            "on conflict do nothing returning event_id"
+        )
+        self._enqueue = sa.text(
+            f'insert into "{schema}".outbox (event_id, subject_school, event_type, body, traceparent) '
+            "select * from unnest(cast(:event_ids as uuid[]), cast(:schools as text[]), cast(:types as text[]), "
+            "cast(:bodies as jsonb[]), cast(:traceparents as text[])) "
+            "on conflict do nothing"
+        )
 
     async def claim(self, session: AsyncSession, *, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Record that `consumer` handles these events (one statement); returns those it had not handled before."""
         if not event_ids:
             return set()
-        result = await session.execute(
-            insert(self.inbox)
-            .values([{"consumer": consumer, "event_id": event_id} for event_id in dict.fromkeys(event_ids)])
-            .on_conflict_do_nothing()
-            .returning(self.inbox.c.event_id)
-        )
+        result = await session.execute(self._claim, {"consumer": consumer, "event_ids": list(dict.fromkeys(event_ids))})
         return set(result.scalars())
 
     async def enqueue(self, session: AsyncSession, events: Iterable[Event[Any]]) -> int:
-        """Add events to the outbox in the caller's transaction; an event already there is not added twice."""
-        rows = [
-            {
-                "event_id": event.event_id,
-                "subject_school": event.school_id,
-                "event_type": event.type,
-                "body": event.model_dump(mode="json"),
-                "traceparent": event.traceparent,
-            }
-            for event in events
-        ]
-        if not rows:
+        """Add events to the outbox in the caller's transaction (one statement); none is added twice."""
+        batch = list(events)
+        if not batch:
             return 0
-        await session.execute(insert(self.outbox).values(rows).on_conflict_do_nothing())
-        return len(rows)
+        await session.execute(
+            self._enqueue,
+            {
+                "event_ids": [event.event_id for event in batch],
+                "schools": [event.school_id for event in batch],
+                "types": [event.type for event in batch],
+                "bodies": [event.model_dump_json() for event in batch],
+                "traceparents": [event.traceparent for event in batch],
+            },
+        )
+        return len(batch)
