@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
     from services.audit.heads import WitnessLog
 
-audit_app = typer.Typer(help="Prove the record: verify it, export it for an outside auditor.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="Prove the record: verify, replay and export it for an outside auditor.", no_args_is_help=True
+)
 
 
 def _now() -> datetime:
@@ -92,6 +94,44 @@ def export(
     except LookupError as missing:
         print(str(missing), file=sys.stderr)
         raise typer.Exit(1) from None
+
+
+@audit_app.command("replay")
+def replay(
+    school: Annotated[str, typer.Option(help="The school whose cases to rebuild.")],
+    as_of: Annotated[
+        datetime | None, typer.Option("--as-of", help="The moment to rebuild them at (default: now).")
+    ] = None,
+    case: Annotated[str | None, typer.Option("--case", help="Only this case, with its full chronology.")] = None,
+    read_model: Annotated[
+        str | None, typer.Option("--read-model", help="Rebuild a read model instead: 'routing.cases'.")
+    ] = None,
+) -> None:
+    """Rebuild every case (or one) as it stood at a moment, from the ledger, as JSON."""
+    import json
+
+    from services.audit.replay import rebuild_case_index, replay_case, replay_cases, state_json
+
+    if read_model not in (None, "routing.cases"):
+        raise typer.BadParameter("the read models replay rebuilds: routing.cases")
+    moment = _utc(as_of)
+
+    async def run() -> int:
+        async with _session() as session:
+            if read_model is not None:
+                document: object = await rebuild_case_index(session, school_id=school, as_of=moment)
+            elif case is not None:
+                document = await replay_case(session, school_id=school, case_id=case, as_of=moment)
+                if document is None:
+                    print(f"no case {case} at {school} by then", file=sys.stderr)
+                    return 1
+            else:
+                cases = await replay_cases(session, school_id=school, as_of=moment)
+                document = {case_id: state_json(state) for case_id, state in sorted(cases.items())}
+        print(json.dumps(document, indent=2, default=str, ensure_ascii=False))
+        return 0
+
+    raise typer.Exit(asyncio.run(run()))
 
 
 @audit_app.command("public-key")
