@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -31,7 +32,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[list[Event[Any]]]]
 """`async (event, *, work) -> events`: one event at a time, inside the batch's unit of work."""
 BatchHandler = Callable[..., Awaitable[None]]
-"""`async (events, *, work) -> None`: the whole batch at once (audit appends a batch with one insert)."""
+"""`async (events, *, work, stream_sequences) -> None`: the whole batch at once (audit appends it with one insert).
+
+`stream_sequences` maps each event id to its sequence in the stream (empty when there is no broker)."""
 
 # How long JetStream waits before redelivering an event whose handler failed: the n-th failure waits the n-th
 # entry (the last one repeats). Also given to the consumer as its `backoff`, for deliveries nobody acked.
@@ -131,9 +134,14 @@ class EventBatches:
 
     async def consume(self, events: Sequence[Event[Any]], messages: Sequence[Msg]) -> None:
         """Process a batch (events[i] came in messages[i]) and settle every message."""
+        sequences = {
+            event.event_id: int(sequence)
+            for event, message in zip(events, messages, strict=True)
+            if (sequence := _metadata(message, "sequence.stream", default=None)) is not None
+        }
         try:
             async with self._uow.begin() as work:
-                await self._run(events, work)
+                await self._run(events, work, sequences)
         except Exception as failure:
             if len(events) == 1:
                 await self._failed(messages[0], events[0], failure)
@@ -148,9 +156,9 @@ class EventBatches:
     async def process(self, events: Sequence[Event[Any]]) -> int:
         """Handle events in one unit of work without a broker (tests, replays); returns how many were new."""
         async with self._uow.begin() as work:
-            return await self._run(events, work)
+            return await self._run(events, work, {})
 
-    async def _run(self, events: Sequence[Event[Any]], work: Work) -> int:
+    async def _run(self, events: Sequence[Event[Any]], work: Work, sequences: dict[uuid.UUID, int]) -> int:
         fresh_ids = await work.claim(self.name, [event.event_id for event in events])
         fresh = [event for event in _first_of_each(events) if event.event_id in fresh_ids]
         if len(fresh) < len(events):
@@ -158,7 +166,7 @@ class EventBatches:
         if self._batch_handler is not None:
             if fresh:
                 started_ns = time.time_ns()
-                await self._batch_handler(fresh, work=work)
+                await self._batch_handler(fresh, work=work, stream_sequences=sequences)
                 record_batch_spans(
                     self.name, [(e.type, e.event_id, e.traceparent) for e in fresh], started_ns=started_ns
                 )

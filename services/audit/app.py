@@ -15,6 +15,7 @@ from services.audit.settings import AuditSettings
 from services.audit.store import SCHEMA, SqlLedger
 from shared.background import PollingLoop
 from shared.contracts.envelope import Event, utc_now
+from shared.contracts.record_events import RecordViewed
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
 from shared.subjects import AUDIT_LEDGER
@@ -38,6 +39,7 @@ class AuditService:
             batch_size=256,
         )
         declare_checkpoint_publisher(self.runtime.broker, subjects=self.runtime.subjects)
+        self.runtime.publishes(RecordViewed)  # views recorded by the audit command line, through audit's outbox
         self.witness = WitnessLog(audit_settings.witness_log_path)
         self.key = load_or_create_signing_key(audit_settings.signing_key_path)
         self.checkpointer = Checkpointer(key=self.key, witness=self.witness, clock=utc_now)

@@ -18,11 +18,45 @@ if TYPE_CHECKING:
 
     from services.audit.heads import WitnessLog
 
-audit_app = typer.Typer(help="Prove the record: verify it, export it for an outside auditor.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="Prove the record: verify, replay and export it for an outside auditor.", no_args_is_help=True
+)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+Viewer = Annotated[str, typer.Option("--viewer", envvar="SAFEGUARD_OPERATOR_ID", help="Your person id (recorded).")]
+ViewerRole = Annotated[
+    str, typer.Option("--viewer-role", envvar="SAFEGUARD_OPERATOR_ROLE", help="Your role in the school (recorded).")
+]
+Reason = Annotated[str, typer.Option("--reason", help="Why you are reading the record (recorded).")]
+BreakGlass = Annotated[
+    bool, typer.Option("--break-glass", help="Emergency access outside your usual need to know (flagged).")
+]
+
+
+async def _record_view(
+    record_id: str, *, school_id: str, view: str, viewer: str, role: str, reason: str, break_glass: bool
+) -> None:
+    """Put a record.viewed in audit's outbox and commit it before anything is shown."""
+    from services.audit.reads import note_view
+    from shared.contracts.envelope import Actor
+    from shared.read_audit import record_viewed
+
+    viewed = record_viewed(
+        record_id,
+        school_id=school_id,
+        viewer=Actor(id=viewer, role=role),
+        view=view,
+        reason=reason,
+        now=_now(),
+        record_kind="case" if record_id != school_id else "school_record",
+        break_glass=break_glass,
+    )
+    async with _session() as session:
+        await note_view(session, viewed)
 
 
 @audit_app.command("verify")
@@ -54,6 +88,11 @@ def export(
     end: Annotated[datetime | None, typer.Option("--to", help="Entries that occurred before this.")] = None,
     case: Annotated[str | None, typer.Option("--case", help="Only this case's entries.")] = None,
     out: Annotated[Path | None, typer.Option(help="Bundle file (default: a name saying what it holds).")] = None,
+    *,
+    viewer: Viewer,
+    viewer_role: ViewerRole,
+    reason: Reason,
+    break_glass: BreakGlass = False,
 ) -> None:
     """Write a bundle (JSON Lines, signed heads, proofs, public key) that verify_export checks without a database."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -69,6 +108,15 @@ def export(
 
     async def run() -> int:
         witness, key = _witness_and_key()
+        await _record_view(
+            case or school,
+            school_id=school,
+            view="export",
+            viewer=viewer,
+            role=viewer_role,
+            reason=reason,
+            break_glass=break_glass,
+        )
         async with _session() as session:
             total = (await schools_with_entries(session)).get(school, 0)
             columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -92,6 +140,82 @@ def export(
     except LookupError as missing:
         print(str(missing), file=sys.stderr)
         raise typer.Exit(1) from None
+
+
+@audit_app.command("replay")
+def replay(
+    school: Annotated[str, typer.Option(help="The school whose cases to rebuild.")],
+    as_of: Annotated[
+        datetime | None, typer.Option("--as-of", help="The moment to rebuild them at (default: now).")
+    ] = None,
+    case: Annotated[str | None, typer.Option("--case", help="Only this case, with its full chronology.")] = None,
+    read_model: Annotated[
+        str | None, typer.Option("--read-model", help="Rebuild a read model instead: 'routing.cases'.")
+    ] = None,
+    *,
+    viewer: Viewer,
+    viewer_role: ViewerRole,
+    reason: Reason,
+    break_glass: BreakGlass = False,
+) -> None:
+    """Rebuild every case (or one) as it stood at a moment, from the ledger, as JSON."""
+    import json
+
+    from services.audit.replay import rebuild_case_index, replay_case, replay_cases, state_json
+
+    if read_model not in (None, "routing.cases"):
+        raise typer.BadParameter("the read models replay rebuilds: routing.cases")
+    moment = _utc(as_of)
+
+    async def run() -> int:
+        await _record_view(
+            case or school,
+            school_id=school,
+            view="replay",
+            viewer=viewer,
+            role=viewer_role,
+            reason=reason,
+            break_glass=break_glass,
+        )
+        async with _session() as session:
+            if read_model is not None:
+                document: object = await rebuild_case_index(session, school_id=school, as_of=moment)
+            elif case is not None:
+                document = await replay_case(session, school_id=school, case_id=case, as_of=moment)
+                if document is None:
+                    print(f"no case {case} at {school} by then", file=sys.stderr)
+                    return 1
+            else:
+                cases = await replay_cases(session, school_id=school, as_of=moment)
+                document = {case_id: state_json(state) for case_id, state in sorted(cases.items())}
+        print(json.dumps(document, indent=2, default=str, ensure_ascii=False))
+        return 0
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+@audit_app.command("who-read")
+def who_read(
+    case: Annotated[str, typer.Option("--case", help="The case whose readers to list.")],
+    school: Annotated[str | None, typer.Option(help="Only views recorded at this school.")] = None,
+) -> None:
+    """List every recorded view of a case: who, their role, when, how, why, and whether it was break-glass."""
+    from services.audit.reads import who_read as views_of
+
+    async def run() -> int:
+        async with _session() as session:
+            views = await views_of(session, case_id=case, school_id=school)
+        for view in views:
+            flag = "  BREAK-GLASS" if view["break_glass"] else ""
+            print(
+                f"{view['viewed_at']}  {view['viewer']} ({view['role']})  {view['view']} via {view['via']}: "
+                f"{view['reason']}{flag}"
+            )
+        if not views:
+            print(f"no recorded views of {case}")
+        return 0
+
+    raise typer.Exit(asyncio.run(run()))
 
 
 @audit_app.command("public-key")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from services.audit.store import SqlLedger
@@ -10,6 +11,8 @@ from shared.contracts.envelope import Event
 from shared.unit_of_work import Work
 
 
-async def on_events(events: Sequence[Event[Any]], *, work: Work, ledger: SqlLedger) -> None:
+async def on_events(
+    events: Sequence[Event[Any]], *, work: Work, ledger: SqlLedger, stream_sequences: Mapping[uuid.UUID, int]
+) -> None:
     """Append a pulled batch of events, in stream order, to the confidential record; audit publishes nothing."""
-    await ledger.append(work.session, events)
+    await ledger.append(work.session, events, stream_sequences=stream_sequences)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.audit.domain import GENESIS, ChainEntry, entry_hash
 from shared.contracts.envelope import Event
 from shared.tracing import trace_id_of
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "audit"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -33,6 +37,7 @@ ledger = sa.Table(
     sa.Column("previous_hash", sa.Text, nullable=False),
     sa.Column("entry_hash", sa.Text, nullable=False),
     sa.Column("appended_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("stream_sequence", sa.BigInteger),
     sa.UniqueConstraint("school_id", "school_sequence"),
     sa.Index("ledger_correlation", "correlation_id"),
 )
@@ -41,33 +46,56 @@ ledger = sa.Table(
 class SqlLedger:
     """Appends events to the per-school hash chains."""
 
-    async def append(self, session: AsyncSession, events: Sequence[Event[Any]]) -> dict[str, int]:
-        """Append events, in the order given, at the end of their schools' chains; returns each school's new head.
+    async def append(
+        self,
+        session: AsyncSession,
+        events: Sequence[Event[Any]],
+        *,
+        stream_sequences: Mapping[uuid.UUID, int] | None = None,
+    ) -> dict[str, int]:
+        """Append events at the end of their schools' chains, in stream order; returns each school's new head.
 
         Per school: one lock (one writer per chain, whichever audit instance holds the batch), one read of the
-        chain's head, one multi-row insert.
+        chain's head, one multi-row insert. Events with a stream sequence are chained in that order (a batch
+        retried or redelivered keeps it) and the sequence is recorded, so the chain's order can be checked
+        against the stream's.
         """
+        positions = stream_sequences or {}
         by_school: dict[str, list[Event[Any]]] = {}
         for event in events:
             by_school.setdefault(event.school_id, []).append(event)
         heads: dict[str, int] = {}
         for school_id in sorted(by_school):  # a fixed order, so two instances never wait on each other's locks
-            heads[school_id] = await self._append_school(session, school_id, by_school[school_id])
+            ordered = sorted(by_school[school_id], key=lambda event: positions.get(event.event_id, 0))
+            heads[school_id] = await self._append_school(session, school_id, ordered, positions)
         return heads
 
-    async def _append_school(self, session: AsyncSession, school_id: str, events: list[Event[Any]]) -> int:
+    async def _append_school(
+        self, session: AsyncSession, school_id: str, events: list[Event[Any]], positions: Mapping[uuid.UUID, int]
+    ) -> int:
         await session.execute(
             sa.text("select pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(f"ledger:{school_id}".encode())}
         )
         last = (
             await session.execute(
-                sa.select(ledger.c.school_sequence, ledger.c.entry_hash)
+                sa.select(ledger.c.school_sequence, ledger.c.entry_hash, ledger.c.stream_sequence)
                 .where(ledger.c.school_id == school_id)
                 .order_by(ledger.c.school_sequence.desc())
                 .limit(1)
             )
         ).first()
         sequence, previous = (last.school_sequence, last.entry_hash) if last else (0, GENESIS)
+        first = positions.get(events[0].event_id)
+        if last is not None and last.stream_sequence is not None and first is not None and first < last.stream_sequence:
+            # An earlier stream message arrives after a later one was chained (a redelivery, or two audit instances
+            # holding interleaved batches). The chain cannot be reordered: it records the arrival order, and the
+            # stream sequences beside it show the departure (docs/audit.md, "Stream order").
+            log.warning(
+                "ledger %s: stream message %d chained after %d (out of stream order)",
+                school_id,
+                first,
+                last.stream_sequence,
+            )
         rows = []
         for event in events:
             sequence += 1
@@ -86,6 +114,7 @@ class SqlLedger:
                     "event": document,
                     "previous_hash": previous,
                     "entry_hash": digest,
+                    "stream_sequence": positions.get(event.event_id),
                 }
             )
             previous = digest

@@ -18,6 +18,7 @@ _LAZY = {
     "utc_now": "shared.contracts.envelope",
     "events": "shared.contracts.events",
     "case_events": "shared.contracts.case_events",
+    "record_events": "shared.contracts.record_events",
 }
 
 __all__ = sorted(_LAZY)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -190,6 +191,48 @@ class CaseDebriefRequested(Event[CaseDebriefRequestedPayload]):
     AGGREGATE: ClassVar[str] = "case"
 
 
+class DebriefAction(_Payload):
+    action_id: str = Field(min_length=1, max_length=100)
+    description: str = Field(min_length=1, max_length=_TEXT)
+    owner: str = Field(min_length=1, max_length=100, description="person id of whoever must do it")
+    due_on: date
+
+
+class PolicyChange(_Payload):
+    change: str = Field(min_length=1, max_length=_TEXT)
+    policy_version: int = Field(ge=1, description="the policy version whose decision on this case prompted it")
+
+
+class CaseDebriefRecordedPayload(_Payload):
+    case_id: str
+    lessons_learnt: str = Field(min_length=1, max_length=_TEXT)
+    policy_changes: list[PolicyChange] = Field(default_factory=list, max_length=50)
+    curriculum_changes: list[str] = Field(default_factory=list, max_length=50)
+    actions: list[DebriefAction] = Field(default_factory=list, max_length=50)
+
+
+class CaseDebriefRecorded(Event[CaseDebriefRecordedPayload]):
+    """The debrief after the investigation (policy section 7): lessons learnt, changes asked for, actions owned."""
+
+    TYPE: ClassVar[str] = "case.debrief_recorded"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
+class CaseDebriefActionCompletedPayload(_Payload):
+    case_id: str
+    action_id: str
+    note: str = Field(default="", max_length=_TEXT)
+
+
+class CaseDebriefActionCompleted(Event[CaseDebriefActionCompletedPayload]):
+    """An action from the case's debrief is done; it is no longer reminded."""
+
+    TYPE: ClassVar[str] = "case.debrief_action_completed"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
 class CaseClosedPayload(_Payload):
     case_id: str
     case_type: CaseType
@@ -230,6 +273,8 @@ CASE_WORKFLOW_EVENTS: tuple[type[Event[Any]], ...] = (
     CaseOutcomeRecorded,
     CaseInvestigationCompleted,
     CaseDebriefRequested,
+    CaseDebriefRecorded,
+    CaseDebriefActionCompleted,
     CaseClosed,
     CaseReopened,
 )

@@ -196,7 +196,9 @@ def _describe(exc: ValidationError, event_type: str) -> str:
     return f"malformed {event_type}: {problems}"
 
 
-_REGISTRY = EventRegistry(modules=("shared.contracts.events", "shared.contracts.case_events"))
+_REGISTRY = EventRegistry(
+    modules=("shared.contracts.events", "shared.contracts.case_events", "shared.contracts.record_events")
+)
 
 
 def registry() -> EventRegistry:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
@@ -125,6 +126,33 @@ class RequestDebrief(_CaseCommand):
     focus: OptionalText = ""
 
 
+class DebriefActionToDo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action_id: PersonId
+    description: Text
+    owner: PersonId
+    due_on: date
+
+
+class RecordDebrief(_CaseCommand):
+    """Record the debrief (policy section 7): lessons learnt, policy and curriculum changes, actions with owners."""
+
+    command: Literal["record_debrief"]
+    lessons_learnt: Text
+    policy_changes: list[Text] = Field(default_factory=list, max_length=50)
+    curriculum_changes: list[Text] = Field(default_factory=list, max_length=50)
+    actions: list[DebriefActionToDo] = Field(default_factory=list, max_length=50)
+
+
+class CompleteDebriefAction(_CaseCommand):
+    """Mark one of the debrief's actions done."""
+
+    command: Literal["complete_debrief_action"]
+    action_id: PersonId
+    note: OptionalText = ""
+
+
 class Close(_CaseCommand):
     """Close the case (it must have an outcome, or for a staff declaration its recorded decision)."""
 
@@ -150,6 +178,8 @@ CaseCommand = Annotated[
     | RecordOutcome
     | CompleteInvestigation
     | RequestDebrief
+    | RecordDebrief
+    | CompleteDebriefAction
     | Close
     | Reopen,
     Field(discriminator="command"),

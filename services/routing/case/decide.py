@@ -15,12 +15,14 @@ from services.routing.case.commands import (
     Acknowledge,
     CaseCommand,
     Close,
+    CompleteDebriefAction,
     CompleteInvestigation,
     DecideParentNotification,
     LinkPerson,
     Reassign,
     Reclassify,
     RecordAction,
+    RecordDebrief,
     RecordDecision,
     RecordOutcome,
     Reopen,
@@ -227,6 +229,33 @@ def _request_debrief(state: CaseState, command: RequestDebrief, actor: Actor) ->
     return [(ev.CaseDebriefRequested, payload)]
 
 
+def _record_debrief(state: CaseState, command: RecordDebrief, actor: Actor) -> Recorded:
+    _must_be(actor, case_managers(state), to="record a debrief")
+    if not state.investigation_completed:
+        raise CommandRejected("a debrief follows a completed investigation: complete the investigation first")
+    taken = set(state.open_debrief_actions) & {a.action_id for a in command.actions}
+    if taken:
+        raise CommandRejected(f"debrief action {sorted(taken)[0]} is already open on this case")
+    payload = ev.CaseDebriefRecordedPayload(
+        case_id=state.case_id,
+        lessons_learnt=command.lessons_learnt,
+        # A change to the policy is tied to the version whose decision on this case prompted it.
+        policy_changes=[ev.PolicyChange(change=c, policy_version=state.policy_version) for c in command.policy_changes],
+        curriculum_changes=list(command.curriculum_changes),
+        actions=[ev.DebriefAction(**a.model_dump()) for a in command.actions],
+    )
+    return [(ev.CaseDebriefRecorded, payload)]
+
+
+def _complete_debrief_action(state: CaseState, command: CompleteDebriefAction, actor: Actor) -> Recorded:
+    if command.action_id not in state.open_debrief_actions:
+        raise CommandRejected(f"no open debrief action {command.action_id} on this case")
+    payload = ev.CaseDebriefActionCompletedPayload(
+        case_id=state.case_id, action_id=command.action_id, note=command.note
+    )
+    return [(ev.CaseDebriefActionCompleted, payload)]
+
+
 def _close(state: CaseState, command: Close, actor: Actor) -> Recorded:
     _must_be(actor, case_managers(state), to="close a case")
     declaration = state.case_type == "staff_declaration"
@@ -266,10 +295,12 @@ _RULES: dict[type[BaseModel], Callable[[CaseState, Any, Actor], Recorded]] = {
     RecordOutcome: _record_outcome,
     CompleteInvestigation: _complete_investigation,
     RequestDebrief: _request_debrief,
+    RecordDebrief: _record_debrief,
+    CompleteDebriefAction: _complete_debrief_action,
     Close: _close,
     Reopen: _reopen,
 }
-_ALLOWED_WHEN_CLOSED = (Reopen, RequestDebrief)
+_ALLOWED_WHEN_CLOSED = (Reopen, RequestDebrief, RecordDebrief, CompleteDebriefAction)
 
 
 def _check_case(state: CaseState, command: CaseCommand, actor: Actor) -> None:

@@ -13,6 +13,8 @@ from shared.contracts.case_events import (
     CaseAcknowledged,
     CaseActionRecorded,
     CaseClosed,
+    CaseDebriefActionCompleted,
+    CaseDebriefRecorded,
     CaseDebriefRequested,
     CaseDecisionRecorded,
     CaseInvestigationCompleted,
@@ -78,6 +80,8 @@ class CaseState:
     outcome: str | None = None
     investigation_completed: bool = False
     debrief_requested: bool = False
+    debriefed: bool = False
+    open_debrief_actions: tuple[str, ...] = ()
     times_reopened: int = 0
 
     @property
@@ -197,6 +201,16 @@ def _debrief_requested(state: CaseState, event: CaseDebriefRequested) -> CaseSta
     return replace(state, debrief_requested=True)
 
 
+def _debrief_recorded(state: CaseState, event: CaseDebriefRecorded) -> CaseState:
+    added = tuple(a.action_id for a in event.payload.actions if a.action_id not in state.open_debrief_actions)
+    return replace(state, debriefed=True, open_debrief_actions=(*state.open_debrief_actions, *added))
+
+
+def _debrief_action_completed(state: CaseState, event: CaseDebriefActionCompleted) -> CaseState:
+    remaining = tuple(a for a in state.open_debrief_actions if a != event.payload.action_id)
+    return replace(state, open_debrief_actions=remaining)
+
+
 def _closed(state: CaseState, event: CaseClosed) -> CaseState:
     return replace(state, status="closed")
 
@@ -219,6 +233,8 @@ _FOLDS: dict[type[Event[Any]], Callable[[CaseState, Any], CaseState]] = {
     CaseOutcomeRecorded: _outcome_recorded,
     CaseInvestigationCompleted: _investigation_completed,
     CaseDebriefRequested: _debrief_requested,
+    CaseDebriefRecorded: _debrief_recorded,
+    CaseDebriefActionCompleted: _debrief_action_completed,
     CaseClosed: _closed,
     CaseReopened: _reopened,
 }

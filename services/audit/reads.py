@@ -1,0 +1,41 @@
+"""Who read what: recording a view through audit's own outbox, and listing the views of a case from the ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.audit.store import SCHEMA, ledger
+from shared.contracts.record_events import RecordViewed
+from shared.inbox_outbox import InboxOutbox
+
+
+async def note_view(session: AsyncSession, viewed: RecordViewed) -> None:
+    """Put the view in audit's outbox (the caller commits before showing anything); the relay publishes it."""
+    await InboxOutbox(SCHEMA).enqueue(session, [viewed])
+
+
+async def who_read(session: AsyncSession, *, case_id: str, school_id: str | None = None) -> list[dict[str, Any]]:
+    """Every recorded view of the case, oldest first: who, in what role, when, how, why, and whether break-glass."""
+    query = sa.select(ledger.c.school_sequence, ledger.c.event).where(
+        ledger.c.event_type == RecordViewed.TYPE, ledger.c.aggregate_id == case_id
+    )
+    if school_id is not None:
+        query = query.where(ledger.c.school_id == school_id)
+    rows = await session.execute(query.order_by(ledger.c.school_id, ledger.c.school_sequence))
+    return [_view(row.event) for row in rows]
+
+
+def _view(document: dict[str, Any]) -> dict[str, Any]:
+    payload = document["payload"]
+    return {
+        "viewer": document["actor"]["id"],
+        "role": document["actor"]["role"],
+        "viewed_at": document["occurred_at"],
+        "view": payload["view"],
+        "via": payload["via"],
+        "reason": payload["reason"],
+        "break_glass": payload["break_glass"],
+    }

@@ -1,0 +1,34 @@
+"""Reads of the confidential record: who looked at what, when, and why (one frozen class per version)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.envelope import Event
+
+RecordKind = Literal["case", "school_record"]
+
+
+class RecordViewedPayload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    record_kind: RecordKind = Field(description="a case, or a school's whole record")
+    record_id: str = Field(min_length=1, max_length=200, description="the case id, or the school id for its record")
+    view: str = Field(
+        min_length=1, max_length=80, pattern=r"^[a-z][a-z0-9_]*$", description="how it was read, e.g. export"
+    )
+    via: str = Field(min_length=1, max_length=80, description="the tool that showed it, e.g. safeguard-cli")
+    reason: str = Field(min_length=1, max_length=2_000, description="the reason the viewer stated")
+    break_glass: bool = Field(
+        default=False, description="access outside the viewer's usual need to know, claimed as an emergency"
+    )
+
+
+class RecordViewed(Event[RecordViewedPayload]):
+    """Someone viewed a confidential record; the actor is the viewer and `occurred_at` when they viewed it."""
+
+    TYPE: ClassVar[str] = "record.viewed"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "record"
