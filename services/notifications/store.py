@@ -31,6 +31,19 @@ deliveries = sa.Table(
 )
 
 
+# The browsers each person has allowed to receive push messages (migration 0002).
+push_subscriptions = sa.Table(
+    "push_subscriptions",
+    metadata,
+    sa.Column("endpoint", sa.Text, primary_key=True),
+    sa.Column("person_id", sa.Text, nullable=False),
+    sa.Column("p256dh", sa.Text, nullable=False),
+    sa.Column("auth", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_push_subscriptions_person_id", "person_id"),
+)
+
+
 class SqlDeliveries:
     """Delivery rows: claimed before sending so a second request for the same notification sends nothing."""
 

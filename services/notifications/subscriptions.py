@@ -9,18 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.notifications.store import metadata
-
-# Declared on the service's metadata; migration 0002 creates it.
-push_subscriptions = sa.Table(
-    "push_subscriptions",
-    metadata,
-    sa.Column("endpoint", sa.Text, primary_key=True),
-    sa.Column("person_id", sa.Text, nullable=False, index=True),
-    sa.Column("p256dh", sa.Text, nullable=False),
-    sa.Column("auth", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
+from services.notifications.store import push_subscriptions
 
 
 @dataclass(frozen=True)
