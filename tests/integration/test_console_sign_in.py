@@ -146,10 +146,10 @@ async def test_concern_text_with_script_is_shown_as_text(settings: Settings) -> 
     attack = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     async with console_running(settings) as console, jetstream(settings) as (_, js):
         await add_user(console, "dsl@example.org", **DSL)
-        case_id, _ = await open_case(js, settings, summary=attack, details=attack)
-        await projected(console, case_id)
+        case = await open_case(js, settings, summary=attack, details=attack)
+        await projected(console, case.case_id)
         await sign_in(console, "dsl@example.org")
-        page = await console.client.get(f"/cases/{case_id}")
+        page = await console.client.get(f"/cases/{case.case_id}")
     assert page.status_code == 200
     assert attack not in page.text
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page.text

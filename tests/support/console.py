@@ -62,6 +62,14 @@ class Console:
     secrets: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class OpenedCase:
+    case_id: str
+    reference: str
+    school_id: str
+    events: list[Any]
+
+
 @asynccontextmanager
 async def console_running(settings: Settings, **options: Any) -> AsyncIterator[Console]:
     """The console app and runtime (migrated, consuming), and a client speaking HTTPS to it."""
@@ -125,8 +133,8 @@ async def open_case(
     details: str = "Synthetic test concern",
     urgency: str = "high",
     kind: str = "online_bullying",
-) -> tuple[str, str]:
-    """Publish a concern and its case's opening events, as intake and routing would; returns (case id, reference)."""
+) -> OpenedCase:
+    """Publish a concern and its case's opening events, as intake and routing would."""
     reporter: dict[str, Any] = {"role": "staff", "name": "Test Teacher", "contact": "teacher@example.org"}
     if reporter_person_id:
         reporter["person_id"] = reporter_person_id
@@ -163,7 +171,7 @@ async def open_case(
     )
     for event in (concern, opened, triaged):
         await publish_raw(js, settings, event)
-    return case_id, reference
+    return OpenedCase(case_id, reference, school_id, [opened, triaged])
 
 
 async def projected(console: Console, case_id: str, *, version: int = 2) -> Any:
