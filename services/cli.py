@@ -43,6 +43,9 @@ def up(
         int,
         typer.Option(envvar="SAFEGUARD_NOTIFICATIONS_HTTP_PORT", help="Port of the notifications HTTP API."),
     ] = 8081,
+    console_port: Annotated[
+        int, typer.Option(envvar="SAFEGUARD_CONSOLE_HTTP_PORT", help="Port of the staff console.")
+    ] = 8082,
     nats_port: Annotated[int, typer.Option(help="Port of the embedded NATS server (0: any free port).")] = 0,
     postgres_port: Annotated[int, typer.Option(help="Port of the embedded PostgreSQL (0: any free port).")] = 0,
     postgres_system_user: Annotated[
@@ -61,6 +64,7 @@ def up(
         data_dir=data_dir.absolute(),
         http_port=http_port,
         notifications_port=notifications_port,
+        console_port=console_port,
         nats_port=nats_port or None,
         postgres_port=postgres_port or None,
         nats_url=os.environ.get("SAFEGUARD_NATS_URL") or None,

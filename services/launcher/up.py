@@ -53,6 +53,7 @@ class UpOptions:
     data_dir: Path
     http_port: int = 8080
     notifications_port: int = 8081
+    console_port: int = 8082
     nats_port: int | None = None
     postgres_port: int | None = None
     nats_url: str | None = None
@@ -119,7 +120,11 @@ class _Launch:
     def start(self) -> Endpoints | None:
         """Bring everything up; None when stopped early or a service failed to become ready."""
         options = self.options
-        for port, option in ((options.http_port, "--http-port"), (options.notifications_port, "--notifications-port")):
+        for port, option in (
+            (options.http_port, "--http-port"),
+            (options.notifications_port, "--notifications-port"),
+            (options.console_port, "--console-port"),
+        ):
             if not port_is_free(port):
                 raise RuntimeError(f"port {port} is already in use; choose another with {option}")
         # Private: the mail sink and the database hold safeguarding details.
@@ -139,6 +144,7 @@ class _Launch:
             data_dir=options.data_dir,
             signing_key=persistent_secret(options.data_dir / "signing.key"),
         )
+        environment["SAFEGUARD_CONSOLE_HTTP_PORT"] = str(options.console_port)
         stand_ins = add_stand_ins(environment, data_dir=options.data_dir)
         self.services = ServiceGroup(
             environment=environment,
@@ -150,9 +156,10 @@ class _Launch:
         intake = f"http://{browsable_host(environment.get('SAFEGUARD_INTAKE_HTTP_HOST', ''))}:{options.http_port}"
         notifications_host = browsable_host(environment.get("SAFEGUARD_NOTIFICATIONS_HTTP_HOST", ""))
         notifications = f"http://{notifications_host}:{options.notifications_port}"
-        if not self._wait_ready([f"{intake}/healthz", f"{notifications}/healthz"]):
+        console = f"http://127.0.0.1:{options.console_port}"
+        if not self._wait_ready([f"{intake}/healthz", f"{notifications}/healthz", f"{console}/healthz"]):
             return None
-        return Endpoints(intake, notifications, nats_url, database_url)
+        return Endpoints(intake, notifications, nats_url, database_url, console_base=console)
 
     def supervise(self) -> int:
         """Watch the services until asked to stop (0) or one of them dies (1)."""
