@@ -15,6 +15,7 @@ import typer
 
 from services.audit.cli import audit_app
 from services.bench.command import bench as bench_command
+from services.console.cli import user_app
 from services.launcher.privileges import DEFAULT_POSTGRES_SYSTEM_USER
 from services.notifications.mail_cli import mail_app
 from services.routing.cli import register as register_routing_commands
@@ -42,6 +43,9 @@ def up(
         int,
         typer.Option(envvar="SAFEGUARD_NOTIFICATIONS_HTTP_PORT", help="Port of the notifications HTTP API."),
     ] = 8081,
+    console_port: Annotated[
+        int, typer.Option(envvar="SAFEGUARD_CONSOLE_HTTP_PORT", help="Port of the staff console.")
+    ] = 8082,
     nats_port: Annotated[int, typer.Option(help="Port of the embedded NATS server (0: any free port).")] = 0,
     postgres_port: Annotated[int, typer.Option(help="Port of the embedded PostgreSQL (0: any free port).")] = 0,
     postgres_system_user: Annotated[
@@ -60,6 +64,7 @@ def up(
         data_dir=data_dir.absolute(),
         http_port=http_port,
         notifications_port=notifications_port,
+        console_port=console_port,
         nats_port=nats_port or None,
         postgres_port=postgres_port or None,
         nats_url=os.environ.get("SAFEGUARD_NATS_URL") or None,
@@ -74,6 +79,7 @@ register_routing_commands(app)
 app.command(name="bench")(bench_command)
 app.add_typer(audit_app, name="audit")
 app.add_typer(mail_app, name="mail")
+app.add_typer(user_app, name="user")
 
 
 def main() -> None:

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 CONCERNS_PATH = "/api/v1/schools/{school_id}/concerns"
 SAMPLE_SCHOOL_ID = "st-marks"
+CONSOLE_ACCOUNT = (
+    "sign in after: safeguard user add dsl --school st-marks --person s-bird --role designated_safeguarding_lead"
+)
 SAMPLE_CONCERN: dict[str, object] = {
     "reporter": {"role": "staff", "name": "Test Teacher", "contact": "teacher@example.org"},
     "people": [{"role": "learner", "involvement": "victim", "name": "Learner A", "age": 12}],
@@ -32,6 +35,7 @@ class Endpoints:
     notifications_base: str
     nats_url: str
     database_url: str
+    console_base: str = ""
 
     @property
     def concerns_url(self) -> str:
@@ -53,6 +57,7 @@ def format_banner(endpoints: Endpoints) -> str:
             "Safeguard is up.",
             f"  intake API:    {endpoints.concerns_url}",
             f"  notifications: {endpoints.notifications_base}",
+            *([f"  console:       {endpoints.console_base} ({CONSOLE_ACCOUNT})"] if endpoints.console_base else []),
             f"  NATS:          {endpoints.nats_url}",
             f"  database:      {endpoints.database_url}",
             "Report a synthetic concern:",

@@ -16,7 +16,7 @@ import services
 from services.launcher.processes import die_with_parent, stop_process
 
 # Consumers first so nothing intake publishes waits for a subscriber; stopped in the reverse order.
-SERVICE_NAMES: tuple[str, ...] = ("audit", "routing", "notifications", "intake")
+SERVICE_NAMES: tuple[str, ...] = ("audit", "routing", "notifications", "console", "intake")
 
 
 def project_root() -> Path:
@@ -59,6 +59,8 @@ def service_environment(
     # A kept key keeps acknowledgement links sent before a restart working after it.
     environment.setdefault("SAFEGUARD_SIGNING_KEY", signing_key)
     environment.setdefault("SAFEGUARD_CONSOLE_URL", f"http://127.0.0.1:{notifications_port}")
+    # `safeguard up` serves the console over plain http on loopback, where a browser drops Secure cookies.
+    environment.setdefault("SAFEGUARD_CONSOLE_SECURE_COOKIES", "false")
     root = project_root()
     policies = root / "deploy" / "policies"
     if policies.is_dir():

@@ -59,6 +59,7 @@ class UpOptions:
     data_dir: Path
     http_port: int = 8080
     notifications_port: int = 8081
+    console_port: int = 8082
     nats_port: int | None = None
     postgres_port: int | None = None
     nats_url: str | None = None
@@ -115,7 +116,11 @@ class _Launch:
     def start(self) -> Endpoints | None:
         """Bring everything up; None when stopped early or a service failed to become ready."""
         options = self.options
-        for port, option in ((options.http_port, "--http-port"), (options.notifications_port, "--notifications-port")):
+        for port, option in (
+            (options.http_port, "--http-port"),
+            (options.notifications_port, "--notifications-port"),
+            (options.console_port, "--console-port"),
+        ):
             if not port_is_free(port):
                 raise RuntimeError(f"port {port} is already in use; choose another with {option}")
         # Private: the mail sink and the database hold safeguarding details.
@@ -143,6 +148,7 @@ class _Launch:
             data_dir=options.data_dir,
             signing_key=persistent_secret(options.data_dir / "signing.key"),
         )
+        environment["SAFEGUARD_CONSOLE_HTTP_PORT"] = str(options.console_port)
         stand_ins = add_stand_ins(environment, data_dir=options.data_dir)
         self.services = ServiceGroup(
             environment=environment,
@@ -155,10 +161,11 @@ class _Launch:
         intake = f"http://{browsable_host(environment.get('SAFEGUARD_INTAKE_HTTP_HOST', ''))}:{options.http_port}"
         notifications_host = browsable_host(environment.get("SAFEGUARD_NOTIFICATIONS_HTTP_HOST", ""))
         notifications = f"http://{notifications_host}:{options.notifications_port}"
-        if not self._wait_ready([f"{intake}/healthz", f"{notifications}/healthz"]):
+        console = f"http://127.0.0.1:{options.console_port}"
+        if not self._wait_ready([f"{intake}/healthz", f"{notifications}/healthz", f"{console}/healthz"]):
             return None
         shown = shown_database_url(database_url, per_service_roles=database_roles is not None)
-        return Endpoints(intake, notifications, nats_url, shown)
+        return Endpoints(intake, notifications, nats_url, shown, console_base=console)
 
     def supervise(self) -> int:
         """Keep the services up (restarting the dead) until asked to stop (0) or one is in a crash loop (1)."""

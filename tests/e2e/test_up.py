@@ -52,6 +52,8 @@ class RunningUp:
                     str(http_port),
                     "--notifications-port",
                     str(notifications_port),
+                    "--console-port",
+                    str(free_port()),
                 ],
                 cwd=REPO_ROOT,
                 env=environment,

@@ -16,6 +16,8 @@ from alembic.migration import MigrationContext
 
 from services.audit.store import SCHEMA as AUDIT
 from services.audit.store import metadata as audit_metadata
+from services.console.store import SCHEMA as CONSOLE
+from services.console.store import metadata as console_metadata
 from services.intake.store import SCHEMA as INTAKE
 from services.intake.store import metadata as intake_metadata
 from services.notifications.store import SCHEMA as NOTIFICATIONS
@@ -29,6 +31,7 @@ from shared.settings import Settings
 
 SERVICES = {
     "audit": (AUDIT, audit_metadata),
+    "console": (CONSOLE, console_metadata),
     "intake": (INTAKE, intake_metadata),
     "notifications": (NOTIFICATIONS, notifications_metadata),
     "routing": (ROUTING, routing_metadata),

@@ -247,7 +247,7 @@ def test_an_exited_but_unreaped_process_does_not_count_as_alive() -> None:
 
 def test_each_service_is_its_own_python_module_process() -> None:
     assert supervisor.SERVICE_NAMES[-1] == "intake"
-    assert set(supervisor.SERVICE_NAMES) == {"intake", "routing", "notifications", "audit"}
+    assert set(supervisor.SERVICE_NAMES) == {"intake", "routing", "notifications", "console", "audit"}
     assert supervisor.service_command("audit") == [sys.executable, "-m", "services.audit"]
 
 

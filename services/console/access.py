@@ -1,0 +1,114 @@
+"""Who may see and do what in the console: roles from the school's policy people, need-to-know, school scope.
+
+Pure functions over plain data; the HTTP layer asks them, and PostgreSQL's row-level security backs the
+school part up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from services.routing.case.roles import DEPUTY, DSL, HEADTEACHER, NAMED_GOVERNOR, STAFF_MATTERS
+from services.routing.policy.model import Policy, SchoolRole
+
+STAFF = "staff"
+TRUST_LEAD = SchoolRole.trust_safeguarding_lead.value
+AUDITOR = "auditor"
+TRUST_ADMINISTRATOR = "trust_administrator"
+
+CONSOLE_ROLES = (DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR, STAFF, TRUST_LEAD, AUDITOR, TRUST_ADMINISTRATOR)
+# Roles the policy itself assigns: an account may hold one only if the policy gives it to that person.
+POLICY_ROLES = frozenset({DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR, TRUST_LEAD})
+CASE_READERS = frozenset({DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR, TRUST_LEAD, AUDITOR})
+# Routing decides which of these may do what on a case; the console only keeps everyone else from asking.
+CASE_WORKERS = frozenset({DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR})
+TRUST_WIDE = frozenset({TRUST_LEAD, AUDITOR, TRUST_ADMINISTRATOR})
+
+
+class Page(StrEnum):
+    """What a person can open, for the access checks and the access-matrix test."""
+
+    inbox = "inbox"
+    case = "case"
+    case_command = "case_command"
+    my_reports = "my_reports"
+    people = "people"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A signed-in person: their account, their person id and role, and the schools they may see."""
+
+    account_id: str
+    username: str
+    person_id: str
+    role: str
+    school_id: str
+    school_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    """What need-to-know looks at in a case."""
+
+    school_id: str
+    case_type: str
+    subject_person_ids: tuple[str, ...]
+    recipient_person_ids: tuple[str, ...]
+
+
+Verdict = Literal["allowed", "forbidden", "hidden"]
+
+
+def may_open(principal: Principal, page: Page) -> bool:
+    """Whether the role may open this kind of page at all."""
+    if page in (Page.inbox, Page.case):
+        return principal.role in CASE_READERS
+    if page is Page.case_command:
+        return principal.role in CASE_WORKERS
+    if page is Page.my_reports:
+        return True
+    return principal.role in (TRUST_ADMINISTRATOR, DSL, HEADTEACHER)
+
+
+def may_see_case(principal: Principal, case: CaseFacts, *, page: Page = Page.case) -> Verdict:
+    """Whether this person may see (or act on) this case: another school's, or one about them, does not exist."""
+    if case.school_id not in principal.school_ids or principal.person_id in case.subject_person_ids:
+        return "hidden"
+    if not may_open(principal, page):
+        return "forbidden"
+    # The named governor is there for allegations (about the headteacher above all), not every concern.
+    if principal.role == NAMED_GOVERNOR and not (
+        case.case_type in STAFF_MATTERS or principal.person_id in case.recipient_person_ids
+    ):
+        return "forbidden"
+    return "allowed"
+
+
+def schools_in_scope(school_id: str, role: str, *, trusts: Mapping[str, str | None]) -> frozenset[str]:
+    """The schools a role sees: trust-wide roles every school of the school's trust, everyone else their own."""
+    trust = trusts.get(school_id)
+    if role in TRUST_WIDE and trust:
+        return frozenset(school for school, its_trust in trusts.items() if its_trust == trust)
+    return frozenset({school_id})
+
+
+class AccountRefused(ValueError):
+    """An account that cannot be created, in words the person creating it understands."""
+
+
+def check_account(policy: Policy, *, person_id: str, role: str) -> None:
+    """Refuse a role the console does not know, or a policy role the policy does not give this person."""
+    if role not in CONSOLE_ROLES:
+        raise AccountRefused(f"unknown role {role!r}; one of: {', '.join(CONSOLE_ROLES)}")
+    person = next((p for p in policy.people if p.id == person_id), None)
+    if role in POLICY_ROLES:
+        if person is None:
+            raise AccountRefused(f"{policy.school.id}'s policy names nobody with id {person_id!r}")
+        if role not in {held.value for held in person.roles}:
+            raise AccountRefused(f"{policy.school.id}'s policy does not give {person_id!r} the role {role}")
+    if person is not None and person.external and role != TRUST_LEAD:
+        raise AccountRefused(f"{person_id!r} is outside the school and cannot hold a console account as {role}")

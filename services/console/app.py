@@ -1,0 +1,117 @@
+"""Console service wiring: the read-model consumer, the routers, security headers and error pages."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+
+from services.console.commands import CaseCommands
+from services.console.pages import pages_router
+from services.console.projection import CONSOLE_READ_MODEL, on_event
+from services.console.settings import ConsoleSettings
+from services.console.signin import sign_in_router
+from services.console.store import SCHEMA
+from services.console.web import Context, Cookies, page, security_headers
+from services.routing.policies import policies_in
+from shared.contracts.envelope import Event, utc_now
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings, get_settings
+from shared.tracing import shutdown_tracing
+
+STATIC = Path(str(files("services.console") / "static"))
+HEADINGS = {400: "That did not make sense", 403: "Not for you", 404: "Not found", 409: "Refused"}
+
+
+def school_trusts(settings: Settings) -> dict[str, str | None]:
+    """Each school with a policy, and the trust the policy names (None: a school on its own)."""
+    return {policy.school.id: policy.school.trust for _, policy in policies_in(settings.policy_dir)}
+
+
+def create_app(
+    settings: Settings, *, console: ConsoleSettings | None = None, clock: Callable[[], datetime] = utc_now
+) -> tuple[FastAPI, ServiceRuntime]:
+    """Build the console for these settings."""
+    console = console or ConsoleSettings()
+    runtime = ServiceRuntime(settings, service="console", schema=SCHEMA)
+    runtime.consumer(Event, durable=CONSOLE_READ_MODEL, handler=on_event, filter_subject=runtime.subjects.all_events)
+    subject = runtime.subjects.command("routing", "case")
+
+    async def ask_routing(body: bytes) -> bytes:
+        reply = await runtime.broker.request(body, subject, timeout=10.0)
+        return bytes(reply.body)
+
+    # The sign-in form's CSRF key: derived from the deployment's kept secret, so every instance agrees.
+    key_source = (settings.signing_key or "").encode() or utc_now().isoformat().encode()
+    context = Context(
+        sessions=runtime.sessions,
+        settings=console,
+        cookies=Cookies(secure=console.secure_cookies),
+        trusts=school_trusts(settings),
+        clock=clock,
+        sign_in_key=hashlib.sha256(b"console-sign-in:" + key_source).digest(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        await runtime.broker.start()
+        try:
+            yield
+        finally:
+            await runtime.broker.stop()
+            await runtime.stop()
+
+    app = FastAPI(title="Safeguard console", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
+    headers = security_headers(secure=console.secure_cookies)
+
+    @app.middleware("http")
+    async def secure_every_answer(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        response.headers.update(headers)
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(HTTPException)
+    async def error_page(request: Request, error: HTTPException) -> Response:
+        if error.status_code in (301, 302, 303, 307):
+            return Response(status_code=error.status_code, headers=error.headers)
+        detail = str(error.detail) if isinstance(error.detail, str) else ""
+        heading = HEADINGS.get(error.status_code, "Something went wrong")
+        return page(request, "error.html", status_code=error.status_code, heading=heading, detail=detail, visit=None)
+
+    @app.get("/healthz")
+    async def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/sw.js")
+    async def service_worker() -> FileResponse:
+        return FileResponse(STATIC / "sw.js", media_type="text/javascript")
+
+    @app.get("/manifest.webmanifest")
+    async def manifest() -> FileResponse:
+        return FileResponse(STATIC / "manifest.webmanifest", media_type="application/manifest+json")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(sign_in_router(context))
+    app.include_router(pages_router(context, commands=CaseCommands(ask_routing)))
+    return app, runtime
+
+
+def main() -> None:
+    import uvicorn
+
+    console = ConsoleSettings()
+    app, _ = create_app(get_settings(), console=console)
+    try:
+        uvicorn.run(app, host=console.http_host, port=console.http_port, log_level="warning")
+    finally:
+        shutdown_tracing()

@@ -1,0 +1,26 @@
+"""The console's own settings (prefix `SAFEGUARD_CONSOLE_`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConsoleSettings(BaseSettings):
+    """Where the console listens and how strict sign-in is."""
+
+    model_config = SettingsConfigDict(env_prefix="SAFEGUARD_CONSOLE_", env_file=None, extra="ignore")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8082
+    secure_cookies: bool = Field(
+        default=True, description="Secure cookies; turn off only for plain http://127.0.0.1 on one machine"
+    )
+    session_hours: float = Field(default=8.0, gt=0, description="how long a signed-in session lasts")
+    second_factor_minutes: float = Field(default=5.0, gt=0, description="time to type the code after the password")
+    lock_after_failures: int = Field(default=5, ge=1, description="failed sign-ins in a row that lock an account")
+    lock_minutes: float = Field(default=15.0, gt=0)
+    attempts_per_minute: int = Field(default=20, ge=1, description="sign-in attempts one client may make a minute")
+    inbox_poll_seconds: float = Field(default=2.0, gt=0, description="how often the live inbox looks for news")
+    events_stream_seconds: float = Field(default=300.0, gt=0, description="a live inbox stream ends (and reconnects)")
+    totp_issuer: str = "Safeguard"

@@ -1,0 +1,165 @@
+"""Who sees what in the console: every role x page x own school / other school / case about them; and RLS alone.
+
+Every denied cell answers 403 or 404 and writes nothing (no read recorded, no command sent, no case changed).
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from services.console.store import cases, read_audit, scoped
+from shared.settings import Settings
+from tests.support.console import (
+    Console,
+    OpenedCase,
+    add_user,
+    another_client,
+    console_running,
+    csrf_of,
+    open_case,
+    projected,
+    sign_in,
+)
+from tests.support.running import jetstream
+
+pytestmark = pytest.mark.integration
+
+# Each role's account: the person the policy (or the school) knows them as.
+PEOPLE = {
+    "designated_safeguarding_lead": "s-bird",
+    "deputy_designated_safeguarding_lead": "r-crane",
+    "headteacher": "headteacher",
+    "named_governor": "d-hill",
+    "staff": "teacher-1",
+    "trust_safeguarding_lead": "education-safeguarding-service",
+    "auditor": "auditor-1",
+    "trust_administrator": "admin-1",
+}
+READS_CASES = {
+    "designated_safeguarding_lead",
+    "deputy_designated_safeguarding_lead",
+    "headteacher",
+    "trust_safeguarding_lead",
+    "auditor",
+}
+WORKS_CASES = {"designated_safeguarding_lead", "deputy_designated_safeguarding_lead", "headteacher"}
+# The named governor has an inbox (for allegations about staff), empty of ordinary concerns.
+HAS_INBOX = READS_CASES | {"named_governor"}
+SEES_PEOPLE = {"designated_safeguarding_lead", "headteacher", "trust_administrator"}
+
+
+def expected_case(role: str, which: str) -> int:
+    """The case page: another school's case, or one about the reader, does not exist for them."""
+    if which == "other_school" or which == f"about_{role}":
+        return 404
+    return 200 if role in READS_CASES else 403
+
+
+def expected_command(role: str, which: str) -> int:
+    if which == "other_school" or which == f"about_{role}":
+        return 404
+    return 200 if role in WORKS_CASES else 403
+
+
+async def read_count(console: Console) -> int:
+    async with console.runtime.sessions() as session:
+        return int(await session.scalar(sa.select(sa.func.count()).select_from(read_audit)) or 0)
+
+
+async def versions(console: Console) -> dict[str, int]:
+    async with console.runtime.sessions() as session:
+        return dict((await session.execute(sa.select(cases.c.case_id, cases.c.version))).all())  # type: ignore[arg-type]
+
+
+async def seed_cases(console: Console, settings: Settings) -> dict[str, OpenedCase]:
+    async with jetstream(settings) as (_, js):
+        seeded = {
+            "own_school": await open_case(js, settings, reporter_person_id="teacher-1"),
+            "other_school": await open_case(js, settings, school_id="oak-academy"),
+            "about_deputy_designated_safeguarding_lead": await open_case(js, settings, subjects=("r-crane",)),
+            # The headteacher is only possibly the subject: still hidden from them.
+            "about_headteacher": await open_case(js, settings, subjects=("learner-9", "headteacher")),
+        }
+    for case in seeded.values():
+        await projected(console, case.case_id)
+    return seeded
+
+
+async def test_every_role_sees_only_what_it_needs_and_a_refusal_writes_nothing(settings: Settings) -> None:
+    async with console_running(settings) as console, AsyncExitStack() as stack:
+        seeded = await seed_cases(console, settings)
+        clients: dict[str, httpx.AsyncClient] = {}
+        for role, person in PEOPLE.items():
+            await add_user(console, f"{person}@example.org", person=person, role=role)
+            clients[role] = await sign_in(
+                console, f"{person}@example.org", client=await stack.enter_async_context(another_client(console))
+            )
+        reads_before, versions_before = await read_count(console), await versions(console)
+        denied: list[tuple[str, str, str, int]] = []
+        for role, client in clients.items():
+            csrf = csrf_of((await client.get("/my-reports")).text)
+            for which, case in seeded.items():
+                wanted = expected_command(role, which)
+                if wanted != 200:
+                    form = {"csrf_token": csrf, "command": "acknowledge"}
+                    got = (await client.post(f"/cases/{case.case_id}/commands", data=form)).status_code
+                    denied.append((role, "command", which, got))
+                    assert got == wanted, (role, which, got)
+                if expected_case(role, which) != 200:
+                    got = (await client.get(f"/cases/{case.case_id}")).status_code
+                    denied.append((role, "case", which, got))
+                    assert got == expected_case(role, which), (role, which, got)
+            inbox = await client.get("/inbox")
+            assert inbox.status_code == (200 if role in HAS_INBOX else 403), role
+            people = await client.get("/people")
+            assert people.status_code == (200 if role in SEES_PEOPLE else 403), role
+            assert (await client.get("/my-reports")).status_code == 200
+            if inbox.status_code == 200:
+                listed = {which for which, case in seeded.items() if case.reference in inbox.text}
+                assert listed == {w for w in seeded if expected_case(role, w) == 200}, role
+        assert await read_count(console) == reads_before
+        assert await versions(console) == versions_before
+        assert denied and all(status in (403, 404) for *_, status in denied)
+        for role in READS_CASES:
+            page = await clients[role].get(f"/cases/{seeded['own_school'].case_id}")
+            assert page.status_code == 200, role
+        assert await read_count(console) == reads_before + len(READS_CASES)
+
+
+async def test_staff_see_their_own_reports_status_and_nothing_of_their_content(settings: Settings) -> None:
+    async with console_running(settings) as console:
+        seeded = await seed_cases(console, settings)
+        await add_user(console, "teacher@example.org", person="teacher-1", role="staff")
+        await sign_in(console, "teacher@example.org")
+        mine = await console.client.get("/my-reports")
+    assert seeded["own_school"].reference in mine.text
+    assert seeded["other_school"].reference not in mine.text
+    assert "Hurtful messages" not in mine.text
+
+
+async def test_row_level_security_keeps_other_schools_out_without_the_python_check(settings: Settings) -> None:
+    async with console_running(settings) as console:
+        seeded = await seed_cases(console, settings)
+        st_marks_only = {"st-marks"}
+        async with scoped(console.runtime.sessions, school_ids=st_marks_only) as session:
+            seen = set((await session.execute(sa.select(cases.c.school_id))).scalars())
+            other = (
+                await session.execute(sa.select(cases).where(cases.c.case_id == seeded["other_school"].case_id))
+            ).one_or_none()
+        async with scoped(console.runtime.sessions, school_ids=()) as session:
+            nothing = (await session.execute(sa.select(sa.func.count()).select_from(cases))).scalar()
+        with pytest.raises(DBAPIError, match="row-level security"):
+            async with scoped(console.runtime.sessions, school_ids=st_marks_only) as session:
+                await session.execute(
+                    sa.insert(read_audit).values(
+                        school_id="oak-academy", case_id="x", person_id="s-bird", role="x", at=console.clock()
+                    )
+                )
+    assert seen == {"st-marks"}
+    assert other is None
+    assert nothing == 0

@@ -1,0 +1,105 @@
+"""The DSL's inbox and case page against real NATS + PostgreSQL, with routing answering the commands."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from services.routing.commands import register_commands
+from services.routing.store import SqlCaseEvents
+from shared.contracts.envelope import utc_now
+from shared.db import transaction
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings
+from tests.support.console import OpenedCase, add_user, console_running, csrf_of, open_case, projected, sign_in
+from tests.support.running import jetstream, running
+
+pytestmark = pytest.mark.integration
+
+DSL = {"person": "s-bird", "role": "designated_safeguarding_lead"}
+
+
+async def routing_knows(runtime: ServiceRuntime, case: OpenedCase) -> None:
+    """Routing's own record of the case, as it keeps one when it opens a case."""
+    store = SqlCaseEvents()
+    async with transaction(runtime.sessions) as session:
+        version = await store.append(session, case_id=case.case_id, events=case.events, expected_version=0)
+        await store.index(
+            session,
+            case_id=case.case_id,
+            school_id=case.school_id,
+            reference=case.reference,
+            version=version,
+            status="open",
+            policy_version=1,
+            opened_at=utc_now(),
+        )
+
+
+async def test_a_new_concern_reaches_the_live_inbox_without_a_reload(settings: Settings) -> None:
+    async with console_running(settings) as console, jetstream(settings) as (_, js):
+        await add_user(console, "dsl@example.org", **DSL)
+        await sign_in(console, "dsl@example.org")
+        inbox = await console.client.get("/inbox")
+        events_url = re.search(r'data-events="([^"]+)"', inbox.text)
+        assert events_url
+        urgent = await open_case(js, settings, urgency="immediate")
+        elsewhere = await open_case(js, settings, school_id="oak-academy")
+        await projected(console, urgent.case_id)
+        await projected(console, elsewhere.case_id)
+        stream = await console.client.get(events_url.group(1).replace("&amp;", "&"))
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    assert f'"reference": "{urgent.reference}"' in stream.text
+    assert '"urgency": "immediate"' in stream.text
+    assert elsewhere.reference not in stream.text
+
+
+async def test_the_dsl_acknowledges_in_one_tap_and_works_the_case_to_closure(settings: Settings) -> None:
+    routing = ServiceRuntime(settings, service="routing", schema="routing")
+    register_commands(routing, clock=utc_now)
+    async with running(routing), console_running(settings) as console, jetstream(settings) as (_, js):
+        await add_user(console, "dsl@example.org", **DSL)
+        case = await open_case(js, settings, urgency="immediate")
+        await routing_knows(routing, case)
+        await projected(console, case.case_id)
+        await sign_in(console, "dsl@example.org")
+        inbox = await console.client.get("/inbox")
+        csrf = csrf_of(inbox.text)
+        tapped = await console.client.post(
+            f"/cases/{case.case_id}/commands", data={"csrf_token": csrf, "command": "acknowledge"}
+        )
+        acknowledged = await projected(console, case.case_id, version=3)
+        steps = [
+            {"command": "record_action", "action": "spoke_to_learner", "details": "Learner spoken to"},
+            {
+                "command": "record_decision",
+                "kind": "not_refer",
+                "decision": "No referral",
+                "reasons": "Below threshold",
+            },
+            {"command": "record_outcome", "outcome": "resolved_in_school", "summary": "Support in place"},
+            {"command": "close", "summary": "Resolved"},
+        ]
+        answers = []
+        for step in steps:
+            answer = await console.client.post(f"/cases/{case.case_id}/commands", data={"csrf_token": csrf, **step})
+            answers.append(answer.status_code)
+        closed = await projected(console, case.case_id, version=7)
+        page = await console.client.get(f"/cases/{case.case_id}")
+        too_late = await console.client.post(
+            f"/cases/{case.case_id}/commands", data={"csrf_token": csrf, "command": "reopen"}
+        )
+    assert tapped.status_code == 303
+    assert (acknowledged.status, acknowledged.acknowledged_by) == ("in_progress", "s-bird")
+    assert answers == [303, 303, 303, 303]
+    assert (closed.status, closed.outcome) == ("closed", "resolved_in_school")
+    for seen in (
+        "case.acknowledged",
+        "case.decision_recorded",
+        "Below threshold",
+        "bullying-online",
+        "policy version 1",
+    ):
+        assert seen in page.text
+    assert too_late.status_code == 409 and "reason" in too_late.text
