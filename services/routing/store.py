@@ -97,8 +97,9 @@ class SqlCaseEvents:
             for offset, event in enumerate(events, start=1)
         ]
         try:
-            async with session.begin_nested():
-                await session.execute(sa.insert(case_events).values(rows))
+            # The whole unit of work rolls back on a conflict (no savepoint: it would cost two round trips on
+            # every append to spare a retry that is rare), and the caller decides again in a new one.
+            await session.execute(sa.insert(case_events), rows)
         except IntegrityError as clash:
             raise ConcurrencyConflict(f"case {case_id} moved past version {expected_version}") from clash
         return expected_version + len(events)
