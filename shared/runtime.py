@@ -104,7 +104,7 @@ class ServiceRuntime:
             filter_subject or self.subjects.of_type(event_class.TYPE),
             stream=JStream(self.subjects.stream, declare=False),
             durable=durable,
-            pull_sub=PullSub(batch_size=batch_size, timeout=0.05, batch=True),
+            pull_sub=PullSub(batch_size=batch_size, timeout=self.settings.batch_window_seconds, batch=True),
             inbox_prefix=pull_inbox_prefix(self.settings),
             ack_policy=AckPolicy.MANUAL,
             decoder=decode_events,

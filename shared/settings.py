@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     stream_replicas: int = Field(default=1, ge=1, le=5)
     duplicate_window_seconds: float = Field(default=300.0, ge=120.0)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    batch_window_seconds: float = Field(
+        default=0.01,
+        gt=0,
+        le=5.0,
+        description="how long a consumer waits for a pulled batch to fill before handling what it has: each hop "
+        "between services waits at most this long at low load; longer windows make fuller batches under load",
+    )
     ack_wait_seconds: float = Field(
         default=30.0, ge=1.0, description="how long a delivery may go unacknowledged before JetStream redelivers it"
     )
