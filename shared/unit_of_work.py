@@ -12,15 +12,18 @@ enqueue, wake the relay" is written once.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts.envelope import Event
 from shared.inbox_outbox import InboxOutbox
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -57,6 +60,22 @@ class UnitOfWork:
     def on_commit(self, wake: Callable[[], None]) -> None:
         """Call `wake` after every commit that put events in the outbox (the relay's wake-up)."""
         self._wake = wake
+
+    async def run(self, step: Callable[[Work], Awaitable[T]]) -> T:
+        """`step` in a unit of work, tried once more when the pooled connection turns out to be dead.
+
+        The pool does not ping a connection before lending it (a round trip on every checkout), so after the
+        database restarts the first statement on a stale connection fails; nothing was written then, so the step
+        is safe to repeat. Intake goes through here: a report must not get a 5xx for a connection it never used.
+        """
+        try:
+            async with self.begin() as work:
+                return await step(work)
+        except DBAPIError as failure:
+            if not failure.connection_invalidated:
+                raise
+        async with self.begin() as work:
+            return await step(work)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[Work]:

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,8 +15,9 @@ from sqlalchemy.exc import DataError, IntegrityError
 from services.intake.domain import concern_received, new_reference
 from services.intake.store import SqlIntakeStore
 from shared.contracts.concern import Channel, ConcernReport
+from shared.contracts.events import ConcernReceived
 from shared.tracing import current_traceparent
-from shared.unit_of_work import UnitOfWork
+from shared.unit_of_work import UnitOfWork, Work
 
 REFERENCE_ATTEMPTS = 5
 
@@ -54,8 +56,8 @@ class Intake:
     ) -> Accepted | Rejected:
         """Keep `body` as received, then parse it; nothing is lost whether it is accepted or rejected."""
         received_at = self.clock()
-        async with self.uow.begin() as work:
-            raw = await self.store.keep_raw(
+        raw = await self.uow.run(
+            lambda work: self.store.keep_raw(
                 work.session,
                 school_id=school_id,
                 channel=channel.value,
@@ -64,6 +66,7 @@ class Intake:
                 received_at=received_at,
                 idempotency_key=idempotency_key,
             )
+        )
         if raw.status == "accepted" and raw.reference:
             return Accepted(raw.reference, raw.raw_input_id, repeated=True)
         if raw.status == "rejected":
@@ -89,10 +92,7 @@ class Intake:
                 traceparent=current_traceparent(),
             )
             try:
-                async with self.uow.begin() as work:
-                    accepted = await self.store.accept(work.session, event)
-                    if accepted:
-                        work.emit([event])
+                accepted = await self.uow.run(partial(self._accept, event=event))
             except IntegrityError:
                 # The same raw input was accepted concurrently (a retried post with the same idempotency key).
                 async with self.uow.begin() as work:
@@ -109,9 +109,14 @@ class Intake:
                 return Accepted(event.payload.reference, raw.raw_input_id)
         raise RuntimeError(f"no free reference after {REFERENCE_ATTEMPTS} attempts")
 
+    async def _accept(self, work: Work, *, event: ConcernReceived) -> bool:
+        accepted = await self.store.accept(work.session, event)
+        if accepted:
+            work.emit([event])
+        return accepted
+
     async def _reject(self, raw_input_id: uuid.UUID, reason: str) -> None:
-        async with self.uow.begin() as work:
-            await self.store.reject(work.session, raw_input_id=raw_input_id, reason=reason)
+        await self.uow.run(lambda work: self.store.reject(work.session, raw_input_id=raw_input_id, reason=reason))
 
 
 def _field_errors(invalid: ValidationError) -> list[dict[str, Any]]:

@@ -43,6 +43,22 @@ concerns = sa.Table(
 )
 
 
+# The concern and the link from its raw input, in one round trip; nothing when the reference is taken.
+_ACCEPT = sa.text(
+    f"""
+    with concern as (
+      insert into {SCHEMA}.concerns (reference, school_id, raw_input_id, event_id, received_at, payload)
+      values (:reference, :school_id, :raw_input_id, :event_id, :received_at, cast(:payload as jsonb))
+      on conflict (reference) do nothing
+      returning reference, raw_input_id
+    )
+    update {SCHEMA}.raw_inputs set status = 'accepted', reference = concern.reference
+    from concern where raw_inputs.raw_input_id = concern.raw_input_id
+    returning concern.reference
+    """
+)
+
+
 @dataclass(frozen=True)
 class RawInput:
     raw_input_id: uuid.UUID
@@ -112,28 +128,17 @@ class SqlIntakeStore:
         ).scalar_one_or_none()
 
     async def accept(self, session: AsyncSession, event: ConcernReceived) -> bool:
-        """Record the concern and link its raw input; False if the reference is already taken."""
+        """Record the concern and link its raw input (one statement); False if the reference is already taken."""
         payload = event.payload
-        inserted = (
-            await session.execute(
-                insert(concerns)
-                .values(
-                    reference=payload.reference,
-                    school_id=event.school_id,
-                    raw_input_id=uuid.UUID(payload.raw_input_id),
-                    event_id=event.event_id,
-                    received_at=payload.received_at,
-                    payload=payload.model_dump(mode="json"),
-                )
-                .on_conflict_do_nothing(index_elements=[concerns.c.reference])
-                .returning(concerns.c.reference)
-            )
-        ).first()
-        if inserted is None:
-            return False
-        await session.execute(
-            sa.update(raw_inputs)
-            .where(raw_inputs.c.raw_input_id == uuid.UUID(payload.raw_input_id))
-            .values(status="accepted", reference=payload.reference)
+        accepted = await session.execute(
+            _ACCEPT,
+            {
+                "reference": payload.reference,
+                "school_id": event.school_id,
+                "raw_input_id": uuid.UUID(payload.raw_input_id),
+                "event_id": event.event_id,
+                "received_at": payload.received_at,
+                "payload": payload.model_dump_json(),
+            },
         )
-        return True
+        return accepted.first() is not None
