@@ -52,6 +52,7 @@ class RoutingService:
         self.routing = Routing(
             policies=PolicyBook(), case_events=SqlCaseEvents(), deadlines=SqlDeadlines(), clock=clock
         )
+        self.runtime.admission.known_school = self.routing.policies.adopted
         triage = partial(on_concern_received, routing=self.routing)
         triage.__doc__ = on_concern_received.__doc__
         acknowledged = partial(on_notification_acknowledged, routing=self.routing)
