@@ -7,6 +7,7 @@ secured bus would still allow the operator identity to do.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,9 +18,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
+from typer.testing import CliRunner
 
+from services.cli import app as cli
 from services.routing.app import RoutingService
 from services.routing.store import case_events, cases, deadlines
+from shared.actor_tokens import load_or_create_issuer_key
 from shared.contracts.envelope import Actor, utc_now
 from shared.contracts.events import NotificationAcknowledged, NotificationAcknowledgedPayload
 from shared.db import transaction
@@ -38,11 +42,12 @@ OPERATOR = Issuer()
 @asynccontextmanager
 async def routing_with_keys(settings: Settings, keys: Path) -> AsyncIterator[tuple[RoutingService, Settings]]:
     """Routing holding the operator's public key (only the public key: it cannot sign for anybody)."""
-    keys.mkdir()
-    public = OPERATOR.key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    (keys / "operator.pub").write_bytes(public)
+    if not (keys / "operator.pub").exists():
+        keys.mkdir()
+        public = OPERATOR.key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        (keys / "operator.pub").write_bytes(public)
     settings = settings.model_copy(update={"actor_keys_dir": str(keys)})
     service = RoutingService(settings)
     await service.start()
@@ -229,3 +234,49 @@ async def test_a_forged_acknowledgement_is_refused_and_a_real_one_is_recorded(
         acknowledged = await stream_events(js, settings, "case.acknowledged")
     assert recorded == [("not_told", case_id), ("not_told", case_id)]
     assert [e.payload.acknowledged_by for e in acknowledged] == ["s-bird"]
+
+
+async def test_an_operator_works_a_case_to_closure_with_the_case_commands(settings: Settings, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    load_or_create_issuer_key(keys, issuer="operator")  # as safeguard up does on first start
+    env = {f"SAFEGUARD_{name.upper()}": str(value) for name, value in settings.model_dump().items() if value}
+    env["SAFEGUARD_ACTOR_KEYS_DIR"] = str(keys)
+    runner = CliRunner()
+
+    async def case(*arguments: str) -> Any:
+        return await asyncio.to_thread(runner.invoke, cli, ["case", *arguments], env=env)
+
+    async with routing_with_keys(settings, keys) as (service, settings), jetstream(settings) as (_, js):
+        case_id, _ = await a_triaged_case(service, settings, js)
+        who = ["--school", "st-marks", "--as"]
+        steps = [
+            await case("acknowledge", case_id, *who, "s-bird"),
+            await case(
+                "record-decision",
+                case_id,
+                *who,
+                "s-bird",
+                "--kind",
+                "not_refer",
+                "--decision",
+                "No referral",
+                "--reasons",
+                "Threshold not met",
+            ),
+            await case(
+                "record-outcome",
+                case_id,
+                *who,
+                "s-bird",
+                "--outcome",
+                "resolved_in_school",
+                "--summary",
+                "Support in place",
+            ),
+            await case("close", case_id, *who, "headteacher", "--summary", "Done"),
+        ]
+        shown = await case("show", case_id, *who, "s-bird")
+        refused = await case("close", case_id, *who, "pastoral-lead", "--summary", "Again")
+    assert [step.exit_code for step in steps] == [0, 0, 0, 0], [step.output for step in steps]
+    assert shown.exit_code == 0 and json.loads(shown.output)["case"]["status"] == "closed"
+    assert refused.exit_code == 1 and json.loads(refused.output)["ok"] is False
