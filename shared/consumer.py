@@ -148,7 +148,9 @@ class EventBatches:
             if len(events) == 1:
                 await self._failed(messages[0], events[0], failure)
                 return
-            log.warning("%s: a batch of %d failed (%r); trying each event alone", self.name, len(events), failure)
+            log.warning(
+                "%s: a batch of %d failed (%s); trying each event alone", self.name, len(events), type(failure).__name__
+            )
             for event, message in zip(events, messages, strict=True):
                 await self.consume([event], [message])
             return
