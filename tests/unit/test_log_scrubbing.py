@@ -20,8 +20,7 @@ def test_a_validation_error_in_a_traceback_does_not_repeat_the_concern() -> None
         except ValidationError as invalid:
             raise RuntimeError(f"could not take the report of {MARKER}") from invalid
     except RuntimeError:
-        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "failed", None, exc_info=True)
-        record.exc_info = sys.exc_info()
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "failed", None, exc_info=sys.exc_info())
     text = ScrubbingFormatter("%(message)s").format(record)
     assert MARKER not in text
     assert "ValidationError: (message withheld" in text and "RuntimeError: (message withheld" in text
