@@ -15,6 +15,7 @@ import typer
 
 from services.audit.cli import audit_app
 from services.bench.command import bench as bench_command
+from services.case_cli import case_app
 from services.console.cli import user_app
 from services.launcher.privileges import DEFAULT_POSTGRES_SYSTEM_USER
 from services.notifications.mail_cli import mail_app
@@ -80,6 +81,7 @@ app.command(name="bench")(bench_command)
 app.add_typer(audit_app, name="audit")
 app.add_typer(mail_app, name="mail")
 app.add_typer(user_app, name="user")
+app.add_typer(case_app, name="case")
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """The edge between JetStream and a service's handlers: pulled batches, one transaction each, exactly once per event.
 
-A pulled batch is parsed by the event registry in `DeadLetterMiddleware` (an event that cannot be parsed is parked
-on the dead-letter subject with its reason and never reaches a handler), then `EventBatches` runs the handler for
+A pulled batch is parsed by the event registry in `DeadLetterMiddleware` (an event that cannot be parsed, or that
+shared/admission.py refuses as impossible, is parked on the dead-letter subject with its reason and never reaches
+a handler), then `EventBatches` runs the handler for
 every event in ONE unit of work: one inbox statement claims the batch, the handler's events are enqueued with one
 outbox insert, one commit, then every message is acked. If anything in the batch fails, the batch is rolled back
 and each event is tried alone in its own unit of work, so a poison event is retried (and finally dead-lettered)
@@ -22,6 +23,7 @@ from faststream.message import StreamMessage
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from shared.admission import Admission
 from shared.contracts.envelope import Event, EventRejected, in_current_span, parse_event
 from shared.subjects import Subjects
 from shared.tracing import record_batch_spans, span_in_trace
@@ -75,9 +77,12 @@ class DeadLetters:
 class DeadLetterMiddleware(BaseMiddleware):
     """Parses each event of a pulled batch once; parks the ones that are not events, so handlers only see events."""
 
-    def __init__(self, msg: Any, /, *, context: Any, dead_letters: DeadLetters) -> None:
+    def __init__(
+        self, msg: Any, /, *, context: Any, dead_letters: DeadLetters, admission: Admission | None = None
+    ) -> None:
         super().__init__(msg, context=context)
         self._dead_letters = dead_letters
+        self._admission = admission
 
     async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]) -> Any:
         raw_messages = msg.raw_message
@@ -87,11 +92,16 @@ class DeadLetterMiddleware(BaseMiddleware):
         kept: list[Msg] = []
         for raw in raw_messages:
             try:
-                events.append(parse_event(raw.data))
+                event = parse_event(raw.data)
             except EventRejected as rejected:
                 await self._dead_letters.park(raw, consumer=_consumer_of(raw), reason=rejected.reason)
-            else:
-                kept.append(raw)
+                continue
+            refused = self._admission.refusal(raw.subject, event) if self._admission is not None else None
+            if refused is not None:
+                await self._dead_letters.park(raw, consumer=_consumer_of(raw), reason=refused)
+                continue
+            events.append(event)
+            kept.append(raw)
         if not kept:
             return None
         raw_messages[:] = kept
@@ -146,7 +156,9 @@ class EventBatches:
             if len(events) == 1:
                 await self._failed(messages[0], events[0], failure)
                 return
-            log.warning("%s: a batch of %d failed (%r); trying each event alone", self.name, len(events), failure)
+            log.warning(
+                "%s: a batch of %d failed (%s); trying each event alone", self.name, len(events), type(failure).__name__
+            )
             for event, message in zip(events, messages, strict=True):
                 await self.consume([event], [message])
             return

@@ -14,6 +14,7 @@ from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.admission import Admission, PolicyFolderSchools
 from shared.consumer import (
     REDELIVERY_BACKOFF_SECONDS,
     BatchHandler,
@@ -75,7 +76,11 @@ class ServiceRuntime:
         )
         self.uow = UnitOfWork(self.sessions, self.tables, wake=self.relay.wake)
         self.dead_letters = DeadLetters(self.subjects, jetstream=lambda: jetstream(self.broker))
-        self.broker.add_middleware(partial(DeadLetterMiddleware, dead_letters=self.dead_letters))
+        # Schools are known from the policy folder unless the service knows better (routing: adopted policies).
+        self.admission = Admission(root=self.subjects.root, known_school=PolicyFolderSchools(settings.policy_dir))
+        self.broker.add_middleware(
+            partial(DeadLetterMiddleware, dead_letters=self.dead_letters, admission=self.admission)
+        )
 
     def consumer(
         self,

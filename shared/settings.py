@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     signing_key: str | None = Field(
         default=None, description="secret for acknowledgement links; a random one per process when unset"
     )
+    actor_keys_dir: str = Field(
+        default=".safeguard-data/actor-keys",
+        description="keys for signed actor assertions: routing reads every <issuer>.pub, an issuer its <issuer>.key",
+    )
     console_url: str = Field(default="http://127.0.0.1:8081", description="base URL people open links on")
     policy_dir: str = Field(default="deploy/policies", description="folder of <school_id>.yaml policy files")
     mail_sink_dir: str = Field(default=".safeguard-data/mail", description="where the email sink writes messages")

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
 from faststream import FastStream
 
+from services.routing.command_auth import CommandGate
 from services.routing.commands import register_commands
 from services.routing.handlers import Routing, on_concern_received, on_deadline_due, on_notification_acknowledged
 from services.routing.policies import PolicyBook
 from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines
 from services.routing.timers import DeadlineScheduler
-from shared.contracts.case_events import CASE_WORKFLOW_EVENTS
+from shared.actor_tokens import ActorVerifier, load_verify_keys
+from shared.contracts.case_events import CASE_WORKFLOW_EVENTS, CaseCommandRefused
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import (
     CaseEscalated,
@@ -32,6 +35,8 @@ from shared.settings import Settings, get_settings
 from shared.subjects import ROUTING_ACKNOWLEDGEMENTS, ROUTING_CONCERNS
 from shared.tracing import shutdown_tracing
 
+log = logging.getLogger(__name__)
+
 
 class RoutingService:
     """Routing's runtime plus what it adds: the policy book and the deadline scheduler."""
@@ -48,17 +53,22 @@ class RoutingService:
             CaseEscalated,
             PolicyReviewDue,
             *CASE_WORKFLOW_EVENTS,
+            CaseCommandRefused,
         )
         self.routing = Routing(
             policies=PolicyBook(), case_events=SqlCaseEvents(), deadlines=SqlDeadlines(), clock=clock
         )
+        self.runtime.admission.known_school = self.routing.policies.adopted
         triage = partial(on_concern_received, routing=self.routing)
         triage.__doc__ = on_concern_received.__doc__
         acknowledged = partial(on_notification_acknowledged, routing=self.routing)
         acknowledged.__doc__ = on_notification_acknowledged.__doc__
         self.runtime.consumer(ConcernReceived, durable=ROUTING_CONCERNS, handler=triage)
         self.runtime.consumer(NotificationAcknowledged, durable=ROUTING_ACKNOWLEDGEMENTS, handler=acknowledged)
-        register_commands(self.runtime, clock=clock)
+        verifier = ActorVerifier(load_verify_keys(settings.actor_keys_dir))
+        log.info("case commands accepted from issuers: %s", ", ".join(verifier.issuers) or "none")
+        gate = CommandGate(verifier=verifier, policies=self.routing.policies)
+        register_commands(self.runtime, clock=clock, gate=gate)
         self.scheduler = DeadlineScheduler(
             uow=self.runtime.uow,
             deadlines=self.routing.deadlines,

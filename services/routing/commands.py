@@ -6,6 +6,7 @@ reloads the case and decides again, so no update is lost and a command the new s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -19,10 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.case import CaseCommand, CaseState, CommandRejected, StaleCommand, decide, fold, parse_command
 from services.routing.case.commands import describe_invalid
+from services.routing.case.roles import case_managers, spoken
+from services.routing.command_auth import CommandGate, CommandRefused, claim_assertion, log_refusal, refusal_event
 from services.routing.domain import ACKNOWLEDGE
 from services.routing.store import ConcurrencyConflict, SqlCaseEvents, SqlDeadlines
 from shared.contracts.case_events import CaseAcknowledged
-from shared.contracts.envelope import Event
+from shared.contracts.envelope import Actor, Event
 from shared.runtime import ServiceRuntime
 from shared.unit_of_work import UnitOfWork
 
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 COMMAND_QUEUE = "routing-commands"
+SHOW = "show"  # a query: reads the case, records nothing
 ATTEMPTS = 5
 
 
@@ -50,21 +54,33 @@ def _recorded(state: CaseState, events: list[Event[Any]]) -> dict[str, Any]:
     }
 
 
-def _read(command_json: bytes | str | dict[str, Any]) -> CaseCommand | dict[str, Any]:
-    """The command, or the refusal to reply with when it cannot be read."""
+class _Unreadable(Exception):
+    def __init__(self, reply: dict[str, Any]) -> None:
+        super().__init__(reply["error"])
+        self.reply = reply
+
+
+def _document(command_json: bytes | str | dict[str, Any]) -> dict[str, Any]:
+    """The command as a JSON object; _Unreadable with the refusal to reply with otherwise."""
     if isinstance(command_json, dict):
         document: Any = command_json
     else:
         try:
             document = json.loads(command_json)
         except (ValueError, UnicodeDecodeError):
-            return _refused("the command is not JSON", code="invalid")
+            raise _Unreadable(_refused("the command is not JSON", code="invalid")) from None
     if not isinstance(document, dict):
-        return _refused("the command must be a JSON object", code="invalid")
+        raise _Unreadable(_refused("the command must be a JSON object", code="invalid"))
+    return document
+
+
+def _parse(document: dict[str, Any], actor: Actor) -> CaseCommand:
+    """The command with its verified actor (the assertion itself is not part of it)."""
+    fields = {key: value for key, value in document.items() if key != "assertion"}
     try:
-        return parse_command(document)
+        return parse_command({**fields, "actor": actor.model_dump()})
     except ValidationError as invalid:
-        return _refused(describe_invalid(invalid), code="invalid")
+        raise _Unreadable(_refused(describe_invalid(invalid), code="invalid")) from None
 
 
 async def _attempt(
@@ -125,12 +141,20 @@ async def execute(
     uow: UnitOfWork,
     case_events: SqlCaseEvents,
     clock: Clock,
+    gate: CommandGate,
     deadlines: SqlDeadlines | None = None,
 ) -> dict[str, Any]:
     """Carry out one case command and say what it recorded: `{"ok": true, ...}` or `{"ok": false, "error": ...}`."""
-    command = _read(command_json)
-    if isinstance(command, dict):
-        return command
+    try:
+        document = _document(command_json)
+        actor = await _asker(document, uow=uow, gate=gate, now=clock())
+        if document.get("command") == SHOW:
+            return await show(document, actor=actor, uow=uow, case_events=case_events)
+        command = _parse(document, actor)
+    except _Unreadable as unreadable:
+        return unreadable.reply
+    except CommandRefused as refused:
+        return _refused(refused.reason, code=refused.code)
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return await _attempt(command, uow=uow, case_events=case_events, deadlines=deadlines, clock=clock)
@@ -147,7 +171,47 @@ async def execute(
     )
 
 
-def register_commands(runtime: ServiceRuntime, *, clock: Clock) -> None:
+async def _asker(document: dict[str, Any], *, uow: UnitOfWork, gate: CommandGate, now: datetime) -> Actor:
+    """The verified actor, its assertion marked used; a refusal is recorded in the school's ledger, then raised."""
+    try:
+        actor, claims = gate.actor(document, now=now)
+        async with uow.begin() as work:
+            await claim_assertion(work, claims)
+        return actor
+    except CommandRefused as refused:
+        log_refusal(document, refused)
+        school_id = gate.school_of(document, refused)
+        if school_id is not None:
+            async with uow.begin() as work:
+                work.emit([refusal_event(document, refused, school_id=school_id, now=now)])
+        raise
+
+
+async def show(
+    document: dict[str, Any], *, actor: Actor, uow: UnitOfWork, case_events: SqlCaseEvents
+) -> dict[str, Any]:
+    """The case as it stands and its history, for someone who may manage it."""
+    case_id = str(document.get("case_id", ""))
+    async with uow.sessions() as session:
+        history = await case_events.load(session, case_id)
+    state = fold(history)
+    if not state.opened or state.school_id != document.get("school_id"):
+        return _refused(f"no case {case_id} at {document.get('school_id')}", code="refused", case_id=case_id)
+    managers = case_managers(state)
+    if actor.role not in managers:
+        return _refused(f"only {spoken(managers)} may read a case; you are {actor.role}", code="refused")
+    return {
+        "ok": True,
+        "case_id": state.case_id,
+        "case": json.loads(json.dumps(dataclasses.asdict(state), default=str)),
+        "history": [
+            {"version": number, "type": e.type, "occurred_at": e.occurred_at.isoformat(), "by": e.actor.id}
+            for number, e in enumerate(history, start=1)
+        ],
+    }
+
+
+def register_commands(runtime: ServiceRuntime, *, clock: Clock, gate: CommandGate) -> None:
     """Answer case commands on routing's request/reply subject; instances share the work in one queue group."""
     case_events = SqlCaseEvents()
     deadlines = SqlDeadlines()
@@ -166,6 +230,7 @@ def register_commands(runtime: ServiceRuntime, *, clock: Clock) -> None:
                 case_events=case_events,
                 deadlines=deadlines,
                 clock=clock,
+                gate=gate,
             )
         except Exception:
             log.exception("a case command could not be recorded")

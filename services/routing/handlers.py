@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.case import CommandRejected
 from services.routing.case.commands import Acknowledge
+from services.routing.command_auth import CommandRefused, log_refusal, refusal_event, role_in_policy
 from services.routing.commands import record_command
 from services.routing.domain import (
     ACKNOWLEDGE,
@@ -34,6 +35,7 @@ from shared.contracts.envelope import Actor, Event, parse_event
 from shared.contracts.events import (
     POLICY_REVIEW_DUE,
     CaseEscalated,
+    CaseTriaged,
     ConcernReceived,
     DeadlineReached,
     DeadlineReachedPayload,
@@ -107,9 +109,21 @@ async def on_concern_received(event: ConcernReceived, *, work: Work, routing: Ro
 async def on_notification_acknowledged(
     event: NotificationAcknowledged, *, work: Work, routing: Routing
 ) -> list[Event[Any]]:
-    """Someone acknowledged: the case records who, and its acknowledgement deadlines stop (no more escalation)."""
+    """Someone acknowledged: the case records who, and its acknowledgement deadlines stop (no more escalation).
+
+    Only notifications may publish this (server permissions + the consumer edge's subject check), and even then
+    the person must be one routing asked to acknowledge the case; their role comes from the school's policy.
+    """
     session = work.session
-    actor = Actor(id=event.payload.acknowledged_by, role=event.actor.role)
+    person_id = event.payload.acknowledged_by
+    told = people_told(await routing.case_events.load(session, event.payload.case_id))
+    person = routing.policies.current(event.school_id).person(person_id)
+    if person is None or person_id not in told:
+        document = {"command": "acknowledge", "case_id": event.payload.case_id}
+        refused = CommandRefused("not_told", f"{person_id} was not asked to acknowledge this case")
+        log_refusal(document, refused)
+        return [refusal_event(document, refused, school_id=event.school_id, now=routing.clock())]
+    actor = Actor(id=person.id, role=role_in_policy(tuple(role.value for role in person.roles)))
     command = Acknowledge(command="acknowledge", case_id=event.payload.case_id, school_id=event.school_id, actor=actor)
     try:
         _, recorded = await record_command(  # nothing when the case was already acknowledged
@@ -122,6 +136,16 @@ async def on_notification_acknowledged(
         return []
     log.info("case %s acknowledged by %s", event.payload.case_id, actor.id)
     return recorded
+
+
+def people_told(history: list[Event[Any]]) -> frozenset[str]:
+    """Everyone routing asked to act on the case: told at triage, or on an escalation."""
+    return frozenset(
+        recipient.person_id
+        for event in history
+        if isinstance(event, CaseTriaged | CaseEscalated)
+        for recipient in event.payload.recipients
+    )
 
 
 async def on_deadline_due(due: DueDeadline, *, session: AsyncSession, routing: Routing) -> list[Event[Any]]:

@@ -62,6 +62,10 @@ class PolicyBook:
     def schools(self) -> list[str]:
         return sorted(self._current)
 
+    def adopted(self, school_id: str) -> bool:
+        """Whether the school has an adopted policy (the consumer edge parks events of any other school)."""
+        return school_id in self._current
+
     async def version(self, school_id: str, version: int, *, session: AsyncSession) -> Policy:
         """The policy a case was routed under: the current one, or an earlier adopted version."""
         current = self.current(school_id)

@@ -278,3 +278,21 @@ CASE_WORKFLOW_EVENTS: tuple[type[Event[Any]], ...] = (
     CaseClosed,
     CaseReopened,
 )
+
+
+class CaseCommandRefusedPayload(_Payload):
+    case_id: str = Field(default="", description="the case the command named, if it named one")
+    command: str = Field(default="", max_length=80, description="what was asked, e.g. acknowledge")
+    code: str = Field(max_length=40, description="why, as a word: unsigned, expired, bad_signature, replayed, …")
+    reason: str = Field(max_length=1_000, description="why, in a sentence")
+    issuer: str = Field(default="", max_length=80, description="who vouched for the asker, when anyone verifiably did")
+    person_id: str = Field(default="", max_length=100, description="the asker, when a valid assertion named them")
+    token_id: str = Field(default="", max_length=40, description="the assertion's unique id, when it was readable")
+
+
+class CaseCommandRefused(Event[CaseCommandRefusedPayload]):
+    """Routing refused a command because it could not tell that an authorised person of the school asked."""
+
+    TYPE: ClassVar[str] = "case.command_refused"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"

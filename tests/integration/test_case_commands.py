@@ -12,8 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from services.routing.case import CaseState, fold
+from services.routing.command_auth import CommandGate
 from services.routing.commands import execute, register_commands
 from services.routing.domain import ACKNOWLEDGE
+from services.routing.policies import PolicyBook
 from services.routing.store import SqlCaseEvents, SqlDeadlines, case_events, cases, deadlines
 from shared.contracts import parse_event
 from shared.contracts.envelope import Actor, utc_now
@@ -21,18 +23,23 @@ from shared.db import transaction
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from shared.subjects import Subjects
+from tests.support.actors import Issuer
 from tests.support.running import jetstream, running
 from tests.support.waiting import eventually
-from tests.unit.routing_case.cases import DEPUTY, DSL, HEAD, command, opening_events
+from tests.unit.routing_case.cases import DEPUTY, DSL, command, opening_events
 
 pytestmark = pytest.mark.integration
 
 STORE = SqlCaseEvents()
+OPERATOR = Issuer()
+BOOK = PolicyBook()
+GATE = CommandGate(verifier=OPERATOR.verifier, policies=BOOK)
+HEAD = Actor(id="headteacher", role="headteacher")  # as St Mark's policy names its headteacher
 
 
 def routing(settings: Settings) -> ServiceRuntime:
     runtime = ServiceRuntime(settings, service="routing", schema="routing")
-    register_commands(runtime, clock=utc_now)
+    register_commands(runtime, clock=utc_now, gate=GATE)
     return runtime
 
 
@@ -41,6 +48,7 @@ async def seed(runtime: ServiceRuntime, case_type: str = "concern", **options: A
     events = opening_events(case_type, at=utc_now(), **options)
     state = fold(events)
     async with transaction(runtime.sessions) as session:
+        await BOOK.adopt_folder(runtime.settings.policy_dir, session=session, deadlines=SqlDeadlines(), now=utc_now())
         version = await STORE.append(session, case_id=state.case_id, events=events, expected_version=0)
         await STORE.index(
             session,
@@ -89,7 +97,8 @@ async def stored(runtime: ServiceRuntime, case_id: str) -> tuple[list[str], Any]
 
 
 def fields(name: str, state: CaseState, *, by: Actor = DSL, **more: Any) -> dict[str, Any]:
-    return command(name, state, by=by, **more)
+    """The command as the console sends it: signed for `by` with a fresh assertion."""
+    return OPERATOR.sign(command(name, state, by=by, **more))
 
 
 OUTCOME: dict[str, Any] = {"outcome": "resolved_in_school", "summary": "Support in place"}
@@ -142,7 +151,9 @@ async def test_a_bad_command_is_refused_naming_the_field(settings: Settings) -> 
         not_json = await ask(client, settings, b"close the case please")
         no_reason = await ask(client, settings, fields("decide_parent_notification", case, decision="withhold"))
         unknown = await ask(client, settings, {**fields("acknowledge", case), "case_id": "no-such-case"})
-        teacher = await ask(client, settings, fields("close", case, by=Actor(id="t-1", role="staff"), summary="x"))
+        teacher = await ask(
+            client, settings, fields("close", case, by=Actor(id="pastoral-lead", role="x"), summary="x")
+        )
     assert not_json == {"ok": False, "code": "invalid", "error": "the command is not JSON"}
     assert no_reason["code"] == "invalid" and "reason: Field required" in no_reason["error"]
     assert unknown["code"] == "refused" and "no case no-such-case" in unknown["error"]
@@ -169,6 +180,7 @@ async def test_acknowledging_the_case_stops_escalation(settings: Settings) -> No
             case_events=STORE,
             deadlines=SqlDeadlines(),
             clock=utc_now,
+            gate=GATE,
         )
         async with transaction(runtime.sessions) as session:
             status = (
@@ -197,7 +209,7 @@ async def _race(runtime: ServiceRuntime, documents: list[dict[str, Any]]) -> lis
     store = SameMomentCaseEvents(len(documents))
     return list(
         await asyncio.gather(
-            *(execute(document, uow=runtime.uow, case_events=store, clock=utc_now) for document in documents)
+            *(execute(document, uow=runtime.uow, case_events=store, clock=utc_now, gate=GATE) for document in documents)
         )
     )
 
@@ -210,6 +222,7 @@ async def _ready_to_close(runtime: ServiceRuntime) -> CaseState:
             uow=runtime.uow,
             case_events=STORE,
             clock=utc_now,
+            gate=GATE,
         )
         assert reply["ok"], reply
     return case
