@@ -90,9 +90,18 @@ def issue(
 class ActorVerifier:
     """Checks tokens against the issuers' public keys (one per issuer)."""
 
-    def __init__(self, keys: Mapping[str, Ed25519PublicKey], *, audience: str = AUDIENCE) -> None:
+    def __init__(
+        self, keys: Mapping[str, Ed25519PublicKey], *, audience: str = AUDIENCE, folder: str | Path | None = None
+    ) -> None:
         self._keys = dict(keys)
         self._audience = audience
+        self._folder = folder
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> ActorVerifier:
+        """The issuers' `*.pub` keys in `folder`, looked at again when a token names an issuer not yet known
+        (an issuer that started after routing, such as the console, creates its key on first start)."""
+        return cls(load_verify_keys(folder), folder=folder)
 
     @property
     def issuers(self) -> list[str]:
@@ -112,6 +121,9 @@ class ActorVerifier:
         except (ValueError, KeyError, TypeError, binascii.Error):
             raise TokenRefused("malformed", "the assertion of who is asking cannot be read") from None
         key = self._keys.get(issuer)
+        if key is None and self._folder is not None:
+            self._keys = load_verify_keys(self._folder)
+            key = self._keys.get(issuer)
         if key is None:
             raise TokenRefused("unknown_issuer", f"routing holds no key for issuer {issuer!r}")
         try:

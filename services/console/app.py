@@ -13,7 +13,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.console.commands import CaseCommands
+from services.console.commands import ISSUER, CaseCommands
 from services.console.pages import pages_router
 from services.console.projection import CONSOLE_READ_MODEL, on_event
 from services.console.settings import ConsoleSettings
@@ -21,6 +21,7 @@ from services.console.signin import sign_in_router
 from services.console.store import SCHEMA
 from services.console.web import Context, Cookies, page, security_headers
 from services.routing.policies import policies_in
+from shared.actor_tokens import load_or_create_issuer_key
 from shared.contracts.envelope import Event, utc_now
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
@@ -102,7 +103,9 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(sign_in_router(context))
-    app.include_router(pages_router(context, commands=CaseCommands(ask_routing)))
+    # The console vouches for the signed-in person to routing with its own key (routing never believes a role).
+    key = load_or_create_issuer_key(settings.actor_keys_dir, issuer=ISSUER)
+    app.include_router(pages_router(context, commands=CaseCommands(ask_routing, key=key, clock=context.clock)))
     return app, runtime
 
 

@@ -1,9 +1,8 @@
 """Case commands sent to routing over NATS request/reply, on behalf of the signed-in person.
 
-`actor_assertion` is the one place that says who is asking. Today it states the person's id and role (the
-role is the one their account holds, checked against the school's policy when the account was made); when
-routing verifies signed actor tokens (the trust-boundaries issue) it returns the token instead and nothing
-else here changes.
+`actor_assertion` is the one place that says who is asking: a short-lived token the console signs with its own
+issuer key (`console.key` in the actor-keys folder) saying which signed-in person asks. It never names a role:
+routing looks the person's role up in the school's policy.
 """
 
 from __future__ import annotations
@@ -11,9 +10,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from services.console.access import Principal
+from shared.actor_tokens import issue
 
 log = logging.getLogger(__name__)
 
@@ -34,25 +37,52 @@ COMMAND_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def actor_assertion(principal: Principal) -> dict[str, Any]:
-    """The fields that tell routing who asks (to become a signed, short-lived token)."""
-    return {"actor": {"id": principal.person_id, "role": principal.role}}
+ISSUER = "console"
+
+
+def actor_assertion(principal: Principal, *, key: Ed25519PrivateKey, school_id: str, now: datetime) -> dict[str, Any]:
+    """The field that tells routing who asks: a signed, short-lived token for the signed-in person."""
+    return {"assertion": issue(key, issuer=ISSUER, person_id=principal.person_id, school_id=school_id, now=now)}
 
 
 def command_document(
-    command: str, *, case_id: str, school_id: str, principal: Principal, form: Mapping[str, str]
+    command: str,
+    *,
+    case_id: str,
+    school_id: str,
+    principal: Principal,
+    form: Mapping[str, str],
+    key: Ed25519PrivateKey,
+    now: datetime,
 ) -> dict[str, Any]:
     """The JSON routing reads for this command; an unknown command raises KeyError."""
     allowed = COMMAND_FIELDS[command]
     fields = {name: form[name] for name in allowed if form.get(name, "").strip()}
-    return {"command": command, "case_id": case_id, "school_id": school_id, **fields, **actor_assertion(principal)}
+    asking = actor_assertion(principal, key=key, school_id=school_id, now=now)
+    return {"command": command, "case_id": case_id, "school_id": school_id, **fields, **asking}
 
 
 class CaseCommands:
     """Sends a command and returns routing's reply (`{"ok": true, ...}` or `{"ok": false, "error": ...}`)."""
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, *, key: Ed25519PrivateKey, clock: Callable[[], datetime]) -> None:
         self._request = request
+        self._key = key
+        self._clock = clock
+
+    def document(
+        self, command: str, *, case_id: str, school_id: str, principal: Principal, form: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """The command as routing reads it, signed now on behalf of `principal`."""
+        return command_document(
+            command,
+            case_id=case_id,
+            school_id=school_id,
+            principal=principal,
+            form=form,
+            key=self._key,
+            now=self._clock(),
+        )
 
     async def send(self, document: dict[str, Any]) -> dict[str, Any]:
         try:

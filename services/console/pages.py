@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from services.console.access import CASE_READERS, STAFF, Page, Principal, may_open, may_see_case
-from services.console.commands import COMMAND_FIELDS, CaseCommands, command_document
+from services.console.commands import COMMAND_FIELDS, CaseCommands
 from services.console.read_audit import record_case_read
 from services.console.reading import account_rows, case_file, case_row, case_rows, facts, inbox_order, latest_change
 from services.console.store import scoped
@@ -122,7 +122,7 @@ def pages_router(context: Context, *, commands: CaseCommands) -> APIRouter:
         name = form.get("command", "")
         if name not in COMMAND_FIELDS:
             raise HTTPException(status_code=400, detail="Unknown command.")
-        document = command_document(
+        document = commands.document(
             name, case_id=case_id, school_id=row.school_id, principal=visit.principal, form=form
         )
         reply = await commands.send(document)

@@ -15,7 +15,7 @@ from services.routing.handlers import Routing, on_concern_received, on_deadline_
 from services.routing.policies import PolicyBook
 from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines
 from services.routing.timers import DeadlineScheduler
-from shared.actor_tokens import ActorVerifier, load_verify_keys
+from shared.actor_tokens import ActorVerifier
 from shared.contracts.case_events import CASE_WORKFLOW_EVENTS, CaseCommandRefused
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import (
@@ -65,7 +65,7 @@ class RoutingService:
         acknowledged.__doc__ = on_notification_acknowledged.__doc__
         self.runtime.consumer(ConcernReceived, durable=ROUTING_CONCERNS, handler=triage)
         self.runtime.consumer(NotificationAcknowledged, durable=ROUTING_ACKNOWLEDGEMENTS, handler=acknowledged)
-        verifier = ActorVerifier(load_verify_keys(settings.actor_keys_dir))
+        verifier = ActorVerifier.from_folder(settings.actor_keys_dir)
         log.info("case commands accepted from issuers: %s", ", ".join(verifier.issuers) or "none")
         gate = CommandGate(verifier=verifier, policies=self.routing.policies)
         register_commands(self.runtime, clock=clock, gate=gate)

@@ -6,6 +6,7 @@ Every denied cell answers 403 or 404 and writes nothing (no read recorded, no co
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,6 +27,7 @@ from tests.support.console import (
     sign_in,
 )
 from tests.support.running import jetstream
+from tests.support.schools import OTHER_SCHOOL, with_second_school
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +82,7 @@ async def seed_cases(console: Console, settings: Settings) -> dict[str, OpenedCa
     async with jetstream(settings) as (_, js):
         seeded = {
             "own_school": await open_case(js, settings, reporter_person_id="teacher-1"),
-            "other_school": await open_case(js, settings, school_id="oak-academy"),
+            "other_school": await open_case(js, settings, school_id=OTHER_SCHOOL),
             "about_deputy_designated_safeguarding_lead": await open_case(js, settings, subjects=("r-crane",)),
             # The headteacher is only possibly the subject: still hidden from them.
             "about_headteacher": await open_case(js, settings, subjects=("learner-9", "headteacher")),
@@ -90,7 +92,10 @@ async def seed_cases(console: Console, settings: Settings) -> dict[str, OpenedCa
     return seeded
 
 
-async def test_every_role_sees_only_what_it_needs_and_a_refusal_writes_nothing(settings: Settings) -> None:
+async def test_every_role_sees_only_what_it_needs_and_a_refusal_writes_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = with_second_school(settings, tmp_path / "policies")
     async with console_running(settings) as console, AsyncExitStack() as stack:
         seeded = await seed_cases(console, settings)
         clients: dict[str, httpx.AsyncClient] = {}
@@ -131,7 +136,10 @@ async def test_every_role_sees_only_what_it_needs_and_a_refusal_writes_nothing(s
         assert await read_count(console) == reads_before + len(READS_CASES)
 
 
-async def test_staff_see_their_own_reports_status_and_nothing_of_their_content(settings: Settings) -> None:
+async def test_staff_see_their_own_reports_status_and_nothing_of_their_content(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = with_second_school(settings, tmp_path / "policies")
     async with console_running(settings) as console:
         seeded = await seed_cases(console, settings)
         await add_user(console, "teacher@example.org", person="teacher-1", role="staff")
@@ -142,7 +150,10 @@ async def test_staff_see_their_own_reports_status_and_nothing_of_their_content(s
     assert "Hurtful messages" not in mine.text
 
 
-async def test_row_level_security_keeps_other_schools_out_without_the_python_check(settings: Settings) -> None:
+async def test_row_level_security_keeps_other_schools_out_without_the_python_check(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = with_second_school(settings, tmp_path / "policies")
     async with console_running(settings) as console:
         seeded = await seed_cases(console, settings)
         st_marks_only = {"st-marks"}
@@ -157,7 +168,7 @@ async def test_row_level_security_keeps_other_schools_out_without_the_python_che
             async with scoped(console.runtime.sessions, school_ids=st_marks_only) as session:
                 await session.execute(
                     sa.insert(read_audit).values(
-                        school_id="oak-academy", case_id="x", person_id="s-bird", role="x", at=console.clock()
+                        school_id=OTHER_SCHOOL, case_id="x", person_id="s-bird", role="x", at=console.clock()
                     )
                 )
     assert seen == {"st-marks"}

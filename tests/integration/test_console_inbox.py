@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
+from services.routing.command_auth import CommandGate
 from services.routing.commands import register_commands
-from services.routing.store import SqlCaseEvents
+from services.routing.policies import PolicyBook
+from services.routing.store import SqlCaseEvents, SqlDeadlines
+from shared.actor_tokens import ActorVerifier
 from shared.contracts.envelope import utc_now
 from shared.db import transaction
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from tests.support.console import OpenedCase, add_user, console_running, csrf_of, open_case, projected, sign_in
 from tests.support.running import jetstream, running
+from tests.support.schools import OTHER_SCHOOL, with_second_school
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +42,8 @@ async def routing_knows(runtime: ServiceRuntime, case: OpenedCase) -> None:
         )
 
 
-async def test_a_new_concern_reaches_the_live_inbox_without_a_reload(settings: Settings) -> None:
+async def test_a_new_concern_reaches_the_live_inbox_without_a_reload(settings: Settings, tmp_path: Path) -> None:
+    settings = with_second_school(settings, tmp_path / "policies")
     async with console_running(settings) as console, jetstream(settings) as (_, js):
         await add_user(console, "dsl@example.org", **DSL)
         await sign_in(console, "dsl@example.org")
@@ -45,7 +51,7 @@ async def test_a_new_concern_reaches_the_live_inbox_without_a_reload(settings: S
         events_url = re.search(r'data-events="([^"]+)"', inbox.text)
         assert events_url
         urgent = await open_case(js, settings, urgency="immediate")
-        elsewhere = await open_case(js, settings, school_id="oak-academy")
+        elsewhere = await open_case(js, settings, school_id=OTHER_SCHOOL)
         await projected(console, urgent.case_id)
         await projected(console, elsewhere.case_id)
         stream = await console.client.get(events_url.group(1).replace("&amp;", "&"))
@@ -57,8 +63,13 @@ async def test_a_new_concern_reaches_the_live_inbox_without_a_reload(settings: S
 
 async def test_the_dsl_acknowledges_in_one_tap_and_works_the_case_to_closure(settings: Settings) -> None:
     routing = ServiceRuntime(settings, service="routing", schema="routing")
-    register_commands(routing, clock=utc_now)
+    book = PolicyBook()
+    # Routing checks the console's signed assertions with the console's public key, and roles in the policy.
+    gate = CommandGate(verifier=ActorVerifier.from_folder(settings.actor_keys_dir), policies=book)
+    register_commands(routing, clock=utc_now, gate=gate)
     async with running(routing), console_running(settings) as console, jetstream(settings) as (_, js):
+        async with routing.uow.begin() as work:
+            await book.adopt_folder(settings.policy_dir, session=work.session, deadlines=SqlDeadlines(), now=utc_now())
         await add_user(console, "dsl@example.org", **DSL)
         case = await open_case(js, settings, urgency="immediate")
         await routing_knows(routing, case)
