@@ -16,6 +16,7 @@ from services.intake.store import SqlIntakeStore
 from shared.contracts.concern import Channel, ConcernReport
 from shared.tracing import current_traceparent
 from shared.unit_of_work import UnitOfWork
+from shared.validation import describe, problems
 
 REFERENCE_ATTEMPTS = 5
 
@@ -71,8 +72,11 @@ class Intake:
         try:
             report = parse(body)
         except ValidationError as invalid:
-            errors = _field_errors(invalid)
-            reason = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+            errors = [
+                {"field": problem.field or "(body)", "message": problem.message, "type": problem.type}
+                for problem in problems(invalid)
+            ]
+            reason = describe(invalid, whole="(body)")
             await self._reject(raw.raw_input_id, reason)
             return Rejected(raw.raw_input_id, reason, errors)
         except ValueError as invalid:
@@ -112,15 +116,3 @@ class Intake:
     async def _reject(self, raw_input_id: uuid.UUID, reason: str) -> None:
         async with self.uow.begin() as work:
             await self.store.reject(work.session, raw_input_id=raw_input_id, reason=reason)
-
-
-def _field_errors(invalid: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic's errors in the reporter-facing form: the dotted field, the message, the error type."""
-    return [
-        {
-            "field": ".".join(str(part) for part in error["loc"]) or "(body)",
-            "message": error["msg"],
-            "type": error["type"],
-        }
-        for error in invalid.errors()
-    ]

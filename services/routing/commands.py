@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.case import CaseCommand, CaseState, CommandRejected, StaleCommand, decide, fold, parse_command
 from services.routing.case.commands import describe_invalid
-from services.routing.domain import ACKNOWLEDGE
+from services.routing.policy import ACKNOWLEDGE
 from services.routing.store import ConcurrencyConflict, SqlCaseEvents, SqlDeadlines
 from shared.contracts.case_events import CaseAcknowledged
 from shared.contracts.envelope import Event

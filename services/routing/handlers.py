@@ -14,7 +14,6 @@ from services.routing.case import CommandRejected
 from services.routing.case.commands import Acknowledge
 from services.routing.commands import record_command
 from services.routing.domain import (
-    ACKNOWLEDGE,
     ROUTING,
     case_id_for,
     escalation_events,
@@ -25,6 +24,7 @@ from services.routing.domain import (
     triage_events,
 )
 from services.routing.policies import POLICY_REVIEW, PolicyBook
+from services.routing.policy import ACKNOWLEDGE
 from services.routing.policy.decide import acknowledge_by, decide, escalation_ladder
 from services.routing.policy.decision import Recipient
 from services.routing.policy.floor import HEADTEACHER, NAMED_GOVERNOR
