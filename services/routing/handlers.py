@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.case import CommandRejected
 from services.routing.case.commands import Acknowledge
-from services.routing.commands import record_command
+from services.routing.case_command_edge import record_command
 from services.routing.domain import (
     ROUTING,
     case_id_for,
@@ -23,12 +23,12 @@ from services.routing.domain import (
     policy_review_reference,
     triage_events,
 )
-from services.routing.policies import POLICY_REVIEW, PolicyBook
 from services.routing.policy import ACKNOWLEDGE
 from services.routing.policy.decide import acknowledge_by, decide, escalation_ladder
 from services.routing.policy.decision import Recipient
 from services.routing.policy.floor import HEADTEACHER, NAMED_GOVERNOR
 from services.routing.policy.model import Urgency
+from services.routing.policy_book import POLICY_REVIEW, PolicyBook
 from services.routing.store import DueDeadline, SqlCaseEvents, SqlDeadlines
 from shared.contracts.envelope import Actor, Event, parse_event
 from shared.contracts.events import (

@@ -133,7 +133,7 @@ def route(policy: Path, *, text: str, out: TextIO, alerts: TextIO | None = None)
     """Decide each concern in `text` (JSON, or JSON Lines) under `policy`; write one decision per line."""
     from services.routing.policy.decide import decide
     from services.routing.policy.load import PolicyError
-    from services.routing.policy_cache import load_policy_remembered
+    from services.routing.route_command_cache import load_policy_remembered
 
     alerts = alerts or sys.stderr
     bank_holidays, remember = _remembered_bank_holidays()

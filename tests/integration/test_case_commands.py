@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.routing.case import CaseState, fold
-from services.routing.commands import execute, register_commands
+from services.routing.case_command_edge import execute, register_commands
 from services.routing.domain import ACKNOWLEDGE
 from services.routing.store import SqlCaseEvents, SqlDeadlines, case_events, cases, deadlines
 from shared.contracts import parse_event
@@ -216,7 +216,7 @@ async def _ready_to_close(runtime: ServiceRuntime) -> CaseState:
 
 
 async def test_two_closes_racing_close_the_case_once(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="services.routing.commands")
+    caplog.set_level(logging.INFO, logger="services.routing.case_command_edge")
     runtime = routing(settings)
     async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
         case = await _ready_to_close(runtime)
@@ -259,7 +259,7 @@ async def test_commands_on_the_version_they_saw_never_overwrite_each_other(setti
 async def test_concurrent_actions_are_all_recorded_in_turn(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="services.routing.commands")
+    caplog.set_level(logging.INFO, logger="services.routing.case_command_edge")
     runtime = routing(settings)
     async with running(runtime, subscribers=False):
         case = await seed(runtime)
