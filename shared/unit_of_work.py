@@ -54,10 +54,6 @@ class UnitOfWork:
         self.tables = tables
         self._wake = wake
 
-    def on_commit(self, wake: Callable[[], None]) -> None:
-        """Call `wake` after every commit that put events in the outbox (the relay's wake-up)."""
-        self._wake = wake
-
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[Work]:
         """One transaction: commits (with the emitted events in the outbox) on success, rolls back on error."""

@@ -137,9 +137,6 @@ class SqlCaseEvents:
             values["status"] = status
         await session.execute(sa.update(cases).where(cases.c.case_id == case_id).values(**values))
 
-    async def find_by_reference(self, session: AsyncSession, reference: str) -> sa.Row | None:
-        return (await session.execute(sa.select(cases).where(cases.c.reference == reference))).first()
-
 
 @dataclass(frozen=True)
 class DueDeadline:

@@ -93,10 +93,6 @@ class CaseState:
         """The linked person with this id, if any."""
         return next((p for p in self.people if p.person_id == person_id), None)
 
-    def people_it_is_about(self) -> tuple[LinkedPerson, ...]:
-        """Subjects and alleged perpetrators: never told, never acting on the case."""
-        return tuple(p for p in self.people if p.involvement in ABOUT)
-
     def has_decision(self, *kinds: str) -> bool:
         """Whether a decision of one of these kinds is recorded."""
         return any(d.kind in kinds for d in self.decisions)
