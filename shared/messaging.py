@@ -11,6 +11,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from shared.nats_fetch import raise_documented_timeouts
 from shared.settings import Settings
 from shared.subjects import Subjects
 
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 def make_broker(settings: Settings, *, service: str) -> NatsBroker:
     """A broker for `service`, with trace context carried in message headers."""
+    raise_documented_timeouts()
     return NatsBroker(
         settings.nats_url,
         name=f"safeguard-{service}",
