@@ -23,7 +23,5 @@ async def test_nothing_is_logged_as_an_error_when_nothing_is_wrong(system: Syste
         timeout=60,
         what="the concern through every service",
     )
-    alarms = {
-        name: [line for line in system.log_of(name).splitlines() if ALARMING.search(line)] for name in SERVICES
-    }
+    alarms = {name: [line for line in system.log_of(name).splitlines() if ALARMING.search(line)] for name in SERVICES}
     assert alarms == {name: [] for name in SERVICES}
