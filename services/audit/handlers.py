@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from services.audit.store import SqlLedger
+from services.audit.store import Ledger
 from shared.contracts.envelope import Event
 from shared.unit_of_work import Work
 
 
-async def on_events(events: Sequence[Event[Any]], *, work: Work, ledger: SqlLedger) -> None:
+async def on_events(events: Sequence[Event[Any]], *, work: Work, ledger: Ledger) -> None:
     """Append a pulled batch of events, in stream order, to the confidential record; audit publishes nothing."""
     await ledger.append(work.session, events)

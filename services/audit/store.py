@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -36,6 +36,14 @@ ledger = sa.Table(
     sa.UniqueConstraint("school_id", "school_sequence"),
     sa.Index("ledger_correlation", "correlation_id"),
 )
+
+
+class Ledger(Protocol):
+    """What audit asks of its record (`SqlLedger`; a fake in tests/support/fakes.py)."""
+
+    async def append(self, session: AsyncSession, events: Sequence[Event[Any]]) -> dict[str, int]: ...
+
+    async def chain(self, session: AsyncSession, *, school_id: str) -> list[ChainEntry]: ...
 
 
 class SqlLedger:

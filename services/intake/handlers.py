@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError
 
 from services.intake.domain import concern_received, new_reference
-from services.intake.store import SqlIntakeStore
+from services.intake.store import IntakeStore
 from shared.contracts.concern import Channel, ConcernReport
 from shared.tracing import current_traceparent
 from shared.unit_of_work import UnitOfWork
@@ -40,7 +40,7 @@ class Intake:
     """Everything receiving a concern needs; one per process, shared by every channel."""
 
     uow: UnitOfWork
-    store: SqlIntakeStore
+    store: IntakeStore
     clock: Callable[[], datetime]
 
     async def receive(

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.routing.case import CaseCommand, CaseState, CommandRejected, StaleCommand, decide, fold, parse_command
 from services.routing.case.commands import describe_invalid
 from services.routing.policy import ACKNOWLEDGE
-from services.routing.store import ConcurrencyConflict, SqlCaseEvents, SqlDeadlines
+from services.routing.store import CaseEvents, ConcurrencyConflict, Deadlines, SqlCaseEvents, SqlDeadlines
 from shared.contracts.case_events import CaseAcknowledged
 from shared.contracts.envelope import Event
 from shared.runtime import ServiceRuntime
@@ -71,8 +71,8 @@ async def _attempt(
     command: CaseCommand,
     *,
     uow: UnitOfWork,
-    case_events: SqlCaseEvents,
-    deadlines: SqlDeadlines | None,
+    case_events: CaseEvents,
+    deadlines: Deadlines | None,
     clock: Clock,
 ) -> dict[str, Any]:
     """One try: everything in one transaction; ConcurrencyConflict when another writer got there first."""
@@ -88,8 +88,8 @@ async def record_command(
     session: AsyncSession,
     command: CaseCommand,
     *,
-    case_events: SqlCaseEvents,
-    deadlines: SqlDeadlines | None,
+    case_events: CaseEvents,
+    deadlines: Deadlines | None,
     now: datetime,
 ) -> tuple[CaseState, list[Event[Any]]]:
     """Decide `command` on the case and append its events at the expected version, in the caller's transaction.
@@ -123,9 +123,9 @@ async def execute(
     command_json: bytes | str | dict[str, Any],
     *,
     uow: UnitOfWork,
-    case_events: SqlCaseEvents,
+    case_events: CaseEvents,
     clock: Clock,
-    deadlines: SqlDeadlines | None = None,
+    deadlines: Deadlines | None = None,
 ) -> dict[str, Any]:
     """Carry out one case command and say what it recorded: `{"ok": true, ...}` or `{"ok": false, "error": ...}`."""
     command = _read(command_json)

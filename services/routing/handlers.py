@@ -29,7 +29,7 @@ from services.routing.policy.decision import Recipient
 from services.routing.policy.floor import HEADTEACHER, NAMED_GOVERNOR
 from services.routing.policy.model import Urgency
 from services.routing.policy_book import POLICY_REVIEW, PolicyBook
-from services.routing.store import DueDeadline, SqlCaseEvents, SqlDeadlines
+from services.routing.store import CaseEvents, Deadlines, DueDeadline
 from shared.contracts.envelope import Actor, Event, parse_event
 from shared.contracts.events import (
     POLICY_REVIEW_DUE,
@@ -53,8 +53,8 @@ class Routing:
     """What routing's handlers need."""
 
     policies: PolicyBook
-    case_events: SqlCaseEvents
-    deadlines: SqlDeadlines
+    case_events: CaseEvents
+    deadlines: Deadlines
     clock: Callable[[], datetime]
 
 
