@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -47,7 +47,6 @@ from tests.support.fakes import (
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-Transaction = Callable[[], AbstractAsyncContextManager[Any]]
 
 
 @pytest.fixture(scope="module")
