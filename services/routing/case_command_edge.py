@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from faststream import Context
-from faststream.nats.message import NatsMessage
+from faststream import BaseMiddleware
+from faststream.message import StreamMessage
+from faststream.nats import NatsRouter
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -127,10 +128,22 @@ async def execute(
     clock: Clock,
     deadlines: Deadlines | None = None,
 ) -> dict[str, Any]:
-    """Carry out one case command and say what it recorded: `{"ok": true, ...}` or `{"ok": false, "error": ...}`."""
+    """Read and carry out one case command: `{"ok": true, ...}`, or `{"ok": false, "error": ...}` naming the field."""
     command = _read(command_json)
     if isinstance(command, dict):
         return command
+    return await carry_out(command, uow=uow, case_events=case_events, clock=clock, deadlines=deadlines)
+
+
+async def carry_out(
+    command: CaseCommand,
+    *,
+    uow: UnitOfWork,
+    case_events: CaseEvents,
+    clock: Clock,
+    deadlines: Deadlines | None = None,
+) -> dict[str, Any]:
+    """Carry out a well-formed case command and say what it recorded, or why the case refused it."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return await _attempt(command, uow=uow, case_events=case_events, deadlines=deadlines, clock=clock)
@@ -147,27 +160,33 @@ async def execute(
     )
 
 
+class RefuseMalformedCommands(BaseMiddleware):
+    """Replies with a refusal naming the field to a command that cannot be read, before faststream validates it."""
+
+    async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]) -> Any:
+        refusal = _read(msg.body)
+        if isinstance(refusal, dict):
+            return refusal
+        return await call_next(msg)
+
+
 def register_commands(runtime: ServiceRuntime, *, clock: Clock) -> None:
     """Answer case commands on routing's request/reply subject; instances share the work in one queue group."""
     case_events = SqlCaseEvents()
     deadlines = SqlDeadlines()
+    commands = NatsRouter(middlewares=[RefuseMalformedCommands])
 
-    @runtime.broker.subscriber(
+    @commands.subscriber(
         runtime.subjects.command("routing", "case"),
         queue=COMMAND_QUEUE,
         title="routing-case-commands",
-        description="Case workflow commands from the console (request/reply)",
+        description="Case workflow commands from the console (request/reply); the reply says what was recorded",
     )
-    async def on_case_command(body: Any, message: NatsMessage = Context("message")) -> dict[str, Any]:
+    async def on_case_command(command: CaseCommand) -> dict[str, Any]:
         try:
-            reply = await execute(
-                message.body,
-                uow=runtime.uow,
-                case_events=case_events,
-                deadlines=deadlines,
-                clock=clock,
-            )
+            return await carry_out(command, uow=runtime.uow, case_events=case_events, deadlines=deadlines, clock=clock)
         except Exception:
             log.exception("a case command could not be recorded")
             return _refused("the case could not be updated just now; try again", code="unavailable")
-        return reply
+
+    runtime.broker.include_router(commands)

@@ -23,3 +23,16 @@ def test_the_catalogue_names_every_event_with_its_schema() -> None:
             )
         elif event_class.__module__.startswith("shared.contracts"):  # tests may register classes of their own
             assert f"{event_type} v{version}" in catalogue["channels"], event_type
+
+
+def test_the_catalogue_shows_the_case_commands_routing_answers() -> None:
+    from services.routing.case.commands import COMMAND_NAMES
+
+    catalogue = json.loads(generated()["asyncapi.json"])
+    [message] = catalogue["channels"]["routing-case-commands"]["messages"].values()
+    payload_name = catalogue["components"]["messages"][message["$ref"].rsplit("/", 1)[1]]["payload"]["$ref"]
+    payload = catalogue["components"]["schemas"][payload_name.rsplit("/", 1)[1]]
+    assert payload["discriminator"] == "command"
+    named = {catalogue["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]["properties"]["command"]["const"]
+             for ref in payload["oneOf"]}  # fmt: skip
+    assert named == set(COMMAND_NAMES)
