@@ -7,7 +7,8 @@ Each fake takes the session argument its Protocol names and ignores it, so handl
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
@@ -28,6 +29,31 @@ from shared.unit_of_work import Work
 def fake_work() -> Work:
     """A unit of work with no database behind it: handlers over fakes collect their events in `.emitted`."""
     return Work(session=cast(AsyncSession, None), tables=cast(InboxOutbox, None))
+
+
+@dataclass
+class _MemoryWork(Work):
+    handled: dict[str, set[uuid.UUID]] = field(default_factory=dict)
+
+    async def claim(self, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        seen = self.handled.setdefault(consumer, set())
+        fresh = set(event_ids) - seen
+        seen.update(fresh)
+        return fresh
+
+
+class InMemoryUnitOfWork:
+    """Stands in for shared.unit_of_work.UnitOfWork with no database: inbox claims in a dict, commits in a list."""
+
+    def __init__(self, *_: object, **__: object) -> None:
+        self.handled: dict[str, set[uuid.UUID]] = {}
+        self.committed: list[Work] = []
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[Work]:
+        work = _MemoryWork(session=cast(AsyncSession, None), tables=cast(InboxOutbox, None), handled=self.handled)
+        yield work
+        self.committed.append(work)
 
 
 def _clash(what: str) -> IntegrityError:
