@@ -14,27 +14,16 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import NotFoundError
 
 from shared.identities import inbox_prefix
+from shared.nats_fetch import raise_documented_timeouts
 from shared.settings import Settings
 from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
 
 
-def _tolerate_fetch_deadline() -> None:
-    """Let faststream's pull loop treat every fetch deadline as "no more messages this time".
-
-    nats-py's `fetch` raises the built-in `TimeoutError` when a batch's deadline runs out between its two pull
-    requests, but faststream's pull loop (0.7.8) only catches `nats.errors.TimeoutError`, a subclass of it. The
-    built-in one escaped, faststream restarted the consume task with an ERROR traceback, and the messages already
-    fetched for that batch were dropped unacknowledged until JetStream redelivered them after `ack_wait` (30 s):
-    the delay showed as 30, 60 and 90 s latencies under load. Catching the built-in class there is the fix.
-    """
-    from faststream.nats.subscriber.usecases import stream_pull_subscriber
-
-    setattr(stream_pull_subscriber, "TimeoutError", TimeoutError)  # noqa: B010 (a module global, on purpose)
-
-
-_tolerate_fetch_deadline()
+# An empty pull fetch must time out with nats' documented error, or faststream's pull loop crashes, logs an ERROR
+# and drops the batch it had fetched until ack_wait redelivers it (the 30/60/90 s latencies seen under load).
+raise_documented_timeouts()
 
 
 def make_broker(settings: Settings, *, service: str) -> NatsBroker:

@@ -57,10 +57,6 @@ class UnitOfWork:
         self.tables = tables
         self._wake = wake
 
-    def on_commit(self, wake: Callable[[], None]) -> None:
-        """Call `wake` after every commit that put events in the outbox (the relay's wake-up)."""
-        self._wake = wake
-
     async def run(self, step: Callable[[Work], Awaitable[T]]) -> T:
         """`step` in a unit of work, tried once more when the pooled connection turns out to be dead.
 

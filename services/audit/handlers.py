@@ -6,13 +6,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from services.audit.store import SqlLedger
+from services.audit.store import Ledger
 from shared.contracts.envelope import Event
 from shared.unit_of_work import Work
 
 
 async def on_events(
-    events: Sequence[Event[Any]], *, work: Work, ledger: SqlLedger, stream_sequences: Mapping[uuid.UUID, int]
+    events: Sequence[Event[Any]], *, work: Work, ledger: Ledger, stream_sequences: Mapping[uuid.UUID, int]
 ) -> None:
     """Append a pulled batch of events, in stream order, to the confidential record; audit publishes nothing."""
     await ledger.append(work.session, events, stream_sequences=stream_sequences)

@@ -6,7 +6,7 @@ import logging
 import uuid
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -41,6 +41,20 @@ ledger = sa.Table(
     sa.UniqueConstraint("school_id", "school_sequence"),
     sa.Index("ledger_correlation", "correlation_id"),
 )
+
+
+class Ledger(Protocol):
+    """What audit asks of its record (`SqlLedger`; a fake in tests/support/fakes.py)."""
+
+    async def append(
+        self,
+        session: AsyncSession,
+        events: Sequence[Event[Any]],
+        *,
+        stream_sequences: Mapping[uuid.UUID, int] | None = None,
+    ) -> dict[str, int]: ...
+
+    async def chain(self, session: AsyncSession, *, school_id: str) -> list[ChainEntry]: ...
 
 
 class SqlLedger:

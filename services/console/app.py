@@ -20,7 +20,7 @@ from services.console.settings import ConsoleSettings
 from services.console.signin import sign_in_router
 from services.console.store import SCHEMA
 from services.console.web import Context, Cookies, page, security_headers
-from services.routing.policies import policies_in
+from services.routing.policy_book import policies_in
 from shared.actor_tokens import load_or_create_issuer_key
 from shared.contracts.envelope import Event, utc_now
 from shared.runtime import ServiceRuntime

@@ -13,11 +13,12 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError
 
 from services.intake.domain import concern_received, new_reference
-from services.intake.store import SqlIntakeStore
+from services.intake.store import IntakeStore
 from shared.contracts.concern import Channel, ConcernReport
 from shared.contracts.events import ConcernReceived
 from shared.tracing import current_traceparent
 from shared.unit_of_work import UnitOfWork, Work
+from shared.validation import describe, problems
 
 REFERENCE_ATTEMPTS = 5
 
@@ -41,7 +42,7 @@ class Intake:
     """Everything receiving a concern needs; one per process, shared by every channel."""
 
     uow: UnitOfWork
-    store: SqlIntakeStore
+    store: IntakeStore
     clock: Callable[[], datetime]
 
     async def receive(
@@ -74,8 +75,11 @@ class Intake:
         try:
             report = parse(body)
         except ValidationError as invalid:
-            errors = _field_errors(invalid)
-            reason = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+            errors = [
+                {"field": problem.field or "(body)", "message": problem.message, "type": problem.type}
+                for problem in problems(invalid)
+            ]
+            reason = describe(invalid, whole="(body)")
             await self._reject(raw.raw_input_id, reason)
             return Rejected(raw.raw_input_id, reason, errors)
         except ValueError as invalid:
@@ -117,15 +121,3 @@ class Intake:
 
     async def _reject(self, raw_input_id: uuid.UUID, reason: str) -> None:
         await self.uow.run(lambda work: self.store.reject(work.session, raw_input_id=raw_input_id, reason=reason))
-
-
-def _field_errors(invalid: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic's errors in the reporter-facing form: the dotted field, the message, the error type."""
-    return [
-        {
-            "field": ".".join(str(part) for part in error["loc"]) or "(body)",
-            "message": error["msg"],
-            "type": error["type"],
-        }
-        for error in invalid.errors()
-    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -65,6 +66,28 @@ class RawInput:
     status: str
     reference: str | None
     rejection_reason: str | None
+
+
+class IntakeStore(Protocol):
+    """What intake asks of its tables (`SqlIntakeStore`; a fake in tests/support/fakes.py)."""
+
+    async def keep_raw(
+        self,
+        session: AsyncSession,
+        *,
+        school_id: str,
+        channel: str,
+        content_type: str,
+        body: bytes,
+        received_at: datetime,
+        idempotency_key: str | None,
+    ) -> RawInput: ...
+
+    async def reject(self, session: AsyncSession, *, raw_input_id: uuid.UUID, reason: str) -> None: ...
+
+    async def reference_of(self, session: AsyncSession, *, raw_input_id: uuid.UUID) -> str | None: ...
+
+    async def accept(self, session: AsyncSession, event: ConcernReceived) -> bool: ...
 
 
 class SqlIntakeStore:

@@ -11,11 +11,6 @@ from pathlib import Path
 DEFAULT_POSTGRES_SYSTEM_USER = "safeguard-pg"
 
 
-def running_as_root() -> bool:
-    """Whether this process has root's effective user id."""
-    return os.geteuid() == 0
-
-
 def postgres_run_as(*, euid: int, system_user: str) -> str | None:
     """The user PostgreSQL must run as: `system_user` when we are root (PostgreSQL refuses root), else us."""
     return system_user if euid == 0 else None

@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from shared.contracts.concern import PersonRole
 from shared.contracts.events import POLICY_REVIEW_DUE, NotificationRequestedPayload
 
 MessageKind = Literal["case", "escalation", "case_reminder", "policy_review", "parent"]
-PARENT_ROLES = frozenset({"parent", "parent_carer", "carer", "guardian"})
+PARENT_ROLES = frozenset({PersonRole.parent_carer.value})
 ALLOWED_FIELDS = frozenset({"urgency_words", "reference", "link"})
 
 _URGENCY_WORDS = {

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notifications.channels import Channel, Delivery, DeliveryFailed
 from services.notifications.domain import render
 from services.notifications.links import AckLinks
-from services.notifications.store import SqlDeliveries
+from services.notifications.store import Deliveries
 from shared.contracts.envelope import Actor, Event
 from shared.contracts.events import (
     NotificationAcknowledged,
@@ -33,7 +33,7 @@ SERVICE_ACTOR = Actor(id="notifications", role="service")
 class Notifier:
     """What delivering a notification needs."""
 
-    deliveries: SqlDeliveries
+    deliveries: Deliveries
     channels: Mapping[str, Channel]
     signer: AckLinks
     console_url: str
@@ -114,7 +114,7 @@ async def on_notification_requested(
 
 
 async def acknowledge(
-    notification_id: str, *, session: AsyncSession, deliveries: SqlDeliveries, at: datetime
+    notification_id: str, *, session: AsyncSession, deliveries: Deliveries, at: datetime
 ) -> tuple[bool, list[Event[Any]]]:
     """Record the recipient's acknowledgement; (found, events) — no event when it was already acknowledged."""
     existing = await deliveries.get(session, notification_id)

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from services.notifications import ack_pages
 from services.notifications.handlers import acknowledge
 from services.notifications.links import AckLinks, LinkState
-from services.notifications.store import SqlDeliveries
+from services.notifications.store import Deliveries
 from shared.unit_of_work import UnitOfWork
 
 Token = Annotated[str, Query(min_length=8, max_length=64, description="the token from the notification's link")]
@@ -46,7 +46,7 @@ def same_site(request: Request, *, console_url: str, origin: str | None, referer
 def router(
     *,
     uow: UnitOfWork,
-    deliveries: SqlDeliveries,
+    deliveries: Deliveries,
     signer: AckLinks,
     clock: Callable[[], datetime],
     console_url: str = "/",

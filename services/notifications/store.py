@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -44,6 +46,57 @@ push_subscriptions = sa.Table(
 )
 
 
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One notification's delivery row."""
+
+    notification_id: str
+    school_id: str
+    case_id: str
+    recipient_person_id: str
+    channel: str
+    status: str
+    detail: str | None
+    requested_event_id: uuid.UUID
+    correlation_id: uuid.UUID
+    traceparent: str | None
+    delivered_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+
+
+class Deliveries(Protocol):
+    """What notifications asks of its delivery rows (`SqlDeliveries`; a fake in tests/support/fakes.py)."""
+
+    async def claim(
+        self,
+        session: AsyncSession,
+        *,
+        notification_id: str,
+        school_id: str,
+        case_id: str,
+        recipient_person_id: str,
+        channel: str,
+        requested_event_id: uuid.UUID,
+        correlation_id: uuid.UUID,
+        traceparent: str | None,
+    ) -> bool: ...
+
+    async def finish(
+        self, session: AsyncSession, *, notification_id: str, status: str, detail: str, at: datetime
+    ) -> None: ...
+
+    async def acknowledge(
+        self, session: AsyncSession, *, notification_id: str, by: str, at: datetime
+    ) -> DeliveryRecord | None: ...
+
+    async def get(self, session: AsyncSession, notification_id: str) -> DeliveryRecord | None: ...
+
+
+def _record(row: sa.Row | None) -> DeliveryRecord | None:
+    return None if row is None else DeliveryRecord(**row._asdict())
+
+
 class SqlDeliveries:
     """Delivery rows: claimed before sending so a second request for the same notification sends nothing."""
 
@@ -82,24 +135,32 @@ class SqlDeliveries:
     async def finish(
         self, session: AsyncSession, *, notification_id: str, status: str, detail: str, at: datetime
     ) -> None:
+        """Record how the delivery ended (`sent` with the provider's id, or `failed` with the reason)."""
         await session.execute(
             sa.update(deliveries)
             .where(deliveries.c.notification_id == notification_id)
             .values(status=status, detail=detail, delivered_at=at if status == "sent" else None)
         )
 
-    async def acknowledge(self, session: AsyncSession, *, notification_id: str, by: str, at: datetime) -> sa.Row | None:
+    async def acknowledge(
+        self, session: AsyncSession, *, notification_id: str, by: str, at: datetime
+    ) -> DeliveryRecord | None:
         """Mark acknowledged once; returns the row when this call acknowledged it, None otherwise."""
-        return (
-            await session.execute(
-                sa.update(deliveries)
-                .where(deliveries.c.notification_id == notification_id, deliveries.c.acknowledged_at.is_(None))
-                .values(acknowledged_at=at, acknowledged_by=by)
-                .returning(deliveries)
-            )
-        ).first()
+        return _record(
+            (
+                await session.execute(
+                    sa.update(deliveries)
+                    .where(deliveries.c.notification_id == notification_id, deliveries.c.acknowledged_at.is_(None))
+                    .values(acknowledged_at=at, acknowledged_by=by)
+                    .returning(deliveries)
+                )
+            ).first()
+        )
 
-    async def get(self, session: AsyncSession, notification_id: str) -> sa.Row | None:
-        return (
-            await session.execute(sa.select(deliveries).where(deliveries.c.notification_id == notification_id))
-        ).first()
+    async def get(self, session: AsyncSession, notification_id: str) -> DeliveryRecord | None:
+        """The notification's delivery row, if it was ever requested."""
+        return _record(
+            (
+                await session.execute(sa.select(deliveries).where(deliveries.c.notification_id == notification_id))
+            ).first()
+        )

@@ -19,7 +19,7 @@ from services.notifications.channels.sms import TwilioStyleSms
 from services.notifications.links import AckLinks
 from services.notifications.push_http import push_router
 from services.notifications.settings import NotificationSettings
-from services.notifications.store import SqlDeliveries
+from services.notifications.store import Deliveries
 from services.notifications.subscriptions import SqlPushSubscriptions
 from services.notifications.vapid import KeptVapidKey
 from shared.settings import Settings
@@ -105,7 +105,7 @@ def channel_routers(
     kit: ChannelKit,
     *,
     sessions: async_sessionmaker[AsyncSession],
-    deliveries: SqlDeliveries,
+    deliveries: Deliveries,
     signer: AckLinks,
     clock: Callable[[], datetime],
 ) -> list[APIRouter]:

@@ -9,10 +9,10 @@ from functools import partial
 
 from faststream import FastStream
 
+from services.routing.case_command_edge import register_commands
 from services.routing.command_auth import CommandGate
-from services.routing.commands import register_commands
 from services.routing.handlers import Routing, on_concern_received, on_deadline_due, on_notification_acknowledged
-from services.routing.policies import PolicyBook
+from services.routing.policy_book import PolicyBook
 from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines
 from services.routing.timers import DeadlineScheduler
 from shared.actor_tokens import ActorVerifier

@@ -6,15 +6,13 @@ command runs, so the rest of the `safeguard` command line starts quickly.
 
 from __future__ import annotations
 
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 
-from services.routing.route_command import INVALID, RouteFailed, brief_process
-from services.routing.route_command import route as run_route
+from services.routing.route_command import INVALID, answer, brief_process
 
 
 def _fail(message: str, *, code: int) -> NoReturn:
@@ -26,10 +24,9 @@ def route(
     policy: Annotated[Path, typer.Option("--policy", help="The school's policy file (YAML).")],
 ) -> None:
     """Decide who must act on concerns read from stdin (JSON, or JSON Lines); print one decision per line."""
-    try:
-        run_route(policy, text=sys.stdin.read(), out=sys.stdout)
-    except RouteFailed as failed:
-        _fail(str(failed), code=failed.code)
+    code = answer(policy)  # the same door `safeguard route` goes through without typer
+    if code:
+        raise typer.Exit(code=code)
 
 
 def check(

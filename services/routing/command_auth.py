@@ -16,7 +16,7 @@ from typing import Any
 
 from services.routing.case.roles import DEPUTY, DSL, HEADTEACHER, NAMED_GOVERNOR
 from services.routing.domain import ROUTING
-from services.routing.policies import PolicyBook, UnknownSchool
+from services.routing.policy_book import PolicyBook, UnknownSchool
 from shared.actor_tokens import ActorClaims, ActorVerifier, TokenRefused
 from shared.contracts.case_events import CaseCommandRefused, CaseCommandRefusedPayload
 from shared.contracts.envelope import Actor, Event

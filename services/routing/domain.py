@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
+from services.routing.policy.decide import ACKNOWLEDGE
 from services.routing.policy.decision import Decision, EscalationRung, Recipient
 from services.routing.policy.model import Urgency
 from shared.contracts.envelope import Actor, Event
@@ -33,7 +34,6 @@ from shared.contracts.events import (
 
 ROUTING = Actor(id="routing", role="service")
 _NAMESPACE = uuid.UUID("6f1c2a7e-3b7d-4c1e-9a55-2d0f9f1e8b11")
-ACKNOWLEDGE = "acknowledge"
 
 
 def derived_id(*parts: object) -> str:

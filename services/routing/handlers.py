@@ -12,10 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.case import CommandRejected
 from services.routing.case.commands import Acknowledge
+from services.routing.case_command_edge import record_command
 from services.routing.command_auth import CommandRefused, log_refusal, refusal_event, role_in_policy
-from services.routing.commands import record_command
 from services.routing.domain import (
-    ACKNOWLEDGE,
     ROUTING,
     case_id_for,
     escalation_events,
@@ -25,12 +24,13 @@ from services.routing.domain import (
     policy_review_reference,
     triage_events,
 )
-from services.routing.policies import POLICY_REVIEW, PolicyBook
+from services.routing.policy import ACKNOWLEDGE
 from services.routing.policy.decide import acknowledge_by, decide, escalation_ladder
 from services.routing.policy.decision import Recipient
 from services.routing.policy.floor import HEADTEACHER, NAMED_GOVERNOR
 from services.routing.policy.model import Urgency
-from services.routing.store import DueDeadline, SqlCaseEvents, SqlDeadlines
+from services.routing.policy_book import POLICY_REVIEW, PolicyBook
+from services.routing.store import CaseEvents, Deadlines, DueDeadline
 from shared.contracts.envelope import Actor, Event, parse_event
 from shared.contracts.events import (
     POLICY_REVIEW_DUE,
@@ -55,8 +55,8 @@ class Routing:
     """What routing's handlers need."""
 
     policies: PolicyBook
-    case_events: SqlCaseEvents
-    deadlines: SqlDeadlines
+    case_events: CaseEvents
+    deadlines: Deadlines
     clock: Callable[[], datetime]
 
 

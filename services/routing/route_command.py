@@ -1,7 +1,7 @@
 """`safeguard route`: decide concerns read from stdin under a policy file, without importing typer.
 
-The console script answers `safeguard route` here before the rest of the command line is loaded; the typer
-command of the same name (listed by `safeguard --help`) calls the same `route`.
+The console script answers `safeguard route` here before the rest of the command line is loaded. This is the one
+front door: the typer command of the same name (listed by `safeguard --help`) only calls `answer`.
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ def _documents(text: str) -> list[tuple[int, Any]]:
 def _concerns(text: str) -> list[ConcernReceivedPayload]:
     from pydantic import ValidationError
 
-    from services.routing.policy.load import describe_validation_error
     from shared.contracts.concern import ConcernReceivedPayload
+    from shared.validation import describe
 
     concerns = []
     for number, document in _documents(text):
@@ -69,7 +69,8 @@ def _concerns(text: str) -> list[ConcernReceivedPayload]:
         try:
             concerns.append(ConcernReceivedPayload.model_validate(document))
         except ValidationError as error:
-            _fail(f"line {number}: not a valid concern:\n{describe_validation_error(error)}")
+            listed = describe(error, separator="\n  ", whole="concern")
+            _fail(f"line {number}: not a valid concern:\n  {listed}")
     return concerns
 
 
@@ -132,7 +133,7 @@ def route(policy: Path, *, text: str, out: TextIO, alerts: TextIO | None = None)
     """Decide each concern in `text` (JSON, or JSON Lines) under `policy`; write one decision per line."""
     from services.routing.policy.decide import decide
     from services.routing.policy.load import PolicyError
-    from services.routing.policy_cache import load_policy_remembered
+    from services.routing.route_command_cache import load_policy_remembered
 
     alerts = alerts or sys.stderr
     bank_holidays, remember = _remembered_bank_holidays()
@@ -177,9 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", required=True, type=Path, help="The school's policy file (YAML).")
     arguments = parser.parse_args(argv)
     with brief_process():
-        try:
-            route(arguments.policy, text=sys.stdin.read(), out=sys.stdout)
-        except RouteFailed as failed:
-            print(failed, file=sys.stderr)
-            return failed.code
+        return answer(arguments.policy)
+
+
+def answer(policy: Path) -> int:
+    """Decide the concerns on stdin, decisions to stdout and failures to stderr; the exit code."""
+    try:
+        route(policy, text=sys.stdin.read(), out=sys.stdout)
+    except RouteFailed as failed:
+        print(failed, file=sys.stderr)
+        return failed.code
     return 0

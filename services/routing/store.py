@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -68,6 +68,33 @@ deadlines = sa.Table(
 
 class ConcurrencyConflict(Exception):
     """Another writer appended to the case first; reload and decide again."""
+
+
+class CaseEvents(Protocol):
+    """What routing asks of its case event store (`SqlCaseEvents`; a fake in tests/support/fakes.py)."""
+
+    async def load(self, session: AsyncSession, case_id: str) -> list[Event[Any]]: ...
+
+    async def append(
+        self, session: AsyncSession, *, case_id: str, events: Sequence[Event[Any]], expected_version: int
+    ) -> int: ...
+
+    async def index(
+        self,
+        session: AsyncSession,
+        *,
+        case_id: str,
+        school_id: str,
+        reference: str,
+        version: int,
+        status: str,
+        policy_version: int,
+        opened_at: datetime,
+    ) -> None: ...
+
+    async def advance(
+        self, session: AsyncSession, *, case_id: str, version: int, status: str | None = None
+    ) -> None: ...
 
 
 class SqlCaseEvents:
@@ -138,9 +165,6 @@ class SqlCaseEvents:
             values["status"] = status
         await session.execute(sa.update(cases).where(cases.c.case_id == case_id).values(**values))
 
-    async def find_by_reference(self, session: AsyncSession, reference: str) -> sa.Row | None:
-        return (await session.execute(sa.select(cases).where(cases.c.reference == reference))).first()
-
 
 @dataclass(frozen=True)
 class DueDeadline:
@@ -150,6 +174,30 @@ class DueDeadline:
     kind: str
     due_at: datetime
     detail: dict[str, Any]
+
+
+class Deadlines(Protocol):
+    """What routing asks of its due-table (`SqlDeadlines`; a fake in tests/support/fakes.py)."""
+
+    async def set(
+        self,
+        session: AsyncSession,
+        *,
+        deadline_id: str,
+        school_id: str,
+        case_id: str,
+        kind: str,
+        due_at: datetime,
+        detail: dict[str, Any],
+    ) -> None: ...
+
+    async def claim_due(self, session: AsyncSession, *, now: datetime, limit: int = 50) -> list[DueDeadline]: ...
+
+    async def close(self, session: AsyncSession, *, deadline_id: str, status: str, at: datetime) -> None: ...
+
+    async def cancel_for_case(
+        self, session: AsyncSession, *, case_id: str, kinds: Sequence[str], at: datetime
+    ) -> int: ...
 
 
 class SqlDeadlines:
@@ -198,6 +246,7 @@ class SqlDeadlines:
         )
 
     async def cancel_for_case(self, session: AsyncSession, *, case_id: str, kinds: Sequence[str], at: datetime) -> int:
+        """Cancel the case's pending deadlines of these kinds; how many there were."""
         cancelled = await session.execute(
             sa.update(deadlines)
             .where(deadlines.c.case_id == case_id, deadlines.c.kind.in_(kinds), deadlines.c.status == "pending")
@@ -205,3 +254,60 @@ class SqlDeadlines:
             .returning(deadlines.c.deadline_id)
         )
         return len(cancelled.all())
+
+
+@dataclass(frozen=True)
+class AdoptedPolicy:
+    """One version of a school's policy as it was adopted."""
+
+    school_id: str
+    version: int
+    digest: str
+    document: dict[str, Any]
+
+
+class PolicyVersions(Protocol):
+    """Every policy version each school adopted (`SqlPolicyVersions`; a fake in tests/support/fakes.py)."""
+
+    async def latest(self, session: AsyncSession, *, school_id: str) -> AdoptedPolicy | None: ...
+
+    async def get(self, session: AsyncSession, *, school_id: str, version: int) -> AdoptedPolicy | None: ...
+
+    async def record(self, session: AsyncSession, policy: AdoptedPolicy, *, adopted_at: datetime) -> None: ...
+
+
+class SqlPolicyVersions:
+    """The `policies` table: one row per adopted version, with the whole document for replay."""
+
+    async def latest(self, session: AsyncSession, *, school_id: str) -> AdoptedPolicy | None:
+        """The school's highest adopted version, if it adopted one."""
+        row = (
+            await session.execute(
+                sa.select(policies)
+                .where(policies.c.school_id == school_id)
+                .order_by(policies.c.version.desc())
+                .limit(1)
+            )
+        ).first()
+        return None if row is None else AdoptedPolicy(row.school_id, row.version, row.digest, dict(row.document))
+
+    async def get(self, session: AsyncSession, *, school_id: str, version: int) -> AdoptedPolicy | None:
+        """One adopted version, if the school adopted it."""
+        row = (
+            await session.execute(
+                sa.select(policies).where(policies.c.school_id == school_id, policies.c.version == version)
+            )
+        ).first()
+        return None if row is None else AdoptedPolicy(row.school_id, row.version, row.digest, dict(row.document))
+
+    async def record(self, session: AsyncSession, policy: AdoptedPolicy, *, adopted_at: datetime) -> None:
+        """Add a newly adopted version (a version is adopted once)."""
+        await session.execute(
+            sa.insert(policies).values(
+                school_id=policy.school_id,
+                version=policy.version,
+                digest=policy.digest,
+                document=policy.document,
+                adopted_at=adopted_at,
+            )
+        )

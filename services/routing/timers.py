@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from services.routing.store import DueDeadline, SqlDeadlines
+from services.routing.store import Deadlines, DueDeadline
 from shared.background import PollingLoop
 from shared.contracts.envelope import Event
 from shared.tracing import span_in_trace
@@ -30,7 +30,7 @@ class DeadlineScheduler:
         self,
         *,
         uow: UnitOfWork,
-        deadlines: SqlDeadlines,
+        deadlines: Deadlines,
         on_due: OnDue,
         clock: Callable[[], datetime],
         poll_seconds: float = 1.0,

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.tracing import continuing_traceparent
+from shared.validation import describe
 
 PayloadT = TypeVar("PayloadT", bound=BaseModel)
 
@@ -186,14 +187,7 @@ class EventRegistry:
         try:
             return cls.model_validate(document)
         except ValidationError as exc:
-            raise EventRejected(_describe(exc, event_type), event_id=event_id) from exc
-
-
-def _describe(exc: ValidationError, event_type: str) -> str:
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()[:10]
-    )
-    return f"malformed {event_type}: {problems}"
+            raise EventRejected(f"malformed {event_type}: {describe(exc, limit=10)}", event_id=event_id) from exc
 
 
 _REGISTRY = EventRegistry(

@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from services.routing.case import CaseState, fold
+from services.routing.case_command_edge import execute, register_commands
 from services.routing.command_auth import CommandGate
-from services.routing.commands import execute, register_commands
 from services.routing.domain import ACKNOWLEDGE
-from services.routing.policies import PolicyBook
+from services.routing.policy_book import PolicyBook
 from services.routing.store import SqlCaseEvents, SqlDeadlines, case_events, cases, deadlines
 from shared.contracts import parse_event
 from shared.contracts.envelope import Actor, utc_now
@@ -229,7 +229,7 @@ async def _ready_to_close(runtime: ServiceRuntime) -> CaseState:
 
 
 async def test_two_closes_racing_close_the_case_once(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="services.routing.commands")
+    caplog.set_level(logging.INFO, logger="services.routing.case_command_edge")
     runtime = routing(settings)
     async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
         case = await _ready_to_close(runtime)
@@ -272,7 +272,7 @@ async def test_commands_on_the_version_they_saw_never_overwrite_each_other(setti
 async def test_concurrent_actions_are_all_recorded_in_turn(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="services.routing.commands")
+    caplog.set_level(logging.INFO, logger="services.routing.case_command_edge")
     runtime = routing(settings)
     async with running(runtime, subscribers=False):
         case = await seed(runtime)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from services.routing.case_command_edge import register_commands
 from services.routing.command_auth import CommandGate
-from services.routing.commands import register_commands
-from services.routing.policies import PolicyBook
+from services.routing.policy_book import PolicyBook
 from services.routing.store import SqlCaseEvents, SqlDeadlines
 from shared.actor_tokens import ActorVerifier
 from shared.contracts.envelope import utc_now

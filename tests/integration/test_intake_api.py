@@ -64,7 +64,7 @@ async def test_a_valid_concern_gets_a_reference_and_is_published(settings: Setti
         ({k: v for k, v in report_json().items() if k != "summary"}, "summary"),
         (report_json(kind="Not A Kind!"), "kind"),
         (report_json(reporter={"role": "wizard"}), "reporter.role"),
-        (report_json(people=[{"role": "learner", "involvement": "victim", "age": -3}]), "people.0.age"),
+        (report_json(people=[{"role": "learner", "involvement": "victim", "age": -3}]), "people[0].age"),
     ],
 )
 async def test_a_malformed_concern_gets_422_naming_the_field_and_nothing_is_published(

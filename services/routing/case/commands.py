@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from shared.contracts.case_events import Agency, CaseAction, CaseInvolvement, CaseType, DecisionKind, ParentsDecision
 from shared.contracts.concern import PersonRole
 from shared.contracts.envelope import Actor
+from shared.validation import field_path, problems
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5_000)]
 OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5_000)]
@@ -198,15 +199,14 @@ def parse_command(document: dict[str, Any]) -> CaseCommand:
 
 def describe_invalid(error: ValidationError) -> str:
     """A validation error in the console's words, each problem led by the field it is about."""
-    problems = []
-    for problem in error.errors()[:5]:
-        location = [str(part) for part in problem["loc"]]
-        message = problem["msg"]
-        if problem["type"] == "union_tag_not_found":
-            location, message = ["command"], f"Field required: one of {', '.join(COMMAND_NAMES)}"
-        elif problem["type"] == "union_tag_invalid":
-            location = ["command"]
+    worded = []
+    for problem in problems(error, limit=5):
+        location, message = problem.location, problem.message
+        if problem.type == "union_tag_not_found":
+            location, message = ("command",), f"Field required: one of {', '.join(COMMAND_NAMES)}"
+        elif problem.type == "union_tag_invalid":
+            location = ("command",)
         elif location and location[0] in COMMAND_NAMES:
-            location = location[1:]
-        problems.append(f"{'.'.join(location) or 'command'}: {message}")
-    return "invalid command: " + "; ".join(problems)
+            location = location[1:]  # pydantic leads with the union member; the console only knows its fields
+        worded.append(f"{field_path(location) or 'command'}: {message}")
+    return "invalid command: " + "; ".join(worded)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from services.routing.case.state import CaseState
-from services.routing.policy.model import SchoolRole
+from services.routing.policy import vocabulary
 
-DSL = SchoolRole.designated_safeguarding_lead.value
-DEPUTY = SchoolRole.deputy_designated_safeguarding_lead.value
-HEADTEACHER = SchoolRole.headteacher.value
-NAMED_GOVERNOR = SchoolRole.named_governor.value
+# An actor's role arrives as a plain string: compare with the vocabulary's values.
+DSL = vocabulary.DSL.value
+DEPUTY = vocabulary.DEPUTY.value
+HEADTEACHER = vocabulary.HEADTEACHER.value
+NAMED_GOVERNOR = vocabulary.NAMED_GOVERNOR.value
 
 SAFEGUARDING_LEADS = frozenset({DSL, DEPUTY})
 DECLARATION_DECIDERS = frozenset({DSL, HEADTEACHER})

@@ -19,7 +19,7 @@ from services.routing.policy.model import Policy, Rule, SchoolRole, Urgency
 from services.routing.policy.subjects import find_subjects
 from shared.contracts.concern import ConcernReceivedPayload, RiskAnswer
 
-ACKNOWLEDGE = "acknowledge"
+ACKNOWLEDGE = "acknowledge"  # the deadline kind: someone must take the case on by then
 
 _IMMEDIATE_NOTE = (
     "A child may be at immediate risk: this is treated as immediate and goes to the DSL and the deputies. "

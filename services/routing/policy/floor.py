@@ -7,15 +7,9 @@ from collections.abc import Iterable, Sequence
 from services.routing.policy.decision import ParentNotification, Recipient
 from services.routing.policy.match import ConcernFacts
 from services.routing.policy.model import ParentDecision, Person, Policy, SchoolRole, Then
+from services.routing.policy.vocabulary import DEPUTY, DSL, HEADTEACHER, LADO, NAMED_GOVERNOR, TRUST_LEAD
 from shared.contracts.concern import ADULTS_WORKING_WITH_CHILDREN, PersonRole
 
-DSL = SchoolRole.designated_safeguarding_lead
-DEPUTY = SchoolRole.deputy_designated_safeguarding_lead
-HEADTEACHER = SchoolRole.headteacher
-NAMED_GOVERNOR = SchoolRole.named_governor
-LADO = SchoolRole.local_authority_designated_officer
-
-TRUST_LEAD = SchoolRole.trust_safeguarding_lead
 _LEADS = (DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR)
 _OUTSIDE = (LADO, TRUST_LEAD)
 

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from services.routing.policy.calendar import BankHolidays
 from services.routing.policy.model import Policy
+from shared.validation import describe
 
 
 class PolicyError(ValueError):
@@ -45,18 +46,6 @@ def _strict_loader() -> type[Any]:
     return StrictLoader
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """Each problem on its own line, with where it is in the file (e.g. `rules[3].then.notify[0]`)."""
-    lines = []
-    for problem in error.errors():
-        where = ""
-        for part in problem["loc"]:
-            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
-        message = problem["msg"].removeprefix("Value error, ")
-        lines.append(f"  {where or 'policy'}: {message}")
-    return "\n".join(lines)
-
-
 def policy_from_data(data: Any, *, bank_holidays: BankHolidays | None = None, source: str = "policy") -> Policy:
     """Validate already-parsed policy data."""
     if not isinstance(data, dict):
@@ -65,9 +54,8 @@ def policy_from_data(data: Any, *, bank_holidays: BankHolidays | None = None, so
         return Policy.model_validate(data, context={"bank_holidays": bank_holidays})
     except ValidationError as error:
         count = error.error_count()
-        raise PolicyError(
-            f"{source}: {count} problem{'s' if count != 1 else ''}:\n{describe_validation_error(error)}"
-        ) from error
+        listed = describe(error, separator="\n  ", whole="policy")
+        raise PolicyError(f"{source}: {count} problem{'s' if count != 1 else ''}:\n  {listed}") from error
 
 
 def parse_policy(text: str, *, bank_holidays: BankHolidays | None = None, source: str = "policy") -> Policy:

@@ -287,13 +287,6 @@ class Policy(PolicyPart):
         return {role: tuple(p for p in self.people if role in p.roles) for role in SchoolRole}
 
     @cached_property
-    def _ids_by_name(self) -> dict[str, tuple[str, ...]]:
-        names: dict[str, list[str]] = {}
-        for person in self.people:
-            names.setdefault(name_key(person.name), []).append(person.id)
-        return {key: tuple(ids) for key, ids in names.items()}
-
-    @cached_property
     def engine_cache(self) -> dict[Any, Any]:
         """Where the engine keeps what it derives from this policy (indexes, recipients): never changes."""
         return {}
@@ -305,7 +298,3 @@ class Policy(PolicyPart):
     def holders(self, role: SchoolRole) -> tuple[Person, ...]:
         """Everyone who holds `role`, in file order."""
         return self._holders_by_role[role]
-
-    def people_named(self, name: str) -> tuple[str, ...]:
-        """Ids of the people whose name matches `name` (ignoring case and punctuation)."""
-        return self._ids_by_name.get(name_key(name), ())

@@ -29,17 +29,25 @@ class SchoolRole(StrEnum):
     data_protection_officer = "data_protection_officer"
 
 
+# The roles the safety floor and the case rules name; everyone else says them through these.
+DSL = SchoolRole.designated_safeguarding_lead
+DEPUTY = SchoolRole.deputy_designated_safeguarding_lead
+HEADTEACHER = SchoolRole.headteacher
+NAMED_GOVERNOR = SchoolRole.named_governor
+LADO = SchoolRole.local_authority_designated_officer
+TRUST_LEAD = SchoolRole.trust_safeguarding_lead
+
 # Roles every school fills; `policy check` warns when one is empty. The others it warns about only when a
 # rule asks for them (a school may have no head of year, say).
 CORE_ROLES = frozenset(
     {
-        SchoolRole.designated_safeguarding_lead,
-        SchoolRole.deputy_designated_safeguarding_lead,
-        SchoolRole.headteacher,
-        SchoolRole.named_governor,
+        DSL,
+        DEPUTY,
+        HEADTEACHER,
+        NAMED_GOVERNOR,
         SchoolRole.pastoral_lead,
         SchoolRole.leadership_team,
-        SchoolRole.local_authority_designated_officer,
+        LADO,
     }
 )
 

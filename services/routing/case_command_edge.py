@@ -22,8 +22,8 @@ from services.routing.case import CaseCommand, CaseState, CommandRejected, Stale
 from services.routing.case.commands import describe_invalid
 from services.routing.case.roles import case_managers, spoken
 from services.routing.command_auth import CommandGate, CommandRefused, claim_assertion, log_refusal, refusal_event
-from services.routing.domain import ACKNOWLEDGE
-from services.routing.store import ConcurrencyConflict, SqlCaseEvents, SqlDeadlines
+from services.routing.policy import ACKNOWLEDGE
+from services.routing.store import CaseEvents, ConcurrencyConflict, Deadlines, SqlCaseEvents, SqlDeadlines
 from shared.contracts.case_events import CaseAcknowledged
 from shared.contracts.envelope import Actor, Event
 from shared.runtime import ServiceRuntime
@@ -104,8 +104,8 @@ async def record_command(
     session: AsyncSession,
     command: CaseCommand,
     *,
-    case_events: SqlCaseEvents,
-    deadlines: SqlDeadlines | None,
+    case_events: CaseEvents,
+    deadlines: Deadlines | None,
     now: datetime,
 ) -> tuple[CaseState, list[Event[Any]]]:
     """Decide `command` on the case and append its events at the expected version, in the caller's transaction.

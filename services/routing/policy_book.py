@@ -12,13 +12,12 @@ from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.domain import ROUTING, deadline_event
 from services.routing.policy.load import load_policy, policy_from_data
 from services.routing.policy.model import Policy
-from services.routing.store import SqlDeadlines, policies
+from services.routing.store import AdoptedPolicy, Deadlines, PolicyVersions, SqlPolicyVersions
 from shared.contracts.envelope import Event
 from shared.contracts.events import PolicyAdopted, PolicyAdoptedPayload
 
@@ -49,7 +48,8 @@ def policies_in(folder: str | Path) -> list[tuple[str, Policy]]:
 class PolicyBook:
     """The current policy per school, and every version a case was routed under."""
 
-    def __init__(self) -> None:
+    def __init__(self, versions: PolicyVersions | None = None) -> None:
+        self._versions: PolicyVersions = versions or SqlPolicyVersions()
         self._current: dict[str, Policy] = {}
         self._earlier: dict[tuple[str, int], Policy] = {}
 
@@ -73,20 +73,14 @@ class PolicyBook:
             return current
         key = (school_id, version)
         if key not in self._earlier:
-            document = (
-                await session.execute(
-                    sa.select(policies.c.document).where(
-                        policies.c.school_id == school_id, policies.c.version == version
-                    )
-                )
-            ).scalar_one_or_none()
-            if document is None:
+            adopted = await self._versions.get(session, school_id=school_id, version=version)
+            if adopted is None:
                 raise UnknownSchool(f"school {school_id!r} never adopted policy version {version}")
-            self._earlier[key] = policy_from_data(document, source=f"{school_id} v{version}")
+            self._earlier[key] = policy_from_data(adopted.document, source=f"{school_id} v{version}")
         return self._earlier[key]
 
     async def adopt_folder(
-        self, folder: str | Path, *, session: AsyncSession, deadlines: SqlDeadlines, now: datetime
+        self, folder: str | Path, *, session: AsyncSession, deadlines: Deadlines, now: datetime
     ) -> list[Event[Any]]:
         """Adopt every `<school_id>.yaml` in `folder` that is new or a higher version; return the events."""
         events: list[Event[Any]] = []
@@ -95,18 +89,11 @@ class PolicyBook:
         return events
 
     async def adopt(
-        self, policy: Policy, *, session: AsyncSession, deadlines: SqlDeadlines, now: datetime, source: str = ""
+        self, policy: Policy, *, session: AsyncSession, deadlines: Deadlines, now: datetime, source: str = ""
     ) -> list[Event[Any]]:
         """Record `policy` as the school's current version if it is new; keep the adopted one otherwise."""
         school_id = policy.school.id
-        latest = (
-            await session.execute(
-                sa.select(policies)
-                .where(policies.c.school_id == school_id)
-                .order_by(policies.c.version.desc())
-                .limit(1)
-            )
-        ).first()
+        latest = await self._versions.latest(session, school_id=school_id)
         if latest is not None and latest.digest == policy.digest:
             self._current[school_id] = policy
             return []
@@ -121,10 +108,8 @@ class PolicyBook:
             self._current[school_id] = policy_from_data(latest.document, source=f"{school_id} v{latest.version}")
             return []
         document = policy.model_dump(mode="json")
-        await session.execute(
-            sa.insert(policies).values(
-                school_id=school_id, version=policy.version, digest=policy.digest, document=document, adopted_at=now
-            )
+        await self._versions.record(
+            session, AdoptedPolicy(school_id, policy.version, policy.digest, document), adopted_at=now
         )
         self._current[school_id] = policy
         review_due = policy.source.next_review

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from services.routing import policy_cache
+from services.routing import route_command_cache
 from services.routing.policy import Policy, PolicyError, decide, load_policy
 from services.routing.policy.calendar import BankHolidays
-from services.routing.policy_cache import load_policy_remembered
+from services.routing.route_command_cache import load_policy_remembered
 from shared.contracts.concern import ConcernReceivedPayload
 
 ST_MARKS = Path(__file__).resolve().parents[3] / "deploy" / "policies" / "st-marks.yaml"
@@ -40,13 +40,13 @@ def cache_dir(tmp_path: Path) -> Path:
 def validations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The sources of every policy validated from its file (rather than read back) from now on."""
     validated: list[str] = []
-    parse = policy_cache.parse_policy
+    parse = route_command_cache.parse_policy
 
     def counting(text: str, **options: Any) -> Policy:
         validated.append(options["source"])
         return parse(text, **options)
 
-    monkeypatch.setattr(policy_cache, "parse_policy", counting)
+    monkeypatch.setattr(route_command_cache, "parse_policy", counting)
     return validated
 
 
@@ -96,12 +96,12 @@ def test_an_edited_policy_file_is_never_served_stale(
 def test_a_change_to_the_engine_code_is_never_served_stale(
     policy_file: Path, cache_dir: Path, validations: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sources = {path.name for path in policy_cache._source_files()}
-    assert {"model.py", "rules.py", "vocabulary.py", "calendar.py", "concern.py", "policy_cache.py"} <= sources
+    sources = {path.name for path in route_command_cache._source_files()}
+    assert {"model.py", "rules.py", "vocabulary.py", "calendar.py", "concern.py", "route_command_cache.py"} <= sources
     engine = tmp_path / "engine.py"
     engine.write_text("VERSION = 1\n", encoding="utf-8")
-    real_sources = policy_cache._source_files
-    monkeypatch.setattr(policy_cache, "_source_files", lambda: [*real_sources(), engine])
+    real_sources = route_command_cache._source_files
+    monkeypatch.setattr(route_command_cache, "_source_files", lambda: [*real_sources(), engine])
     remembered(policy_file, cache_dir)
     remembered(policy_file, cache_dir)
     engine.write_text("VERSION = 2\n", encoding="utf-8")

@@ -1,0 +1,301 @@
+"""One body of tests per store, run against its in-memory fake and its SQL store on PostgreSQL, so no fake drifts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.audit.domain import verify_chain
+from services.audit.store import Ledger, SqlLedger
+from services.intake.domain import concern_received as build_concern_received
+from services.intake.store import IntakeStore, SqlIntakeStore
+from services.notifications.store import Deliveries, SqlDeliveries
+from services.routing.domain import ROUTING
+from services.routing.store import (
+    AdoptedPolicy,
+    CaseEvents,
+    ConcurrencyConflict,
+    Deadlines,
+    PolicyVersions,
+    SqlCaseEvents,
+    SqlDeadlines,
+    SqlPolicyVersions,
+)
+from shared.contracts.concern import Channel, ConcernReport
+from shared.contracts.envelope import Event
+from shared.contracts.events import ConcernReceived, DeadlineSet, DeadlineSetPayload
+from shared.db import ensure_database, make_engine, session_factory
+from shared.migrations import migrate
+from tests.conftest import drop_test_resources, make_settings
+from tests.support.factories import concern_received, report_json
+from tests.support.fakes import (
+    FakeCaseEvents,
+    FakeDeadlines,
+    FakeDeliveries,
+    FakeIntakeStore,
+    FakeLedger,
+    FakePolicyVersions,
+)
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+async def sql_sessions() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """One database for the module, every service's schema migrated into it."""
+    settings = make_settings(f"contracts_{uuid.uuid4().hex[:6]}")
+    await ensure_database(settings.database_url)
+    engine = make_engine(settings.database_url)
+    for service in ("intake", "routing", "notifications", "audit"):
+        await migrate(engine, service=service, schema=service)
+    yield session_factory(engine)
+    await engine.dispose()
+    await drop_test_resources(settings)
+
+
+@dataclass
+class Backend:
+    kind: str
+    sessions: async_sessionmaker[AsyncSession] | None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        if self.sessions is None:
+            yield cast(AsyncSession, None)  # the fakes never look at their session
+            return
+        async with self.sessions() as session, session.begin():
+            yield session
+
+
+@pytest.fixture(params=["fake", "sql"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "fake":
+        return Backend("fake", None)
+    return Backend("sql", request.getfixturevalue("sql_sessions"))
+
+
+def pick(backend: Backend, fake: Any, sql: Any) -> Any:
+    return fake if backend.kind == "fake" else sql
+
+
+def deadline_event(case_id: str, *, n: int) -> Event[Any]:
+    payload = DeadlineSetPayload(
+        deadline_id=f"{case_id}-d{n}", case_id=case_id, kind="acknowledge", due_at=NOW, description="synthetic"
+    )
+    return DeadlineSet.new(payload, school_id="st-marks", aggregate_id=case_id, actor=ROUTING, occurred_at=NOW)
+
+
+def accepted(raw_input_id: uuid.UUID, *, reference: str) -> ConcernReceived:
+    report = ConcernReport.model_validate(report_json())
+    return build_concern_received(
+        report,
+        school_id="st-marks",
+        reference=reference,
+        channel=Channel.json_api,
+        raw_input_id=raw_input_id,
+        received_at=NOW,
+        traceparent=None,
+    )
+
+
+# --- routing: case events -------------------------------------------------------------------------------------
+
+
+async def test_case_events_load_in_order_and_a_stale_append_is_a_conflict(backend: Backend) -> None:
+    store: CaseEvents = pick(backend, FakeCaseEvents(), SqlCaseEvents())
+    case_id = f"case-{uuid.uuid4().hex}"
+    first, second, late = (deadline_event(case_id, n=n) for n in (1, 2, 3))
+    async with backend.transaction() as session:
+        assert await store.load(session, case_id) == []
+        assert await store.append(session, case_id=case_id, events=[first, second], expected_version=0) == 2
+    # A conflict ends its unit of work (no savepoint): the caller decides again in a fresh one.
+    with pytest.raises(ConcurrencyConflict):
+        async with backend.transaction() as session:
+            await store.append(session, case_id=case_id, events=[late], expected_version=1)
+    async with backend.transaction() as session:
+        assert await store.append(session, case_id=case_id, events=[], expected_version=2) == 2
+        assert [e.event_id for e in await store.load(session, case_id)] == [first.event_id, second.event_id]
+        await store.index(
+            session,
+            case_id=case_id,
+            school_id="st-marks",
+            reference=f"SG-{case_id}",
+            version=2,
+            status="open",
+            policy_version=1,
+            opened_at=NOW,
+        )
+        await store.advance(session, case_id=case_id, version=3, status="closed")
+
+
+async def test_the_same_event_cannot_be_appended_to_two_cases(backend: Backend) -> None:
+    store: CaseEvents = pick(backend, FakeCaseEvents(), SqlCaseEvents())
+    event = deadline_event(f"case-{uuid.uuid4().hex}", n=1)
+    async with backend.transaction() as session:
+        await store.append(session, case_id=f"a-{event.event_id}", events=[event], expected_version=0)
+        with pytest.raises(ConcurrencyConflict):
+            await store.append(session, case_id=f"b-{event.event_id}", events=[event], expected_version=0)
+
+
+# --- routing: deadlines ---------------------------------------------------------------------------------------
+
+
+async def test_a_deadline_is_claimed_when_due_in_due_order_until_it_is_closed(backend: Backend) -> None:
+    store: Deadlines = pick(backend, FakeDeadlines(), SqlDeadlines())
+    case_id, at = f"case-{uuid.uuid4().hex}", NOW - timedelta(days=3650)  # far back: only this test's rows are due
+    async with backend.transaction() as session:
+        for name, offset in (("later", 2), ("sooner", 1), ("future", 9)):
+            await store.set(
+                session,
+                deadline_id=f"{case_id}-{name}",
+                school_id="st-marks",
+                case_id=case_id,
+                kind="acknowledge",
+                due_at=at + timedelta(minutes=offset),
+                detail={"rung": offset},
+            )
+        await store.set(  # the same id again changes nothing
+            session,
+            deadline_id=f"{case_id}-sooner",
+            school_id="st-marks",
+            case_id=case_id,
+            kind="acknowledge",
+            due_at=at + timedelta(minutes=8),
+            detail={"rung": 99},
+        )
+        due = await store.claim_due(session, now=at + timedelta(minutes=5))
+        assert [(d.deadline_id, d.detail) for d in due] == [
+            (f"{case_id}-sooner", {"rung": 1}),
+            (f"{case_id}-later", {"rung": 2}),
+        ]
+        await store.close(session, deadline_id=f"{case_id}-sooner", status="fired", at=at)
+        assert [d.deadline_id for d in await store.claim_due(session, now=at + timedelta(minutes=5))] == [
+            f"{case_id}-later"
+        ]
+
+
+async def test_cancelling_a_cases_deadlines_stops_only_its_pending_ones_of_those_kinds(backend: Backend) -> None:
+    store: Deadlines = pick(backend, FakeDeadlines(), SqlDeadlines())
+    case_id, at = f"case-{uuid.uuid4().hex}", NOW - timedelta(days=3650, hours=1)
+    async with backend.transaction() as session:
+        for kind in ("acknowledge", "lado_consideration"):
+            await store.set(
+                session,
+                deadline_id=f"{case_id}-{kind}",
+                school_id="st-marks",
+                case_id=case_id,
+                kind=kind,
+                due_at=at,
+                detail={},
+            )
+        assert await store.cancel_for_case(session, case_id=case_id, kinds=["acknowledge"], at=at) == 1
+        assert await store.cancel_for_case(session, case_id=case_id, kinds=["acknowledge"], at=at) == 0
+        left = [d.kind for d in await store.claim_due(session, now=at) if d.case_id == case_id]
+        assert left == ["lado_consideration"]
+
+
+# --- routing: policy versions ---------------------------------------------------------------------------------
+
+
+async def test_policy_versions_are_found_by_number_and_the_latest_is_the_highest(backend: Backend) -> None:
+    store: PolicyVersions = pick(backend, FakePolicyVersions(), SqlPolicyVersions())
+    school = f"school-{uuid.uuid4().hex[:8]}"
+    async with backend.transaction() as session:
+        assert await store.latest(session, school_id=school) is None
+        for version in (1, 2):
+            policy = AdoptedPolicy(school, version, f"sha256:{version}", {"version": version})
+            await store.record(session, policy, adopted_at=NOW)
+        assert await store.latest(session, school_id=school) == AdoptedPolicy(school, 2, "sha256:2", {"version": 2})
+        assert await store.get(session, school_id=school, version=1) == AdoptedPolicy(
+            school, 1, "sha256:1", {"version": 1}
+        )
+        assert await store.get(session, school_id=school, version=3) is None
+
+
+# --- notifications: deliveries --------------------------------------------------------------------------------
+
+
+async def test_a_delivery_is_claimed_once_finished_and_acknowledged_once(backend: Backend) -> None:
+    store: Deliveries = pick(backend, FakeDeliveries(), SqlDeliveries())
+    notification_id, requested, correlation = f"n-{uuid.uuid4().hex}", uuid.uuid4(), uuid.uuid4()
+    claim: dict[str, Any] = {
+        "notification_id": notification_id,
+        "school_id": "st-marks",
+        "case_id": "case-1",
+        "recipient_person_id": "p-lead",
+        "channel": "email",
+        "requested_event_id": requested,
+        "correlation_id": correlation,
+        "traceparent": None,
+    }
+    async with backend.transaction() as session:
+        assert await store.get(session, notification_id) is None
+        assert await store.acknowledge(session, notification_id=notification_id, by="p-lead", at=NOW) is None
+        assert await store.claim(session, **claim) is True
+        assert await store.claim(session, **claim) is False
+        claimed = await store.get(session, notification_id)
+        assert claimed is not None and (claimed.status, claimed.delivered_at) == ("sending", None)
+        await store.finish(session, notification_id=notification_id, status="sent", detail="provider-1", at=NOW)
+        acknowledged = await store.acknowledge(session, notification_id=notification_id, by="p-lead", at=NOW)
+        assert acknowledged is not None
+        assert (acknowledged.status, acknowledged.detail, acknowledged.delivered_at) == ("sent", "provider-1", NOW)
+        assert (acknowledged.acknowledged_by, acknowledged.correlation_id) == ("p-lead", correlation)
+        assert await store.acknowledge(session, notification_id=notification_id, by="p-lead", at=NOW) is None
+
+
+# --- audit: ledger --------------------------------------------------------------------------------------------
+
+
+async def test_the_ledger_extends_each_schools_chain_and_the_chain_verifies(backend: Backend) -> None:
+    store: Ledger = pick(backend, FakeLedger(), SqlLedger())
+    schools = [f"school-{uuid.uuid4().hex[:8]}", f"school-{uuid.uuid4().hex[:8]}"]
+    first = [concern_received(school_id=schools[0]), concern_received(school_id=schools[1])]
+    then = [concern_received(school_id=schools[0]), concern_received(school_id=schools[0])]
+    async with backend.transaction() as session:
+        assert await store.append(session, first) == {schools[0]: 1, schools[1]: 1}
+        assert await store.append(session, then) == {schools[0]: 3}
+        chain = await store.chain(session, school_id=schools[0])
+    assert [entry.event["event_id"] for entry in chain] == [str(e.event_id) for e in (first[0], *then)]
+    assert verify_chain(chain) == []
+
+
+# --- intake ---------------------------------------------------------------------------------------------------
+
+
+async def test_raw_input_is_kept_once_per_idempotency_key_and_accepted_under_a_free_reference(
+    backend: Backend,
+) -> None:
+    store: IntakeStore = pick(backend, FakeIntakeStore(), SqlIntakeStore())
+    key, school = f"key-{uuid.uuid4().hex}", "st-marks"
+    raw: dict[str, Any] = {
+        "school_id": school,
+        "channel": "json_api",
+        "content_type": "application/json",
+        "body": b"{}",
+        "received_at": NOW,
+    }
+    async with backend.transaction() as session:
+        kept = await store.keep_raw(session, idempotency_key=key, **raw)
+        assert kept.status == "received"
+        assert (await store.keep_raw(session, idempotency_key=key, **raw)).raw_input_id == kept.raw_input_id
+        unkeyed = [await store.keep_raw(session, idempotency_key=None, **raw) for _ in range(2)]
+        assert unkeyed[0].raw_input_id != unkeyed[1].raw_input_id
+        event = accepted(kept.raw_input_id, reference=f"SG-TEST-{uuid.uuid4().hex[:8]}")
+        assert await store.accept(session, event) is True
+        assert await store.reference_of(session, raw_input_id=kept.raw_input_id) == event.payload.reference
+        again = await store.keep_raw(session, idempotency_key=key, **raw)
+        assert (again.status, again.reference) == ("accepted", event.payload.reference)
+        assert (
+            await store.accept(session, accepted(unkeyed[0].raw_input_id, reference=event.payload.reference)) is False
+        )
+        await store.reject(session, raw_input_id=unkeyed[1].raw_input_id, reason="not JSON")
+        assert await store.reference_of(session, raw_input_id=unkeyed[1].raw_input_id) is None

@@ -1,0 +1,314 @@
+"""In-memory stand-ins for each service's SQL store, held to its contract by tests/integration/test_store_contracts.py.
+
+Each fake takes the session argument its Protocol names and ignores it, so handlers run over them unchanged with a
+`fake_work()` whose session is None. Nothing here is transactional: a handler test looks at the fake afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.audit.domain import GENESIS, ChainEntry, entry_hash
+from services.intake.store import RawInput
+from services.notifications.store import DeliveryRecord
+from services.routing.store import AdoptedPolicy, ConcurrencyConflict, DueDeadline
+from shared.contracts.envelope import Event
+from shared.contracts.events import ConcernReceived
+from shared.inbox_outbox import InboxOutbox
+from shared.unit_of_work import Work
+
+
+def fake_work() -> Work:
+    """A unit of work with no database behind it: handlers over fakes collect their events in `.emitted`."""
+    return Work(session=cast(AsyncSession, None), tables=cast(InboxOutbox, None))
+
+
+@dataclass
+class _MemoryWork(Work):
+    handled: dict[str, set[uuid.UUID]] = field(default_factory=dict)
+
+    async def claim(self, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        seen = self.handled.setdefault(consumer, set())
+        fresh = set(event_ids) - seen
+        seen.update(fresh)
+        return fresh
+
+
+class InMemoryUnitOfWork:
+    """Stands in for shared.unit_of_work.UnitOfWork with no database: inbox claims in a dict, commits in a list."""
+
+    def __init__(self, *_: object, **__: object) -> None:
+        self.handled: dict[str, set[uuid.UUID]] = {}
+        self.committed: list[Work] = []
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[Work]:
+        work = _MemoryWork(session=cast(AsyncSession, None), tables=cast(InboxOutbox, None), handled=self.handled)
+        yield work
+        self.committed.append(work)
+
+
+def _clash(what: str) -> IntegrityError:
+    return IntegrityError(what, params=None, orig=Exception(what))
+
+
+class FakeCaseEvents:
+    """Case streams and the case index in dictionaries."""
+
+    def __init__(self) -> None:
+        self.streams: dict[str, list[Event[Any]]] = {}
+        self.cases: dict[str, dict[str, Any]] = {}
+
+    async def load(self, session: object, case_id: str) -> list[Event[Any]]:
+        return list(self.streams.get(case_id, []))
+
+    async def append(
+        self, session: object, *, case_id: str, events: Sequence[Event[Any]], expected_version: int
+    ) -> int:
+        stream = self.streams.setdefault(case_id, [])
+        if not events:
+            return expected_version
+        known = {e.event_id for s in self.streams.values() for e in s}
+        if len(stream) != expected_version or any(e.event_id in known for e in events):
+            raise ConcurrencyConflict(f"case {case_id} moved past version {expected_version}")
+        stream.extend(events)
+        return len(stream)
+
+    async def index(
+        self,
+        session: object,
+        *,
+        case_id: str,
+        school_id: str,
+        reference: str,
+        version: int,
+        status: str,
+        policy_version: int,
+        opened_at: datetime,
+    ) -> None:
+        if case_id in self.cases:
+            self.cases[case_id].update(version=version, status=status)
+            return
+        self.cases[case_id] = {
+            "school_id": school_id,
+            "reference": reference,
+            "version": version,
+            "status": status,
+            "policy_version": policy_version,
+            "opened_at": opened_at,
+        }
+
+    async def advance(self, session: object, *, case_id: str, version: int, status: str | None = None) -> None:
+        if case_id in self.cases:
+            self.cases[case_id].update(version=version, **({"status": status} if status is not None else {}))
+
+
+@dataclass
+class _Deadline:
+    due: DueDeadline
+    status: str = "pending"
+    fired_at: datetime | None = None
+
+
+class FakeDeadlines:
+    """The due-table as a dictionary by deadline id."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, _Deadline] = {}
+
+    async def set(
+        self,
+        session: object,
+        *,
+        deadline_id: str,
+        school_id: str,
+        case_id: str,
+        kind: str,
+        due_at: datetime,
+        detail: dict[str, Any],
+    ) -> None:
+        if deadline_id not in self.rows:
+            self.rows[deadline_id] = _Deadline(DueDeadline(deadline_id, school_id, case_id, kind, due_at, dict(detail)))
+
+    async def claim_due(self, session: object, *, now: datetime, limit: int = 50) -> list[DueDeadline]:
+        due = [r.due for r in self.rows.values() if r.status == "pending" and r.due.due_at <= now]
+        return sorted(due, key=lambda d: d.due_at)[:limit]
+
+    async def close(self, session: object, *, deadline_id: str, status: str, at: datetime) -> None:
+        if deadline_id in self.rows:
+            self.rows[deadline_id] = replace(self.rows[deadline_id], status=status, fired_at=at)
+
+    async def cancel_for_case(self, session: object, *, case_id: str, kinds: Sequence[str], at: datetime) -> int:
+        pending = [
+            r for r in self.rows.values() if r.due.case_id == case_id and r.due.kind in kinds and r.status == "pending"
+        ]
+        for row in pending:
+            await self.close(session, deadline_id=row.due.deadline_id, status="cancelled", at=at)
+        return len(pending)
+
+    def status(self, deadline_id: str) -> str:
+        return self.rows[deadline_id].status
+
+
+class FakePolicyVersions:
+    """Adopted policy versions by (school, version)."""
+
+    def __init__(self) -> None:
+        self.adopted: dict[tuple[str, int], AdoptedPolicy] = {}
+
+    async def latest(self, session: object, *, school_id: str) -> AdoptedPolicy | None:
+        versions = [p for (school, _), p in self.adopted.items() if school == school_id]
+        return max(versions, key=lambda p: p.version, default=None)
+
+    async def get(self, session: object, *, school_id: str, version: int) -> AdoptedPolicy | None:
+        return self.adopted.get((school_id, version))
+
+    async def record(self, session: object, policy: AdoptedPolicy, *, adopted_at: datetime) -> None:
+        key = (policy.school_id, policy.version)
+        if key in self.adopted:
+            raise _clash(f"policy {key} adopted twice")
+        self.adopted[key] = policy
+
+
+class FakeDeliveries:
+    """Delivery rows by notification id."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, DeliveryRecord] = {}
+
+    async def claim(
+        self,
+        session: object,
+        *,
+        notification_id: str,
+        school_id: str,
+        case_id: str,
+        recipient_person_id: str,
+        channel: str,
+        requested_event_id: uuid.UUID,
+        correlation_id: uuid.UUID,
+        traceparent: str | None,
+    ) -> bool:
+        if notification_id in self.rows:
+            return False
+        self.rows[notification_id] = DeliveryRecord(
+            notification_id, school_id, case_id, recipient_person_id, channel, "sending", None,
+            requested_event_id, correlation_id, traceparent, None, None, None,
+        )  # fmt: skip
+        return True
+
+    async def finish(self, session: object, *, notification_id: str, status: str, detail: str, at: datetime) -> None:
+        if notification_id in self.rows:
+            delivered_at = at if status == "sent" else None
+            self.rows[notification_id] = replace(
+                self.rows[notification_id], status=status, detail=detail, delivered_at=delivered_at
+            )
+
+    async def acknowledge(
+        self, session: object, *, notification_id: str, by: str, at: datetime
+    ) -> DeliveryRecord | None:
+        row = self.rows.get(notification_id)
+        if row is None or row.acknowledged_at is not None:
+            return None
+        self.rows[notification_id] = replace(row, acknowledged_at=at, acknowledged_by=by)
+        return self.rows[notification_id]
+
+    async def get(self, session: object, notification_id: str) -> DeliveryRecord | None:
+        return self.rows.get(notification_id)
+
+
+class FakeLedger:
+    """Each school's hash chain as a list, linked exactly as the SQL ledger links it."""
+
+    def __init__(self) -> None:
+        self.chains: dict[str, list[ChainEntry]] = {}
+
+    async def append(
+        self,
+        session: object,
+        events: Sequence[Event[Any]],
+        *,
+        stream_sequences: Mapping[uuid.UUID, int] | None = None,
+    ) -> dict[str, int]:
+        # In stream order when the sequences are known, as the SQL ledger chains them.
+        if stream_sequences:
+            events = sorted(events, key=lambda event: stream_sequences.get(event.event_id, 0))
+        recorded = {entry.event["event_id"] for chain in self.chains.values() for entry in chain}
+        if any(str(event.event_id) in recorded for event in events):
+            raise _clash("an event is recorded once")
+        heads: dict[str, int] = {}
+        for event in events:
+            chain = self.chains.setdefault(event.school_id, [])
+            sequence, previous = (chain[-1].school_sequence, chain[-1].entry_hash) if chain else (0, GENESIS)
+            document = event.model_dump(mode="json")
+            digest = entry_hash(previous_hash=previous, school_sequence=sequence + 1, event=document)
+            chain.append(ChainEntry(sequence + 1, document, previous, digest))
+            heads[event.school_id] = sequence + 1
+        return heads
+
+    async def chain(self, session: object, *, school_id: str) -> list[ChainEntry]:
+        return list(self.chains.get(school_id, []))
+
+
+@dataclass
+class _Raw:
+    school_id: str
+    channel: str
+    idempotency_key: str | None
+    body: bytes
+    status: str = "received"
+    reference: str | None = None
+    rejection_reason: str | None = None
+
+
+@dataclass
+class FakeIntakeStore:
+    """Raw inputs and accepted concerns in dictionaries."""
+
+    raw: dict[uuid.UUID, _Raw] = field(default_factory=dict)
+    concerns: dict[str, ConcernReceived] = field(default_factory=dict)
+
+    async def keep_raw(
+        self,
+        session: object,
+        *,
+        school_id: str,
+        channel: str,
+        content_type: str,
+        body: bytes,
+        received_at: datetime,
+        idempotency_key: str | None,
+    ) -> RawInput:
+        if idempotency_key is not None:
+            for raw_input_id, raw in self.raw.items():
+                if (raw.school_id, raw.channel, raw.idempotency_key) == (school_id, channel, idempotency_key):
+                    return RawInput(raw_input_id, raw.status, raw.reference, raw.rejection_reason)
+        raw_input_id = uuid.uuid4()
+        self.raw[raw_input_id] = _Raw(school_id, channel, idempotency_key, body)
+        return RawInput(raw_input_id, "received", None, None)
+
+    async def reject(self, session: object, *, raw_input_id: uuid.UUID, reason: str) -> None:
+        if raw_input_id in self.raw:
+            self.raw[raw_input_id].status, self.raw[raw_input_id].rejection_reason = "rejected", reason
+
+    async def reference_of(self, session: object, *, raw_input_id: uuid.UUID) -> str | None:
+        return next((ref for ref, e in self.concerns.items() if e.payload.raw_input_id == str(raw_input_id)), None)
+
+    async def accept(self, session: object, event: ConcernReceived) -> bool:
+        payload = event.payload
+        if payload.reference in self.concerns:
+            return False
+        if await self.reference_of(session, raw_input_id=uuid.UUID(payload.raw_input_id)) is not None:
+            raise _clash("a raw input is accepted once")
+        self.concerns[payload.reference] = event
+        raw = self.raw[uuid.UUID(payload.raw_input_id)]
+        raw.status, raw.reference = "accepted", payload.reference
+        return True
