@@ -13,8 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.db_roles import REQUEST_ROLES
+
 SCHEMA = "console"
-REQUEST_ROLE = "safeguard_console_request"
+REQUEST_ROLE = REQUEST_ROLES["console"]
 metadata = sa.MetaData(schema=SCHEMA)
 
 accounts = sa.Table(
