@@ -108,9 +108,9 @@ def pages_router(context: Context, *, commands: CaseCommands) -> APIRouter:
         async with scope(visit.principal) as session:
             row = _checked(visit.principal, await case_row(session, case_id), Page.case)
             file = await case_file(session, row)
-            await record_case_read(
-                session, visit.principal, school_id=row.school_id, case_id=case_id, at=context.clock()
-            )
+        await record_case_read(
+            context.uow, visit.principal, school_id=row.school_id, case_id=case_id, at=context.clock()
+        )
         may_act = may_see_case(visit.principal, facts(row), page=Page.case_command) == "allowed"
         return page(request, "case.html", visit=visit, file=file, may_act=may_act, said="", now=context.clock())
 

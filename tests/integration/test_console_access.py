@@ -12,7 +12,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from services.console.store import cases, read_audit, scoped
+from services.console.store import SCHEMA, cases, concerns, scoped
+from shared.contracts.record_events import RecordViewed
+from shared.inbox_outbox import InboxOutbox
 from shared.settings import Settings
 from tests.support.console import (
     Console,
@@ -67,8 +69,11 @@ def expected_command(role: str, which: str) -> int:
 
 
 async def read_count(console: Console) -> int:
+    """Reads recorded: `record.viewed` events the console has put in its outbox."""
+    outbox = InboxOutbox(SCHEMA).outbox
+    query = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.event_type == RecordViewed.TYPE)
     async with console.runtime.sessions() as session:
-        return int(await session.scalar(sa.select(sa.func.count()).select_from(read_audit)) or 0)
+        return int(await session.scalar(query) or 0)
 
 
 async def versions(console: Console) -> dict[str, int]:
@@ -156,9 +161,7 @@ async def test_row_level_security_keeps_other_schools_out_without_the_python_che
         with pytest.raises(DBAPIError, match="row-level security"):
             async with scoped(console.runtime.sessions, school_ids=st_marks_only) as session:
                 await session.execute(
-                    sa.insert(read_audit).values(
-                        school_id="oak-academy", case_id="x", person_id="s-bird", role="x", at=console.clock()
-                    )
+                    sa.insert(concerns).values(school_id="oak-academy", event_id="x", reference="x", body={})
                 )
     assert seen == {"st-marks"}
     assert other is None
