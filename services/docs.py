@@ -20,6 +20,7 @@ REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "reference"
 def generated() -> dict[str, str]:
     """Every generated document by file name, from the apps as they are wired (no server is contacted)."""
     from services.audit.app import create_app as audit_app
+    from services.console.app import create_app as console_app
     from services.intake.app import create_app as intake_app
     from services.notifications.app import create_app as notifications_app
     from services.routing.app import create_app as routing_app
@@ -29,11 +30,13 @@ def generated() -> dict[str, str]:
     notifications, notifications_runtime = notifications_app(settings)
     _, routing = routing_app(settings)
     _, audit_runtime = audit_app(settings)
+    console, console_runtime = console_app(settings)
     catalogue = AsyncAPI(
         intake_runtime.broker,
         routing.runtime.broker,
         notifications_runtime.broker,
         audit_runtime.broker,
+        console_runtime.broker,
         title="Safeguard events",
         version="1",
         description="Every domain event on the stream, who publishes it and who consumes it. "
@@ -43,6 +46,7 @@ def generated() -> dict[str, str]:
         "asyncapi.json": _dump(catalogue.to_specification().to_jsonable()),
         "openapi-intake.json": _dump(intake.openapi()),
         "openapi-notifications.json": _dump(notifications.openapi()),
+        "openapi-console.json": _dump(console.openapi()),
     }
 
 

@@ -4,6 +4,8 @@
 - `safeguard_<service>` may use its own schema only: DML on its tables, its sequences; no DDL, not the owner
   (so it cannot disable a trigger), no other schema. `SET session_replication_role` needs a superuser.
 - Append-only tables (the audit ledger) are INSERT + SELECT only for their service.
+- `safeguard_console_request` (NOLOGIN) is what the console `SET ROLE`s to for a signed-in person's queries,
+  under row-level security by school; its migration grants it its tables and creates the policies.
 Default privileges grant tables a later migration creates; `apply_grants` runs after every migration anyway.
 """
 
@@ -24,7 +26,12 @@ SERVICE_SCHEMAS: dict[str, str] = {
     "routing": "routing",
     "notifications": "notifications",
     "audit": "audit",
+    "console": "console",
 }
+# NOLOGIN roles a service switches to (`SET ROLE`) so row-level security applies to a request's queries; the
+# service's login role is made a member. Created here, with CREATEROLE, because the owner that migrates has none.
+REQUEST_ROLES: dict[str, str] = {"console": "safeguard_console_request"}
+_NO_PRIVILEGES = "nosuperuser nocreatedb nocreaterole noinherit noreplication nobypassrls"
 # Tables whose rows, once written, no service may change or remove.
 APPEND_ONLY: dict[str, tuple[str, ...]] = {"audit": ("ledger",)}
 
@@ -79,16 +86,11 @@ async def ensure_roles(admin_url: str, *, passwords: Mapping[str, str]) -> None:
     try:
         for role in (OWNER, *(service_role(service) for service in SERVICE_SCHEMAS)):
             # Literal, not a parameter: utility statements take no bind parameters; the password is generated.
-            options = (
-                "login nosuperuser nocreatedb nocreaterole noinherit noreplication nobypassrls "
-                f"password '{passwords[role].replace(chr(39), chr(39) * 2)}'"
-            )
-            if not await connection.fetchval("select 1 from pg_roles where rolname = $1", role):
-                # Roles are cluster-wide: another database's setup may create the same role at the same moment.
-                with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
-                    await connection.execute(f"create role {quoted(role)} {options}")
-                    continue
-            await connection.execute(f"alter role {quoted(role)} {options}")
+            password = passwords[role].replace(chr(39), chr(39) * 2)
+            await _create_or_alter(connection, role, f"login {_NO_PRIVILEGES} password '{password}'")
+        for service, request_role in REQUEST_ROLES.items():
+            await _create_or_alter(connection, request_role, f"nologin {_NO_PRIVILEGES}")
+            await connection.execute(f"grant {quoted(request_role)} to {quoted(service_role(service))}")
         database = make_url(admin_url).database
         assert database is not None
         for statement in database_statements(database):
@@ -97,6 +99,16 @@ async def ensure_roles(admin_url: str, *, passwords: Mapping[str, str]) -> None:
             await _adopt_schema(connection, schema)
     finally:
         await connection.close()
+
+
+async def _create_or_alter(connection: asyncpg.Connection, role: str, options: str) -> None:
+    """Create `role` with `options`, or bring an existing one to them."""
+    if not await connection.fetchval("select 1 from pg_roles where rolname = $1", role):
+        # Roles are cluster-wide: another database's setup may create the same role at the same moment.
+        with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+            await connection.execute(f"create role {quoted(role)} {options}")
+            return
+    await connection.execute(f"alter role {quoted(role)} {options}")
 
 
 async def _adopt_schema(connection: asyncpg.Connection, schema: str) -> None:

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 
 from shared.subjects import (
     AUDIT_LEDGER,
+    CONSOLE_READ_MODEL,
     NOTIFICATIONS_REQUESTS,
     ROUTING_ACKNOWLEDGEMENTS,
     ROUTING_CONCERNS,
     Subjects,
 )
 
-SERVICE_NAMES: tuple[str, ...] = ("intake", "routing", "notifications", "audit")
+SERVICE_NAMES: tuple[str, ...] = ("intake", "routing", "notifications", "audit", "console")
 # Holds every right; only the launcher (or a deployment's setup job) uses it, to declare the streams.
 ADMIN = "admin"
 # A person at a terminal (the `safeguard case …` CLI): may send case commands and nothing else.
@@ -37,8 +38,12 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
     "intake": ("concern.received", "intake.quarantined"),
     "routing": ("case.*", "deadline.*", "notification.requested", "policy.*"),
     "notifications": ("notification.sent", "notification.failed", "notification.acknowledged"),
-    "audit": (),
+    # Reads of the record: audit's command line (replay, export) and the console's case view.
+    "audit": ("record.viewed",),
+    "console": ("record.viewed",),
 }
+# Services that send case commands to routing as requesters (replies come to their own inbox).
+COMMAND_SENDERS: tuple[str, ...] = ("console",)
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ def consumers(subjects: Subjects) -> dict[str, tuple[PullConsumer, ...]]:
         ),
         "notifications": (PullConsumer(NOTIFICATIONS_REQUESTS, subjects.of_type("notification.requested")),),
         "audit": (PullConsumer(AUDIT_LEDGER, subjects.all_events),),
+        # The console's read model folds every event (cases, concerns, notifications) into its own tables.
+        "console": (PullConsumer(CONSOLE_READ_MODEL, subjects.all_events),),
     }
 
 
@@ -110,6 +117,8 @@ def service_identity(subjects: Subjects, *, service: str) -> Identity:
     streams = (subjects.stream, subjects.dead_letter_stream, subjects.checkpoint_stream)
     stream_info = tuple(f"$JS.API.STREAM.INFO.{name}" for name in streams)
     reading = tuple(right for consumer in consumers(subjects)[service] for right in consumer_rights(subjects, consumer))
+    if service in COMMAND_SENDERS:
+        events += (subjects.command("routing", ">"),)
     subscribe = [f"{inbox_prefix(service)}.>"]
     if service == "routing":
         subscribe.append(subjects.command("routing", ">"))
@@ -125,7 +134,7 @@ def service_identity(subjects: Subjects, *, service: str) -> Identity:
 
 
 def identities(subjects: Subjects) -> dict[str, Identity]:
-    """Every identity of a deployment: the four services, the operator, and the admin."""
+    """Every identity of a deployment: the services, the operator, and the admin."""
     matrix = {service: service_identity(subjects, service=service) for service in SERVICE_NAMES}
     matrix[OPERATOR] = Identity(
         name=OPERATOR,

@@ -26,6 +26,8 @@ CASE_READERS = frozenset({DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR, TRUST_LEAD, 
 # Routing decides which of these may do what on a case; the console only keeps everyone else from asking.
 CASE_WORKERS = frozenset({DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR})
 TRUST_WIDE = frozenset({TRUST_LEAD, AUDITOR, TRUST_ADMINISTRATOR})
+# Counts per school and kind, no case content: those who answer for safeguarding across a school or the trust.
+OVERVIEW_READERS = frozenset({DSL, DEPUTY, HEADTEACHER, TRUST_LEAD, AUDITOR})
 
 
 class Page(StrEnum):
@@ -36,6 +38,7 @@ class Page(StrEnum):
     case_command = "case_command"
     my_reports = "my_reports"
     people = "people"
+    overview = "overview"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ def may_open(principal: Principal, page: Page) -> bool:
         return principal.role in CASE_WORKERS
     if page is Page.my_reports:
         return True
+    if page is Page.overview:
+        return principal.role in OVERVIEW_READERS
     return principal.role in (TRUST_ADMINISTRATOR, DSL, HEADTEACHER)
 
 

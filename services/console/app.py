@@ -23,6 +23,7 @@ from services.console.web import Context, Cookies, page, security_headers
 from services.routing.policy_book import policies_in
 from shared.actor_tokens import load_or_create_issuer_key
 from shared.contracts.envelope import Event, utc_now
+from shared.contracts.record_events import RecordViewed
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
 from shared.tracing import shutdown_tracing
@@ -43,6 +44,7 @@ def create_app(
     console = console or ConsoleSettings()
     runtime = ServiceRuntime(settings, service="console", schema=SCHEMA)
     runtime.consumer(Event, durable=CONSOLE_READ_MODEL, handler=on_event, filter_subject=runtime.subjects.all_events)
+    runtime.publishes(RecordViewed)
     subject = runtime.subjects.command("routing", "case")
 
     async def ask_routing(body: bytes) -> bytes:
@@ -53,6 +55,7 @@ def create_app(
     key_source = (settings.signing_key or "").encode() or utc_now().isoformat().encode()
     context = Context(
         sessions=runtime.sessions,
+        uow=runtime.uow,
         settings=console,
         cookies=Cookies(secure=console.secure_cookies),
         trusts=school_trusts(settings),

@@ -1,4 +1,4 @@
-"""The pages a signed-in person uses: inbox (live), case view, case commands, own reports, people."""
+"""The pages a signed-in person uses: inbox (live), case view, case commands, own reports, overview, people."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 
 from services.console.access import CASE_READERS, STAFF, Page, Principal, may_open, may_see_case
 from services.console.commands import COMMAND_FIELDS, CaseCommands
+from services.console.overview import Tally, bars, overview_csv, tallies, totals
 from services.console.read_audit import record_case_read
 from services.console.reading import account_rows, case_file, case_row, case_rows, facts, inbox_order, latest_change
 from services.console.store import scoped
@@ -72,7 +73,10 @@ def pages_router(context: Context, *, commands: CaseCommands) -> APIRouter:
             rows = await case_rows(session)
             change = await latest_change(session)
         visible = sorted((r for r in rows if may_see_case(visit.principal, facts(r)) == "allowed"), key=inbox_order)
-        return page(request, "inbox.html", visit=visit, cases=visible, change=change, now=context.clock())
+        overview = may_open(visit.principal, Page.overview)
+        return page(
+            request, "inbox.html", visit=visit, cases=visible, change=change, now=context.clock(), overview=overview
+        )
 
     @router.get("/inbox/events")
     async def inbox_events(request: Request, after: int = 0) -> Response:
@@ -108,9 +112,9 @@ def pages_router(context: Context, *, commands: CaseCommands) -> APIRouter:
         async with scope(visit.principal) as session:
             row = _checked(visit.principal, await case_row(session, case_id), Page.case)
             file = await case_file(session, row)
-            await record_case_read(
-                session, visit.principal, school_id=row.school_id, case_id=case_id, at=context.clock()
-            )
+        await record_case_read(
+            context.uow, visit.principal, school_id=row.school_id, case_id=case_id, at=context.clock()
+        )
         may_act = may_see_case(visit.principal, facts(row), page=Page.case_command) == "allowed"
         return page(request, "case.html", visit=visit, file=file, may_act=may_act, said="", now=context.clock())
 
@@ -153,6 +157,35 @@ def pages_router(context: Context, *, commands: CaseCommands) -> APIRouter:
             and visit.principal.person_id not in (r.subject_person_ids or ())
         ]
         return page(request, "my_reports.html", visit=visit, cases=sorted(mine, key=inbox_order))
+
+    @router.get("/overview")
+    async def overview(request: Request) -> Response:
+        visit = await signed_in(context, request)
+        figures = await overview_figures(visit)
+        by_school, by_kind = totals(figures, by="school_id"), totals(figures, by="kind")
+        return page(
+            request,
+            "overview.html",
+            visit=visit,
+            by_school=by_school,
+            by_school_bars=bars({school: t.concerns for school, t in by_school.items()}),
+            by_kind_bars=bars({kind: t.concerns for kind, t in by_kind.items()}),
+        )
+
+    @router.get("/overview.csv")
+    async def overview_download(request: Request) -> Response:
+        visit = await signed_in(context, request)
+        text = overview_csv(await overview_figures(visit))
+        disposition = 'attachment; filename="safeguard-overview.csv"'
+        return Response(text, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": disposition})
+
+    async def overview_figures(visit: Visit) -> list[Tally]:
+        _require(visit.principal, Page.overview)
+        async with scope(visit.principal) as session:
+            rows = await case_rows(session)
+        # A case about the viewer is not counted either: a count would tell them it exists.
+        counted = [r for r in rows if may_see_case(visit.principal, facts(r), page=Page.overview) == "allowed"]
+        return tallies(counted, now=context.clock())
 
     @router.get("/people")
     async def people(request: Request) -> Response:

@@ -20,9 +20,10 @@ from services.routing.domain import ACKNOWLEDGE
 from shared.contracts import parse_event
 from shared.contracts.envelope import Event
 from shared.contracts.events import CaseEscalated, CaseOpened, CaseTriaged, ConcernReceived
+from shared.subjects import CONSOLE_READ_MODEL
 from shared.unit_of_work import Work
 
-CONSOLE_READ_MODEL = "console-read-model"
+__all__ = ["CONSOLE_READ_MODEL", "on_event"]
 
 
 def about(events: Iterable[Event[Any]], state: CaseState) -> list[str]:

@@ -1,27 +1,36 @@
-"""Every open of a case is recorded: the one place that does it, so it can switch to a `record.viewed` event.
+"""Every open of a case is recorded: a `record.viewed` event, through the console's outbox, before it is shown.
 
-Today the read is written to the console's own `read_audit` table in the same transaction as the read (a read
-that cannot be recorded is not served). When a `record.viewed` event class exists, this emits it through the
-unit of work's outbox instead, and audit chains it with everything else.
+The event commits in its own transaction after the need-to-know checks pass and before the page is rendered, so
+nothing is seen unrecorded and a refusal records nothing. The relay publishes it and audit chains it into the
+school's ledger with everything else (`safeguard audit who-read --case` lists the views).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.console.access import Principal
-from services.console.store import read_audit
+from shared.contracts.envelope import Actor
+from shared.read_audit import record_viewed
+from shared.unit_of_work import UnitOfWork
+
+VIA = "console"
+# The console opens a case only for a role whose need to know covers it (services/console/access.py).
+REASON = "need to know by role"
 
 
 async def record_case_read(
-    session: AsyncSession, principal: Principal, *, school_id: str, case_id: str, at: datetime
+    uow: UnitOfWork, principal: Principal, *, school_id: str, case_id: str, at: datetime
 ) -> None:
-    """Record that this person opened this case, in the reading transaction."""
-    await session.execute(
-        sa.insert(read_audit).values(
-            school_id=school_id, case_id=case_id, person_id=principal.person_id, role=principal.role, at=at
-        )
+    """Record that this person opened this case; returns once the record is committed to the outbox."""
+    viewed = record_viewed(
+        case_id,
+        school_id=school_id,
+        viewer=Actor(id=principal.person_id, role=principal.role),
+        view="case",
+        reason=REASON,
+        now=at,
+        via=VIA,
     )
+    async with uow.begin() as work:
+        work.emit([viewed])

@@ -13,8 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.db_roles import REQUEST_ROLES
+
 SCHEMA = "console"
-REQUEST_ROLE = "safeguard_console_request"
+REQUEST_ROLE = REQUEST_ROLES["console"]
 metadata = sa.MetaData(schema=SCHEMA)
 
 accounts = sa.Table(
@@ -103,18 +105,7 @@ concerns = sa.Table(
     sa.Column("body", JSONB, nullable=False),
 )
 
-read_audit = sa.Table(
-    "read_audit",
-    metadata,
-    sa.Column("read_id", sa.BigInteger, sa.Identity(), primary_key=True),
-    sa.Column("school_id", sa.Text, nullable=False),
-    sa.Column("case_id", sa.Text, nullable=False),
-    sa.Column("person_id", sa.Text, nullable=False),
-    sa.Column("role", sa.Text, nullable=False),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-)
-
-SCHOOL_TABLES = ("accounts", "sessions", "sign_in_attempts", "cases", "case_entries", "concerns", "read_audit")
+SCHOOL_TABLES = ("accounts", "sessions", "sign_in_attempts", "cases", "case_entries", "concerns")
 
 
 def school_list(school_ids: Iterable[str]) -> str:

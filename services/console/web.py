@@ -16,6 +16,7 @@ from services.console.access import Principal, schools_in_scope
 from services.console.accounts import SIGNED_IN, Session, account_row, find_session
 from services.console.passwords import same
 from services.console.settings import ConsoleSettings
+from shared.unit_of_work import UnitOfWork
 
 TEMPLATES = Jinja2Templates(directory=str(files("services.console") / "templates"))
 
@@ -76,9 +77,10 @@ class Cookies:
 
 @dataclass(frozen=True)
 class Context:
-    """What the routes need: database sessions, settings, the schools' trusts and the clock."""
+    """What the routes need: database sessions, the unit of work, settings, the schools' trusts and the clock."""
 
     sessions: async_sessionmaker[AsyncSession]
+    uow: UnitOfWork
     settings: ConsoleSettings
     cookies: Cookies
     trusts: Mapping[str, str | None]

@@ -17,11 +17,14 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
+import pyotp
 import pytest
 
+from services.console.accounts import add_account
 from services.launcher.ports import free_port, is_listening
-from shared.db import asyncpg_dsn
+from shared.db import asyncpg_dsn, make_engine, session_factory
 from shared.db_roles import role_url
+from tests.support.console import PASSWORD, csrf_of
 from tests.support.factories import report_json
 from tests.support.reporting import post_until_accepted
 from tests.support.waiting import eventually
@@ -31,6 +34,7 @@ pytestmark = pytest.mark.e2e
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 120.0
 BANNER_LINE = re.compile(r"^\s+(intake API|notifications|NATS|database):\s+(\S+)\s*$")
+CONSOLE_LINE = re.compile(r"^\s+console:\s+(\S+) ")
 
 
 class RunningUp:
@@ -84,6 +88,12 @@ class RunningUp:
                 break
             time.sleep(0.1)
         raise AssertionError(f"no ready banner (exit {self.process.poll()}):\n{self.log_tail()}")
+
+    def console_url(self) -> str:
+        """The console's URL from the ready banner (read after `endpoints`)."""
+        found = [match.group(1) for line in self.lines if (match := CONSOLE_LINE.match(line))]
+        assert found, "the banner names the console"
+        return found[0]
 
     def interrupt(self) -> int:
         """Ctrl-C, as a terminal would send it; returns the exit code."""
@@ -218,6 +228,95 @@ async def test_intake_killed_with_sigkill_comes_back_and_a_retried_post_gets_its
         assert _child_running(running.process.pid, "services.intake") not in (None, intake_pid)
         assert running.process.poll() is None, "the system stayed up"
         assert "service intake restarted (restart 1)" in running.log_tail()
+    finally:
+        exit_code = running.interrupt() if running.process.poll() is None else running.process.returncode
+    assert exit_code == 0, running.log_tail()
+
+
+async def _viewers(database_url: str, case_id: str) -> list[str]:
+    """Who the ledger says viewed the case."""
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await connection.fetch(
+            "select event->'actor'->>'id' as viewer from audit.ledger"
+            " where event_type = 'record.viewed' and aggregate_id = $1",
+            case_id,
+        )
+    finally:
+        await connection.close()
+    return [row["viewer"] for row in rows]
+
+
+async def _console_account(data_dir: Path, database: str, *, username: str) -> str:
+    """A DSL account made as the console's own database role (its password kept by `safeguard up`); the TOTP secret."""
+    password = (data_dir / "credentials" / "database" / "safeguard_console.password").read_text().strip()
+    engine = make_engine(role_url(database, role="safeguard_console", password=password), pool_size=1)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            made = await add_account(
+                session,
+                username=username,
+                password=PASSWORD,
+                school_id="st-marks",
+                person_id="s-bird",
+                role="designated_safeguarding_lead",
+            )
+    finally:
+        await engine.dispose()
+    return made.totp_secret
+
+
+async def _console_sign_in(client: httpx.AsyncClient, username: str, *, totp_secret: str) -> None:
+    form = await client.get("/sign-in")
+    data = {"csrf_token": csrf_of(form.text), "username": username, "password": PASSWORD}
+    assert (await client.post("/sign-in", data=data)).status_code == 303
+    form = await client.get("/sign-in/code")
+    code = pyotp.TOTP(totp_secret).now()
+    signed = await client.post("/sign-in/code", data={"csrf_token": csrf_of(form.text), "code": code})
+    assert signed.status_code == 303, signed.text
+
+
+async def test_the_console_runs_as_its_own_identities_a_dsl_signs_in_sees_a_new_concern_and_the_open_is_audited(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    running = RunningUp(
+        data_dir=data_dir, http_port=free_port(), notifications_port=free_port(), log_file=tmp_path / "up.log"
+    )
+    try:
+        endpoints = running.endpoints()
+        console = running.console_url()
+        assert (data_dir / "nats" / "credentials" / "console.password").is_file()
+        totp_secret = await _console_account(data_dir, endpoints["database"], username=f"dsl-{os.getpid()}")
+        async with httpx.AsyncClient(timeout=10) as client:
+            accepted = await client.post(endpoints["intake API"].replace("{school_id}", "st-marks"), json=report_json())
+            assert accepted.status_code == 202, accepted.text
+        reference = accepted.json()["reference"]
+        async with httpx.AsyncClient(base_url=console, timeout=10) as client:
+            assert (await client.get("/healthz")).text == "ok"
+            await _console_sign_in(client, f"dsl-{os.getpid()}", totp_secret=totp_secret)
+            # The read model is kept through the console's own NATS identity and database role.
+            inbox = await eventually(
+                lambda: client.get("/inbox"),
+                until=lambda page: reference in page.text,
+                timeout=60,
+                interval=0.5,
+                what=f"concern {reference} in the DSL's inbox",
+            )
+            assert inbox.status_code == 200
+            found = re.search(rf'href="/cases/([^"]+)"><strong>{re.escape(reference)}</strong>', inbox.text)
+            assert found, "the inbox links the case"
+            case_id = found.group(1)
+            assert (await client.get(f"/cases/{case_id}")).status_code == 200
+        # The open is in the school's ledger: published by the console as itself, appended by audit.
+        audit_password = (data_dir / "credentials" / "database" / "safeguard_audit.password").read_text().strip()
+        audit_url = role_url(endpoints["database"], role="safeguard_audit", password=audit_password)
+        viewers = await eventually(
+            lambda: _viewers(audit_url, case_id),
+            timeout=30,
+            what=f"the view of case {case_id} in audit.ledger",
+        )
+        assert viewers == ["s-bird"]
+        assert running.process.poll() is None, "every service is still running"
     finally:
         exit_code = running.interrupt() if running.process.poll() is None else running.process.returncode
     assert exit_code == 0, running.log_tail()

@@ -13,7 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from services.console.store import cases, read_audit, scoped
+from services.console.store import SCHEMA, cases, concerns, scoped
+from shared.contracts.record_events import RecordViewed
+from shared.inbox_outbox import InboxOutbox
 from shared.settings import Settings
 from tests.support.console import (
     Console,
@@ -53,6 +55,8 @@ WORKS_CASES = {"designated_safeguarding_lead", "deputy_designated_safeguarding_l
 # The named governor has an inbox (for allegations about staff), empty of ordinary concerns.
 HAS_INBOX = READS_CASES | {"named_governor"}
 SEES_PEOPLE = {"designated_safeguarding_lead", "headteacher", "trust_administrator"}
+# Counts per school and kind (no content), without cases about the viewer or other trusts' schools.
+SEES_OVERVIEW = READS_CASES
 
 
 def expected_case(role: str, which: str) -> int:
@@ -69,8 +73,11 @@ def expected_command(role: str, which: str) -> int:
 
 
 async def read_count(console: Console) -> int:
+    """Reads recorded: `record.viewed` events the console has put in its outbox."""
+    outbox = InboxOutbox(SCHEMA).outbox
+    query = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.event_type == RecordViewed.TYPE)
     async with console.runtime.sessions() as session:
-        return int(await session.scalar(sa.select(sa.func.count()).select_from(read_audit)) or 0)
+        return int(await session.scalar(query) or 0)
 
 
 async def versions(console: Console) -> dict[str, int]:
@@ -124,6 +131,14 @@ async def test_every_role_sees_only_what_it_needs_and_a_refusal_writes_nothing(
             people = await client.get("/people")
             assert people.status_code == (200 if role in SEES_PEOPLE else 403), role
             assert (await client.get("/my-reports")).status_code == 200
+            for overview in ("/overview", "/overview.csv"):
+                answer = await client.get(overview)
+                assert answer.status_code == (200 if role in SEES_OVERVIEW else 403), (role, overview)
+            if role in SEES_OVERVIEW:
+                rows = answer.text.splitlines()[1:]
+                assert {row.split(",")[0] for row in rows} == {"st-marks"}, role
+                counted = sum(int(row.split(",")[2]) for row in rows)
+                assert counted == len([w for w in seeded if expected_case(role, w) != 404]), role
             if inbox.status_code == 200:
                 listed = {which for which, case in seeded.items() if case.reference in inbox.text}
                 assert listed == {w for w in seeded if expected_case(role, w) == 200}, role
@@ -167,10 +182,25 @@ async def test_row_level_security_keeps_other_schools_out_without_the_python_che
         with pytest.raises(DBAPIError, match="row-level security"):
             async with scoped(console.runtime.sessions, school_ids=st_marks_only) as session:
                 await session.execute(
-                    sa.insert(read_audit).values(
-                        school_id=OTHER_SCHOOL, case_id="x", person_id="s-bird", role="x", at=console.clock()
-                    )
+                    sa.insert(concerns).values(school_id=OTHER_SCHOOL, event_id="x", reference="x", body={})
                 )
     assert seen == {"st-marks"}
     assert other is None
     assert nothing == 0
+
+
+async def test_the_overview_draws_its_bars_on_the_server_and_downloads_as_csv(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = with_second_school(settings, tmp_path / "policies")
+    async with console_running(settings) as console:
+        await seed_cases(console, settings)
+        await add_user(console, "lead@example.org", person="s-bird", role="designated_safeguarding_lead")
+        await sign_in(console, "lead@example.org")
+        page = await console.client.get("/overview")
+        download = await console.client.get("/overview.csv")
+    assert page.status_code == 200
+    assert '<svg class="bars" role="img" aria-label="Concerns per school"' in page.text
+    assert "<script" not in page.text.split("</head>", 1)[1]
+    assert download.headers["content-disposition"] == 'attachment; filename="safeguard-overview.csv"'
+    assert download.text.splitlines()[1] == "st-marks,online_bullying,3,3,0"

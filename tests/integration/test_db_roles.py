@@ -183,3 +183,32 @@ async def test_schemas_migrated_by_the_superuser_before_roles_existed_are_handed
         assert await audit.fetchval("select count(*) from audit.ledger") == 0
     finally:
         await audit.close()
+
+
+async def test_the_console_role_works_across_schools_and_its_request_role_sees_only_the_persons_schools(
+    connect: Connect,
+) -> None:
+    console = await connect(service_role("console"))
+    run = uuid.uuid4().hex
+    for school in ("st-marks", "oak-academy"):
+        # Unscoped, as the read model writes: every school's rows.
+        await console.execute(
+            "insert into console.concerns (event_id, school_id, reference, body) values ($1, $2, 'r', '{}')",
+            f"{run}-{school}",
+            school,
+        )
+
+    async def as_request(statement: str, *arguments: object) -> list[asyncpg.Record]:
+        async with console.transaction():
+            await console.execute("set local role safeguard_console_request")
+            await console.execute("select set_config('app.school_ids', 'st-marks', true)")
+            return await console.fetch(statement, *arguments)
+
+    seen = await as_request("select school_id from console.concerns where event_id like $1", f"{run}-%")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+        await as_request(
+            "insert into console.concerns (event_id, school_id, reference, body) values ($1, 'oak-academy', 'r', '{}')",
+            f"{run}-smuggled",
+        )
+    assert [row["school_id"] for row in seen] == ["st-marks"]
+    await _refused(console, "set role safeguard_owner")

@@ -27,7 +27,8 @@ def test_no_identity_but_the_admin_may_touch_stream_or_consumer_lifecycles(name:
         ("intake", ["sg.*.concern.received", "sg.*.intake.quarantined"]),
         ("routing", ["sg.*.case.*", "sg.*.deadline.*", "sg.*.notification.requested", "sg.*.policy.*"]),
         ("notifications", ["sg.*.notification.sent", "sg.*.notification.failed", "sg.*.notification.acknowledged"]),
-        ("audit", ["sg-audit.*.ledger.checkpointed"]),
+        ("audit", ["sg.*.record.viewed", "sg-audit.*.ledger.checkpointed"]),
+        ("console", ["sg.*.record.viewed"]),
     ],
 )
 def test_each_service_publishes_exactly_its_own_events(name: str, events: list[str]) -> None:
@@ -40,6 +41,7 @@ def test_a_consumer_may_be_created_only_with_its_own_filter() -> None:
     assert f"{create}.routing-concerns.sg.*.concern.received" in MATRIX["routing"].publish
     assert f"{create}.notifications-requests.sg.*.notification.requested" in MATRIX["notifications"].publish
     assert f"{create}.audit-ledger.sg.>" in MATRIX["audit"].publish
+    assert f"{create}.console-read-model.sg.>" in MATRIX["console"].publish
     assert not [right for right in MATRIX["intake"].publish if "CONSUMER" in right]
 
 
@@ -50,10 +52,14 @@ def test_replies_go_to_an_inbox_only_their_identity_can_read() -> None:
     assert MATRIX["audit"].subscribe == ("_INBOX.audit.>", "sg.>", "sg-dead.>")
 
 
-def test_only_routing_answers_requests_and_only_routing_and_the_operator_reach_its_commands() -> None:
+def test_only_routing_answers_requests_and_only_the_console_and_the_operator_send_it_commands() -> None:
     assert [name for name, identity in MATRIX.items() if identity.allow_responses] == ["routing"]
     assert MATRIX[OPERATOR].publish == ("sg-cmd.routing.>",)
     assert "sg-cmd.routing.>" in MATRIX["routing"].subscribe
+    senders = [name for name, identity in MATRIX.items() if "sg-cmd.routing.>" in identity.publish]
+    assert senders == ["console", OPERATOR]
+    # The console hears routing's answers on its own inbox, and nothing else live.
+    assert MATRIX["console"].subscribe == ("_INBOX.console.>",)
 
 
 def test_the_server_config_has_one_user_per_identity_and_no_anonymous_access() -> None:

@@ -111,11 +111,20 @@ def _tables() -> None:
 
 
 def _row_level_security() -> None:
-    # Roles are cluster-wide: another database (or a concurrent migration) may have made it already.
+    # The role is made by the database setup (shared/db_roles.ensure_roles), since the owner that migrates has
+    # no CREATEROLE; a connection that may create roles (a superuser in a test) makes it here. Roles are
+    # cluster-wide: another database (or a concurrent migration) may have made it already.
     op.execute(
         f"""
         do $$ begin
-            create role {REQUEST_ROLE} nologin;
+            if not exists (select 1 from pg_roles where rolname = '{REQUEST_ROLE}') then
+                if not exists (
+                    select 1 from pg_roles where rolname = current_user and (rolsuper or rolcreaterole)
+                ) then
+                    raise exception 'role {REQUEST_ROLE} is missing: run the database setup (ensure_roles) first';
+                end if;
+                create role {REQUEST_ROLE} nologin;
+            end if;
         exception when duplicate_object or unique_violation then null;
         end $$
         """
