@@ -32,6 +32,11 @@ class Settings(BaseSettings):
 
     intake_http_host: str = "127.0.0.1"
     intake_http_port: int = 8080
+    intake_max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="larger bodies are cut and kept")
+    intake_rate_per_second: float = Field(default=1.0, gt=0, description="reports per second per client address")
+    intake_rate_burst: int = Field(
+        default=60, ge=1, description="reports one client address may send at once (a school shares one address)"
+    )
     notifications_http_host: str = "127.0.0.1"
     notifications_http_port: int = 8081
     signing_key: str | None = Field(

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.intake.gate import build_gate
 from services.intake.handlers import Intake
 from services.intake.http import router
+from services.intake.openapi import publish_contract
 from services.intake.store import SCHEMA, SqlIntakeStore
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import ConcernReceived
@@ -49,7 +51,10 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
         description="Report a safeguarding concern. Every input is stored before it is parsed.",
         lifespan=lifespan,
     )
-    app.include_router(router(intake=intake, known_schools=known_schools(settings.policy_dir)))
+    app.include_router(
+        router(gate=build_gate(intake, settings=settings), known_schools=known_schools(settings.policy_dir))
+    )
+    publish_contract(app)
     return app, runtime
 
 
