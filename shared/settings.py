@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     intake_rate_burst: int = Field(
         default=60, ge=1, description="reports one client address may send at once (a school shares one address)"
     )
+    intake_email_addresses: dict[str, str] = Field(
+        default_factory=dict, description='JSON: address -> school, e.g. {"report@st-marks.example.org": "st-marks"}'
+    )
+    intake_smtp_host: str = "127.0.0.1"
+    intake_smtp_port: int | None = Field(default=None, description="SMTP listener port; none: no listener")
+    intake_max_email_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="larger mail is refused (552)")
+    intake_own_message_domains: list[str] = Field(
+        default=["safeguard.local"], description="Message-ID domains of our own mail: such mail coming back is a loop"
+    )
     notifications_http_host: str = "127.0.0.1"
     notifications_http_port: int = 8081
     signing_key: str | None = Field(

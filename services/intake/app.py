@@ -8,10 +8,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.intake import email_http
+from services.intake.email_in import email_parser
 from services.intake.gate import build_gate
 from services.intake.handlers import Intake
 from services.intake.http import router
 from services.intake.openapi import publish_contract
+from services.intake.smtp import mailboxes, own_domains, smtp_listener
 from services.intake.store import SCHEMA, SqlIntakeStore
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import ConcernReceived
@@ -40,7 +43,8 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         try:
-            yield
+            async with smtp_listener(intake, settings=settings):
+                yield
         finally:
             await runtime.broker.stop()
             await runtime.stop()
@@ -51,8 +55,12 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
         description="Report a safeguarding concern. Every input is stored before it is parsed.",
         lifespan=lifespan,
     )
+    gate = build_gate(intake, settings=settings)
+    app.include_router(router(gate=gate, known_schools=known_schools(settings.policy_dir)))
     app.include_router(
-        router(gate=build_gate(intake, settings=settings), known_schools=known_schools(settings.policy_dir))
+        email_http.router(
+            gate=gate, addresses=mailboxes(settings), parse=email_parser(own_domains=own_domains(settings))
+        )
     )
     publish_contract(app)
     return app, runtime

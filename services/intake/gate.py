@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
-from services.intake.door import RateLimiter, escape_unstorable, read_limited, refuse, retry_after_header
+from services.intake.door import Body, RateLimiter, escape_unstorable, read_limited, refuse, retry_after_header
 from services.intake.handlers import Accepted, Intake, Rejected
 from shared.contracts.concern import Channel, ConcernReport
 from shared.settings import Settings
@@ -25,6 +25,16 @@ class Admission:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """A request's body as read at the door, before anything is decided about it."""
+
+    body: Body
+    content_type: str
+    wait: float  # seconds the client must wait (0: within its rate)
+    limit: int
+
+
 def media_type(content_type: str) -> str:
     """`application/json; charset=utf-8` -> `application/json`."""
     return content_type.split(";", 1)[0].strip().lower()
@@ -37,10 +47,19 @@ class Gate:
     intake: Intake
     limiter: RateLimiter
     max_body_bytes: int
+    max_email_bytes: int = 25 * 1024 * 1024
 
-    async def admit(
+    async def arrive(self, request: Request, *, max_bytes: int | None = None) -> Arrival:
+        """Spend the client's token and read the body up to the limit; nothing is refused yet."""
+        wait = self.limiter.take(request.client.host if request.client else "unknown")
+        limit = max_bytes or self.max_body_bytes
+        body = await read_limited(request.stream(), limit=limit)
+        content_type = escape_unstorable(request.headers.get("content-type", ""))
+        return Arrival(body=body, content_type=content_type, wait=wait, limit=limit)
+
+    async def keep(
         self,
-        request: Request,
+        arrival: Arrival,
         *,
         school_id: str,
         channel: Channel,
@@ -48,46 +67,50 @@ class Gate:
         accepts: frozenset[str],
         idempotency_key: str | None = None,
     ) -> Admission:
-        """Keep the request's body (cut at the limit) and parse it unless the door refuses it first."""
-        content_type = escape_unstorable(request.headers.get("content-type", ""))
-        wait = self.limiter.take(request.client.host if request.client else "unknown")
-        body = await read_limited(request.stream(), limit=self.max_body_bytes)
-        refusal: tuple[int, str] | None = None
-        if wait > 0:
-            refusal = (429, "too many reports from this address in a short time; it is kept, try again later")
-        elif body.truncated:
-            refusal = (413, f"too large: at most {self.max_body_bytes} bytes are accepted; the first part is kept")
-        elif media_type(content_type) not in accepts:
-            refusal = (415, f"unsupported content type {media_type(content_type)!r}; send {' or '.join(accepts)}")
-        elif idempotency_key is not None and (
-            len(idempotency_key) > MAX_IDEMPOTENCY_KEY or escape_unstorable(idempotency_key) != idempotency_key
-        ):
-            refusal = (422, f"idempotency-key: at most {MAX_IDEMPOTENCY_KEY} characters, none of them NUL")
-        if refusal is None:
-            outcome = await self.intake.receive(
-                body.data,
-                school_id=school_id,
-                channel=channel,
-                content_type=content_type or "(none)",
-                parse=parse,
-                idempotency_key=idempotency_key,
-            )
-            status = 202 if isinstance(outcome, Accepted) and not outcome.repeated else 200
-            return Admission(outcome, status if isinstance(outcome, Accepted) else 422)
-        status, reason = refusal
-        # No idempotency key: a client that retries the same key after fixing the problem must not meet this refusal.
+        """Keep what arrived and parse it, unless the door refuses it first (then it is kept and quarantined)."""
+        refusal = door_refusal(arrival, accepts=accepts, idempotency_key=idempotency_key)
+        if refusal is not None:
+            parse = refuse(refusal[1])
+            # No idempotency key: a client retrying the same key after fixing the problem must not meet this refusal.
+            idempotency_key = None
         outcome = await self.intake.receive(
-            body.data,
+            arrival.body.data,
             school_id=school_id,
             channel=channel,
-            content_type=content_type or "(none)",
-            parse=refuse(reason),
+            content_type=arrival.content_type or "(none)",
+            parse=parse,
+            idempotency_key=idempotency_key,
         )
-        headers = {"Retry-After": retry_after_header(wait)} if status == 429 else {}
-        return Admission(outcome, status, headers)
+        if refusal is not None:
+            headers = {"Retry-After": retry_after_header(arrival.wait)} if refusal[0] == 429 else {}
+            return Admission(outcome, refusal[0], headers)
+        if isinstance(outcome, Accepted):
+            return Admission(outcome, 200 if outcome.repeated else 202)
+        return Admission(outcome, 422)
+
+
+def door_refusal(arrival: Arrival, *, accepts: frozenset[str], idempotency_key: str | None) -> tuple[int, str] | None:
+    """The status and reason the door refuses an arrival with, or None to let it be parsed."""
+    if arrival.wait > 0:
+        return 429, "too many reports from this address in a short time; it is kept, try again later"
+    if arrival.body.truncated:
+        return 413, f"too large: at most {arrival.limit} bytes are accepted; the first part is kept"
+    if media_type(arrival.content_type) not in accepts:
+        wanted = " or ".join(sorted(accepts))
+        return 415, f"unsupported content type {media_type(arrival.content_type)!r}; send {wanted}"
+    if idempotency_key is not None and (
+        len(idempotency_key) > MAX_IDEMPOTENCY_KEY or escape_unstorable(idempotency_key) != idempotency_key
+    ):
+        return 422, f"idempotency-key: at most {MAX_IDEMPOTENCY_KEY} characters, none of them NUL"
+    return None
 
 
 def build_gate(intake: Intake, *, settings: Settings, clock: Callable[[], float] = time.monotonic) -> Gate:
     """The gate for these settings: its size limit and per-client rate."""
     limiter = RateLimiter(per_second=settings.intake_rate_per_second, burst=settings.intake_rate_burst, clock=clock)
-    return Gate(intake=intake, limiter=limiter, max_body_bytes=settings.intake_max_body_bytes)
+    return Gate(
+        intake=intake,
+        limiter=limiter,
+        max_body_bytes=settings.intake_max_body_bytes,
+        max_email_bytes=settings.intake_max_email_bytes,
+    )

@@ -55,6 +55,17 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 
 
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"model": ConcernAccepted, "description": "A repeat of an earlier input: the same reference"},
+    **REFUSALS,
+}
+
+
+def request_body(media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI extra for a route that reads its body itself (so nothing is lost to FastAPI's parsing)."""
+    return {"requestBody": {"required": True, "content": {media_type: {"schema": schema}}}}
+
+
 def answer(admission: Admission) -> JSONResponse:
     """The JSON answer to an admission: the reference, or the refusal with the kept raw input's id."""
     outcome = admission.outcome
@@ -73,13 +84,8 @@ def router(*, gate: Gate, known_schools: frozenset[str]) -> APIRouter:
         "/api/v1/schools/{school_id}/concerns",
         status_code=202,
         response_model=ConcernAccepted,
-        responses={200: {"model": ConcernAccepted, "description": "A repeat of an earlier post"}, **REFUSALS},
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ConcernReport"}}},
-            }
-        },
+        responses=ANSWERS,
+        openapi_extra=request_body("application/json", {"$ref": "#/components/schemas/ConcernReport"}),
         summary="Report a concern",
     )
     async def report_concern(
@@ -91,8 +97,8 @@ def router(*, gate: Gate, known_schools: frozenset[str]) -> APIRouter:
         if school_id not in known_schools:
             raise HTTPException(404, f"unknown school {school_id!r}")
         with tracer().start_as_current_span("intake receive concern", attributes={"safeguard.school": school_id}):
-            admission = await gate.admit(
-                request,
+            admission = await gate.keep(
+                await gate.arrive(request),
                 school_id=school_id,
                 channel=Channel.json_api,
                 parse=parse_concern_json,
