@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     intake_own_message_domains: list[str] = Field(
         default=["safeguard.local"], description="Message-ID domains of our own mail: such mail coming back is a loop"
     )
+    intake_webhook_sources_file: str = Field(
+        default="deploy/webhooks/sources.yaml", description="form webhook sources: school and field mapping each"
+    )
+    intake_webhook_secrets: dict[str, str] = Field(
+        default_factory=dict, description='JSON: source -> HMAC secret, e.g. {"st-marks-google-forms": "..."}'
+    )
+    intake_webhook_tolerance_seconds: float = Field(
+        default=300.0, gt=0, description="how far a webhook's signed timestamp may be from now (replay window)"
+    )
     notifications_http_host: str = "127.0.0.1"
     notifications_http_port: int = 8081
     signing_key: str | None = Field(

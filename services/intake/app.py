@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import email_http
+from services.intake import email_http, webhook_http
 from services.intake.email_in import email_parser
 from services.intake.gate import build_gate
 from services.intake.handlers import Intake
@@ -16,6 +16,7 @@ from services.intake.http import router
 from services.intake.openapi import publish_contract
 from services.intake.smtp import mailboxes, own_domains, smtp_listener
 from services.intake.store import SCHEMA, SqlIntakeStore
+from services.intake.webhook_http import load_sources
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import ConcernReceived
 from shared.runtime import ServiceRuntime
@@ -60,6 +61,15 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     app.include_router(
         email_http.router(
             gate=gate, addresses=mailboxes(settings), parse=email_parser(own_domains=own_domains(settings))
+        )
+    )
+    app.include_router(
+        webhook_http.router(
+            gate=gate,
+            sources=load_sources(settings),
+            sessions=runtime.sessions,
+            tolerance=settings.intake_webhook_tolerance_seconds,
+            clock=utc_now,
         )
     )
     publish_contract(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +31,11 @@ async def read_limited(chunks: AsyncIterator[bytes], *, limit: int) -> Body:
             return Body(bytes(kept), truncated=True)
         kept += chunk
     return Body(bytes(kept), truncated=False)
+
+
+def content_key(data: bytes) -> str:
+    """An idempotency key for a body: the same bytes delivered again (a sender's retry) are one input."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def refuse(reason: str) -> Callable[[bytes], ConcernReport]:

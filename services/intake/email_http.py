@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
+from services.intake.door import content_key
 from services.intake.email_in import recipients
 from services.intake.gate import Gate
 from services.intake.http import ANSWERS, ConcernAccepted, answer, request_body
-from services.intake.smtp import message_key
 from shared.contracts.concern import Channel, ConcernReport
 
 RAW_EMAIL = frozenset({"message/rfc822", "application/octet-stream", "text/plain"})
@@ -50,7 +50,7 @@ def router(*, gate: Gate, addresses: Mapping[str, str], parse: Callable[[bytes],
             channel=Channel.email,
             parse=parse,
             accepts=RAW_EMAIL,
-            idempotency_key=None if arrival.body.truncated else message_key(arrival.body.data),
+            idempotency_key=None if arrival.body.truncated else content_key(arrival.body.data),
         )
         return answer(admission)
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.intake.door import parse_concern_json
 from services.intake.gate import Admission, Gate
@@ -32,23 +32,24 @@ class FieldError(BaseModel):
 
 
 class ConcernRejected(BaseModel):
-    """Every refusal: why, which fields, and the id of the raw input kept (none when nothing could be kept)."""
+    """Every refusal: why, which fields, and the id of what was kept (none when nothing could be kept)."""
 
     detail: str
     errors: list[FieldError]
     raw_input_id: str | None = None
+    attempt_id: str | None = Field(default=None, description="a refused webhook attempt's id")
 
 
-def _refusal(description: str, **extra: Any) -> dict[str, Any]:
+def refusal_doc(description: str, **extra: Any) -> dict[str, Any]:
     return {"model": ConcernRejected, "description": description, **extra}
 
 
 REFUSALS: dict[int | str, dict[str, Any]] = {
-    404: _refusal("No such school here; nothing is kept."),
-    413: _refusal("Too large: the first part is kept and quarantined."),
-    415: _refusal("Not application/json: the body is kept and quarantined."),
-    422: _refusal("Not a valid concern: the body is kept and quarantined; `errors` name the fields."),
-    429: _refusal(
+    404: refusal_doc("No such school here; nothing is kept."),
+    413: refusal_doc("Too large: the first part is kept and quarantined."),
+    415: refusal_doc("Not application/json: the body is kept and quarantined."),
+    422: refusal_doc("Not a valid concern: the body is kept and quarantined; `errors` name the fields."),
+    429: refusal_doc(
         "Too many reports from this address: the body is kept and quarantined; retry after the given seconds.",
         headers={"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
     ),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -12,6 +11,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from services.intake.door import content_key
 from services.intake.email_in import email_parser
 from services.intake.handlers import Intake
 from shared.contracts.concern import Channel, ConcernReport
@@ -29,11 +29,6 @@ def mailboxes(settings: Settings) -> dict[str, str]:
 def own_domains(settings: Settings) -> frozenset[str]:
     """Message-ID domains of the mail we send ourselves (lower case)."""
     return frozenset(domain.strip().lower() for domain in settings.intake_own_message_domains)
-
-
-def message_key(raw: bytes) -> str:
-    """An idempotency key for a message: the same bytes delivered twice (a sender's retry) are one concern."""
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 @dataclass
@@ -63,7 +58,7 @@ class SchoolMailboxes:
                     channel=Channel.email,
                     content_type=RFC822,
                     parse=self.parse,
-                    idempotency_key=message_key(raw),
+                    idempotency_key=content_key(raw),
                 )
         except Exception as error:
             # Not kept: a temporary failure makes the sending server try again later, so nothing is lost.

@@ -14,6 +14,7 @@ from schemathesis.python import asgi
 
 from services.intake.app import create_app
 from shared.settings import Settings
+from tests.support.intake import one_school
 
 # schemathesis draws with `random` inside its strategies; hypothesis warns about that, not about our code.
 pytestmark = [
@@ -26,8 +27,7 @@ CASES = 200
 @pytest.fixture
 def intake_app(settings: Settings, tmp_path: Path) -> Iterator[object]:
     """The intake app with a generous rate limit (the fuzzer is one client); its lifespan runs in the fuzzer's loop."""
-    (tmp_path / "st-marks.yaml").write_text("# the school exists\n")
-    app, _ = create_app(settings.model_copy(update={"policy_dir": str(tmp_path), "intake_rate_burst": 100_000}))
+    app, _ = create_app(one_school(settings, tmp_path, intake_rate_burst=100_000))
     yield app
     asgi.shutdown_lifespans()
 

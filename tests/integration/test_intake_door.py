@@ -17,6 +17,7 @@ from services.intake.store import raw_inputs
 from shared.db import transaction
 from shared.settings import Settings
 from tests.support.factories import report_json
+from tests.support.intake import one_school
 from tests.support.running import running
 
 pytestmark = pytest.mark.integration
@@ -26,8 +27,7 @@ LIMIT = 256 * 1024
 
 @pytest.fixture
 def settings(settings: Settings, tmp_path: Path) -> Settings:
-    (tmp_path / "st-marks.yaml").write_text("# the school exists\n")
-    return settings.model_copy(update={"policy_dir": str(tmp_path), "intake_max_body_bytes": LIMIT})
+    return one_school(settings, tmp_path, intake_max_body_bytes=LIMIT)
 
 
 async def kept(runtime) -> list:
