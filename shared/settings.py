@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     intake_webhook_tolerance_seconds: float = Field(
         default=300.0, gt=0, description="how far a webhook's signed timestamp may be from now (replay window)"
     )
+    intake_max_form_bytes: int = Field(
+        default=30 * 1024 * 1024, ge=1024, description="a report page post, files included"
+    )
+    intake_max_attachment_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="larger files are quarantined"
+    )
+    intake_attachments_dir: str = Field(
+        default=".safeguard-data/attachments", description="attachments by SHA-256; disallowed ones in quarantine/"
+    )
     notifications_http_host: str = "127.0.0.1"
     notifications_http_port: int = 8081
     signing_key: str | None = Field(
