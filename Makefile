@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(BIN)/safeguard up
 
-# Install, then run every test tier against real NATS and PostgreSQL.
+# Install, then run every test tier against real NATS and PostgreSQL (its own, when none answer).
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared services tests

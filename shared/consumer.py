@@ -1,123 +1,201 @@
-"""The edge between JetStream and a handler: parse, dedupe, run in one transaction, ack.
+"""The edge between JetStream and a service's handlers: pulled batches, one transaction each, exactly once per event.
 
-A handler is `async (event, *, session) -> list[Event]`. It runs inside the transaction that also records
-the inbox row and enqueues its events in the outbox, so a redelivered event is a no-op and no effect is lost.
-Unparseable events and events that keep failing are parked on the dead-letter subject with their reason.
+A pulled batch is parsed by the event registry in `DeadLetterMiddleware` (an event that cannot be parsed is parked
+on the dead-letter subject with its reason and never reaches a handler), then `EventBatches` runs the handler for
+every event in ONE unit of work: one inbox statement claims the batch, the handler's events are enqueued with one
+outbox insert, one commit, then every message is acked. If anything in the batch fails, the batch is rolled back
+and each event is tried alone in its own unit of work, so a poison event is retried (and finally dead-lettered)
+without holding up or losing the rest.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from faststream.nats import NatsBroker
-from faststream.nats.message import NatsMessage
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from faststream import BaseMiddleware
+from faststream.message import StreamMessage
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 
 from shared.contracts.envelope import Event, EventRejected, parse_event
-from shared.db import transaction
-from shared.inbox_outbox import InboxOutbox
 from shared.subjects import Subjects
 from shared.tracing import span_in_trace
+from shared.unit_of_work import UnitOfWork, Work
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[list[Event[Any]]]]
+"""`async (event, *, work) -> events`: one event at a time, inside the batch's unit of work."""
+BatchHandler = Callable[..., Awaitable[None]]
+"""`async (events, *, work) -> None`: the whole batch at once (audit appends a batch with one insert)."""
+
+# How long JetStream waits before redelivering an event whose handler failed: the n-th failure waits the n-th
+# entry (the last one repeats). Also given to the consumer as its `backoff`, for deliveries nobody acked.
+REDELIVERY_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
+PARSED = "_safeguard_events"
 
 
-class Waker(Protocol):
-    def wake(self) -> None: ...
+def redelivery_delay(delivered: int, backoff: Sequence[float] = REDELIVERY_BACKOFF_SECONDS) -> float:
+    """Seconds to wait before the next delivery after the `delivered`-th one failed."""
+    return backoff[min(max(delivered, 1), len(backoff)) - 1]
 
 
-class EventConsumer:
-    """Runs one handler for one durable consumer, exactly once per event id."""
+class DeadLetters:
+    """Parks a message nobody can process on the dead-letter subject, with its reason, and stops redelivery."""
+
+    def __init__(self, subjects: Subjects, *, jetstream: Callable[[], JetStreamContext]) -> None:
+        self._subjects = subjects
+        self._jetstream = jetstream
+
+    async def park(self, message: Msg, *, consumer: str, reason: str) -> None:
+        sequence = _metadata(message, "sequence.stream", default="?")
+        headers = {
+            "Safeguard-Reason": reason[:1000],
+            "Safeguard-Original-Subject": message.subject,
+            "Nats-Msg-Id": f"dead:{consumer}:{sequence}",
+        }
+        await self._jetstream().publish(
+            self._subjects.dead_letter(consumer),
+            message.data,
+            headers=headers,
+            stream=self._subjects.dead_letter_stream,
+        )
+        # Operational alert: a dead letter always needs a person to look at it.
+        log.error("DEAD LETTER %s: %s (%s)", consumer, reason, json.dumps(headers))
+        await message.term()
+
+
+class DeadLetterMiddleware(BaseMiddleware):
+    """Parses each event of a pulled batch once; parks the ones that are not events, so handlers only see events."""
+
+    def __init__(self, msg: Any, /, *, context: Any, dead_letters: DeadLetters) -> None:
+        super().__init__(msg, context=context)
+        self._dead_letters = dead_letters
+
+    async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]) -> Any:
+        raw_messages = msg.raw_message
+        if not isinstance(raw_messages, list):  # commands (request/reply) are not events
+            return await call_next(msg)
+        events: list[Event[Any]] = []
+        kept: list[Msg] = []
+        for raw in raw_messages:
+            try:
+                events.append(parse_event(raw.data))
+            except EventRejected as rejected:
+                await self._dead_letters.park(raw, consumer=_consumer_of(raw), reason=rejected.reason)
+            else:
+                kept.append(raw)
+        if not kept:
+            return None
+        raw_messages[:] = kept
+        msg.body = [raw.data for raw in kept]
+        setattr(msg, PARSED, events)
+        return await call_next(msg)
+
+
+async def decode_events(msg: StreamMessage[Any]) -> list[Event[Any]]:
+    """The subscriber's decoder: the events the middleware parsed (the registry upcasts old versions)."""
+    parsed = getattr(msg, PARSED, None)
+    if parsed is None:
+        parsed = [parse_event(raw.data) for raw in msg.raw_message]
+    return list(parsed)
+
+
+class EventBatches:
+    """Runs one durable consumer's handler over pulled batches, exactly once per event id."""
 
     def __init__(
         self,
         *,
         name: str,
-        handler: Handler,
-        sessions: async_sessionmaker[AsyncSession],
-        tables: InboxOutbox,
-        broker: NatsBroker,
-        subjects: Subjects,
-        relay: Waker | None = None,
+        uow: UnitOfWork,
+        dead_letters: DeadLetters,
+        handler: Handler | None = None,
+        batch_handler: BatchHandler | None = None,
         max_deliver: int = 10,
-        retry_delay_seconds: float = 2.0,
+        backoff: Sequence[float] = REDELIVERY_BACKOFF_SECONDS,
     ) -> None:
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("give exactly one of handler and batch_handler")
         self.name = name
+        self._uow = uow
+        self._dead_letters = dead_letters
         self._handler = handler
-        self._sessions = sessions
-        self._tables = tables
-        self._broker = broker
-        self._subjects = subjects
-        self._relay = relay
+        self._batch_handler = batch_handler
         self.max_deliver = max_deliver
-        self._retry_delay = retry_delay_seconds
+        self._backoff = tuple(backoff)
 
-    async def consume(self, message: NatsMessage) -> None:
-        """Process one delivery and settle it (ack, nack for retry, or park and term)."""
+    async def consume(self, events: Sequence[Event[Any]], messages: Sequence[Msg]) -> None:
+        """Process a batch (events[i] came in messages[i]) and settle every message."""
         try:
-            event = parse_event(message.body)
-        except EventRejected as rejected:
-            await self._park(message, reason=rejected.reason)
+            async with self._uow.begin() as work:
+                await self._run(events, work)
+        except Exception as failure:
+            if len(events) == 1:
+                await self._failed(messages[0], events[0], failure)
+                return
+            log.warning("%s: a batch of %d failed (%r); trying each event alone", self.name, len(events), failure)
+            for event, message in zip(events, messages, strict=True):
+                await self.consume([event], [message])
             return
-        try:
+        for message in messages:
+            await message.ack()
+
+    async def process(self, events: Sequence[Event[Any]]) -> int:
+        """Handle events in one unit of work without a broker (tests, replays); returns how many were new."""
+        async with self._uow.begin() as work:
+            return await self._run(events, work)
+
+    async def _run(self, events: Sequence[Event[Any]], work: Work) -> int:
+        fresh_ids = await work.claim(self.name, [event.event_id for event in events])
+        fresh = [event for event in _first_of_each(events) if event.event_id in fresh_ids]
+        if len(fresh) < len(events):
+            log.info("%s: %d duplicate event(s) skipped", self.name, len(events) - len(fresh))
+        if self._batch_handler is not None:
+            if fresh:
+                await self._batch_handler(fresh, work=work)
+            return len(fresh)
+        assert self._handler is not None
+        for event in fresh:
             with span_in_trace(
                 f"{self.name} {event.type}",
                 traceparent=event.traceparent,
                 **{"safeguard.event_id": str(event.event_id)},
             ):
-                handled = await self.process(event)
-        except Exception as exc:
-            delivered = _delivery_count(message)
-            if delivered >= self.max_deliver:
-                log.exception("%s: giving up on %s after %d deliveries", self.name, event.event_id, delivered)
-                await self._park(message, reason=f"handler failed {delivered} times: {exc!r}")
-                return
-            log.warning("%s: %s failed (delivery %d), will retry: %r", self.name, event.event_id, delivered, exc)
-            await message.nack(delay=self._retry_delay * delivered)
+                work.emit(await self._handler(event, work=work))
+        return len(fresh)
+
+    async def _failed(self, message: Msg, event: Event[Any], failure: Exception) -> None:
+        delivered = int(_metadata(message, "num_delivered", default=1))
+        if delivered >= self.max_deliver:
+            log.error("%s: giving up on %s after %d deliveries", self.name, event.event_id, delivered, exc_info=failure)
+            await self._dead_letters.park(
+                message, consumer=self.name, reason=f"handler failed {delivered} times: {type(failure).__name__}"
+            )
             return
-        await message.ack()
-        if handled and self._relay is not None:
-            self._relay.wake()
-
-    async def process(self, event: Event[Any]) -> bool:
-        """Run the handler once for this event id; False when it was a duplicate."""
-        async with transaction(self._sessions) as session:
-            if not await self._tables.claim(session, consumer=self.name, event_id=event.event_id):
-                log.info("%s: duplicate %s skipped", self.name, event.event_id)
-                return False
-            produced = await self._handler(event, session=session)
-            await self._tables.enqueue(session, produced)
-        return True
-
-    async def _park(self, message: NatsMessage, *, reason: str) -> None:
-        """Put the raw message on the dead-letter subject with its reason, then stop redelivery."""
-        subject = self._subjects.dead_letter(self.name)
-        body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
-        headers = {
-            "Safeguard-Reason": reason[:1000],
-            "Safeguard-Original-Subject": getattr(message.raw_message, "subject", ""),
-            "Nats-Msg-Id": f"dead:{self.name}:{_stream_sequence(message)}",
-        }
-        await self._broker.publish(body, subject, headers=headers, stream=self._subjects.dead_letter_stream)
-        # Operational alert: a dead letter always needs a person to look at it.
-        log.error("DEAD LETTER %s: %s (%s)", self.name, reason, json.dumps(headers))
-        await message.reject()
+        log.warning(
+            "%s: %s failed (delivery %d), will retry: %s", self.name, event.event_id, delivered, type(failure).__name__
+        )
+        await message.nak(delay=redelivery_delay(delivered, self._backoff))
 
 
-def _delivery_count(message: NatsMessage) -> int:
+def _first_of_each(events: Sequence[Event[Any]]) -> list[Event[Any]]:
+    """The batch without repeats of an event id (a redelivery can land in the same batch)."""
+    return list({event.event_id: event for event in events}.values())
+
+
+def _consumer_of(message: Msg) -> str:
+    return str(_metadata(message, "consumer", default="unknown"))
+
+
+def _metadata(message: Msg, path: str, *, default: Any) -> Any:
     try:
-        return int(message.raw_message.metadata.num_delivered)
+        value: Any = message.metadata
+        for part in path.split("."):
+            value = getattr(value, part)
+        return value
     except Exception:
-        return 1
-
-
-def _stream_sequence(message: NatsMessage) -> str:
-    try:
-        return str(message.raw_message.metadata.sequence.stream)
-    except Exception:
-        return str(message.message_id)
+        return default

@@ -11,8 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 
 def make_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
-    """An asyncpg-backed engine for one service."""
-    return create_async_engine(database_url, pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
+    """An asyncpg-backed engine for one service.
+
+    No pre-ping: it cost a round trip on every checkout (13 % of intake's profile). A connection the server
+    closed fails its first statement instead, is discarded by the pool, and the unit of work is retried (a
+    consumer's batch is redelivered; intake retries once itself).
+    """
+    return create_async_engine(database_url, pool_size=pool_size, max_overflow=5, pool_recycle=1800)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

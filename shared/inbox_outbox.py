@@ -6,7 +6,8 @@ redelivered event is skipped and a committed event is always published, even aft
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -80,15 +81,17 @@ class InboxOutbox:
         self.inbox = inbox_table(metadata)
         self.outbox = outbox_table(metadata)
 
-    async def claim(self, session: AsyncSession, *, consumer: str, event_id: Any) -> bool:
-        """Record that `consumer` handles `event_id`; False when it already did (a duplicate)."""
+    async def claim(self, session: AsyncSession, *, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Record that `consumer` handles these events (one statement); returns those it had not handled before."""
+        if not event_ids:
+            return set()
         result = await session.execute(
             insert(self.inbox)
-            .values(consumer=consumer, event_id=event_id)
+            .values([{"consumer": consumer, "event_id": event_id} for event_id in dict.fromkeys(event_ids)])
             .on_conflict_do_nothing()
             .returning(self.inbox.c.event_id)
         )
-        return result.first() is not None
+        return set(result.scalars())
 
     async def enqueue(self, session: AsyncSession, events: Iterable[Event[Any]]) -> int:
         """Add events to the outbox in the caller's transaction; an event already there is not added twice."""

@@ -1,22 +1,26 @@
-"""Publishes a service's outbox to JetStream, in order, marking each row once the stream has it.
+"""Publishes a service's outbox to JetStream in order, a batch at a time, marking rows once the stream has them.
 
-Runs after every commit (woken) and on a timer (so events committed just before a crash still go out).
-Several instances may run: rows are claimed with `FOR UPDATE SKIP LOCKED`. A publish that reaches the stream
-but whose row update is lost is published again after restart and dropped by the stream's duplicate window.
+One relay per schema publishes at a time (a PostgreSQL session advisory lock held on its own connection; another
+instance takes over when that connection goes), so the stream receives each service's events in outbox order.
+A batch is read in a short transaction, published asynchronously (every publish in flight at once, then the acks
+awaited), and the acknowledged prefix is marked in a second short transaction: no transaction is held open across
+the network. A publish that reached the stream but whose row was not marked (a crash in between) is published
+again and dropped by the stream's duplicate window, since the message id is the event id.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import zlib
+from collections.abc import Callable
 
 import sqlalchemy as sa
-from faststream.nats import NatsBroker
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.background import PollingLoop
-from shared.db import transaction
 from shared.inbox_outbox import InboxOutbox
-from shared.messaging import publish_wire_event
 from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
@@ -28,18 +32,25 @@ class OutboxRelay:
     def __init__(
         self,
         *,
+        engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
         tables: InboxOutbox,
-        broker: NatsBroker,
+        jetstream: Callable[[], JetStreamContext],
         subjects: Subjects,
+        schema: str,
         poll_seconds: float = 1.0,
-        batch_size: int = 200,
+        batch_size: int = 500,
+        publish_timeout: float = 10.0,
     ) -> None:
+        self._engine = engine
         self._sessions = sessions
         self._outbox = tables.outbox
-        self._broker = broker
+        self._jetstream = jetstream
         self._subjects = subjects
+        self._lock_key = zlib.crc32(f"safeguard-relay:{schema}".encode())
+        self._lock_connection: AsyncConnection | None = None
         self._batch_size = batch_size
+        self._publish_timeout = publish_timeout
         self._loop = PollingLoop(self.flush, name="outbox-relay", poll_seconds=poll_seconds)
 
     def wake(self) -> None:
@@ -47,17 +58,48 @@ class OutboxRelay:
         self._loop.wake()
 
     async def flush(self) -> int:
-        """Publish every pending row; returns how many were published."""
+        """Publish every pending row, if this instance is the schema's relay; returns how many were published."""
+        if not await self._lead():
+            return 0
         published = 0
-        while True:
-            batch = await self._flush_batch()
-            published += batch
-            if batch < self._batch_size:
-                return published
+        try:
+            while True:
+                batch = await self._flush_batch()
+                published += batch
+                if batch < self._batch_size:
+                    return published
+        except Exception:
+            await self._resign()  # the lock's connection may be gone too; take the lock afresh next time
+            raise
+
+    async def _lead(self) -> bool:
+        """Hold (or take) the relay lock for this schema on a connection of its own."""
+        if self._lock_connection is not None:
+            return True
+        connection = await self._engine.connect()
+        try:
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            taken = (await connection.execute(sa.select(sa.func.pg_try_advisory_lock(self._lock_key)))).scalar()
+        except Exception:
+            await connection.close()
+            raise
+        if not taken:
+            await connection.close()
+            return False
+        self._lock_connection = connection
+        return True
+
+    async def _resign(self) -> None:
+        connection, self._lock_connection = self._lock_connection, None
+        if connection is not None:
+            try:
+                await connection.close()
+            except Exception:
+                await connection.invalidate()
 
     async def _flush_batch(self) -> int:
         outbox = self._outbox
-        async with transaction(self._sessions) as session:
+        async with self._sessions() as session, session.begin():
             rows = (
                 await session.execute(
                     sa.select(
@@ -65,34 +107,48 @@ class OutboxRelay:
                         outbox.c.event_id,
                         outbox.c.subject_school,
                         outbox.c.event_type,
-                        outbox.c.body,
+                        sa.cast(outbox.c.body, sa.Text).label("body"),
                         outbox.c.traceparent,
                     )
                     .where(outbox.c.published_at.is_(None))
                     .order_by(outbox.c.position)
                     .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
                 )
             ).all()
-            for row in rows:
-                await publish_wire_event(
-                    self._broker,
-                    subject=self._subjects.event(school_id=row.subject_school, event_type=row.event_type),
-                    body=row.body,
-                    event_id=str(row.event_id),
-                    traceparent=row.traceparent,
-                    stream=self._subjects.stream,
-                )
-            if rows:
+        if not rows:
+            return 0
+        js = self._jetstream()
+        pending = []
+        for row in rows:
+            headers = {"Nats-Msg-Id": str(row.event_id), "content-type": "application/json"}
+            if row.traceparent:
+                headers["traceparent"] = row.traceparent
+            subject = self._subjects.event(school_id=row.subject_school, event_type=row.event_type)
+            pending.append(
+                await js.publish_async(subject, row.body.encode(), headers=headers, stream=self._subjects.stream)
+            )
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*pending, return_exceptions=True), timeout=self._publish_timeout
+        )
+        acknowledged = []
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                # Keep order: nothing after the first failure counts as published; it is sent again next time.
+                log.warning("publishing %s failed: %r; will retry", row.event_id, outcome)
+                break
+            acknowledged.append(row.position)
+        if acknowledged:
+            async with self._sessions() as session, session.begin():
                 await session.execute(
-                    sa.update(outbox)
-                    .where(outbox.c.position.in_([row.position for row in rows]))
-                    .values(published_at=sa.func.now())
+                    sa.update(outbox).where(outbox.c.position.in_(acknowledged)).values(published_at=sa.func.now())
                 )
-        return len(rows)
+        if len(acknowledged) < len(rows):
+            raise RuntimeError(f"{len(rows) - len(acknowledged)} outbox events not acknowledged by the stream")
+        return len(acknowledged)
 
     def start(self) -> None:
         self._loop.start()
 
     async def stop(self) -> None:
         await self._loop.stop()
+        await self._resign()

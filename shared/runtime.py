@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 from faststream import AckPolicy, Context
 from faststream.nats import JStream, NatsBroker, PullSub
-from faststream.nats.message import NatsMessage
+from faststream.nats.message import NatsBatchMessage
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.consumer import EventConsumer, Handler
+from shared.consumer import (
+    REDELIVERY_BACKOFF_SECONDS,
+    BatchHandler,
+    DeadLetterMiddleware,
+    DeadLetters,
+    EventBatches,
+    Handler,
+    decode_events,
+)
 from shared.contracts.envelope import Event
 from shared.db import ensure_database, make_engine, session_factory
 from shared.inbox_outbox import InboxOutbox
@@ -23,14 +33,27 @@ from shared.relay import OutboxRelay
 from shared.settings import Settings
 from shared.subjects import Subjects
 from shared.tracing import configure_tracing
+from shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 MAX_DELIVER = 10
 
 
+def typed_batch_subscriber(edge: EventBatches, event_class: type[Event[Any]]) -> Callable[..., Awaitable[None]]:
+    """The subscriber function faststream calls with a pulled batch, typed so the AsyncAPI shows its payload."""
+
+    async def on_batch(events: list[Any], message: NatsBatchMessage = Context("message")) -> None:
+        await edge.consume(events, message.raw_message)
+
+    # Real classes, not strings: faststream validates the batch (already parsed events) and documents the payload.
+    on_batch.__annotations__ = {"events": list[event_class], "message": NatsBatchMessage, "return": None}  # type: ignore[valid-type]
+    on_batch.__name__ = on_batch.__qualname__ = f"on_{edge.name.replace('-', '_')}"
+    return on_batch
+
+
 class ServiceRuntime:
-    """The shared plumbing of one service: its schema, its broker, its outbox relay."""
+    """The shared plumbing of one service: its schema, its broker, its unit of work and outbox relay."""
 
     def __init__(self, settings: Settings, *, service: str, schema: str | None = None) -> None:
         self.settings = settings
@@ -42,56 +65,63 @@ class ServiceRuntime:
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
         self.tables = InboxOutbox(self.schema)
         self.relay = OutboxRelay(
+            engine=self.engine,
             sessions=self.sessions,
             tables=self.tables,
-            broker=self.broker,
+            jetstream=lambda: jetstream(self.broker),
             subjects=self.subjects,
+            schema=self.schema,
             poll_seconds=settings.outbox_poll_seconds,
         )
+        self.uow = UnitOfWork(self.sessions, self.tables, wake=self.relay.wake)
+        self.dead_letters = DeadLetters(self.subjects, jetstream=lambda: jetstream(self.broker))
+        self.broker.add_middleware(partial(DeadLetterMiddleware, dead_letters=self.dead_letters))
 
     def consumer(
         self,
-        handler: Handler,
+        event_class: type[Event[Any]],
         *,
         durable: str,
-        filter_subject: str,
+        handler: Handler | None = None,
+        batch_handler: BatchHandler | None = None,
+        filter_subject: str | None = None,
         description: str = "",
-        batch_size: int = 16,
-    ) -> EventConsumer:
-        """Register a durable pull consumer, shared by every instance, running `handler` once per event."""
-        consumer = EventConsumer(
+        batch_size: int = 64,
+        max_deliver: int = MAX_DELIVER,
+        backoff: Sequence[float] = REDELIVERY_BACKOFF_SECONDS,
+    ) -> EventBatches:
+        """A durable pull consumer shared by every instance: batches of `event_class` through the handler, once each."""
+        edge = EventBatches(
             name=durable,
+            uow=self.uow,
+            dead_letters=self.dead_letters,
             handler=handler,
-            sessions=self.sessions,
-            tables=self.tables,
-            broker=self.broker,
-            subjects=self.subjects,
-            relay=self.relay,
-            max_deliver=MAX_DELIVER,
+            batch_handler=batch_handler,
+            max_deliver=max_deliver,
+            backoff=backoff,
         )
         subscriber = self.broker.subscriber(
-            filter_subject,
+            filter_subject or self.subjects.of_type(event_class.TYPE),
             stream=JStream(self.subjects.stream, declare=False),
             durable=durable,
-            pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
+            pull_sub=PullSub(batch_size=batch_size, timeout=0.05, batch=True),
             ack_policy=AckPolicy.MANUAL,
+            decoder=decode_events,
             config=ConsumerConfig(
                 durable_name=durable,
                 ack_policy=JsAckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
-                max_deliver=MAX_DELIVER + 1,
+                max_deliver=max_deliver + 1,
+                # A delivery nobody acked (its instance died): redelivered after ack_wait, then ever more slowly.
+                backoff=[min(self.settings.ack_wait_seconds * 2**n, 300.0) for n in range(min(4, max_deliver))],
                 ack_wait=self.settings.ack_wait_seconds,
+                max_ack_pending=max(1000, batch_size * 4),
             ),
             title=durable,
-            description=description or (handler.__doc__ or "").strip(),
+            description=description or ((handler or batch_handler).__doc__ or "").strip(),
         )
-
-        async def on_message(body: Any, message: NatsMessage = Context("message")) -> None:
-            # The raw body is parsed by the event registry, so a bad event is parked with its reason.
-            await consumer.consume(message)
-
-        subscriber(on_message)
-        return consumer
+        subscriber(typed_batch_subscriber(edge, event_class))
+        return edge
 
     def publishes(self, *event_classes: type[Event[Any]]) -> None:
         """Declare the events this service publishes (through its outbox), for the AsyncAPI catalogue."""
@@ -113,7 +143,6 @@ class ServiceRuntime:
         await self.broker.connect()
         await ensure_streams(jetstream(self.broker), self.settings)
         self.relay.start()
-        self.relay.wake()
         log.info("%s ready (stream %s, subjects %s.>)", self.service, self.subjects.stream, self.subjects.root)
 
     async def stop(self) -> None:

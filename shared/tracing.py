@@ -2,13 +2,18 @@
 
 The trace context travels twice: in the `traceparent` message header (faststream's telemetry middleware
 reads it) and in the event envelope (so an event published later from the outbox, or replayed, still names
-the trace of the concern that caused it).
+the trace of the concern that caused it). An event carries the span that was active when it was built (the
+handler's), so the next hop's span is a child of the hop that caused it, all in the concern's one trace.
+
+Spans leave the process over OTLP/HTTP when the standard OTEL_EXPORTER_OTLP_ENDPOINT (or
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set; the exporter reads the standard OTEL_* variables itself.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,19 +21,44 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
+def otlp_wanted(environ: Mapping[str, str]) -> bool:
+    """Whether the standard OTLP endpoint variables ask for spans to be exported."""
+    return any(environ.get(name) for name in OTLP_ENDPOINT_VARIABLES)
+
+
+def tracer_provider(service: str, *, console: bool = False) -> TracerProvider:
+    """A tracer provider for `service`: OTLP export when its endpoint is set, stderr when `console`."""
+    provider = TracerProvider(resource=Resource.create({"service.name": f"safeguard-{service}"}))
+    if otlp_wanted(os.environ):
+        # Imported here so a process without an endpoint never loads the exporter and its HTTP stack.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        # Batched off the hot path; the provider flushes it at exit (shutdown_on_exit) or in shutdown_tracing.
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if console:
+        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
+    return provider
 
 
 def configure_tracing(service: str, *, console: bool = False) -> TracerProvider:
-    """Install a tracer provider for this process; spans go to stderr when `console` is set."""
-    provider = TracerProvider(resource=Resource.create({"service.name": f"safeguard-{service}"}))
-    if console:
-        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
+    """Install this process's tracer provider (see `tracer_provider`)."""
+    provider = tracer_provider(service, console=console)
     trace.set_tracer_provider(provider)
     return provider
+
+
+def shutdown_tracing() -> None:
+    """Export the spans still queued and stop the exporters (call once, when the service stops)."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.shutdown()
 
 
 def tracer() -> trace.Tracer:
@@ -40,6 +70,14 @@ def current_traceparent() -> str | None:
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
     return carrier.get("traceparent")
+
+
+def continuing_traceparent(given: str | None) -> str | None:
+    """The traceparent for a new event: the active span's if it is in `given`'s trace (or none is given)."""
+    active = current_traceparent()
+    if active is None or (given is not None and trace_id_of(given) != trace_id_of(active)):
+        return given
+    return active
 
 
 def trace_id_of(traceparent: str | None) -> str | None:

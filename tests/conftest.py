@@ -1,7 +1,8 @@
 """Fixtures every tier shares: one database and one set of stream names per test run.
 
-Integration tests use the machine's PostgreSQL and NATS (or the ones SAFEGUARD_TEST_DATABASE_URL and
-SAFEGUARD_TEST_NATS_URL name); a test that must stop the broker starts its own nats-server instead.
+The session's PostgreSQL and NATS are chosen once at start (tests/support/servers.py: configured, already
+running, testcontainers, or embedded ones started for the session); a test that must stop the broker starts
+its own nats-server instead.
 """
 
 from __future__ import annotations
@@ -18,19 +19,47 @@ import pytest
 
 from shared.db import asyncpg_dsn, ensure_database
 from shared.settings import Settings
+from tests.support.servers import DATABASE_URL_VARIABLE, NATS_URL_VARIABLE, close_session_servers, session_servers
 
 RUN_ID = uuid.uuid4().hex[:10]
-TEST_DATABASE_SERVER = os.environ.get("SAFEGUARD_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432")
-TEST_NATS_URL = os.environ.get("SAFEGUARD_TEST_NATS_URL", "nats://127.0.0.1:4222")
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Choose the session's servers and publish them in the environment for child processes."""
+    chosen = session_servers(os.environ)
+    config.add_cleanup(close_session_servers)
+    os.environ[DATABASE_URL_VARIABLE] = chosen.database.url
+    os.environ[NATS_URL_VARIABLE] = chosen.nats.url
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return session_servers(os.environ).report_line()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # -q hides the report header; the choice of servers is still worth one line.
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and session.config.get_verbosity() < 0:
+        reporter.write_line(session_servers(os.environ).report_line())
+
+
+def __getattr__(name: str) -> str:
+    """TEST_DATABASE_SERVER and TEST_NATS_URL: known only once the session has chosen its servers."""
+    if name == "TEST_DATABASE_SERVER":
+        return session_servers(os.environ).database.url
+    if name == "TEST_NATS_URL":
+        return session_servers(os.environ).nats.url
+    raise AttributeError(name)
 
 
 def make_settings(name: str, **overrides: object) -> Settings:
     """Settings whose database, subjects and stream are this run's own (`name` keeps tests apart)."""
     tag = f"{RUN_ID}_{name}".replace("-", "_")
+    servers = session_servers(os.environ)
     values: dict[str, object] = {
-        "database_url": f"{TEST_DATABASE_SERVER.rstrip('/')}/sgtest_{tag}",
-        "nats_url": TEST_NATS_URL,
+        "database_url": f"{servers.database.url.rstrip('/')}/sgtest_{tag}",
+        "nats_url": servers.nats.url,
         "subject_root": f"sgt{tag}",
         "stream_name": f"SGT_{tag}",
         "policy_dir": str(REPO_ROOT / "deploy" / "policies"),

@@ -1,16 +1,15 @@
-"""Audit's handlers: every event goes onto its school's chain."""
+"""Audit's handler: every event goes onto its school's chain."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit.store import SqlLedger
 from shared.contracts.envelope import Event
+from shared.unit_of_work import Work
 
 
-async def on_any_event(event: Event[Any], *, session: AsyncSession, ledger: SqlLedger) -> list[Event[Any]]:
-    """Append the event to the confidential record; audit publishes nothing in reply."""
-    await ledger.append(session, event)
-    return []
+async def on_events(events: Sequence[Event[Any]], *, work: Work, ledger: SqlLedger) -> None:
+    """Append a pulled batch of events, in stream order, to the confidential record; audit publishes nothing."""
+    await ledger.append(work.session, events)

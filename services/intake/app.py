@@ -22,13 +22,7 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     """Build the intake HTTP app for these settings."""
     runtime = ServiceRuntime(settings, service="intake", schema=SCHEMA)
     runtime.publishes(ConcernReceived)
-    intake = Intake(
-        sessions=runtime.sessions,
-        tables=runtime.tables,
-        store=SqlIntakeStore(),
-        clock=utc_now,
-        on_accepted=runtime.relay.wake,
-    )
+    intake = Intake(uow=runtime.uow, store=SqlIntakeStore(), clock=utc_now)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

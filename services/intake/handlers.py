@@ -9,15 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import DataError, IntegrityError
 
 from services.intake.domain import concern_received, new_reference
 from services.intake.store import SqlIntakeStore
 from shared.contracts.concern import Channel, ConcernReport
-from shared.db import transaction
-from shared.inbox_outbox import InboxOutbox
 from shared.tracing import current_traceparent
+from shared.unit_of_work import UnitOfWork
 
 REFERENCE_ATTEMPTS = 5
 
@@ -40,11 +38,9 @@ class Rejected:
 class Intake:
     """Everything receiving a concern needs; one per process, shared by every channel."""
 
-    sessions: async_sessionmaker[AsyncSession]
-    tables: InboxOutbox
+    uow: UnitOfWork
     store: SqlIntakeStore
     clock: Callable[[], datetime]
-    on_accepted: Callable[[], None] = lambda: None
 
     async def receive(
         self,
@@ -58,9 +54,9 @@ class Intake:
     ) -> Accepted | Rejected:
         """Keep `body` as received, then parse it; nothing is lost whether it is accepted or rejected."""
         received_at = self.clock()
-        async with transaction(self.sessions) as session:
+        async with self.uow.begin() as work:
             raw = await self.store.keep_raw(
-                session,
+                work.session,
                 school_id=school_id,
                 channel=channel.value,
                 content_type=content_type,
@@ -93,25 +89,29 @@ class Intake:
                 traceparent=current_traceparent(),
             )
             try:
-                async with transaction(self.sessions) as session:
-                    accepted = await self.store.accept(session, event)
+                async with self.uow.begin() as work:
+                    accepted = await self.store.accept(work.session, event)
                     if accepted:
-                        await self.tables.enqueue(session, [event])
+                        work.emit([event])
             except IntegrityError:
                 # The same raw input was accepted concurrently (a retried post with the same idempotency key).
-                async with transaction(self.sessions) as session:
-                    earlier = await self.store.reference_of(session, raw_input_id=raw.raw_input_id)
+                async with self.uow.begin() as work:
+                    earlier = await self.store.reference_of(work.session, raw_input_id=raw.raw_input_id)
                 if earlier is None:
                     raise
                 return Accepted(earlier, raw.raw_input_id, repeated=True)
+            except DataError as refused:
+                # Something in the report PostgreSQL cannot store: quarantine it, the raw bytes are kept.
+                reason = f"the report could not be stored as given: {refused.orig.__class__.__name__}"
+                await self._reject(raw.raw_input_id, reason)
+                return Rejected(raw.raw_input_id, reason)
             if accepted:
-                self.on_accepted()
                 return Accepted(event.payload.reference, raw.raw_input_id)
         raise RuntimeError(f"no free reference after {REFERENCE_ATTEMPTS} attempts")
 
     async def _reject(self, raw_input_id: uuid.UUID, reason: str) -> None:
-        async with transaction(self.sessions) as session:
-            await self.store.reject(session, raw_input_id=raw_input_id, reason=reason)
+        async with self.uow.begin() as work:
+            await self.store.reject(work.session, raw_input_id=raw_input_id, reason=reason)
 
 
 def _field_errors(invalid: ValidationError) -> list[dict[str, Any]]:

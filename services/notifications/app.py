@@ -15,7 +15,12 @@ from services.notifications.handlers import AckSigner, Notifier, on_notification
 from services.notifications.http import router
 from services.notifications.store import SCHEMA, SqlDeliveries
 from shared.contracts.envelope import utc_now
-from shared.contracts.events import NotificationAcknowledged, NotificationFailed, NotificationSent
+from shared.contracts.events import (
+    NotificationAcknowledged,
+    NotificationFailed,
+    NotificationRequested,
+    NotificationSent,
+)
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
 from shared.subjects import NOTIFICATIONS_REQUESTS
@@ -45,13 +50,9 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
         console_url=settings.console_url,
         clock=utc_now,
     )
-    handler = partial(on_notification_requested, notifier=notifier)
-    handler.__doc__ = "Deliver each requested notification once and report it sent or failed."
-    runtime.consumer(
-        handler,
-        durable=NOTIFICATIONS_REQUESTS,
-        filter_subject=runtime.subjects.of_type("notification.requested"),
-    )
+    deliver = partial(on_notification_requested, notifier=notifier)
+    deliver.__doc__ = "Deliver each requested notification once and report it sent or failed."
+    runtime.consumer(NotificationRequested, durable=NOTIFICATIONS_REQUESTS, handler=deliver)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -66,12 +67,10 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     app = FastAPI(title="Safeguard notifications", version="1", lifespan=lifespan)
     app.include_router(
         router(
-            sessions=runtime.sessions,
-            tables=runtime.tables,
+            uow=runtime.uow,
             deliveries=deliveries,
             signer=signer,
             clock=utc_now,
-            on_event=runtime.relay.wake,
         )
     )
     return app, runtime

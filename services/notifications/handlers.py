@@ -25,6 +25,7 @@ from shared.contracts.events import (
     NotificationSent,
     NotificationSentPayload,
 )
+from shared.unit_of_work import Work
 
 SERVICE_ACTOR = Actor(id="notifications", role="service")
 
@@ -54,11 +55,11 @@ class Notifier:
 
 
 async def on_notification_requested(
-    event: Event[Any], *, session: AsyncSession, notifier: Notifier
+    event: NotificationRequested, *, work: Work, notifier: Notifier
 ) -> list[Event[Any]]:
     """Deliver through the requested channel and report sent or failed; a repeat request sends nothing."""
-    assert isinstance(event, NotificationRequested)
     request = event.payload
+    session = work.session
     claimed = await notifier.deliveries.claim(
         session,
         notification_id=request.notification_id,

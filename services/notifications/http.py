@@ -10,12 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifications.handlers import AckSigner, acknowledge
 from services.notifications.store import SqlDeliveries
-from shared.db import transaction
-from shared.inbox_outbox import InboxOutbox
+from shared.unit_of_work import UnitOfWork
 
 Token = Annotated[str, Query(min_length=8, max_length=64, description="the token from the notification's link")]
 
@@ -28,12 +26,10 @@ class Acknowledged(BaseModel):
 
 def router(
     *,
-    sessions: async_sessionmaker[AsyncSession],
-    tables: InboxOutbox,
+    uow: UnitOfWork,
     deliveries: SqlDeliveries,
     signer: AckSigner,
     clock: Callable[[], datetime],
-    on_event: Callable[[], None],
 ) -> APIRouter:
     api = APIRouter()
 
@@ -57,12 +53,11 @@ def router(
     async def ack(notification_id: str, token: Token) -> Acknowledged:
         """Acknowledge a notification; stops its escalation. Repeating it changes nothing."""
         check(notification_id, token)
-        async with transaction(sessions) as session:
-            found, events = await acknowledge(notification_id, session=session, deliveries=deliveries, at=clock())
-            await tables.enqueue(session, events)
+        async with uow.begin() as work:
+            found, events = await acknowledge(notification_id, session=work.session, deliveries=deliveries, at=clock())
+            work.emit(events)
         if not found:
             raise HTTPException(404, "no such notification")
-        on_event()
         return Acknowledged(notification_id=notification_id, acknowledged=True, already=not events)
 
     @api.get("/healthz", include_in_schema=False)

@@ -19,13 +19,14 @@ from shared.contracts.events import (
     CaseEscalated,
     CaseOpened,
     CaseTriaged,
+    ConcernReceived,
     DeadlineReached,
     DeadlineSet,
+    NotificationAcknowledged,
     NotificationRequested,
     PolicyAdopted,
     PolicyReviewDue,
 )
-from shared.db import transaction
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
 from shared.subjects import ROUTING_ACKNOWLEDGEMENTS, ROUTING_CONCERNS
@@ -54,37 +55,29 @@ class RoutingService:
         triage.__doc__ = on_concern_received.__doc__
         acknowledged = partial(on_notification_acknowledged, routing=self.routing)
         acknowledged.__doc__ = on_notification_acknowledged.__doc__
-        self.runtime.consumer(
-            triage, durable=ROUTING_CONCERNS, filter_subject=self.runtime.subjects.of_type("concern.received")
-        )
-        self.runtime.consumer(
-            acknowledged,
-            durable=ROUTING_ACKNOWLEDGEMENTS,
-            filter_subject=self.runtime.subjects.of_type("notification.acknowledged"),
-        )
+        self.runtime.consumer(ConcernReceived, durable=ROUTING_CONCERNS, handler=triage)
+        self.runtime.consumer(NotificationAcknowledged, durable=ROUTING_ACKNOWLEDGEMENTS, handler=acknowledged)
         register_commands(self.runtime, clock=clock)
         self.scheduler = DeadlineScheduler(
-            sessions=self.runtime.sessions,
-            tables=self.runtime.tables,
+            uow=self.runtime.uow,
             deadlines=self.routing.deadlines,
             on_due=partial(on_deadline_due, routing=self.routing),
             clock=clock,
-            after_fire=self.runtime.relay.wake,
             poll_seconds=settings.outbox_poll_seconds,
         )
 
     async def start(self) -> None:
         """Migrate and connect, adopt the policy folder, then start the scheduler (subscribers start after)."""
         await self.runtime.start()
-        async with transaction(self.runtime.sessions) as session:
-            events = await self.routing.policies.adopt_folder(
-                self.runtime.settings.policy_dir,
-                session=session,
-                deadlines=self.routing.deadlines,
-                now=self.routing.clock(),
+        async with self.runtime.uow.begin() as work:
+            work.emit(
+                await self.routing.policies.adopt_folder(
+                    self.runtime.settings.policy_dir,
+                    session=work.session,
+                    deadlines=self.routing.deadlines,
+                    now=self.routing.clock(),
+                )
             )
-            await self.runtime.tables.enqueue(session, events)
-        self.runtime.relay.wake()
         self.scheduler.start()
 
     async def stop(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from faststream import Context
 from faststream.nats.message import NatsMessage
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.case import CaseCommand, CaseState, CommandRejected, StaleCommand, decide, fold, parse_command
 from services.routing.case.commands import describe_invalid
@@ -23,9 +23,8 @@ from services.routing.domain import ACKNOWLEDGE
 from services.routing.store import ConcurrencyConflict, SqlCaseEvents, SqlDeadlines
 from shared.contracts.case_events import CaseAcknowledged
 from shared.contracts.envelope import Event
-from shared.db import transaction
-from shared.inbox_outbox import InboxOutbox
 from shared.runtime import ServiceRuntime
+from shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +70,17 @@ def _read(command_json: bytes | str | dict[str, Any]) -> CaseCommand | dict[str,
 async def _attempt(
     command: CaseCommand,
     *,
-    sessions: async_sessionmaker[AsyncSession],
-    tables: InboxOutbox,
+    uow: UnitOfWork,
     case_events: SqlCaseEvents,
     deadlines: SqlDeadlines | None,
     clock: Clock,
 ) -> dict[str, Any]:
     """One try: everything in one transaction; ConcurrencyConflict when another writer got there first."""
-    async with transaction(sessions) as session:
+    async with uow.begin() as work:
         now_state, events = await record_command(
-            session, command, case_events=case_events, deadlines=deadlines, now=clock()
+            work.session, command, case_events=case_events, deadlines=deadlines, now=clock()
         )
-        await tables.enqueue(session, events)
+        work.emit(events)
     return _recorded(now_state, events)
 
 
@@ -124,8 +122,7 @@ async def record_command(
 async def execute(
     command_json: bytes | str | dict[str, Any],
     *,
-    sessions: async_sessionmaker[AsyncSession],
-    tables: InboxOutbox,
+    uow: UnitOfWork,
     case_events: SqlCaseEvents,
     clock: Clock,
     deadlines: SqlDeadlines | None = None,
@@ -136,9 +133,7 @@ async def execute(
         return command
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return await _attempt(
-                command, sessions=sessions, tables=tables, case_events=case_events, deadlines=deadlines, clock=clock
-            )
+            return await _attempt(command, uow=uow, case_events=case_events, deadlines=deadlines, clock=clock)
         except StaleCommand as stale:
             return _refused(stale.reason, code="conflict", case_id=command.case_id)
         except CommandRejected as rejected:
@@ -167,8 +162,7 @@ def register_commands(runtime: ServiceRuntime, *, clock: Clock) -> None:
         try:
             reply = await execute(
                 message.body,
-                sessions=runtime.sessions,
-                tables=runtime.tables,
+                uow=runtime.uow,
                 case_events=case_events,
                 deadlines=deadlines,
                 clock=clock,
@@ -176,6 +170,4 @@ def register_commands(runtime: ServiceRuntime, *, clock: Clock) -> None:
         except Exception:
             log.exception("a case command could not be recorded")
             return _refused("the case could not be updated just now; try again", code="unavailable")
-        if reply["ok"] and reply["events"]:
-            runtime.relay.wake()
         return reply

@@ -41,6 +41,7 @@ from shared.contracts.events import (
     PolicyReviewDue,
     PolicyReviewDuePayload,
 )
+from shared.unit_of_work import Work
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,9 @@ class Routing:
     clock: Callable[[], datetime]
 
 
-async def on_concern_received(event: Event[Any], *, session: AsyncSession, routing: Routing) -> list[Event[Any]]:
+async def on_concern_received(event: ConcernReceived, *, work: Work, routing: Routing) -> list[Event[Any]]:
     """Decide under the school's current policy; open and triage the case; request notifications; set deadlines."""
-    assert isinstance(event, ConcernReceived)
+    session = work.session
     policy = routing.policies.current(event.school_id)
     decision = decide(event.payload, policy)
     now = routing.clock()
@@ -100,10 +101,10 @@ async def on_concern_received(event: Event[Any], *, session: AsyncSession, routi
 
 
 async def on_notification_acknowledged(
-    event: Event[Any], *, session: AsyncSession, routing: Routing
+    event: NotificationAcknowledged, *, work: Work, routing: Routing
 ) -> list[Event[Any]]:
     """Someone acknowledged: the case records who, and its acknowledgement deadlines stop (no more escalation)."""
-    assert isinstance(event, NotificationAcknowledged)
+    session = work.session
     actor = Actor(id=event.payload.acknowledged_by, role=event.actor.role)
     command = Acknowledge(command="acknowledge", case_id=event.payload.case_id, school_id=event.school_id, actor=actor)
     try:

@@ -12,14 +12,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from services.routing.store import DueDeadline, SqlDeadlines
 from shared.background import PollingLoop
 from shared.contracts.envelope import Event
-from shared.db import transaction
-from shared.inbox_outbox import InboxOutbox
 from shared.tracing import span_in_trace
+from shared.unit_of_work import UnitOfWork, Work
 
 log = logging.getLogger(__name__)
 
@@ -32,44 +29,40 @@ class DeadlineScheduler:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
-        tables: InboxOutbox,
+        uow: UnitOfWork,
         deadlines: SqlDeadlines,
         on_due: OnDue,
         clock: Callable[[], datetime],
-        after_fire: Callable[[], None] = lambda: None,
         poll_seconds: float = 1.0,
     ) -> None:
-        self._sessions = sessions
-        self._tables = tables
+        self._uow = uow
         self._deadlines = deadlines
         self._on_due = on_due
         self._clock = clock
-        self._after_fire = after_fire
         self._loop = PollingLoop(self.fire_due, name="deadline-scheduler", poll_seconds=poll_seconds)
 
     async def fire_due(self) -> int:
         """Fire every deadline due now; returns how many fired."""
         fired = 0
         while True:
-            async with transaction(self._sessions) as session:
-                due = await self._deadlines.claim_due(session, now=self._clock(), limit=20)
+            async with self._uow.begin() as work:
+                due = await self._deadlines.claim_due(work.session, now=self._clock(), limit=20)
                 for deadline in due:
-                    await self._fire(session, deadline)
+                    await self._fire(work, deadline)
             fired += len(due)
-            if due:
-                self._after_fire()
             if len(due) < 20:
                 return fired
 
-    async def _fire(self, session: AsyncSession, deadline: DueDeadline) -> None:
+    async def _fire(self, work: Work, deadline: DueDeadline) -> None:
         traceparent = deadline.detail.get("cause", {}).get("traceparent")
         with span_in_trace(
             f"deadline {deadline.kind}", traceparent=traceparent, **{"safeguard.deadline_id": deadline.deadline_id}
         ):
-            events = await self._on_due(deadline, session=session)
-            await self._tables.enqueue(session, events)
-            await self._deadlines.close(session, deadline_id=deadline.deadline_id, status="fired", at=self._clock())
+            events = await self._on_due(deadline, session=work.session)
+            work.emit(events)
+            await self._deadlines.close(
+                work.session, deadline_id=deadline.deadline_id, status="fired", at=self._clock()
+            )
         log.info(
             "deadline %s (%s) for %s fired: %s",
             deadline.deadline_id,

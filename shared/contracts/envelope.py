@@ -9,11 +9,13 @@ from __future__ import annotations
 import importlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shared.tracing import continuing_traceparent
 
 PayloadT = TypeVar("PayloadT", bound=BaseModel)
 
@@ -89,7 +91,7 @@ class Event(BaseModel, Generic[PayloadT]):
         traceparent: str | None = None,
         event_id: uuid.UUID | None = None,
     ) -> Any:
-        """Build an event of this class; with `cause` it inherits correlation and trace from its cause."""
+        """Build an event of this class; with `cause` it inherits correlation and trace (the active span's if in it)."""
         new_id = event_id or uuid.uuid4()
         return cls(
             event_id=new_id,
@@ -101,13 +103,23 @@ class Event(BaseModel, Generic[PayloadT]):
             actor=actor,
             correlation_id=cause.correlation_id if cause else new_id,
             causation_id=cause.event_id if cause else None,
-            traceparent=traceparent or (cause.traceparent if cause else None),
+            traceparent=continuing_traceparent(traceparent or (cause.traceparent if cause else None)),
             payload=payload,
         )
 
     def to_json(self) -> bytes:
         """The wire form: UTF-8 JSON."""
         return self.model_dump_json().encode()
+
+
+def in_current_span(events: Iterable[Event[Any]]) -> list[Event[Any]]:
+    """The events, each naming the active span as its trace parent when that span is in the event's trace."""
+    return [
+        event
+        if (traceparent := continuing_traceparent(event.traceparent)) == event.traceparent
+        else event.model_copy(update={"traceparent": traceparent})
+        for event in events
+    ]
 
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,13 +93,15 @@ def e2e_settings(tmp_path: Path) -> Iterator[Settings]:
     )
 
 
-@pytest.fixture
-async def system(e2e_settings: Settings, tmp_path: Path) -> AsyncIterator[System]:
-    """Every service running as its own process; stopped (and this run's database dropped) afterwards."""
-    await ensure_database(e2e_settings.database_url)
+@asynccontextmanager
+async def started_system(
+    settings: Settings, tmp_path: Path, *, extra_env: Mapping[str, str] | None = None
+) -> AsyncIterator[System]:
+    """Every service as its own process (with `extra_env` added); stopped and its database dropped after."""
+    await ensure_database(settings.database_url)
     logs = tmp_path / "logs"
     logs.mkdir()
-    running = System(e2e_settings, environment(e2e_settings, tmp_path / "mail"), logs)
+    running = System(settings, {**environment(settings, tmp_path / "mail"), **(extra_env or {})}, logs)
     for name in SERVICES:
         running.start(name)
     try:
@@ -107,4 +110,11 @@ async def system(e2e_settings: Settings, tmp_path: Path) -> AsyncIterator[System
     finally:
         for name in list(running.processes):
             running.stop(name)
-        await drop_test_resources(e2e_settings)
+        await drop_test_resources(settings)
+
+
+@pytest.fixture
+async def system(e2e_settings: Settings, tmp_path: Path) -> AsyncIterator[System]:
+    """Every service running as its own process; stopped (and this run's database dropped) afterwards."""
+    async with started_system(e2e_settings, tmp_path) as running:
+        yield running

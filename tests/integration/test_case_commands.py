@@ -165,8 +165,7 @@ async def test_acknowledging_the_case_stops_escalation(settings: Settings) -> No
             )
         reply = await execute(
             fields("acknowledge", case),
-            sessions=runtime.sessions,
-            tables=runtime.tables,
+            uow=runtime.uow,
             case_events=STORE,
             deadlines=SqlDeadlines(),
             clock=utc_now,
@@ -198,10 +197,7 @@ async def _race(runtime: ServiceRuntime, documents: list[dict[str, Any]]) -> lis
     store = SameMomentCaseEvents(len(documents))
     return list(
         await asyncio.gather(
-            *(
-                execute(document, sessions=runtime.sessions, tables=runtime.tables, case_events=store, clock=utc_now)
-                for document in documents
-            )
+            *(execute(document, uow=runtime.uow, case_events=store, clock=utc_now) for document in documents)
         )
     )
 
@@ -211,8 +207,7 @@ async def _ready_to_close(runtime: ServiceRuntime) -> CaseState:
     for name, more in (("record_decision", NOT_REFERRED), ("record_outcome", OUTCOME)):
         reply = await execute(
             fields(name, case, **more),
-            sessions=runtime.sessions,
-            tables=runtime.tables,
+            uow=runtime.uow,
             case_events=STORE,
             clock=utc_now,
         )

@@ -13,6 +13,7 @@ from services.notifications.handlers import AckSigner
 from shared.contracts.envelope import Actor, utc_now
 from shared.contracts.events import NotificationRequested, NotificationRequestedPayload, PersonRef
 from shared.settings import Settings
+from shared.tracing import trace_id_of
 from tests.support.factories import concern_received
 from tests.support.running import jetstream, publish_raw, running, stream_events
 from tests.support.waiting import eventually
@@ -61,7 +62,8 @@ async def test_a_notification_requested_twice_is_delivered_once(settings: Settin
         assert info.delivered.stream_seq >= 2
         sent = await stream_events(js, settings, "notification.sent")
     assert len(sent) == 1 and sent[0].payload.notification_id == notification_id
-    assert sent[0].correlation_id == cause.correlation_id and sent[0].traceparent == cause.traceparent
+    assert sent[0].correlation_id == cause.correlation_id
+    assert trace_id_of(sent[0].traceparent) == trace_id_of(cause.traceparent), "the concern's trace"
     mail = list(Path(settings.mail_sink_dir).glob("*.eml"))
     assert [m.name for m in mail] == [f"{notification_id}.eml"]
     text = mail[0].read_text()

@@ -1,0 +1,70 @@
+"""The one unit of work every service uses: a transaction, its inbox claims, the events it emits.
+
+    async with uow.begin() as work:
+        fresh = await work.claim(consumer, event_ids)    # skip what this consumer already handled
+        work.emit(await on_something(event, work=work))  # the handler's events
+    # committed: the events are in the outbox, and the relay has been woken to publish them
+
+Intake, every consumer, the deadline loop and the command handlers all write through this, so "transaction,
+enqueue, wake the relay" is written once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.contracts.envelope import Event
+from shared.inbox_outbox import InboxOutbox
+
+
+@dataclass
+class Work:
+    """An open transaction: the session to write with and the events to publish once it commits."""
+
+    session: AsyncSession
+    tables: InboxOutbox
+    emitted: list[Event[Any]] = field(default_factory=list)
+
+    def emit(self, events: Iterable[Event[Any]]) -> None:
+        """Publish these events if (and only if) the transaction commits."""
+        self.emitted.extend(events)
+
+    async def claim(self, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Record that `consumer` handles these events; returns the ones it had not handled before."""
+        return await self.tables.claim(self.session, consumer=consumer, event_ids=event_ids)
+
+
+class UnitOfWork:
+    """Opens units of work on one service's schema and wakes its outbox relay after each commit that emitted."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        tables: InboxOutbox,
+        *,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.sessions = sessions
+        self.tables = tables
+        self._wake = wake
+
+    def on_commit(self, wake: Callable[[], None]) -> None:
+        """Call `wake` after every commit that put events in the outbox (the relay's wake-up)."""
+        self._wake = wake
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[Work]:
+        """One transaction: commits (with the emitted events in the outbox) on success, rolls back on error."""
+        async with self.sessions() as session, session.begin():
+            work = Work(session, self.tables)
+            yield work
+            if work.emitted:
+                await self.tables.enqueue(session, work.emitted)
+        if work.emitted:
+            self._wake()

@@ -1,0 +1,122 @@
+"""A pulled batch is one transaction; a poison event in it is isolated, retried alone and dead-lettered alone."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import nats
+import sqlalchemy as sa
+
+from shared.contracts.envelope import Event
+from shared.contracts.events import ConcernReceived
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings
+from shared.unit_of_work import Work
+from tests.support.factories import concern_received
+from tests.support.running import jetstream, publish_raw, running
+from tests.support.waiting import eventually
+
+CONSUMER = "test-batches"
+
+
+class Recorder:
+    """A handler that records each concern it handles in the inbox's own schema, and fails on one of them."""
+
+    def __init__(self, *, poison: uuid.UUID | None = None) -> None:
+        self.poison = poison
+        self.calls: list[uuid.UUID] = []
+
+    async def __call__(self, event: ConcernReceived, *, work: Work) -> list[Event[Any]]:
+        self.calls.append(event.event_id)
+        if event.event_id == self.poison:
+            raise RuntimeError("this event always fails")
+        return []
+
+
+async def handled(runtime: ServiceRuntime) -> set[uuid.UUID]:
+    async with runtime.sessions() as session:
+        rows = await session.execute(sa.select(runtime.tables.inbox.c.event_id))
+        return set(rows.scalars())
+
+
+async def dead_letters(settings: Settings) -> list[Any]:
+    client = await nats.connect(settings.nats_url)
+    try:
+        js = client.jetstream()
+        subscription = await js.pull_subscribe(f"{settings.subject_root}-dead.>", stream=f"{settings.stream_name}_DEAD")
+        try:
+            return list(await subscription.fetch(50, timeout=0.5))
+        except nats.errors.TimeoutError:
+            return []
+    finally:
+        await client.close()
+
+
+def runtime_with(settings: Settings, recorder: Recorder) -> ServiceRuntime:
+    runtime = ServiceRuntime(settings, service="intake")  # any service's schema holds an inbox
+    runtime.consumer(ConcernReceived, durable=CONSUMER, handler=recorder, batch_size=32, max_deliver=2, backoff=(0.1,))
+    return runtime
+
+
+async def test_a_poison_event_is_dead_lettered_alone_while_the_rest_of_its_batch_commits(settings: Settings) -> None:
+    concerns = [concern_received() for _ in range(12)]
+    poison = concerns[5]
+    recorder = Recorder(poison=poison.event_id)
+    runtime = runtime_with(settings, recorder)
+    async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
+        for concern in concerns:  # on the stream before the consumer starts, so they come as one batch
+            await publish_raw(js, settings, concern)
+        await runtime.broker.start()
+        healthy = {c.event_id for c in concerns} - {poison.event_id}
+        await eventually(lambda: handled(runtime), until=lambda ids: ids == healthy, what="the healthy events")
+        [parked] = await eventually(lambda: dead_letters(settings), what="the poison parked")
+        assert uuid.UUID(json.loads(parked.data)["event_id"]) == poison.event_id
+        assert "handler failed 2 times" in parked.headers["Safeguard-Reason"]
+        await eventually(
+            lambda: js.consumer_info(settings.stream_name, CONSUMER),
+            until=lambda info: info.num_pending == 0 and info.num_ack_pending == 0,
+            what="the consumer drained",
+        )
+    assert await handled(runtime) == healthy  # nothing of the poison's was committed
+    assert recorder.calls.count(poison.event_id) >= 2  # in the batch, then alone until its deliveries ran out
+    assert all(recorder.calls.count(event_id) <= 2 for event_id in healthy)  # batch tried, then each alone, once
+
+
+async def test_a_malformed_event_in_a_batch_is_parked_with_its_reason_and_the_rest_are_handled(
+    settings: Settings,
+) -> None:
+    concerns = [concern_received() for _ in range(5)]
+    recorder = Recorder()
+    runtime = runtime_with(settings, recorder)
+    async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
+        await publish_raw(js, settings, concerns[0])
+        await publish_raw(js, settings, concerns[1], body=b'{"type": "concern.received", "version": 1}', msg_id="bad")
+        for concern in concerns[1:]:
+            await publish_raw(js, settings, concern)
+        await runtime.broker.start()
+        await eventually(
+            lambda: handled(runtime), until=lambda ids: ids == {c.event_id for c in concerns}, what="all good ones"
+        )
+        [parked] = await eventually(lambda: dead_letters(settings), what="the malformed one parked")
+    assert parked.headers["Safeguard-Reason"].startswith("malformed concern.received")
+    assert sorted(recorder.calls) == sorted(c.event_id for c in concerns)  # each handled once, in one batch
+
+
+async def test_a_redelivered_batch_changes_nothing(settings: Settings) -> None:
+    concerns = [concern_received() for _ in range(6)]
+    recorder = Recorder()
+    runtime = runtime_with(settings, recorder)
+    async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
+        for concern in concerns:
+            await publish_raw(js, settings, concern)
+        for concern in concerns:  # the same events again under new message ids (past the broker's dedupe)
+            await publish_raw(js, settings, concern, msg_id=f"again-{concern.event_id}")
+        await runtime.broker.start()
+        await eventually(
+            lambda: js.consumer_info(settings.stream_name, CONSUMER),
+            until=lambda info: info.num_pending == 0 and info.num_ack_pending == 0,
+            what="the consumer drained",
+        )
+    assert sorted(recorder.calls) == sorted(c.event_id for c in concerns)
