@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
         description="Report a safeguarding concern. Every input is stored before it is parsed.",
         lifespan=lifespan,
     )
-    include_channels(app, intake=intake, sessions=runtime.sessions, settings=settings)
+    include_channels(app, intake=intake, settings=settings)
     publish_contract(app)
     return app, runtime
 

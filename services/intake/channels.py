@@ -6,7 +6,6 @@ import secrets
 from pathlib import Path
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.intake import email_http, http, web_form, webhook_http
 from services.intake.attachments import AttachmentStore
@@ -23,9 +22,7 @@ def known_schools(policy_dir: str) -> frozenset[str]:
     return frozenset(path.stem for path in Path(policy_dir).glob("*.yaml"))
 
 
-def include_channels(
-    app: FastAPI, *, intake: Intake, sessions: async_sessionmaker[AsyncSession], settings: Settings
-) -> None:
+def include_channels(app: FastAPI, *, intake: Intake, settings: Settings) -> None:
     """Mount every HTTP channel, all sharing one gate (size limit, per-client rate)."""
     gate = build_gate(intake, settings=settings)
     app.include_router(http.router(gate=gate, known_schools=known_schools(settings.policy_dir)))
@@ -35,7 +32,7 @@ def include_channels(
         webhook_http.router(
             gate=gate,
             sources=webhook_http.load_sources(settings),
-            sessions=sessions,
+            uow=intake.uow,
             tolerance=settings.intake_webhook_tolerance_seconds,
             clock=utc_now,
         )

@@ -16,7 +16,6 @@ from fastapi import APIRouter, Header, HTTPException
 from fastapi import Path as PathParameter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 
 from services.intake.door import content_key, escape_unstorable
@@ -24,8 +23,8 @@ from services.intake.gate import Gate
 from services.intake.http import ANSWERS, ConcernAccepted, answer, refusal_doc, request_body
 from services.intake.webhooks import FormMapping, form_parser, load_mapping, verify
 from shared.contracts.concern import Channel
-from shared.db import transaction
 from shared.settings import Settings
+from shared.unit_of_work import UnitOfWork
 
 JSON = frozenset({"application/json"})
 TIMESTAMP_HEADER = "X-Safeguard-Timestamp"
@@ -76,7 +75,7 @@ def load_sources(settings: Settings) -> dict[str, Source]:
 
 
 async def keep_refused_attempt(
-    sessions: async_sessionmaker[AsyncSession],
+    uow: UnitOfWork,
     *,
     source: str,
     school_id: str,
@@ -87,8 +86,8 @@ async def keep_refused_attempt(
 ) -> uuid.UUID:
     """Keep a refused attempt (bytes and reason) for review; it is not an input and nothing is published."""
     attempt_id = uuid.uuid4()
-    async with transaction(sessions) as session:
-        await session.execute(
+    async with uow.begin() as work:
+        await work.session.execute(
             webhook_attempts.insert().values(
                 attempt_id=attempt_id,
                 source=source,
@@ -106,7 +105,7 @@ def router(
     *,
     gate: Gate,
     sources: dict[str, Source],
-    sessions: async_sessionmaker[AsyncSession],
+    uow: UnitOfWork,
     tolerance: float,
     clock: Callable[[], datetime],
 ) -> APIRouter:
@@ -145,7 +144,7 @@ def router(
             reason = f"too large to verify: at most {arrival.limit} bytes"
         if reason is not None:
             attempt_id = await keep_refused_attempt(
-                sessions,
+                uow,
                 source=source,
                 school_id=configured.school_id,
                 received_at=clock(),
