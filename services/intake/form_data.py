@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 from python_multipart.multipart import create_form_parser
@@ -53,6 +54,8 @@ class Submission:
 
 def read_form(body: bytes, *, content_type: str) -> Submission:
     """Fields and files from a multipart/form-data or urlencoded body (ValueError when it is neither)."""
+    if content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded":
+        return Submission(parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True))
     fields: dict[str, list[str]] = {}
     files: list[Upload] = []
 
