@@ -20,6 +20,7 @@ from tests.conftest import REPO_ROOT
 from tests.support.running import jetstream, stream_events
 from tests.support.waiting import eventually
 
+pytest.importorskip("playwright", reason="needs the playwright package (dev extra)")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.browser,
@@ -27,7 +28,7 @@ pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"),
 ]
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
-PHONE = {"width": 360, "height": 740}
+PHONE: Any = {"width": 360, "height": 740}
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +90,7 @@ async def serious_violations(page: Any, axe: str) -> list[str]:
 async def test_a_parent_reports_on_a_phone_with_a_screenshot_and_reads_the_reference(
     intake_url: tuple[str, Settings], axe_script: str
 ) -> None:
-    from playwright.async_api import async_playwright
+    from playwright.async_api import FilePayload, async_playwright
 
     url, settings = intake_url
     async with async_playwright() as playwright, jetstream(settings) as (_, js):
@@ -113,7 +114,7 @@ async def test_a_parent_reports_on_a_phone_with_a_screenshot_and_reads_the_refer
             await risk.get_by_label("Not sure").check()
             await page.get_by_label("In one sentence, what happened?").fill("A staff account messaged my child")
             await page.get_by_label("Screenshots or files (optional)").set_input_files(
-                [{"name": "screenshot.png", "mimeType": "image/png", "buffer": PNG}]
+                [FilePayload(name="screenshot.png", mimeType="image/png", buffer=PNG)]
             )
             await page.get_by_role("button", name="Send the report").focus()  # sent from the keyboard
             await page.keyboard.press("Enter")
