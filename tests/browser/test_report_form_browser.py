@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import uvicorn
 from services.intake.app import create_app
 from shared.settings import Settings
 from tests.conftest import REPO_ROOT
+from tests.support.intake import free_port
 from tests.support.running import jetstream, stream_events
 from tests.support.waiting import eventually
 
@@ -48,12 +48,6 @@ def axe_script(tmp_path_factory: pytest.TempPathFactory) -> str:
     if done.returncode != 0 or not script.is_file():
         pytest.skip(f"axe-core could not be installed from npm: {done.stderr.decode(errors='replace')[-300:]}")
     return script.read_text(encoding="utf-8")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

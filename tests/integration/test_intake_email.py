@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import smtplib
-import socket
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -18,17 +17,11 @@ from services.intake.store import raw_inputs
 from shared.db import transaction
 from shared.settings import Settings
 from tests.support.emails import RECIPIENT, sample_emails
-from tests.support.intake import one_school
+from tests.support.intake import free_port, one_school
 from tests.support.running import jetstream, stream_events, stream_messages
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
