@@ -10,9 +10,10 @@ from fastapi import FastAPI
 from services.intake.channels import include_channels
 from services.intake.handlers import Intake
 from services.intake.openapi import publish_contract
+from services.intake.receipts import RECEIPTS_CONSUMER, on_case_event
 from services.intake.smtp import smtp_listener
 from services.intake.store import SCHEMA, SqlIntakeStore
-from shared.contracts.envelope import utc_now
+from shared.contracts.envelope import Event, utc_now
 from shared.contracts.events import ConcernReceived
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
@@ -23,10 +24,18 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     runtime = ServiceRuntime(settings, service="intake", schema=SCHEMA)
     runtime.publishes(ConcernReceived)
     intake = Intake(uow=runtime.uow, store=SqlIntakeStore(), clock=utc_now)
+    # Receipts follow every case event (case.opened links a case to its reference) for the status page.
+    runtime.consumer(
+        Event,
+        durable=RECEIPTS_CONSUMER,
+        handler=on_case_event,
+        filter_subject=runtime.subjects.event(school_id="*", event_type="case.*"),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        await runtime.broker.start()
         try:
             async with smtp_listener(intake, settings=settings):
                 yield

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import email_http, http, web_form, webhook_http
+from services.intake import email_http, http, status_http, web_form, webhook_http
 from services.intake.attachments import AttachmentStore
 from services.intake.email_in import email_parser
 from services.intake.gate import build_gate
@@ -45,3 +45,4 @@ def include_channels(app: FastAPI, *, intake: Intake, settings: Settings) -> Non
     )
     specs = web_form.load_form_specs(settings.policy_dir)
     app.include_router(web_form.router(gate=gate, specs=specs, settings=form_settings))
+    app.include_router(status_http.router(gate=gate))

@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from services.intake.door import Body, RateLimiter, escape_unstorable, read_limited, refuse, retry_after_header
 from services.intake.handlers import Accepted, Intake, Rejected
+from services.intake.receipts import issue_receipt
 from shared.contracts.concern import Channel, ConcernReport
 from shared.settings import Settings
 
@@ -23,6 +24,7 @@ class Admission:
     outcome: Accepted | Rejected
     status: int
     headers: dict[str, str] = field(default_factory=dict)
+    receipt_secret: str | None = None  # shown to the reporter once, with the reference, for the status page
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,13 @@ class Gate:
         if refusal is not None:
             headers = {"Retry-After": retry_after_header(arrival.wait)} if refusal[0] == 429 else {}
             return Admission(outcome, refusal[0], headers)
+        if isinstance(outcome, Accepted) and outcome.repeated:
+            return Admission(outcome, 200)
         if isinstance(outcome, Accepted):
-            return Admission(outcome, 200 if outcome.repeated else 202)
+            secret = await issue_receipt(
+                self.intake.uow, reference=outcome.reference, school_id=school_id, now=self.intake.clock()
+            )
+            return Admission(outcome, 202, receipt_secret=secret)
         return Admission(outcome, 422)
 
 

@@ -17,12 +17,16 @@ from shared.tracing import tracer
 SCHOOL_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 SchoolId = Annotated[str, Path(pattern=SCHOOL_ID_PATTERN, description="the school's id, e.g. st-marks")]
 JSON = frozenset({"application/json"})
+STATUS_PATH = "/status"
 
 
 class ConcernAccepted(BaseModel):
     reference: str
     raw_input_id: str
-    status_url: str | None = None
+    status_url: str | None = Field(default=None, description="where the reporter can see the concern's stage")
+    receipt_secret: str | None = Field(
+        default=None, description="given once, with the first acceptance: with the reference it opens the status page"
+    )
 
 
 class FieldError(BaseModel):
@@ -71,7 +75,12 @@ def answer(admission: Admission) -> JSONResponse:
     """The JSON answer to an admission: the reference, or the refusal with the kept raw input's id."""
     outcome = admission.outcome
     if isinstance(outcome, Accepted):
-        body: dict[str, Any] = {"reference": outcome.reference, "raw_input_id": str(outcome.raw_input_id)}
+        body: dict[str, Any] = {
+            "reference": outcome.reference,
+            "raw_input_id": str(outcome.raw_input_id),
+            "status_url": STATUS_PATH,
+            "receipt_secret": admission.receipt_secret,
+        }
     else:
         body = {"detail": outcome.reason, "errors": outcome.errors, "raw_input_id": str(outcome.raw_input_id)}
     return JSONResponse(body, status_code=admission.status, headers=admission.headers)

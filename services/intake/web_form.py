@@ -148,7 +148,7 @@ def router(*, gate: Gate, specs: dict[str, FormSpec], settings: FormSettings) ->
     ) -> HTMLResponse:
         outcome = admission.outcome
         if isinstance(outcome, Accepted):
-            return page("received.html", spec=spec, reference=outcome.reference)
+            return page("received.html", spec=spec, reference=outcome.reference, secret=admission.receipt_secret)
         if admission.status == 422 and status_if_refused == 422 and submission is not None:
             values = {name: values[0] for name, values in submission.fields.items() if values and name != csrf.FIELD}
             errors = _field_errors(outcome.errors, spec=spec) or {outcome.reason.split(":", 1)[0]: outcome.reason}

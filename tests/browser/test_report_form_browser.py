@@ -1,4 +1,4 @@
-"""The report form in real headless Chromium on a 360 px phone screen, checked by axe-core: filled, sent, referenced."""
+"""The report form in headless Chromium on a 360 px screen, checked by axe-core: filled, sent, then its status."""
 
 from __future__ import annotations
 
@@ -115,7 +115,15 @@ async def test_a_parent_reports_on_a_phone_with_a_screenshot_and_reads_the_refer
 
             await page.wait_for_selector("#reference")
             reference = (await page.locator("#reference").inner_text()).strip()
-            assert reference.startswith("SG-")
+            secret = (await page.locator("#secret").inner_text()).strip()
+            assert reference.startswith("SG-") and secret
+            assert await serious_violations(page, axe_script) == []
+
+            await page.get_by_role("link", name="status page").click()
+            await page.get_by_label("Reference").fill(reference)
+            await page.get_by_label("Secret").fill(secret)
+            await page.get_by_role("button", name="Check").click()
+            assert (await page.locator("#stage").inner_text()).startswith("Received")
             assert await serious_violations(page, axe_script) == []
         finally:
             await browser.close()
