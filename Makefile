@@ -25,8 +25,11 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy shared services tests
 
+# The whole system under load beside raw baselines (docs/performance.md), then routing's and audit's own benches.
 bench: $(VENV)/.installed
-	$(BIN)/python bench/bench_routing.py
+	$(BIN)/safeguard bench
+	$(BIN)/safeguard bench --routing
+	$(BIN)/python bench/bench_audit.py
 
 docs: $(VENV)/.installed
 	$(BIN)/python -m services.docs

@@ -13,7 +13,10 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 import typer
 
+from services.audit.cli import audit_app
+from services.bench.command import bench as bench_command
 from services.launcher.privileges import DEFAULT_POSTGRES_SYSTEM_USER
+from services.notifications.mail_cli import mail_app
 from services.routing.cli import register as register_routing_commands
 from services.routing.cli import run_command_line
 
@@ -68,6 +71,9 @@ def up(
 
 
 register_routing_commands(app)
+app.command(name="bench")(bench_command)
+app.add_typer(audit_app, name="audit")
+app.add_typer(mail_app, name="mail")
 
 
 def main() -> None:

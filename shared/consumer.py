@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -20,9 +21,9 @@ from faststream.message import StreamMessage
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from shared.contracts.envelope import Event, EventRejected, parse_event
+from shared.contracts.envelope import Event, EventRejected, in_current_span, parse_event
 from shared.subjects import Subjects
-from shared.tracing import span_in_trace
+from shared.tracing import record_batch_spans, span_in_trace
 from shared.unit_of_work import UnitOfWork, Work
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,11 @@ class EventBatches:
             log.info("%s: %d duplicate event(s) skipped", self.name, len(events) - len(fresh))
         if self._batch_handler is not None:
             if fresh:
+                started_ns = time.time_ns()
                 await self._batch_handler(fresh, work=work)
+                record_batch_spans(
+                    self.name, [(e.type, e.event_id, e.traceparent) for e in fresh], started_ns=started_ns
+                )
             return len(fresh)
         assert self._handler is not None
         for event in fresh:
@@ -165,7 +170,8 @@ class EventBatches:
                 traceparent=event.traceparent,
                 **{"safeguard.event_id": str(event.event_id)},
             ):
-                work.emit(await self._handler(event, work=work))
+                # Events the handler built are children of this span (the next hop hangs off this one).
+                work.emit(in_current_span(await self._handler(event, work=work)))
         return len(fresh)
 
     async def _failed(self, message: Msg, event: Event[Any], failure: Exception) -> None:

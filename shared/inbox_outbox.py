@@ -40,6 +40,7 @@ def outbox_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("traceparent", sa.Text),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.Column("published_at", sa.DateTime(timezone=True)),
+        sa.Index("outbox_unpublished", "position", postgresql_where=sa.text("published_at is null")),
     )
 
 

@@ -2,27 +2,52 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from faststream.security import SASLPlaintext
+from nats.aio.client import DEFAULT_INBOX_PREFIX
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from shared.identities import inbox_prefix
 from shared.settings import Settings
 from shared.subjects import Subjects
-from shared.tracing import span_in_trace
 
 log = logging.getLogger(__name__)
 
 
+def _tolerate_fetch_deadline() -> None:
+    """Let faststream's pull loop treat every fetch deadline as "no more messages this time".
+
+    nats-py's `fetch` raises the built-in `TimeoutError` when a batch's deadline runs out between its two pull
+    requests, but faststream's pull loop (0.7.8) only catches `nats.errors.TimeoutError`, a subclass of it. The
+    built-in one escaped, faststream restarted the consume task with an ERROR traceback, and the messages already
+    fetched for that batch were dropped unacknowledged until JetStream redelivered them after `ack_wait` (30 s):
+    the delay showed as 30, 60 and 90 s latencies under load. Catching the built-in class there is the fix.
+    """
+    from faststream.nats.subscriber.usecases import stream_pull_subscriber
+
+    setattr(stream_pull_subscriber, "TimeoutError", TimeoutError)  # noqa: B010 (a module global, on purpose)
+
+
+_tolerate_fetch_deadline()
+
+
 def make_broker(settings: Settings, *, service: str) -> NatsBroker:
-    """A broker for `service`, with trace context carried in message headers."""
+    """A broker for `service`, with trace context carried in message headers, as its own NATS identity."""
+    credentials = settings.nats_credentials()
+    identity: dict[str, Any] = {"inbox_prefix": DEFAULT_INBOX_PREFIX}
+    if credentials is not None:
+        user, password = credentials
+        # Replies (pulled events, publish acks) come to an inbox only this identity may subscribe to.
+        identity = {"security": SASLPlaintext(username=user, password=password), "inbox_prefix": inbox_prefix(user)}
     return NatsBroker(
         settings.nats_url,
+        **identity,
         name=f"safeguard-{service}",
         middlewares=[NatsTelemetryMiddleware()],
         max_reconnect_attempts=-1,
@@ -31,6 +56,12 @@ def make_broker(settings: Settings, *, service: str) -> NatsBroker:
         logger=logging.getLogger(f"safeguard.{service}.broker"),
         log_level=logging.DEBUG,
     )
+
+
+def pull_inbox_prefix(settings: Settings) -> bytes:
+    """The inbox prefix a pull subscriber must fetch into: faststream defaults every subscriber to `_INBOX.`."""
+    credentials = settings.nats_credentials()
+    return (inbox_prefix(credentials[0]).encode() if credentials else DEFAULT_INBOX_PREFIX) + b"."
 
 
 def stream_configs(settings: Settings) -> list[StreamConfig]:
@@ -58,6 +89,13 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             subjects=[subjects.all_dead_letters],
             **common,
         ),
+        # Audit's signed tree heads (issue 11): kept apart so a reader can follow them alone.
+        StreamConfig(
+            name=subjects.checkpoint_stream,
+            description="Safeguard audit: signed Merkle tree heads over each school's ledger",
+            subjects=[subjects.all_checkpoints],
+            **common,
+        ),
     ]
 
 
@@ -66,35 +104,22 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
     for config in stream_configs(settings):
         assert config.name is not None
         try:
-            await js.stream_info(config.name)
+            existing = await js.stream_info(config.name)
         except NotFoundError:
             await js.add_stream(config)
             log.info("created stream %s", config.name)
         else:
-            await js.update_stream(config)
+            # A service's identity may look at the streams but not change them: update only what differs.
+            if not _settled(existing.config, wanted=config):
+                await js.update_stream(config)
+
+
+def _settled(existing: StreamConfig, *, wanted: StreamConfig) -> bool:
+    """Whether the stream already has every setting we ask for."""
+    have = existing.as_dict()
+    return all(have.get(key) == value for key, value in wanted.as_dict().items())
 
 
 def jetstream(broker: NatsBroker) -> JetStreamContext:
     """The raw JetStream context of a connected broker."""
     return broker.config.connection_state.stream
-
-
-async def publish_wire_event(
-    broker: NatsBroker,
-    *,
-    subject: str,
-    body: dict[str, Any],
-    event_id: str,
-    traceparent: str | None,
-    stream: str,
-) -> bool:
-    """Publish one event with `Nats-Msg-Id` = event id; False when the broker saw it as a duplicate."""
-    with span_in_trace(f"publish {body.get('type')}", traceparent=traceparent, **{"safeguard.event_id": event_id}):
-        ack = await broker.publish(
-            json.dumps(body, separators=(",", ":")).encode(),
-            subject,
-            headers={"Nats-Msg-Id": event_id, "content-type": "application/json"},
-            stream=stream,
-            timeout=10.0,
-        )
-    return not bool(getattr(ack, "duplicate", False))

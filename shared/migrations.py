@@ -29,7 +29,10 @@ async def migrate(engine: AsyncEngine, *, service: str, schema: str) -> None:
     lock_key = zlib.crc32(f"safeguard-migrate:{schema}".encode())
     async with engine.begin() as connection:
         await connection.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": lock_key})
-        await connection.execute(sa.text(f'create schema if not exists "{schema}"'))
+        # Checked first: a service's own role may not create schemas, but may confirm its schema is at head.
+        exists = await connection.scalar(sa.text("select 1 from pg_namespace where nspname = :name"), {"name": schema})
+        if not exists:
+            await connection.execute(sa.text(f'create schema "{schema}"'))
         await connection.run_sync(lambda sync: command.upgrade(_config(service, schema, sync), "head"))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
 from collections.abc import Callable
 
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from shared.background import PollingLoop
 from shared.inbox_outbox import InboxOutbox
 from shared.subjects import Subjects
+from shared.tracing import record_batch_spans
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,7 @@ class OutboxRelay:
             ).all()
         if not rows:
             return 0
+        started_ns = time.time_ns()
         js = self._jetstream()
         pending = []
         for row in rows:
@@ -137,6 +140,11 @@ class OutboxRelay:
                 log.warning("publishing %s failed: %r; will retry", row.event_id, outcome)
                 break
             acknowledged.append(row.position)
+        record_batch_spans(
+            "publish",
+            [(row.event_type, row.event_id, row.traceparent) for row in rows[: len(acknowledged)]],
+            started_ns=started_ns,
+        )
         if acknowledged:
             async with self._sessions() as session, session.begin():
                 await session.execute(

@@ -27,7 +27,7 @@ from shared.contracts.envelope import Event
 from shared.db import ensure_database, make_engine, session_factory
 from shared.inbox_outbox import InboxOutbox
 from shared.logs import configure_logging
-from shared.messaging import ensure_streams, jetstream, make_broker
+from shared.messaging import ensure_streams, jetstream, make_broker, pull_inbox_prefix
 from shared.migrations import migrate
 from shared.relay import OutboxRelay
 from shared.settings import Settings
@@ -105,6 +105,7 @@ class ServiceRuntime:
             stream=JStream(self.subjects.stream, declare=False),
             durable=durable,
             pull_sub=PullSub(batch_size=batch_size, timeout=0.05, batch=True),
+            inbox_prefix=pull_inbox_prefix(self.settings),
             ack_policy=AckPolicy.MANUAL,
             decoder=decode_events,
             config=ConsumerConfig(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 
 class Settings(BaseSettings):
@@ -18,7 +19,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SAFEGUARD_", env_file=None, extra="ignore")
 
     nats_url: str = "nats://127.0.0.1:4222"
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/safeguard"
+    nats_user: str | None = Field(default=None, description="this service's NATS identity (docs/security.md)")
+    nats_password: str | None = Field(default=None, repr=False)
+    nats_password_file: str | None = Field(default=None, description="a file holding the NATS password instead")
+    database_url: str = Field(default="postgresql+asyncpg://postgres@127.0.0.1:5432/safeguard", repr=False)
+    database_password_file: str | None = Field(
+        default=None, description="a file holding the password of database_url's user (a mounted secret)"
+    )
     subject_root: str = Field(default="sg", pattern=r"^[A-Za-z0-9_-]+$")
     stream_name: str = Field(default="SAFEGUARD_EVENTS", pattern=r"^[A-Za-z0-9_-]+$")
     stream_replicas: int = Field(default=1, ge=1, le=5)
@@ -72,6 +79,28 @@ class Settings(BaseSettings):
     console_url: str = Field(default="http://127.0.0.1:8081", description="base URL people open links on")
     policy_dir: str = Field(default="deploy/policies", description="folder of <school_id>.yaml policy files")
     mail_sink_dir: str = Field(default=".safeguard-data/mail", description="where the email sink writes messages")
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> Settings:
+        """Put the password a secret file holds into the database URL, so no password sits in the environment."""
+        if self.database_password_file is not None:
+            with open(self.database_password_file, encoding="utf-8") as secret:
+                password = secret.read().strip()
+            url = make_url(self.database_url).set(password=password)
+            self.database_url = url.render_as_string(hide_password=False)
+        return self
+
+    def nats_credentials(self) -> tuple[str, str] | None:
+        """(user, password) when an identity is configured; None for an open server."""
+        if self.nats_user is None:
+            return None
+        password = self.nats_password
+        if password is None and self.nats_password_file is not None:
+            with open(self.nats_password_file, encoding="utf-8") as secret:
+                password = secret.read().strip()
+        if password is None:
+            raise ValueError("SAFEGUARD_NATS_USER is set without SAFEGUARD_NATS_PASSWORD or _PASSWORD_FILE")
+        return self.nats_user, password
 
 
 @lru_cache

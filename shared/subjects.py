@@ -50,6 +50,19 @@ class Subjects:
     def all_dead_letters(self) -> str:
         return f"{self.root}-dead.>"
 
+    # Audit's signed tree heads go on a stream of their own, outside the domain events they vouch for.
+    @property
+    def checkpoint_stream(self) -> str:
+        return f"{self.stream}_AUDIT"
+
+    def checkpoint(self, *, school_id: str) -> str:
+        """Where audit publishes a school's signed tree heads."""
+        return f"{self.root}-audit.{school_id}.ledger.checkpointed"
+
+    @property
+    def all_checkpoints(self) -> str:
+        return f"{self.root}-audit.>"
+
     def command(self, service: str, command: str) -> str:
         """Request/reply subject for a command to the service owning the aggregate (not on the stream)."""
         return f"{self.root}-cmd.{service}.{command}"

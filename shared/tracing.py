@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -102,3 +103,17 @@ def span_in_trace(name: str, *, traceparent: str | None, **attributes: Any) -> I
     finally:
         if token is not None:
             otel_context.detach(token)
+
+
+def record_batch_spans(name: str, handled: Iterable[tuple[str, Any, str | None]], *, started_ns: int) -> None:
+    """One span per (event type, event id, traceparent) handled in a batch, from the batch's start to now."""
+    ended_ns = time.time_ns()
+    for event_type, event_id, traceparent in handled:
+        parent = _PROPAGATOR.extract({"traceparent": traceparent}) if traceparent else None
+        span = tracer().start_span(
+            f"{name} {event_type}",
+            context=parent,
+            start_time=started_ns,
+            attributes={"safeguard.event_id": str(event_id)},
+        )
+        span.end(end_time=ended_ns)

@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import nats
@@ -85,7 +86,7 @@ async def drop_test_resources(settings: Settings) -> None:
         return
     try:
         js = client.jetstream()
-        for stream in (settings.stream_name, f"{settings.stream_name}_DEAD"):
+        for stream in (settings.stream_name, f"{settings.stream_name}_DEAD", f"{settings.stream_name}_AUDIT"):
             with contextlib.suppress(Exception):
                 await js.delete_stream(stream)
     finally:
@@ -93,12 +94,47 @@ async def drop_test_resources(settings: Settings) -> None:
 
 
 @pytest.fixture
-async def settings(request: pytest.FixtureRequest) -> AsyncIterator[Settings]:
-    """This test's own database (created) and stream names; both removed afterwards."""
+async def settings(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Settings]:
+    """This test's own database (created), stream names and audit key files; all removed afterwards."""
+    monkeypatch.setenv("SAFEGUARD_AUDIT_SIGNING_KEY_PATH", str(tmp_path / "audit" / "head-signing-key.pem"))
+    monkeypatch.setenv("SAFEGUARD_AUDIT_WITNESS_LOG_PATH", str(tmp_path / "audit" / "witness.jsonl"))
     chosen = make_settings(uuid.uuid4().hex[:8])
     await ensure_database(chosen.database_url)
     yield chosen
     await drop_test_resources(chosen)
+
+
+@pytest.fixture
+def secured_server(tmp_path: Path) -> Iterator[tuple[Any, Any, Settings]]:
+    """A private nats-server with the users and permissions `safeguard up` gives it, for this test's subjects."""
+    from services.launcher.embedded_nats import EmbeddedNats
+    from services.launcher.nats_auth import prepare_nats_auth
+    from shared.subjects import Subjects
+
+    chosen = make_settings(f"auth_{uuid.uuid4().hex[:6]}")
+    auth = prepare_nats_auth(tmp_path / "auth", subjects=Subjects.from_settings(chosen))
+    server = EmbeddedNats(tmp_path / "nats", config_file=auth.config_file)
+    server.start()
+    yield server, auth, chosen.model_copy(update={"nats_url": server.url})
+    server.stop()
+
+
+@pytest.fixture
+async def bus(secured_server: tuple[Any, Any, Settings]) -> AsyncIterator[Any]:
+    """The secured server with its streams declared by the admin identity; `bus.connect(identity)` gives clients."""
+    from shared.identities import ADMIN
+    from shared.messaging import ensure_streams
+    from shared.subjects import Subjects
+    from tests.support.secured_bus import Bus
+
+    server, auth, chosen = secured_server
+    secured = Bus(server=server, auth=auth, settings=chosen, subjects=Subjects.from_settings(chosen))
+    admin = await secured.connect(ADMIN)
+    await ensure_streams(admin.jetstream(), chosen)
+    yield secured
+    await secured.close()
 
 
 @pytest.fixture

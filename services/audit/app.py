@@ -1,39 +1,85 @@
-"""Audit service wiring: one durable consumer of every domain event."""
+"""Audit service wiring: one durable consumer of every domain event, and the signed checkpoints over the ledger."""
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 
 from faststream import FastStream
 
+from services.audit.checkpoint import Checkpointer, declare_checkpoint_publisher, publish_checkpoint
+from services.audit.checks import verify_ledger
 from services.audit.handlers import on_events
+from services.audit.heads import WitnessLog, load_or_create_signing_key
+from services.audit.settings import AuditSettings
 from services.audit.store import SCHEMA, SqlLedger
-from shared.contracts.envelope import Event
+from shared.background import PollingLoop
+from shared.contracts.envelope import Event, utc_now
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
 from shared.subjects import AUDIT_LEDGER
+from shared.tracing import shutdown_tracing
+
+log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> tuple[FastStream, ServiceRuntime]:
+class AuditService:
+    """Audit's runtime plus what it adds: verification at start and signed checkpoints on a schedule."""
+
+    def __init__(self, settings: Settings, audit_settings: AuditSettings) -> None:
+        self.runtime = ServiceRuntime(settings, service="audit", schema=SCHEMA)
+        append = partial(on_events, ledger=SqlLedger())
+        append.__doc__ = "Append every domain event to its school's hash-chained ledger, a pulled batch at a time."
+        self.runtime.consumer(
+            Event,
+            durable=AUDIT_LEDGER,
+            batch_handler=append,
+            filter_subject=self.runtime.subjects.all_events,
+            batch_size=256,
+        )
+        declare_checkpoint_publisher(self.runtime.broker, subjects=self.runtime.subjects)
+        self.witness = WitnessLog(audit_settings.witness_log_path)
+        self.key = load_or_create_signing_key(audit_settings.signing_key_path)
+        self.checkpointer = Checkpointer(key=self.key, witness=self.witness, clock=utc_now)
+        self.loop = PollingLoop(
+            self.checkpoint, name="audit-checkpoint", poll_seconds=audit_settings.checkpoint_seconds
+        )
+
+    async def start(self) -> None:
+        """Connect and migrate, verify the record so far (a failure is an alert, not a stop), then checkpoint."""
+        await self.runtime.start()
+        async with self.runtime.sessions() as session:
+            reports = await verify_ledger(session, witness=self.witness, public_key=self.key.public_key())
+        for report in reports:
+            if not report.ok:  # standing alert: the checkpointer also refuses to sign over this school
+                log.error("AUDIT VERIFY FAILED for school %s: %s", report.school_id, report.problem)
+        self.loop.start()
+
+    async def checkpoint(self) -> int:
+        """Sign a head for each school whose ledger grew, write it to the witness log and publish it."""
+        async with self.runtime.sessions() as session:
+            events = await self.checkpointer.checkpoint_once(session)
+        for event in events:
+            await publish_checkpoint(self.runtime.broker, event, subjects=self.runtime.subjects)
+        return len(events)
+
+    async def stop(self) -> None:
+        await self.loop.stop()
+        await self.runtime.stop()
+
+
+def create_app(settings: Settings, audit_settings: AuditSettings | None = None) -> tuple[FastStream, ServiceRuntime]:
     """Build the audit app for these settings."""
-    runtime = ServiceRuntime(settings, service="audit", schema=SCHEMA)
-    append = partial(on_events, ledger=SqlLedger())
-    append.__doc__ = "Append every domain event to its school's hash-chained ledger, a pulled batch at a time."
-    runtime.consumer(
-        Event,
-        durable=AUDIT_LEDGER,
-        batch_handler=append,
-        filter_subject=runtime.subjects.all_events,
-        batch_size=256,
-    )
-    app = FastStream(runtime.broker)
-    app.on_startup(runtime.start)
-    app.after_shutdown(runtime.stop)
-    return app, runtime
+    service = AuditService(settings, audit_settings or AuditSettings())
+    app = FastStream(service.runtime.broker, on_startup=[service.start], after_shutdown=[service.stop])
+    return app, service.runtime
 
 
 def main() -> None:
     import asyncio
 
     app, _ = create_app(get_settings())
-    asyncio.run(app.run())
+    try:
+        asyncio.run(app.run())
+    finally:
+        shutdown_tracing()  # export the spans still queued

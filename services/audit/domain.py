@@ -18,13 +18,17 @@ def canonical_json(document: Mapping[str, Any]) -> bytes:
 
 def entry_hash(*, previous_hash: str, school_sequence: int, event: Mapping[str, Any]) -> str:
     """SHA-256 over the previous entry's hash, this entry's place in the chain and the event."""
-    digest = hashlib.sha256()
-    digest.update(previous_hash.encode())
-    digest.update(b"\n")
-    digest.update(str(school_sequence).encode())
-    digest.update(b"\n")
-    digest.update(canonical_json(event))
-    return digest.hexdigest()
+    return canonical_entry_digest(previous_hash, school_sequence, canonical_json(event)).hex()
+
+
+def canonical_entry_hash(*, previous_hash: str, school_sequence: int, canonical: bytes) -> str:
+    """The entry hash when the event's canonical bytes are already at hand (verifying skips re-serialising)."""
+    return canonical_entry_digest(previous_hash, school_sequence, canonical).hex()
+
+
+def canonical_entry_digest(previous_hash: str, school_sequence: int, canonical: bytes) -> bytes:
+    """The entry hash as raw bytes (positional: verify calls it once per entry)."""
+    return hashlib.sha256(b"%s\n%d\n%s" % (previous_hash.encode(), school_sequence, canonical)).digest()
 
 
 @dataclass(frozen=True)

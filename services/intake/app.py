@@ -17,6 +17,7 @@ from shared.contracts.envelope import Event, utc_now
 from shared.contracts.events import ConcernReceived
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
+from shared.tracing import shutdown_tracing
 
 
 def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
@@ -59,4 +60,7 @@ def main() -> None:
 
     settings = get_settings()
     app, _ = create_app(settings)
-    uvicorn.run(app, host=settings.intake_http_host, port=settings.intake_http_port, log_level="warning")
+    try:
+        uvicorn.run(app, host=settings.intake_http_host, port=settings.intake_http_port, log_level="warning")
+    finally:
+        shutdown_tracing()  # export the spans still queued

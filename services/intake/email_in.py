@@ -1,7 +1,7 @@
 """Email-in: one RFC 5322 message becomes one concern, a quarantine with its reason, or is recognised as automated.
 
-Pure: bytes in, a value out, nothing raised. An email concern goes to the DSL to triage (kind `not_sure`, risk not
-answered) unless its own words say otherwise.
+Pure: bytes in, a value out, nothing raised. An email concern goes to the DSL to triage (kind `not_sure`, risk
+`not_answered`) unless its own words say otherwise.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from email.utils import getaddresses
 
 from services.intake.door import escape_unstorable
 from services.intake.html_text import html_to_text
-from shared.contracts.concern import ConcernReport, Involvement, PersonInConcern, PersonRole, Reporter
+from shared.contracts.concern import ConcernReport, Involvement, PersonInConcern, PersonRole, Reporter, RiskAnswer
 
 MAX_FORWARD_DEPTH = 3
 MAX_SUMMARY = 300
@@ -240,8 +240,6 @@ def _concern(content: Content) -> ConcernReport | Quarantine:
         kind=kind,
         summary=_clip(content.subject or first_line, MAX_SUMMARY),
         details=_clip(details, MAX_DETAILS),
-        immediate_risk=at_risk,
-        # TODO(lead): when ConcernReport gains an "immediate risk not answered" value, set it here instead of
-        # this answer when `at_risk` is False: an email that does not say is "not answered", never "no".
-        answers={} if at_risk else {"immediate_risk": "not_answered"},
+        # An email that does not say is "not answered", never "no".
+        immediate_risk=RiskAnswer.yes if at_risk else RiskAnswer.not_answered,
     )

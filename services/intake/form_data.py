@@ -28,8 +28,11 @@ ABOUT = (
     ("someone_else", "Someone else"),
 )
 ANSWERS = (("yes", "Yes"), ("no", "No"), ("not_sure", "Not sure"))
-# Boolean fields where "not sure" must count as yes: the safety floor never reads "not sure" as "no".
-NOT_SURE_MEANS_YES = frozenset({"immediate_risk", "telling_parents_may_increase_risk", "harm_from_parent_or_carer"})
+# Yes/no fields where "not sure" must count as yes: "not sure" is never read as "no". (The risk question itself
+# keeps all four answers: yes, no, not_sure, not_answered.)
+NOT_SURE_MEANS_YES = frozenset({"telling_parents_may_increase_risk", "harm_from_parent_or_carer"})
+RISK_FIELD = "immediate_risk"
+YES_NO = frozenset({"yes_no", "yes_no_not_sure"})  # both offer "not sure": nobody is made to guess
 
 
 @dataclass(frozen=True)
@@ -174,9 +177,12 @@ def concern_from_form(form: Submission, *, spec: FormSpec, attachments: tuple[st
         if question.type in ("reporter", "people"):
             continue
         answer = form.one(question.id)
-        if question.type == "yes_no":
+        if question.type in YES_NO and question.field == RISK_FIELD:
+            risk = answer if answer in ("yes", "no", "not_sure") else "not_answered"
+            answers[question.id] = concern[RISK_FIELD] = risk
+        elif question.type in YES_NO:
             if answer not in ("yes", "no", "not_sure"):
-                if question.required or question.field in NOT_SURE_MEANS_YES:
+                if question.field in NOT_SURE_MEANS_YES:
                     answer = "not_sure"  # an unanswered safety question is "not sure", never "no"
                 else:
                     continue

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from services.intake.tables import receipts
 from shared.contracts.envelope import Event
 from shared.unit_of_work import UnitOfWork, Work
 
@@ -35,18 +36,6 @@ HANDLING = frozenset(
         "case.investigation_completed",
         "case.debrief_requested",
     }
-)
-
-# Declared by migration 0003.
-receipts = sa.Table(
-    "receipts",
-    sa.MetaData(schema="intake"),
-    sa.Column("reference", sa.Text, primary_key=True),
-    sa.Column("school_id", sa.Text, nullable=False),
-    sa.Column("secret_sha256", sa.Text),
-    sa.Column("case_id", sa.Text, unique=True),
-    sa.Column("status", sa.Text, nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 

@@ -28,6 +28,7 @@ raw_inputs = sa.Table(
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("rejection_reason", sa.Text),
     sa.Column("reference", sa.Text),
+    sa.UniqueConstraint("school_id", "channel", "idempotency_key"),
 )
 
 concerns = sa.Table(
@@ -35,8 +36,8 @@ concerns = sa.Table(
     metadata,
     sa.Column("reference", sa.Text, primary_key=True),
     sa.Column("school_id", sa.Text, nullable=False),
-    sa.Column("raw_input_id", sa.Uuid, nullable=False),
-    sa.Column("event_id", sa.Uuid, nullable=False),
+    sa.Column("raw_input_id", sa.Uuid, sa.ForeignKey(raw_inputs.c.raw_input_id), nullable=False, unique=True),
+    sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("payload", JSONB, nullable=False),
 )

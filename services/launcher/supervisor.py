@@ -1,4 +1,4 @@
-"""The four services as child processes: start, prefix their logs, notice a death, stop in order."""
+"""The four services as child processes: start, prefix their logs, notice a death, restart, stop in order."""
 
 from __future__ import annotations
 
@@ -51,6 +51,11 @@ def service_environment(
         }
     )
     environment.setdefault("SAFEGUARD_MAIL_SINK_DIR", str(data_dir.absolute() / "mail"))
+    # The audit signing key and witness log live in files, out of the database superuser's reach.
+    environment.setdefault(
+        "SAFEGUARD_AUDIT_SIGNING_KEY_PATH", str(data_dir.absolute() / "audit" / "head-signing-key.pem")
+    )
+    environment.setdefault("SAFEGUARD_AUDIT_WITNESS_LOG_PATH", str(data_dir.absolute() / "audit" / "witness.jsonl"))
     # A kept key keeps acknowledgement links sent before a restart working after it.
     environment.setdefault("SAFEGUARD_SIGNING_KEY", signing_key)
     environment.setdefault("SAFEGUARD_CONSOLE_URL", f"http://127.0.0.1:{notifications_port}")
@@ -73,8 +78,11 @@ class ServiceGroup:
         output: TextIO,
         names: tuple[str, ...] = SERVICE_NAMES,
         command_for: Callable[[str], list[str]] = service_command,
+        own_environment: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.environment = dict(environment)
+        # What only one service may see (its NATS identity, its database role).
+        self.own_environment = {name: dict(extra) for name, extra in (own_environment or {}).items()}
         self.output = output
         self.names = names
         self.command_for = command_for
@@ -83,29 +91,40 @@ class ServiceGroup:
         self._output_lock = threading.Lock()
 
     def start(self) -> None:
-        """Start every service in its own session, so a terminal's Ctrl-C reaches only the launcher."""
+        """Start every service."""
         for name in self.names:
-            process = subprocess.Popen(
-                self.command_for(name),
-                env=self.environment,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent(),
-            )
-            self.processes[name] = process
-            pump = threading.Thread(target=self._pump, args=(name, process), name=f"log-{name}", daemon=True)
-            pump.start()
-            self._pumps.append(pump)
+            self._start_one(name)
+
+    def restart(self, name: str) -> None:
+        """Start `name` again after it exited (its old process is reaped)."""
+        old = self.processes.get(name)
+        if old is not None and old.poll() is None:
+            stop_process(old, grace_seconds=10.0)
+        self._start_one(name)
+
+    def dead(self) -> dict[str, int]:
+        """Every service whose process has exited, with its exit code."""
+        return {name: code for name, process in self.processes.items() if (code := process.poll()) is not None}
+
+    def _start_one(self, name: str) -> None:
+        """Start one service in its own session, so a terminal's Ctrl-C reaches only the launcher."""
+        process = subprocess.Popen(
+            self.command_for(name),
+            env={**self.environment, **self.own_environment.get(name, {})},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
+        )
+        self.processes[name] = process
+        pump = threading.Thread(target=self._pump, args=(name, process), name=f"log-{name}", daemon=True)
+        pump.start()
+        self._pumps.append(pump)
 
     def exited(self) -> tuple[str, int] | None:
         """The first service found to have exited, with its exit code."""
-        for name, process in self.processes.items():
-            code = process.poll()
-            if code is not None:
-                return name, code
-        return None
+        return next(iter(self.dead().items()), None)
 
     def stop(self, *, grace_seconds: float = 10.0) -> None:
         """Stop services newest first (intake stops taking concerns before the others stop)."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +18,26 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from services.launcher.banner import Endpoints, browsable_host, format_banner
+from services.launcher.database_roles import prepare_database_roles, shown_database_url
 from services.launcher.embedded_nats import EmbeddedNats
 from services.launcher.embedded_postgres import EmbeddedPostgres
+from services.launcher.keeper import Keeper
+from services.launcher.nats_auth import NatsAuth, declare_streams, prepare_nats_auth
 from services.launcher.ports import port_is_free
 from services.launcher.privileges import DEFAULT_POSTGRES_SYSTEM_USER
-from services.launcher.supervisor import ServiceGroup, http_ok, service_environment, wait_for
+from services.launcher.secret_files import persistent_secret
+from services.launcher.supervisor import (
+    SERVICE_NAMES,
+    ServiceGroup,
+    http_ok,
+    service_command,
+    service_environment,
+    wait_for,
+)
+from services.notifications.stand_ins import add_stand_ins, command_with_stand_ins
 from shared.db import ensure_database
+from shared.settings import Settings
+from shared.subjects import Subjects
 
 APPLICATION_DATABASE = "safeguard"
 LAUNCH_ERRORS = (
@@ -53,17 +67,6 @@ class UpOptions:
     startup_timeout: float = 60.0
 
 
-def persistent_secret(path: Path) -> str:
-    """A random secret kept in `path`, created readable by its owner only on first use."""
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(descriptor, "w") as secret_file:
-        secret_file.write(secrets.token_urlsafe(32) + "\n")
-    return path.read_text().strip()
-
-
 def _install_stop_handlers(stop: threading.Event) -> dict[int, SignalHandler]:
     """Turn SIGINT and SIGTERM into a request to stop; returns the handlers they replace."""
 
@@ -74,7 +77,7 @@ def _install_stop_handlers(stop: threading.Event) -> dict[int, SignalHandler]:
 
 
 def run_up(options: UpOptions, *, out: TextIO, err: TextIO) -> int:
-    """Run until Ctrl-C/SIGTERM (exit 0) or until a service dies or startup fails (exit 1)."""
+    """Run until Ctrl-C/SIGTERM (exit 0) or until a service is in a crash loop or startup fails (exit 1)."""
     stop = threading.Event()
     previous = _install_stop_handlers(stop)
     launch = _Launch(options, stop=stop, err=err)
@@ -101,6 +104,7 @@ class _Launch:
         self.stop = stop
         self.err = err
         self.nats: EmbeddedNats | None = None
+        self.nats_auth: NatsAuth | None = None
         self.postgres: EmbeddedPostgres | None = None
         self.services: ServiceGroup | None = None
 
@@ -122,6 +126,14 @@ class _Launch:
             return None
         if asyncio.run(ensure_database(database_url)):
             self.say(f"created database {make_url(database_url).database}")
+        own_environment: dict[str, dict[str, str]] = {}
+        if self.nats_auth is not None:
+            own_environment = self.nats_auth.service_environments()
+        database_roles = prepare_database_roles(database_url, folder=options.data_dir / "credentials" / "database")
+        if database_roles is None:
+            self.say("could not create database roles with the given URL; every service connects with it")
+        for service, extra in (database_roles or {}).items():
+            own_environment.setdefault(service, {}).update(extra)
         environment = service_environment(
             os.environ,
             nats_url=nats_url,
@@ -131,22 +143,31 @@ class _Launch:
             data_dir=options.data_dir,
             signing_key=persistent_secret(options.data_dir / "signing.key"),
         )
-        self.services = ServiceGroup(environment=environment, output=self.err)
+        stand_ins = add_stand_ins(environment, data_dir=options.data_dir)
+        self.services = ServiceGroup(
+            environment=environment,
+            output=self.err,
+            names=(*stand_ins, *SERVICE_NAMES),
+            command_for=command_with_stand_ins(service_command),
+            own_environment=own_environment,
+        )
         self.services.start()
         intake = f"http://{browsable_host(environment.get('SAFEGUARD_INTAKE_HTTP_HOST', ''))}:{options.http_port}"
         notifications_host = browsable_host(environment.get("SAFEGUARD_NOTIFICATIONS_HTTP_HOST", ""))
         notifications = f"http://{notifications_host}:{options.notifications_port}"
         if not self._wait_ready([f"{intake}/healthz", f"{notifications}/healthz"]):
             return None
-        return Endpoints(intake, notifications, nats_url, database_url)
+        shown = shown_database_url(database_url, per_service_roles=database_roles is not None)
+        return Endpoints(intake, notifications, nats_url, shown)
 
     def supervise(self) -> int:
-        """Watch the services until asked to stop (0) or one of them dies (1)."""
+        """Keep the services up (restarting the dead) until asked to stop (0) or one is in a crash loop (1)."""
         assert self.services is not None
+        keeper = Keeper(self.services, clock=time.monotonic, say=self.say)
         while not self.stop.wait(0.2):
-            dead = self.services.exited()
-            if dead is not None:
-                self.say(f"service {dead[0]} exited with code {dead[1]}; stopping the others")
+            crash_loop = keeper.step()
+            if crash_loop is not None:
+                self.say(f"{crash_loop}; stopping the others")
                 return 1
         self.say("stopping")
         return 0
@@ -161,10 +182,14 @@ class _Launch:
             self.postgres.stop()
 
     def _start_nats(self) -> str:
-        """Start the embedded NATS server."""
-        self.nats = EmbeddedNats(self.options.data_dir / "nats", port=self.options.nats_port)
+        """Start the embedded NATS server with one user per service (no anonymous access), declare the streams."""
+        folder = self.options.data_dir / "nats"
+        settings = Settings()
+        self.nats_auth = prepare_nats_auth(folder, subjects=Subjects.from_settings(settings))
+        self.nats = EmbeddedNats(folder, port=self.options.nats_port, config_file=self.nats_auth.config_file)
         url = self.nats.start()
-        self.say(f"started nats-server at {url} (store {self.nats.store_dir})")
+        self.say(f"started nats-server at {url} (store {self.nats.store_dir}, users in {self.nats_auth.config_file})")
+        asyncio.run(declare_streams(url, auth=self.nats_auth, settings=settings))
         return url
 
     def _start_postgres(self) -> str:

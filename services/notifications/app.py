@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
 from fastapi import FastAPI
 
-from services.notifications.channels import EmailFileSink, LogChannel
-from services.notifications.handlers import AckSigner, Notifier, on_notification_requested
+from services.notifications.handlers import Notifier, on_notification_requested
 from services.notifications.http import router
+from services.notifications.settings import NotificationSettings
 from services.notifications.store import SCHEMA, SqlDeliveries
+from services.notifications.wiring import ack_links, build_channels, channel_routers
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import (
     NotificationAcknowledged,
@@ -24,6 +24,7 @@ from shared.contracts.events import (
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
 from shared.subjects import NOTIFICATIONS_REQUESTS
+from shared.tracing import shutdown_tracing
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +33,13 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     """Build the notifications app for these settings."""
     runtime = ServiceRuntime(settings, service="notifications", schema=SCHEMA)
     runtime.publishes(NotificationSent, NotificationFailed, NotificationAcknowledged)
-    if settings.signing_key:
-        signer = AckSigner(settings.signing_key.encode())
-    else:
-        log.warning("SAFEGUARD_SIGNING_KEY is unset: acknowledgement links will not survive a restart")
-        signer = AckSigner(secrets.token_bytes(32))
+    options = NotificationSettings()
+    signer = ack_links(settings, options)
     deliveries = SqlDeliveries()
+    kit = build_channels(settings, sessions=runtime.sessions, options=options)
     notifier = Notifier(
         deliveries=deliveries,
-        channels={
-            "email": EmailFileSink(settings.mail_sink_dir),
-            "push": LogChannel("push"),
-            "sms": LogChannel("sms"),
-            "log": LogChannel("log"),
-        },
+        channels=kit.channels,
         signer=signer,
         console_url=settings.console_url,
         clock=utc_now,
@@ -71,8 +65,11 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
             deliveries=deliveries,
             signer=signer,
             clock=utc_now,
+            console_url=settings.console_url,
         )
     )
+    for extra in channel_routers(kit, sessions=runtime.sessions, deliveries=deliveries, signer=signer, clock=utc_now):
+        app.include_router(extra)
     return app, runtime
 
 
@@ -81,4 +78,9 @@ def main() -> None:
 
     settings = get_settings()
     app, _ = create_app(settings)
-    uvicorn.run(app, host=settings.notifications_http_host, port=settings.notifications_http_port, log_level="warning")
+    try:
+        uvicorn.run(
+            app, host=settings.notifications_http_host, port=settings.notifications_http_port, log_level="warning"
+        )
+    finally:
+        shutdown_tracing()  # export the spans still queued

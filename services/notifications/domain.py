@@ -1,16 +1,95 @@
-"""What a notification says: pure rendering that keeps names and concern text off lock screens."""
+"""What a notification says: pure rendering that keeps names and concern text off lock screens.
+
+Every message is built from a template by kind, and a template can only use three facts: the urgency
+words, the reference and the link. A recipient's name, a learner's name, what happened, a phone number
+or an address are not among them, so no template (ours or a policy's) can put one on a lock screen.
+
+The kind is recognised from fields `notification.requested` v1 already has (no new event version):
+- `parent`: the recipient's role is a parent or carer;
+- `policy_review`: routing's policy-review reminder (reason `policy_review_due`, reference naming the policy and date);
+- `escalation`: `escalation_rung` above 0;
+- `case_reminder`: a case deadline reminder (reason `reminder: ...`);
+- `case`: everything else.
+"""
 
 from __future__ import annotations
 
+import string
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
-from shared.contracts.events import NotificationRequestedPayload
+from shared.contracts.events import POLICY_REVIEW_DUE, NotificationRequestedPayload
+
+MessageKind = Literal["case", "escalation", "case_reminder", "policy_review", "parent"]
+PARENT_ROLES = frozenset({"parent", "parent_carer", "carer", "guardian"})
+ALLOWED_FIELDS = frozenset({"urgency_words", "reference", "link"})
 
 _URGENCY_WORDS = {
     "immediate": "URGENT safeguarding concern",
     "high": "High-priority safeguarding concern",
     "medium": "Safeguarding concern",
     "low": "Safeguarding concern (low priority)",
+}
+
+
+STAFF_FOOTER = "This message leaves out names and details on purpose: sign in to Safeguard to read the case."
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """One kind's words per channel; `{urgency_words}`, `{reference}` and `{link}` are the only fields."""
+
+    title: str
+    body: str
+    action: str
+    sms: str
+    footer: str = STAFF_FOOTER
+    with_link: bool = True
+
+    def fields(self) -> set[str]:
+        """The placeholders the template uses."""
+        parts = (self.title, self.body, self.action, self.sms, self.footer)
+        return {name for part in parts for _, name, _, _ in string.Formatter().parse(part) if name}
+
+
+DEFAULT_TEMPLATES: Mapping[str, MessageTemplate] = {
+    "case": MessageTemplate(
+        title="{urgency_words}: {reference}",
+        body="A concern needs your attention (reference {reference}). "
+        "Sign in to the Safeguard console to read it and acknowledge.",
+        action="Acknowledge that you have seen it",
+        sms="{urgency_words}: {reference} {link}",
+    ),
+    "escalation": MessageTemplate(
+        title="{urgency_words}: {reference} (escalated)",
+        body="A concern needs your attention (reference {reference}). It has been escalated to you because "
+        "nobody acknowledged it in time. Sign in to the Safeguard console to read it and acknowledge.",
+        action="Acknowledge that you have seen it",
+        sms="ESCALATED {urgency_words}: {reference} {link}",
+    ),
+    "case_reminder": MessageTemplate(
+        title="Safeguarding reminder: {reference}",
+        body="A deadline on case {reference} has come. Sign in to the Safeguard console to see what is due.",
+        action="Acknowledge the reminder",
+        sms="Safeguarding reminder: {reference} {link}",
+    ),
+    "policy_review": MessageTemplate(
+        title="Policy review due: {reference}",
+        body="The school's safeguarding policy ({reference}) has reached its review date. "
+        "Sign in to Safeguard to review it and adopt the next version.",
+        action="Confirm you have seen this reminder",
+        sms="Policy review due: {reference} {link}",
+    ),
+    "parent": MessageTemplate(
+        title="Message from your child's school",
+        body="The school would like to speak with you. Please contact the school office and quote "
+        "reference {reference}.",
+        action="Confirm you have received this message",
+        sms="Your child's school would like to speak with you. Please call the office, ref {reference}",
+        footer="",
+        with_link=False,
+    ),
 }
 
 
@@ -21,17 +100,78 @@ class RenderedNotification:
     title: str
     body: str
     ack_url: str
+    urgency: str = "medium"
+    action: str = "Acknowledge that you have seen it"
+    sms: str = ""
+    footer: str = STAFF_FOOTER
+    with_link: bool = True
 
 
-def render(request: NotificationRequestedPayload, *, console_url: str, ack_token: str) -> RenderedNotification:
+def message_kind(request: NotificationRequestedPayload) -> MessageKind:
+    """Which template a request gets, from the fields it already carries (see the module docstring)."""
+    if request.recipient.role in PARENT_ROLES:
+        return "parent"
+    if request.reason == POLICY_REVIEW_DUE or request.reason.startswith("policy review"):
+        return "policy_review"
+    if request.escalation_rung:
+        return "escalation"
+    if request.reason.startswith("reminder:"):
+        return "case_reminder"
+    return "case"
+
+
+def check_templates(templates: Mapping[str, MessageTemplate]) -> None:
+    """Refuse a template set that misses a kind or reaches for a field other than urgency, reference and link."""
+    missing = set(DEFAULT_TEMPLATES) - set(templates)
+    if missing:
+        raise ValueError(f"templates missing for: {', '.join(sorted(missing))}")
+    for kind, template in templates.items():
+        extra = template.fields() - ALLOWED_FIELDS
+        if extra:
+            raise ValueError(f"template {kind!r} uses {sorted(extra)}; only {sorted(ALLOWED_FIELDS)} are allowed")
+
+
+def ack_url(console_url: str, *, notification_id: str, ack_token: str) -> str:
+    return f"{console_url.rstrip('/')}/api/v1/notifications/{notification_id}/ack?token={ack_token}"
+
+
+def short_url(console_url: str, *, notification_id: str, ack_token: str) -> str:
+    """The same link in fewer characters, so an SMS stays one segment."""
+    return f"{console_url.rstrip('/')}/n/{notification_id}?t={ack_token}"
+
+
+_SMS_URGENCY = {"immediate": "URGENT safeguarding", "high": "Priority safeguarding", "medium": "Safeguarding"}
+SMS_SEGMENT = 160
+
+
+def fit_sms(text: str, *, reference: str, link: str, urgency: str) -> str:
+    """The template's SMS when it fits one segment, else shorter wording that keeps reference and link."""
+    shorter = f"{_SMS_URGENCY.get(urgency, 'Safeguarding')} {reference} {link}"
+    return next((t for t in (text, shorter) if len(t) <= SMS_SEGMENT), f"{reference} {link}")
+
+
+def render(
+    request: NotificationRequestedPayload,
+    *,
+    console_url: str,
+    ack_token: str,
+    templates: Mapping[str, MessageTemplate] = DEFAULT_TEMPLATES,
+) -> RenderedNotification:
     """Lock-screen-safe text: urgency, reference and a link; never a name or what happened."""
-    title = f"{_URGENCY_WORDS[request.urgency]}: {request.reference}"
-    escalated = (
-        " It has been escalated to you because nobody acknowledged it in time." if (request.escalation_rung) else ""
+    template = templates[message_kind(request)]
+    long_link = ack_url(console_url, notification_id=request.notification_id, ack_token=ack_token)
+    facts = {"urgency_words": _URGENCY_WORDS[request.urgency], "reference": request.reference}
+    link = short_url(console_url, notification_id=request.notification_id, ack_token=ack_token)
+    sms = fit_sms(
+        template.sms.format(**facts, link=link), reference=request.reference, link=link, urgency=request.urgency
     )
-    body = (
-        f"A concern needs your attention (reference {request.reference}).{escalated} "
-        "Sign in to the Safeguard console to read it and acknowledge."
+    return RenderedNotification(
+        title=template.title.format(**facts, link=long_link),
+        body=template.body.format(**facts, link=long_link),
+        ack_url=long_link,
+        urgency=request.urgency,
+        action=template.action.format(**facts, link=long_link),
+        sms=sms,
+        footer=template.footer.format(**facts, link=long_link),
+        with_link=template.with_link,
     )
-    ack_url = f"{console_url.rstrip('/')}/api/v1/notifications/{request.notification_id}/ack?token={ack_token}"
-    return RenderedNotification(title=title, body=body, ack_url=ack_url)

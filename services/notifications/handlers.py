@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifications.channels import Channel, Delivery, DeliveryFailed
 from services.notifications.domain import render
+from services.notifications.links import AckLinks
 from services.notifications.store import SqlDeliveries
 from shared.contracts.envelope import Actor, Event
 from shared.contracts.events import (
@@ -30,26 +29,13 @@ from shared.unit_of_work import Work
 SERVICE_ACTOR = Actor(id="notifications", role="service")
 
 
-@dataclass(frozen=True)
-class AckSigner:
-    """Signs acknowledgement links so only the person sent a link can acknowledge with it."""
-
-    key: bytes
-
-    def token(self, notification_id: str) -> str:
-        return hmac.new(self.key, notification_id.encode(), hashlib.sha256).hexdigest()[:32]
-
-    def valid(self, notification_id: str, token: str) -> bool:
-        return hmac.compare_digest(self.token(notification_id), token)
-
-
 @dataclass
 class Notifier:
     """What delivering a notification needs."""
 
     deliveries: SqlDeliveries
     channels: Mapping[str, Channel]
-    signer: AckSigner
+    signer: AckLinks
     console_url: str
     clock: Callable[[], datetime]
 
@@ -74,7 +60,11 @@ async def on_notification_requested(
     if not claimed:
         return []
     message = render(
-        request, console_url=notifier.console_url, ack_token=notifier.signer.token(request.notification_id)
+        request,
+        console_url=notifier.console_url,
+        ack_token=notifier.signer.token(
+            request.notification_id, person_id=request.recipient.person_id, now=notifier.clock()
+        ),
     )
     channel = notifier.channels.get(request.channel)
     now = notifier.clock()

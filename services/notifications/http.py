@@ -1,17 +1,23 @@
-"""Notifications' HTTP: the acknowledgement link a recipient opens (GET shows a button, POST acknowledges)."""
+"""Notifications' HTTP: the acknowledgement link a recipient opens (GET shows a button, POST acknowledges).
+
+A POST must come from the page the link opened: it returns that page's `page_check`, and a browser's
+Origin (or Referer) must be this service's or the console's. An expired link says so and offers sign-in.
+"""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form, Header, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
-from services.notifications.handlers import AckSigner, acknowledge
+from services.notifications import ack_pages
+from services.notifications.handlers import acknowledge
+from services.notifications.links import AckLinks, LinkState
 from services.notifications.store import SqlDeliveries
 from shared.unit_of_work import UnitOfWork
 
@@ -24,41 +30,82 @@ class Acknowledged(BaseModel):
     already: bool
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def same_site(request: Request, *, console_url: str, origin: str | None, referer: str | None) -> bool:
+    """Whether the browser says the POST came from our own pages (no header at all: not a browser form)."""
+    claimed = origin if origin and origin != "null" else (_origin(referer) if referer else None)
+    if claimed is None:
+        return origin is None
+    return claimed.lower() in {_origin(console_url), _origin(str(request.base_url))}
+
+
 def router(
     *,
     uow: UnitOfWork,
     deliveries: SqlDeliveries,
-    signer: AckSigner,
+    signer: AckLinks,
     clock: Callable[[], datetime],
+    console_url: str = "/",
 ) -> APIRouter:
     api = APIRouter()
 
-    def check(notification_id: str, token: str) -> None:
-        if not signer.valid(notification_id, token):
-            raise HTTPException(403, "this acknowledgement link is not valid")
+    async def link_state(notification_id: str, token: str) -> LinkState:
+        async with uow.sessions() as session:
+            row = await deliveries.get(session, notification_id)
+        if row is None:
+            return "invalid"  # the same answer as a bad token: a link reveals nothing about other notifications
+        return signer.check(notification_id, token, person_id=row.recipient_person_id, now=clock())
 
     @api.get("/api/v1/notifications/{notification_id}/ack", response_class=HTMLResponse)
-    async def ack_page(notification_id: str, token: Token) -> str:
-        """A page with one button: opening a link (or a mail scanner fetching it) never acknowledges."""
-        check(notification_id, token)
-        safe_id, safe_token = html.escape(notification_id), html.escape(token)
-        return (
-            "<!doctype html><meta name=viewport content='width=device-width'><title>Acknowledge</title>"
-            f"<form method=post action='/api/v1/notifications/{safe_id}/ack?token={safe_token}'>"
-            "<p>Acknowledge that you have seen this safeguarding concern and are acting on it.</p>"
-            "<button type=submit>Acknowledge</button></form>"
-        )
+    async def ack_page(notification_id: str, token: Token) -> HTMLResponse:
+        """The page a link opens: one button (opening a link, or a mail scanner fetching it, never acknowledges)."""
+        state = await link_state(notification_id, token)
+        if state == "expired":
+            return HTMLResponse(ack_pages.expired_page(sign_in_url=console_url), status_code=410)
+        if state == "invalid":
+            raise HTTPException(403, "this acknowledgement link is not valid")
+        check = signer.page_check(notification_id, token)
+        page = ack_pages.confirm_page(notification_id=notification_id, token=token, page_check=check)
+        return HTMLResponse(page, headers={"Referrer-Policy": "same-origin", "X-Frame-Options": "DENY"})
 
     @api.post("/api/v1/notifications/{notification_id}/ack", response_model=Acknowledged)
-    async def ack(notification_id: str, token: Token) -> Acknowledged:
-        """Acknowledge a notification; stops its escalation. Repeating it changes nothing."""
-        check(notification_id, token)
+    async def ack(
+        request: Request,
+        notification_id: str,
+        token: Token,
+        page_check: Annotated[str, Form(max_length=64)] = "",
+        origin: Annotated[str | None, Header()] = None,
+        referer: Annotated[str | None, Header()] = None,
+        accept: Annotated[str, Header()] = "",
+    ) -> Response:
+        """Acknowledge a notification from its link's page; stops its escalation. Repeating it changes nothing."""
+        from_our_page = page_check == signer.page_check(notification_id, token)
+        if not (from_our_page and same_site(request, console_url=console_url, origin=origin, referer=referer)):
+            raise HTTPException(403, "acknowledge from the page the link opens")
+        state = await link_state(notification_id, token)
+        if state == "expired":
+            return HTMLResponse(ack_pages.expired_page(sign_in_url=console_url), status_code=410)
+        if state == "invalid":
+            raise HTTPException(403, "this acknowledgement link is not valid")
         async with uow.begin() as work:
             found, events = await acknowledge(notification_id, session=work.session, deliveries=deliveries, at=clock())
             work.emit(events)
         if not found:
             raise HTTPException(404, "no such notification")
-        return Acknowledged(notification_id=notification_id, acknowledged=True, already=not events)
+        if "text/html" in accept:
+            return HTMLResponse(ack_pages.done_page(already=not events))
+        return JSONResponse(
+            Acknowledged(notification_id=notification_id, acknowledged=True, already=not events).model_dump()
+        )
+
+    @api.get("/n/{notification_id}", include_in_schema=False)
+    async def short_link(notification_id: str, t: Token) -> RedirectResponse:
+        """The SMS form of the link (fewer characters): the same page."""
+        return RedirectResponse(f"/api/v1/notifications/{quote(notification_id)}/ack?token={quote(t)}", status_code=303)
 
     @api.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -30,6 +30,7 @@ from shared.contracts.events import (
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
 from shared.subjects import ROUTING_ACKNOWLEDGEMENTS, ROUTING_CONCERNS
+from shared.tracing import shutdown_tracing
 
 
 class RoutingService:
@@ -96,4 +97,7 @@ def main() -> None:
     import asyncio
 
     app, _ = create_app(get_settings())
-    asyncio.run(app.run())
+    try:
+        asyncio.run(app.run())
+    finally:
+        shutdown_tracing()  # export the spans still queued

@@ -37,13 +37,18 @@ def check(
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when there are warnings.")] = False,
 ) -> None:
     """Validate a policy file, list its rules, and warn about anything that looks wrong."""
-    from services.routing.policy.check import check_policy, describe_rule
-    from services.routing.policy.load import PolicyError, load_policy
+    from services.routing.policy.check import check_policy, describe_rule, refusals
+    from services.routing.policy.load import PolicyError, parse_policy, read_policy_text
 
     try:
-        loaded = load_policy(file)
+        text = read_policy_text(file)
+        loaded = parse_policy(text, source=str(file))
     except PolicyError as error:
         _fail(f"invalid policy: {error}", code=INVALID)
+    refused = refusals(loaded, text=text)
+    if refused:
+        # Safeguard would cap these at run time anyway; refusing says so before the school relies on them.
+        _fail("\n".join(f"refused: {file}: {problem}" for problem in refused), code=INVALID)
     # The command line is the edge, so reading today's date here is fine; the engine never does.
     findings = check_policy(loaded, today=date.today())
     school = loaded.school

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from services.routing.policy.decision import Decision, EscalationRung, Recipient
@@ -20,7 +20,7 @@ from shared.contracts.events import (
     CaseOpened,
     CaseOpenedPayload,
     CaseTriaged,
-    CaseTriagedPayload,
+    CaseTriagedPayloadV2,
     ConcernReceived,
     DeadlineRef,
     DeadlineSet,
@@ -28,6 +28,7 @@ from shared.contracts.events import (
     NotificationRequested,
     NotificationRequestedPayload,
     PersonRef,
+    PossibleSubjectRef,
 )
 
 ROUTING = Actor(id="routing", role="service")
@@ -59,6 +60,12 @@ def channels_for(recipient: Recipient, *, urgency: str) -> list[tuple[str, str]]
     if contact.phone and (urgency in (Urgency.immediate, Urgency.high) or not chosen):
         chosen.append(("sms", contact.phone))
     return chosen
+
+
+def policy_review_reference(title: str, *, version: int, review_due: str) -> str:
+    """How a policy-review reminder names the policy: "Social Media Policy v1, due 31 Oct 2022"."""
+    due = date.fromisoformat(review_due)
+    return f"{title} v{version}, due {due.day} {due:%b %Y}"
 
 
 def notification_requests(
@@ -152,7 +159,7 @@ def triage_events(concern: ConcernReceived, decision: Decision, *, now: datetime
         **common,
     )
     triaged = CaseTriaged.new(
-        CaseTriagedPayload(
+        CaseTriagedPayloadV2(
             case_id=case_id,
             reference=reference,
             category=decision.category,
@@ -170,6 +177,11 @@ def triage_events(concern: ConcernReceived, decision: Decision, *, now: datetime
             guidance=list(decision.guidance),
             safety_floor=list(decision.safety_floor),
             formal_record_required=decision.formal_record_required,
+            subject_person_ids=list(decision.subject_person_ids),
+            possible_subjects=[PossibleSubjectRef(**p.model_dump()) for p in decision.possible_subjects],
+            subject_to_confirm=decision.subject_to_confirm,
+            subject_notes=list(decision.subject_notes),
+            alerts=list(decision.alerts),
         ),
         **common,
     )

@@ -21,6 +21,7 @@ from services.routing.domain import (
     ladder_as_data,
     next_rung,
     notification_requests,
+    policy_review_reference,
     triage_events,
 )
 from services.routing.policies import POLICY_REVIEW, PolicyBook
@@ -31,6 +32,7 @@ from services.routing.policy.model import Urgency
 from services.routing.store import DueDeadline, SqlCaseEvents, SqlDeadlines
 from shared.contracts.envelope import Actor, Event, parse_event
 from shared.contracts.events import (
+    POLICY_REVIEW_DUE,
     CaseEscalated,
     ConcernReceived,
     DeadlineReached,
@@ -61,6 +63,8 @@ async def on_concern_received(event: ConcernReceived, *, work: Work, routing: Ro
     session = work.session
     policy = routing.policies.current(event.school_id)
     decision = decide(event.payload, policy)
+    for alert in decision.alerts:  # operational alerts name the reference, never a person
+        log.error("ROUTING ALERT %s: %s", event.school_id, alert)
     now = routing.clock()
     events = triage_events(event, decision, now=now)
     case_id = case_id_for(event)
@@ -231,9 +235,11 @@ def _remind_policy_review(due: DueDeadline, *, cause: Event[Any], routing: Routi
         *notification_requests(
             people,
             case_id=due.case_id,
-            reference=f"policy v{due.detail['version']}",
+            reference=policy_review_reference(
+                policy.source.title, version=due.detail["version"], review_due=due.detail["review_due"]
+            ),
             urgency="medium",
-            reason=f"policy review was due on {due.detail['review_due']}",
+            reason=POLICY_REVIEW_DUE,
             rung=0,
             school_id=due.school_id,
             cause=cause,

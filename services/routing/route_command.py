@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from shared.contracts.concern import ConcernReceivedPayload
 
 INVALID = 2  # an invalid policy file or concern
-UNROUTABLE = 1  # a valid concern nobody can safely be told about
 
 
 class RouteFailed(Exception):
@@ -129,13 +128,13 @@ def _remembered_bank_holidays() -> tuple[BankHolidays, Callable[[], None]]:
     return bank_holidays, save
 
 
-def route(policy: Path, *, text: str, out: TextIO) -> None:
+def route(policy: Path, *, text: str, out: TextIO, alerts: TextIO | None = None) -> None:
     """Decide each concern in `text` (JSON, or JSON Lines) under `policy`; write one decision per line."""
     from services.routing.policy.decide import decide
-    from services.routing.policy.floor import NoEligibleRecipientError
     from services.routing.policy.load import PolicyError
     from services.routing.policy_cache import load_policy_remembered
 
+    alerts = alerts or sys.stderr
     bank_holidays, remember = _remembered_bank_holidays()
     try:
         loaded = load_policy_remembered(policy, cache_dir=_cache_dir(), bank_holidays=bank_holidays)
@@ -143,11 +142,11 @@ def route(policy: Path, *, text: str, out: TextIO) -> None:
         _fail(f"invalid policy: {error}")
     try:
         for concern in _concerns(text):
-            try:
-                decision = decide(concern, loaded)
-            except NoEligibleRecipientError as error:
-                _fail(f"cannot route: {error}", code=UNROUTABLE)
+            decision = decide(concern, loaded)
             out.write(json.dumps(decision.summary(), ensure_ascii=False) + "\n")
+            # Alerts carry references only, never names: they go where an operator looks.
+            for alert in decision.alerts:
+                print(alert, file=alerts)
     finally:
         out.flush()
         remember()

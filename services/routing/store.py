@@ -23,10 +23,10 @@ case_events = sa.Table(
     sa.Column("case_id", sa.Text, primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("school_id", sa.Text, nullable=False),
-    sa.Column("event_id", sa.Uuid, nullable=False),
+    sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
     sa.Column("event_type", sa.Text, nullable=False),
     sa.Column("event", JSONB, nullable=False),
-    sa.Column("recorded_at", sa.DateTime(timezone=True)),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
 cases = sa.Table(
@@ -34,7 +34,7 @@ cases = sa.Table(
     metadata,
     sa.Column("case_id", sa.Text, primary_key=True),
     sa.Column("school_id", sa.Text, nullable=False),
-    sa.Column("reference", sa.Text, nullable=False),
+    sa.Column("reference", sa.Text, nullable=False, unique=True),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("policy_version", sa.Integer, nullable=False),
@@ -62,6 +62,7 @@ deadlines = sa.Table(
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("detail", JSONB, nullable=False),
     sa.Column("fired_at", sa.DateTime(timezone=True)),
+    sa.Index("deadlines_pending", "due_at", postgresql_where=sa.text("status = 'pending'")),
 )
 
 

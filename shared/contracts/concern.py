@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 def storable(text: str) -> str:
@@ -36,7 +36,29 @@ class PersonRole(StrEnum):
     governor = "governor"
     visitor = "visitor"
     member_of_public = "member_of_public"
+    unknown_adult = "unknown_adult"
     unknown = "unknown"
+
+
+class RiskAnswer(StrEnum):
+    """The answer to "is a child at immediate risk of harm?": only "no" counts as no."""
+
+    yes = "yes"
+    no = "no"
+    not_sure = "not_sure"
+    not_answered = "not_answered"
+
+
+def risk_answer_from_old_boolean(value: Any) -> Any:
+    """Version 1 sent a box ticked or not: ticked is "yes"; unticked cannot tell "no" from "not answered".
+
+    So an unticked box reads as "not answered", never as "no": only the new answer "no" says no.
+    """
+    if value is True:
+        return RiskAnswer.yes.value
+    if value is False:
+        return RiskAnswer.not_answered.value
+    return value
 
 
 ADULTS_WORKING_WITH_CHILDREN = frozenset(
@@ -117,11 +139,19 @@ class ConcernReport(_Frozen):
     platform: Text | None = Field(default=None, max_length=80)
     in_school_hours: bool | None = None
     on_school_device: bool | None = None
-    immediate_risk: bool = False
+    immediate_risk: RiskAnswer = Field(
+        default=RiskAnswer.not_answered,
+        description='yes, no, not_sure or not_answered; true/false from older clients read as "yes"/"not_answered"',
+    )
     telling_parents_may_increase_risk: bool = False
     harm_from_parent_or_carer: bool = False
     occurred_at: datetime | None = None
     answers: dict[Text, Text] = Field(default_factory=dict, max_length=100)
+
+    @field_validator("immediate_risk", mode="before")
+    @classmethod
+    def _old_boolean(cls, value: Any) -> Any:
+        return risk_answer_from_old_boolean(value)
 
     def subjects(self) -> list[PersonInConcern]:
         """The people the concern is about: its subjects and alleged perpetrators."""

@@ -152,6 +152,11 @@ class EventRegistry:
         """Register a function turning `from_version` of `event_type` into `from_version + 1`."""
         self._upcasters[(event_type, from_version)] = upcaster
 
+    def superseded(self, event_type: str, version: int) -> bool:
+        """Whether this version is upcast to a newer one when read (so nobody publishes it any more)."""
+        self._load()
+        return (event_type, version) in self._upcasters
+
     def classes(self) -> dict[tuple[str, int], type[Event[Any]]]:
         self._load()
         return dict(self._classes)

@@ -7,8 +7,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contracts.concern import ConcernReceivedPayload
-from shared.contracts.envelope import Event
+from shared.contracts import concern_v1
+from shared.contracts.concern import ConcernReceivedPayload, risk_answer_from_old_boolean
+from shared.contracts.envelope import Event, registry
 
 
 class _Payload(BaseModel):
@@ -20,12 +21,34 @@ ParentNotification = Literal["inform", "withhold", "not_applicable"]
 NotificationChannel = Literal["push", "email", "sms", "log"]
 
 
-class ConcernReceived(Event[ConcernReceivedPayload]):
+class ConcernReceivedV1(Event[concern_v1.ConcernReceivedPayload]):
     """Intake accepted a concern and gave it a reference number."""
+
+    # Published as "ConcernReceived": the title is part of the frozen v1 schema.
+    model_config = ConfigDict(title="ConcernReceived")
 
     TYPE: ClassVar[str] = "concern.received"
     VERSION: ClassVar[int] = 1
     AGGREGATE: ClassVar[str] = "concern"
+
+
+class ConcernReceived(Event[ConcernReceivedPayload]):
+    """Intake accepted a concern and gave it a reference number; the risk question has four answers."""
+
+    TYPE: ClassVar[str] = "concern.received"
+    VERSION: ClassVar[int] = 2
+    AGGREGATE: ClassVar[str] = "concern"
+
+
+def upcast_concern_received_v1(document: dict[str, Any]) -> dict[str, Any]:
+    """concern.received v1 -> v2: the risk box becomes an answer; an unticked box is "not answered"."""
+    payload = dict(document.get("payload") or {})
+    if "immediate_risk" in payload:
+        payload["immediate_risk"] = risk_answer_from_old_boolean(payload["immediate_risk"])
+    return {**document, "version": 2, "payload": payload}
+
+
+registry().register_upcaster("concern.received", 1, upcast_concern_received_v1)
 
 
 class PersonRef(_Payload):
@@ -76,12 +99,70 @@ class CaseTriagedPayload(_Payload):
     formal_record_required: bool = Field(default=False, description="the decision must be formally recorded")
 
 
-class CaseTriaged(Event[CaseTriagedPayload]):
+class CaseTriagedV1(Event[CaseTriagedPayload]):
     """Routing decided category, urgency and who must act, naming the rules and policy version."""
+
+    # Published as "CaseTriaged": the title is part of the frozen v1 schema.
+    model_config = ConfigDict(title="CaseTriaged")
 
     TYPE: ClassVar[str] = "case.triaged"
     VERSION: ClassVar[int] = 1
     AGGREGATE: ClassVar[str] = "case"
+
+
+ParentsAtTriage = Literal["inform", "dsl_decides", "must_not_tell", "not_applicable"]
+
+
+class PossibleSubjectRef(_Payload):
+    """Someone who plausibly is the concern's subject: not told, until someone confirms who it is."""
+
+    person_id: str
+    name: str
+    why: str
+
+
+class CaseTriagedPayloadV2(CaseTriagedPayload):
+    """Version 2: parents "withhold" split in two, and who the concern is (or may be) about."""
+
+    parents: ParentsAtTriage  # type: ignore[assignment]
+    subject_person_ids: list[str] = Field(default_factory=list, description="people it is about: never told")
+    possible_subjects: list[PossibleSubjectRef] = Field(default_factory=list)
+    subject_to_confirm: bool = False
+    subject_notes: list[str] = Field(default_factory=list)
+    alerts: list[str] = Field(default_factory=list, description="error-level alerts raised by triage")
+
+
+class CaseTriaged(Event[CaseTriagedPayloadV2]):
+    """Routing decided category, urgency and who must act, naming the rules and policy version."""
+
+    TYPE: ClassVar[str] = "case.triaged"
+    VERSION: ClassVar[int] = 2
+    AGGREGATE: ClassVar[str] = "case"
+
+
+# Version 1's "withhold" reasons that meant "the DSL decides"; any other withholding was a must-not-tell.
+_DSL_DECIDES_REASONS = (
+    "No matching rule says whether parents or carers are told",
+    "No rule matched this concern: the DSL decides",
+    "The DSL decides whether and when parents or carers are told",
+)
+
+
+def upcast_case_triaged_v1(document: dict[str, Any]) -> dict[str, Any]:
+    """case.triaged v1 -> v2: "withhold" becomes "dsl_decides" when its reason says so, else "must_not_tell"."""
+    payload = dict(document.get("payload") or {})
+    if payload.get("parents") == "withhold":
+        reason = str(payload.get("parents_reason", ""))
+        payload["parents"] = "dsl_decides" if reason.startswith(_DSL_DECIDES_REASONS) else "must_not_tell"
+    return {**document, "version": 2, "payload": payload}
+
+
+registry().register_upcaster("case.triaged", 1, upcast_case_triaged_v1)
+
+
+# The `reason` of a notification that is a policy-review reminder, not a concern: renderers head it
+# "Policy review due: <reference>", where the reference reads like "Social Media Policy v1, due 31 Oct 2022".
+POLICY_REVIEW_DUE = "policy_review_due"
 
 
 class NotificationRequestedPayload(_Payload):
@@ -228,3 +309,23 @@ class PolicyReviewDue(Event[PolicyReviewDuePayload]):
     TYPE: ClassVar[str] = "policy.review_due"
     VERSION: ClassVar[int] = 1
     AGGREGATE: ClassVar[str] = "policy"
+
+
+# --- audit checkpoints (published on their own stream, see Subjects.checkpoint) ---
+
+
+class LedgerCheckpointedPayload(_Payload):
+    tree_size: int = Field(ge=0)
+    root_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    timestamp: str
+    previous: str | None = Field(default=None, description="SHA-256 of the school's previous signed head")
+    key_id: str
+    signature: str = Field(description="base64 Ed25519 signature over the head's canonical bytes")
+
+
+class LedgerCheckpointed(Event[LedgerCheckpointedPayload]):
+    """Audit signed a Merkle tree head over a school's ledger (RFC 9162 shape), also kept in its witness log."""
+
+    TYPE: ClassVar[str] = "ledger.checkpointed"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "ledger"

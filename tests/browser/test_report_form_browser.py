@@ -131,5 +131,5 @@ async def test_a_parent_reports_on_a_phone_with_a_screenshot_and_reads_the_refer
             lambda: stream_events(js, settings, "concern.received"), until=lambda e: len(e) == 1, what="concern"
         )
     assert event.payload.reference == reference
-    assert event.payload.people[0].person_id == "pastoral-lead" and event.payload.immediate_risk is True
+    assert event.payload.people[0].person_id == "pastoral-lead" and event.payload.immediate_risk == "not_sure"
     assert "image/png" in json.dumps(event.payload.answers)

@@ -68,6 +68,8 @@ def environment(settings: Settings, mail_dir: Path) -> dict[str, str]:
             # Lists and dicts are read back from the environment as JSON.
             env[f"SAFEGUARD_{key.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
     env["SAFEGUARD_MAIL_SINK_DIR"] = str(mail_dir)
+    env["SAFEGUARD_AUDIT_SIGNING_KEY_PATH"] = str(mail_dir.parent / "audit" / "head-signing-key.pem")
+    env["SAFEGUARD_AUDIT_WITNESS_LOG_PATH"] = str(mail_dir.parent / "audit" / "witness.jsonl")
     return env
 
 

@@ -21,7 +21,9 @@ import pytest
 
 from services.launcher.ports import free_port, is_listening
 from shared.db import asyncpg_dsn
+from shared.db_roles import role_url
 from tests.support.factories import report_json
+from tests.support.reporting import post_until_accepted
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -151,7 +153,12 @@ async def test_a_concern_reported_before_a_restart_is_in_the_audit_ledger_after_
 
     again = RunningUp(data_dir=data_dir, http_port=http_port, notifications_port=notifications_port, log_file=log_file)
     try:
-        database_url = again.endpoints()["database"]
+        shown = again.endpoints()["database"]
+        superuser_password = (data_dir / "postgres" / "superuser.password").read_text().strip()
+        assert superuser_password not in "\n".join(again.lines), "the banner shows no superuser password"
+        # Read the ledger as audit does: its own role, whose password `safeguard up` keeps under the data folder.
+        audit_password = (data_dir / "credentials" / "database" / "safeguard_audit.password").read_text().strip()
+        database_url = role_url(shown, role="safeguard_audit", password=audit_password)
         count = await eventually(
             lambda: _ledger_count(database_url, reference),
             until=lambda found: found >= 1,
@@ -163,3 +170,52 @@ async def test_a_concern_reported_before_a_restart_is_in_the_audit_ledger_after_
     finally:
         exit_code = again.interrupt() if again.process.poll() is None else again.process.returncode
     assert exit_code == 0, again.log_tail()
+
+
+def _child_running(parent_pid: int, module: str) -> int | None:
+    """The pid of the launcher's child process running `python -m <module>`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == parent_pid and module.encode() in argv:
+            return int(entry.name)
+    return None
+
+
+async def test_intake_killed_with_sigkill_comes_back_and_a_retried_post_gets_its_first_reference(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    http_port, notifications_port = free_port(), free_port()
+    running = RunningUp(
+        data_dir=data_dir, http_port=http_port, notifications_port=notifications_port, log_file=tmp_path / "up.log"
+    )
+    try:
+        concerns_url = running.endpoints()["intake API"].replace("{school_id}", "st-marks")
+        headers = {"Idempotency-Key": f"retry-{os.getpid()}-{time.monotonic_ns()}"}
+        report = report_json()
+        async with httpx.AsyncClient(timeout=10) as client:
+            first = await client.post(concerns_url, json=report, headers=headers)
+            assert first.status_code == 202, first.text
+            intake_pid = _child_running(running.process.pid, "services.intake")
+            assert intake_pid is not None
+            os.kill(intake_pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+
+            again = await post_until_accepted(
+                client, concerns_url, report=report, idempotency_key=headers["Idempotency-Key"], timeout=30
+            )
+            came_back_after = time.monotonic() - killed_at
+        print(f"intake answered again {came_back_after:.1f}s after SIGKILL")
+        assert again.json()["reference"] == first.json()["reference"]
+        assert came_back_after < 15, came_back_after
+        assert _child_running(running.process.pid, "services.intake") not in (None, intake_pid)
+        assert running.process.poll() is None, "the system stayed up"
+        assert "service intake restarted (restart 1)" in running.log_tail()
+    finally:
+        exit_code = running.interrupt() if running.process.poll() is None else running.process.returncode
+    assert exit_code == 0, running.log_tail()

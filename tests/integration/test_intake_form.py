@@ -81,7 +81,7 @@ async def test_a_filled_form_with_a_screenshot_becomes_a_concern_about_the_chose
     assert page.status_code == 200 and reference is not None and "What happens next" in page.text
     concern = event.payload
     assert concern.reference == reference.group(1) and concern.channel == "web_form"
-    assert (concern.people[0].person_id, concern.immediate_risk) == ("pastoral-lead", True)
+    assert (concern.people[0].person_id, concern.immediate_risk) == ("pastoral-lead", "not_sure")
     listed = concern.answers["attachments"]
     assert "image/png" in listed and "quarantined" in listed  # the program posing as a picture is kept apart
     stored = sorted(

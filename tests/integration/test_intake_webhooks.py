@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from services.intake.app import create_app
 from services.intake.store import raw_inputs
-from services.intake.webhook_http import SIGNATURE_HEADER, TIMESTAMP_HEADER, webhook_attempts
+from services.intake.tables import webhook_attempts
+from services.intake.webhook_http import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from services.intake.webhooks import sign
 from shared.db import transaction
 from shared.settings import Settings

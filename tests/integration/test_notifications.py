@@ -2,41 +2,38 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from services.notifications.app import create_app
-from services.notifications.handlers import AckSigner
-from shared.contracts.envelope import Actor, utc_now
-from shared.contracts.events import NotificationRequested, NotificationRequestedPayload, PersonRef
+from services.notifications.links import AckLinks
+from shared.contracts.envelope import utc_now
+from shared.contracts.events import PersonRef
 from shared.settings import Settings
 from shared.tracing import trace_id_of
-from tests.support.factories import concern_received
+from tests.support.factories import concern_received, notification_requested
 from tests.support.running import jetstream, publish_raw, running, stream_events
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 
-def request(*, notification_id: str, cause, channel: str = "email", address: str = "dsl@example.org"):
-    return NotificationRequested.new(
-        NotificationRequestedPayload(
-            notification_id=notification_id,
-            case_id="case-1",
-            reference=cause.payload.reference,
-            recipient=PersonRef(person_id="s-bird", name="Mr S Bird", role="designated_safeguarding_lead"),
-            channel=channel,
-            address=address,
-            urgency="high",
-            reason="rule learner-online-bullying",
-        ),
-        school_id="st-marks",
-        aggregate_id=notification_id,
-        actor=Actor(id="routing", role="service"),
-        occurred_at=utc_now(),
+def request(*, notification_id: str, cause: Any, channel: str = "email", address: str = "dsl@example.org") -> Any:
+    recipient = PersonRef(person_id="s-bird", name="Mr S Bird", role="designated_safeguarding_lead")
+    return notification_requested(
+        channel=channel,
+        address=address,
+        recipient=recipient,
+        notification_id=notification_id,
+        reference=cause.payload.reference,
+        urgency="high",
+        reason="rule learner-online-bullying",
         cause=cause,
     )
 
@@ -78,22 +75,47 @@ async def test_an_undeliverable_address_is_reported_failed(settings: Settings) -
     assert "not an email address" in failed.payload.reason and failed.payload.retryable is False
 
 
-async def test_acknowledging_twice_records_one_acknowledgement(settings: Settings) -> None:
+async def test_acknowledging_twice_from_the_links_page_records_one_acknowledgement(settings: Settings) -> None:
     app, runtime = create_app(settings)
     assert settings.signing_key is not None
-    token = AckSigner(settings.signing_key.encode()).token("n-ack")
+    token = AckLinks(settings.signing_key.encode()).token("n-ack", person_id="s-bird", now=utc_now())
+    other_person = AckLinks(settings.signing_key.encode()).token("n-ack", person_id="r-crane", now=utc_now())
     async with running(runtime), jetstream(settings) as (_, js):
         await publish_raw(js, settings, request(notification_id="n-ack", cause=concern_received()))
         await eventually(lambda: stream_events(js, settings, "notification.sent"), what="sent")
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://notifications") as client:
             page = await client.get(f"/api/v1/notifications/n-ack/ack?token={token}")
-            forged = await client.post("/api/v1/notifications/n-ack/ack?token=0000000000000000")
-            first = await client.post(f"/api/v1/notifications/n-ack/ack?token={token}")
-            second = await client.post(f"/api/v1/notifications/n-ack/ack?token={token}")
+            not_theirs = await client.get(f"/api/v1/notifications/n-ack/ack?token={other_person}")
+            check = re.search(r"name=page_check value='([^']+)'", page.text)
+            assert check is not None
+            form = {"page_check": check.group(1)}
+            url = f"/api/v1/notifications/n-ack/ack?token={token}"
+            cross_site = await client.post(url, data=form, headers={"Origin": "https://elsewhere.example.org"})
+            no_page = await client.post(url, headers={"Origin": "http://notifications"})
+            forged = await client.post("/api/v1/notifications/n-ack/ack?token=0000000000000000", data=form)
+            first = await client.post(url, data=form, headers={"Origin": "http://notifications"})
+            second = await client.post(url, data=form, headers={"Referer": f"http://notifications{url}"})
         assert page.status_code == 200 and "<button" in page.text
-        assert forged.status_code == 403
+        assert not_theirs.status_code == 403
+        assert (cross_site.status_code, no_page.status_code, forged.status_code) == (403, 403, 403)
         assert first.json() == {"notification_id": "n-ack", "acknowledged": True, "already": False}
         assert second.json()["already"] is True
         acks = await eventually(lambda: stream_events(js, settings, "notification.acknowledged"), what="ack event")
     assert len(acks) == 1 and acks[0].payload.acknowledged_by == "s-bird"
+
+
+async def test_an_expired_link_says_so_and_offers_sign_in(settings: Settings) -> None:
+    app, runtime = create_app(settings)
+    assert settings.signing_key is not None
+    links = AckLinks(settings.signing_key.encode())
+    async with running(runtime), jetstream(settings) as (_, js):
+        await publish_raw(js, settings, request(notification_id="n-old", cause=concern_received()))
+        await eventually(lambda: stream_events(js, settings, "notification.sent"), what="sent")
+        stale = links.token("n-old", person_id="s-bird", now=utc_now() - timedelta(days=8))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://notifications") as client:
+            page = await client.get(f"/api/v1/notifications/n-old/ack?token={stale}")
+            short = await client.get(f"/n/n-old?t={stale}", follow_redirects=True)
+    assert page.status_code == 410 and "expired" in page.text and "Sign in to Safeguard" in page.text
+    assert short.status_code == 410

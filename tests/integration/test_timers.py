@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from services.routing.app import RoutingService
 from services.routing.store import deadlines
 from shared.contracts.envelope import Actor, utc_now
-from shared.contracts.events import NotificationAcknowledged, NotificationAcknowledgedPayload
+from shared.contracts.events import POLICY_REVIEW_DUE, NotificationAcknowledged, NotificationAcknowledgedPayload
 from shared.db import transaction
 from shared.settings import Settings
 from shared.tracing import trace_id_of
@@ -59,7 +59,7 @@ async def acknowledge_deadlines(service: RoutingService, case_id: str) -> list:
 
 def a_concern_for_the_dsl_alone():
     # Not immediate risk, so at triage only the DSL is told; the deputies are the next rung.
-    return concern_received(kind="online_bullying", immediate_risk=False)
+    return concern_received(kind="online_bullying", immediate_risk="no")
 
 
 async def test_no_acknowledgement_escalates_to_the_deputies_exactly_once_across_a_restart(settings: Settings) -> None:
@@ -199,8 +199,15 @@ async def test_an_overdue_policy_review_reminds_the_headteacher_and_named_govern
             assert len(await stream_events(js, settings, "policy.review_due")) == 1
         finally:
             await stop(second)
+        reminders = [
+            e
+            for e in await stream_events(js, settings, "notification.requested")
+            if e.payload.reason == POLICY_REVIEW_DUE
+        ]
     assert due.payload.review_due == "2022-10-31"
     assert {r.role for r in due.payload.recipients} == {"headteacher", "named_governor"}
+    # Its own kind of message, in every channel: not headed like a concern.
+    assert reminders and {e.payload.reference for e in reminders} == {"Social Media Policy v1, due 31 Oct 2022"}
 
 
 async def test_an_acknowledgement_for_an_unknown_case_is_recorded_nowhere_and_not_dead_lettered(

@@ -31,8 +31,10 @@ class Scenario:
     expect: dict[str, Any]
 
 
-def _concern(case: dict[str, Any], *, reference: str, received_at: str) -> ConcernReceivedPayload:
+def _concern(case: dict[str, Any], *, reference: str, received_at: str, risk: str | None) -> ConcernReceivedPayload:
     body = dict(case["concern"])
+    if risk is not None:
+        body.setdefault("immediate_risk", risk)
     body.setdefault("summary", " ".join(case["scenario"].split())[:300])
     body.setdefault("reference", reference)
     body.setdefault("channel", "web_form")
@@ -52,7 +54,9 @@ def load_scenarios() -> list[Scenario]:
                 Scenario(
                     name=f"{table.stem}#{number}",
                     policy_path=REPO / data["policy"],
-                    concern=_concern(case, reference=reference, received_at=data["received_at"]),
+                    concern=_concern(
+                        case, reference=reference, received_at=data["received_at"], risk=data.get("immediate_risk")
+                    ),
                     expect=case["expect"],
                 )
             )
@@ -84,6 +88,13 @@ def assert_as_expected(outcome: dict[str, Any], expect: dict[str, Any], *, scena
     for kind, when in expect.get("due", {}).items():
         if due.get(kind) != datetime.fromisoformat(when):
             problems.append(f"{kind} due {due.get(kind)} != {when}")
+    for key in ("subjects", "possible_subjects"):
+        if key in expect:
+            found = sorted(p if isinstance(p, str) else p["person_id"] for p in outcome[key])
+            if found != sorted(expect[key]):
+                problems.append(f"{key} {found} != {sorted(expect[key])}")
+    if outcome["subject_to_confirm"] != expect.get("subject_to_confirm", False):
+        problems.append(f"subject_to_confirm is {outcome['subject_to_confirm']}")
     if outcome["formal_record_required"] != expect.get("formal_record", False):
         problems.append(f"formal_record_required is {outcome['formal_record_required']}")
     assert not problems, f"{scenario}: " + "; ".join(problems)
@@ -98,7 +109,15 @@ def test_the_table_is_big_enough_and_cites_the_policy() -> None:
     assert len(ALL) >= 40
     tables = [yaml.safe_load(t.read_text(encoding="utf-8")) for t in SCENARIOS.glob("*.yaml")]
     for case in (case for table in tables for case in table["cases"]):
-        assert case["scenario"][0].isdigit() or case["scenario"].startswith("Floor"), case["scenario"]
+        cited = case["scenario"][0].isdigit() or case["scenario"].startswith("Floor") or case.get("source")
+        assert cited, case["scenario"]
+
+
+def test_the_cases_written_from_the_policy_and_guidance_each_quote_their_source() -> None:
+    table = yaml.safe_load((SCENARIOS / "06-from-the-policy-and-guidance.yaml").read_text(encoding="utf-8"))
+    assert len(table["cases"]) >= 40
+    for case in table["cases"]:
+        assert case["source"].startswith(("St Mark's", "KCSIE", "WT", "UKCIS")), case["scenario"]
 
 
 @pytest.mark.parametrize("scenario", ALL, ids=[s.name for s in ALL])

@@ -31,6 +31,9 @@ def as_route_output(triaged: CaseTriaged) -> dict[str, Any]:
         "recipients": [r.model_dump() for r in payload.recipients],
         "deadlines": [d.model_dump(mode="json") for d in payload.deadlines],
         "formal_record_required": payload.formal_record_required,
+        "subjects": payload.subject_person_ids,
+        "possible_subjects": [p.model_dump() for p in payload.possible_subjects],
+        "subject_to_confirm": payload.subject_to_confirm,
     }
 
 

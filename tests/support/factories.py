@@ -7,7 +7,12 @@ from typing import Any
 
 from shared.contracts.concern import Channel, ConcernReport
 from shared.contracts.envelope import Actor, utc_now
-from shared.contracts.events import ConcernReceived
+from shared.contracts.events import (
+    ConcernReceived,
+    NotificationRequested,
+    NotificationRequestedPayload,
+    PersonRef,
+)
 
 
 def report_json(**overrides: Any) -> dict[str, Any]:
@@ -41,3 +46,35 @@ def concern_received(*, school_id: str = "st-marks", **overrides: Any) -> Concer
 
 
 TEST_ACTOR = Actor(id="test", role="service")
+
+
+def notification_requested(
+    *,
+    channel: str,
+    address: str,
+    recipient: PersonRef,
+    notification_id: str | None = None,
+    reference: str = "SG-2026-TESTREF1",
+    urgency: str = "immediate",
+    reason: str = "rule immediate-risk",
+    cause: Any = None,
+) -> NotificationRequested:
+    """A notification.requested event as routing would publish it (a fresh notification id unless given)."""
+    notification_id = notification_id or str(uuid.uuid4())
+    return NotificationRequested.new(
+        NotificationRequestedPayload(
+            notification_id=notification_id,
+            case_id="case-1",
+            reference=reference,
+            recipient=recipient,
+            channel=channel,  # type: ignore[arg-type]
+            address=address,
+            urgency=urgency,  # type: ignore[arg-type]
+            reason=reason,
+        ),
+        school_id="st-marks",
+        aggregate_id=notification_id,
+        actor=Actor(id="routing", role="service"),
+        occurred_at=utc_now(),
+        cause=cause or concern_received(),
+    )

@@ -17,6 +17,7 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 K8S_DIR = REPO_ROOT / "deploy" / "k8s"
 SAFEGUARD_SERVICES = ("intake", "routing", "notifications", "audit")
 BACKBONE = ("nats", "postgres")
+ONE_SHOT = ("credentials", "setup")
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def _service(compose: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_the_stack_is_nats_postgres_and_the_four_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {*BACKBONE, *SAFEGUARD_SERVICES}
+    assert set(compose["services"]) == {*BACKBONE, *SAFEGUARD_SERVICES, *ONE_SHOT}
 
 
 @pytest.mark.parametrize("name", SAFEGUARD_SERVICES)
@@ -97,9 +98,33 @@ def test_intake_publishes_8080_and_the_backbone_publishes_nothing(compose: dict[
 
 
 def test_no_secret_is_written_into_the_compose_file(compose: dict[str, Any]) -> None:
-    assert "postgres_password" not in COMPOSE_FILE.read_text().lower()
+    assert "postgres_password:" not in COMPOSE_FILE.read_text().lower()
+    assert "trust" not in str(_service(compose, "postgres")["environment"])
     signing_key = _service(compose, "notifications")["environment"]["SAFEGUARD_SIGNING_KEY"]
     assert signing_key == "${SAFEGUARD_SIGNING_KEY:-}", "taken from the caller's environment, never written here"
+
+
+@pytest.mark.parametrize("name", SAFEGUARD_SERVICES)
+def test_each_service_runs_as_its_own_nats_user_and_database_role_with_only_its_own_secrets(
+    compose: dict[str, Any], name: str
+) -> None:
+    service = _service(compose, name)
+    environment = service["environment"]
+    assert environment["SAFEGUARD_NATS_USER"] == name
+    assert environment["SAFEGUARD_DATABASE_URL"].startswith(f"postgresql+asyncpg://safeguard_{name}@postgres:5432/")
+    assert environment["SAFEGUARD_NATS_PASSWORD_FILE"].startswith("/run/safeguard/")
+    [secrets] = [volume for volume in service["volumes"] if isinstance(volume, dict)]
+    assert secrets["source"] == "credentials" and secrets["volume"] == {"subpath": name} and secrets["read_only"]
+    assert service["depends_on"]["setup"] == {"condition": "service_completed_successfully"}
+
+
+def test_nats_and_postgres_refuse_anyone_without_the_generated_credentials(compose: dict[str, Any]) -> None:
+    nats_command = _service(compose, "nats")["command"]
+    assert nats_command[nats_command.index("--config") + 1] == "/etc/safeguard/auth.conf"
+    postgres = _service(compose, "postgres")["environment"]
+    assert postgres["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
+    assert postgres["POSTGRES_PASSWORD_FILE"] == "/run/safeguard/superuser.password"
+    assert _service(compose, "credentials")["network_mode"] == "none"
 
 
 def _compose_command(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
@@ -196,8 +221,21 @@ def test_each_k8s_service_runs_its_module_with_the_database_from_a_secret(name: 
     assert container["command"] == ["python", "-m", f"services.{name}"]
     assert {"configMapRef": {"name": "safeguard-config"}} in container["envFrom"]
     database = next(item for item in container["env"] if item["name"] == "SAFEGUARD_DATABASE_URL")
-    assert database["valueFrom"]["secretKeyRef"] == {"name": "safeguard-secrets", "key": "database-url"}
+    assert database["valueFrom"]["secretKeyRef"] == {"name": f"safeguard-{name}", "key": "database-url"}
+    environment = {item["name"]: item.get("value") for item in container["env"]}
+    assert environment["SAFEGUARD_NATS_USER"] == name
+    assert environment["SAFEGUARD_NATS_PASSWORD_FILE"] == "/run/safeguard/nats.password"
+    [credentials] = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "credentials"]
+    assert credentials["secret"]["secretName"] == f"safeguard-{name}", "each service mounts only its own Secret"
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_nats_takes_its_users_from_a_secret_and_a_setup_job_prepares_the_backbone() -> None:
+    assert "include ./auth/auth.conf" in _named("ConfigMap", "safeguard-nats-config")["data"]["nats.conf"]
+    volumes = _named("StatefulSet", "safeguard-nats")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "auth", "secret": {"secretName": "safeguard-nats-auth"}} in volumes
+    job = _named("Job", "safeguard-setup")["spec"]["template"]["spec"]["containers"][0]
+    assert job["command"] == ["python", "-m", "services.launcher.deployment", "setup", "/run/safeguard"]
 
 
 def test_the_example_secret_is_not_applied() -> None:

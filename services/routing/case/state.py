@@ -131,6 +131,10 @@ def _opened(state: CaseState, event: CaseOpened) -> CaseState:
     )
 
 
+# Triage's four answers in the case's own words: until the DSL decides, parents are not contacted either way.
+_AT_TRIAGE = {"must_not_tell": "withhold", "dsl_decides": "withhold"}
+
+
 def _triaged(state: CaseState, event: CaseTriaged) -> CaseState:
     body = event.payload
     case_type = state.case_type if state.reclassified else case_type_of(body.category, state.kind)
@@ -139,7 +143,7 @@ def _triaged(state: CaseState, event: CaseTriaged) -> CaseState:
         category=body.category,
         urgency=body.urgency,
         policy_version=body.policy_version,
-        parents=body.parents,
+        parents=_AT_TRIAGE.get(body.parents, body.parents),  # type: ignore[arg-type]
         parents_reason=body.parents_reason,
         case_type=case_type,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from itertools import combinations
@@ -9,6 +10,8 @@ from itertools import combinations
 from services.routing.policy.floor import NEXT_IN_LINE
 from services.routing.policy.match import could_both_match, why_never_matches
 from services.routing.policy.model import Policy, Rule, SchoolRole, When
+from services.routing.policy.urgency_floor import too_slow
+from services.routing.policy.vocabulary import CORE_ROLES
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,30 @@ class Finding:
 
     def __str__(self) -> str:
         return f"rule {self.rule_id}: {self.message}" if self.rule_id else self.message
+
+
+def refusals(policy: Policy, *, text: str = "") -> list[str]:
+    """What `policy check` refuses in a policy that loads: acknowledgement times slower than the floor.
+
+    With the file's `text`, each refusal names the line it is about.
+    """
+    found = []
+    for urgency, problem in too_slow(policy):
+        line = _line_of(text, section="acknowledge_within", key=urgency.value)
+        found.append(f"line {line}: {problem}" if line else problem)
+    return found
+
+
+def _line_of(text: str, *, section: str, key: str) -> int | None:
+    inside = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        if re.match(rf"{section}\s*:", line):
+            inside = True
+        elif inside and re.match(rf"\s+{key}\s*:", line):
+            return number
+        elif inside and line[:1].isalpha():
+            inside = False
+    return None
 
 
 def check_policy(policy: Policy, *, today: date) -> list[Finding]:
@@ -46,8 +73,9 @@ def _first_holder_in_line(policy: Policy, role: SchoolRole) -> SchoolRole | None
 
 def _empty_roles(policy: Policy) -> list[Finding]:
     findings = []
+    asked = {role for rule in policy.rules for role in rule.then.notify}
     for role in SchoolRole:
-        if policy.holders(role):
+        if policy.holders(role) or (role not in CORE_ROLES and role not in asked):
             continue
         instead = _first_holder_in_line(policy, role)
         goes_to = f"goes to the {instead.value} instead" if instead else "reaches nobody"

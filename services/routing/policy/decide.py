@@ -5,12 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from services.routing.policy import floor
+from services.routing.policy import floor, urgency_floor
 from services.routing.policy.calendar import due_at
-from services.routing.policy.decision import Deadline, Decision, EscalationRung, ParentNotification
+from services.routing.policy.decision import (
+    Deadline,
+    Decision,
+    EscalationRung,
+    ParentNotification,
+    PossibleSubjectRef,
+)
 from services.routing.policy.match import facts_of, matching_rules
 from services.routing.policy.model import Policy, Rule, SchoolRole, Urgency
-from shared.contracts.concern import ConcernReceivedPayload
+from services.routing.policy.subjects import find_subjects
+from shared.contracts.concern import ConcernReceivedPayload, RiskAnswer
 
 ACKNOWLEDGE = "acknowledge"
 
@@ -18,12 +25,23 @@ _IMMEDIATE_NOTE = (
     "A child may be at immediate risk: this is treated as immediate and goes to the DSL and the deputies. "
     "If a child is in immediate danger, call 999."
 )
+_KIND_NOTE = "This kind of concern is urgent by its nature: it is treated as at least {urgency}."
 _UNMATCHED_NOTE = "No rule in the policy says what kind of concern this is: the DSL triages it."
 _SUBJECT_NOTE = (
     "Someone this concern is about would normally be told of it: they are not, and the next person in line "
     "receives it instead."
 )
 _HEADTEACHER_NOTE = "This concern is about the headteacher: it goes to the named governor, not the headteacher."
+_CONFIRM_NOTE = (
+    "Subject to confirm: who this concern is about is not certain. Everyone it could be is left out and listed "
+    "as a possible subject; it goes to whoever is left in the allegations chain, who confirms who it is."
+)
+_OUTSIDE_NOTE = (
+    "Everyone inside the school who would handle this concern is, or may be, its subject: it goes to the LADO "
+    "and the trust's safeguarding lead."
+)
+_OUTSIDE_ALERT = "error: nobody inside the school can safely be told about concern {reference}: sent outside"
+_NOBODY_ALERT = "error: nobody the policy names can safely be told about concern {reference}: call the LADO now"
 
 
 class RulesOutcome(NamedTuple):
@@ -74,25 +92,49 @@ def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
     engaged: list[str] = []
     notes: list[str] = []
 
-    subjects = floor.subject_person_ids(concern, policy=policy, reporter_is_subject=asked.reporter_is_subject)
+    found = find_subjects(concern, policy=policy, reporter_is_subject=asked.reporter_is_subject)
+    subjects = found.excluded
     category = asked.recognised or policy.fallback.category
-    urgency = asked.urgency or policy.fallback.urgency
+    default, least = urgency_floor.kind_urgencies(concern.kind, policy=policy)
+    urgency = asked.urgency or default
     roles = set(asked.roles)
+    alerts: list[str] = []
 
-    if concern.immediate_risk:
+    if least is not None and urgency.rank < least.rank:
+        urgency = least
+        engaged.append(floor.URGENT_BY_NATURE)
+        notes.append(_KIND_NOTE.format(urgency=least.value))
+    if concern.immediate_risk is RiskAnswer.yes:
+        if urgency is not Urgency.immediate or not {floor.DSL, floor.DEPUTY} <= roles:
+            engaged.append(floor.IMMEDIATE_RISK)
         urgency = Urgency.immediate
         roles |= {floor.DSL, floor.DEPUTY}
-        engaged.append(floor.IMMEDIATE_RISK)
         notes.append(_IMMEDIATE_NOTE)
-    if asked.recognised is None:
+    elif concern.immediate_risk in urgency_floor.UNASSESSED:
+        if urgency.rank < Urgency.high.rank or floor.DSL not in roles:
+            engaged.append(floor.RISK_UNASSESSED)
+        urgency = max(urgency, Urgency.high, key=lambda u: u.rank)
         roles.add(floor.DSL)
-        engaged.append(floor.UNMATCHED)
+        notes.append(urgency_floor.UNASSESSED_RISK_NOTE)
+    if asked.recognised is None:
+        if floor.DSL not in roles:
+            engaged.append(floor.UNMATCHED)
+        roles.add(floor.DSL)
         notes.append(_UNMATCHED_NOTE)
+    if found.to_confirm:
+        # The allegations chain: the headteacher, or the named governor when the head may be the subject.
+        roles.add(floor.HEADTEACHER)
+        engaged.append(floor.SUBJECT_TO_CONFIRM)
+        notes.append(_CONFIRM_NOTE)
 
     adult_subject = floor.adult_working_with_children_is_subject(facts, subjects=subjects, policy=policy)
     parents, parent_floor = floor.parent_notification(facts, from_rules=asked.parents, adult_subject=adult_subject)
-    engaged.extend(parent_floor)
+    changed = parents is not asked.parents  # the floor returns the rules' own answer when it keeps it
+    if changed:
+        engaged.extend(parent_floor)  # listed only when the floor changed what the rules said
     if floor.PARENTS_RISK in parent_floor or floor.PARENTS_HARM in parent_floor:
+        if floor.DSL not in roles and not changed:
+            engaged.extend(parent_floor)
         roles.add(floor.DSL)
 
     if floor.headteacher_is_subject(subjects, policy=policy):
@@ -105,10 +147,12 @@ def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
     if not recipients:
         recipients, notify_roles, passed_over = floor.resolve_recipients({floor.DSL}, subjects=subjects, policy=policy)
         engaged.append(floor.NOBODY_ELSE)
-    if not recipients:
-        raise floor.NoEligibleRecipientError(
-            f"concern {concern.reference}: everyone the policy names is a subject of it"
-        )
+    if not any(floor.inside_school(r, policy=policy) for r in recipients):
+        recipients, notify_roles, _ = floor.resolve_recipients(floor.OUTSIDE, subjects=subjects, policy=policy)
+        engaged.append(floor.NOBODY_INSIDE)
+        notes.append(_OUTSIDE_NOTE)
+        alert = _OUTSIDE_ALERT if recipients else _NOBODY_ALERT
+        alerts.append(alert.format(reference=concern.reference))
     if passed_over:
         engaged.append(floor.NEVER_NOTIFY_SUBJECT)
         notes.append(_SUBJECT_NOTE)
@@ -130,7 +174,14 @@ def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
         guidance=guidance,
         rule_ids=asked.rule_ids,
         safety_floor=tuple(engaged),
-        subject_person_ids=tuple(sorted(subjects)),
+        subject_person_ids=tuple(sorted(found.subjects)),
+        possible_subjects=tuple(
+            PossibleSubjectRef(person_id=p.person_id, name=_name_of(p.person_id, policy=policy), why=p.why)
+            for p in found.possible
+        ),
+        subject_to_confirm=found.to_confirm,
+        subject_notes=found.unresolved,
+        alerts=tuple(alerts),
         formal_record_required=asked.formal_record,
         policy_version=policy.version,
         policy_digest=policy.digest,
@@ -140,13 +191,13 @@ def decide(concern: ConcernReceivedPayload, policy: Policy) -> Decision:
 
 def acknowledge_by(since: datetime, *, urgency: Urgency, policy: Policy) -> datetime:
     """When a notification sent at `since` must be acknowledged, by the policy's time for `urgency`."""
-    return due_at(since, within=policy.acknowledge_within[urgency], calendar=policy.calendar)
+    return due_at(since, within=urgency_floor.acknowledge_within(urgency, policy=policy), calendar=policy.calendar)
 
 
 def _deadlines(
     received_at: datetime, *, urgency: Urgency, matched: tuple[Rule, ...], policy: Policy
 ) -> tuple[Deadline, ...]:
-    within = policy.acknowledge_within[urgency]
+    within = urgency_floor.acknowledge_within(urgency, policy=policy)
     earliest: dict[str, Deadline] = {
         ACKNOWLEDGE: Deadline(
             kind=ACKNOWLEDGE,
@@ -179,6 +230,11 @@ def _overdue_note(policy: Policy) -> str:
     return note
 
 
+def _name_of(person_id: str, *, policy: Policy) -> str:
+    person = policy.person(person_id)
+    return person.name if person is not None else person_id
+
+
 def _unique(texts: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for t in texts if t))
 
@@ -189,7 +245,7 @@ def escalation_ladder(decision: Decision, *, policy: Policy) -> tuple[Escalation
     People already told and people the concern is about are skipped; when the headteacher is a subject,
     the named governor takes the headteacher's rung.
     """
-    subjects = frozenset(decision.subject_person_ids)
+    subjects = decision.excluded_person_ids
     told = {r.person_id for r in decision.recipients}
     last = floor.NAMED_GOVERNOR if floor.headteacher_is_subject(subjects, policy=policy) else floor.HEADTEACHER
     rungs: list[EscalationRung] = []

@@ -30,6 +30,14 @@ class ParentNotification(_Frozen):
     reason: str
 
 
+class PossibleSubjectRef(_Frozen):
+    """Someone who plausibly is the concern's subject: not told, until someone confirms who it is."""
+
+    person_id: str
+    name: str
+    why: str
+
+
 class Deadline(_Frozen):
     """Something that must be done by `due_at` (in the school's timezone)."""
 
@@ -54,10 +62,21 @@ class Decision(_Frozen):
     rule_ids: tuple[str, ...]
     safety_floor: tuple[str, ...] = Field(description="the safety-floor protections that changed the outcome")
     subject_person_ids: tuple[str, ...] = Field(description="people the concern is about: never told")
+    possible_subjects: tuple[PossibleSubjectRef, ...] = Field(
+        default=(), description="people who plausibly are the subject: not told either"
+    )
+    subject_to_confirm: bool = Field(default=False, description="who the concern is about must be confirmed")
+    subject_notes: tuple[str, ...] = Field(default=(), description="what about the subject could not be resolved")
+    alerts: tuple[str, ...] = Field(default=(), description="error-level alerts for the people who run the service")
     formal_record_required: bool = False
     policy_version: int
     policy_digest: str
     policy_review_overdue: bool
+
+    @property
+    def excluded_person_ids(self) -> frozenset[str]:
+        """Everyone never to be told: the subjects and the possible subjects."""
+        return frozenset(self.subject_person_ids) | {p.person_id for p in self.possible_subjects}
 
     def summary(self) -> dict[str, Any]:
         """The decision as the `route` command prints it: plain JSON-ready values."""
@@ -74,6 +93,11 @@ class Decision(_Frozen):
             "deadlines": body["deadlines"],
             "guidance": body["guidance"],
             "safety_floor": body["safety_floor"],
+            "subjects": body["subject_person_ids"],
+            "possible_subjects": body["possible_subjects"],
+            "subject_to_confirm": body["subject_to_confirm"],
+            "subject_notes": body["subject_notes"],
+            "alerts": body["alerts"],
             "formal_record_required": body["formal_record_required"],
             "policy_version": body["policy_version"],
             "policy_digest": body["policy_digest"],

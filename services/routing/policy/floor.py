@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from services.routing.policy.decision import ParentNotification, Recipient
 from services.routing.policy.match import ConcernFacts
 from services.routing.policy.model import ParentDecision, Person, Policy, SchoolRole, Then
-from shared.contracts.concern import ADULTS_WORKING_WITH_CHILDREN, ConcernReport, PersonRole
+from shared.contracts.concern import ADULTS_WORKING_WITH_CHILDREN, PersonRole
 
 DSL = SchoolRole.designated_safeguarding_lead
 DEPUTY = SchoolRole.deputy_designated_safeguarding_lead
@@ -15,16 +15,27 @@ HEADTEACHER = SchoolRole.headteacher
 NAMED_GOVERNOR = SchoolRole.named_governor
 LADO = SchoolRole.local_authority_designated_officer
 
+TRUST_LEAD = SchoolRole.trust_safeguarding_lead
+_LEADS = (DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR)
+_OUTSIDE = (LADO, TRUST_LEAD)
+
 # Who takes a role's place when nobody in it may be told (they are the subject, or the role is empty).
 # Every line ends outside the school, so a concern implicating its whole leadership still reaches someone.
 NEXT_IN_LINE: dict[SchoolRole, tuple[SchoolRole, ...]] = {
-    DSL: (DEPUTY, HEADTEACHER, NAMED_GOVERNOR, LADO),
-    DEPUTY: (DSL, HEADTEACHER, NAMED_GOVERNOR, LADO),
-    HEADTEACHER: (NAMED_GOVERNOR, DSL, DEPUTY, LADO),
-    NAMED_GOVERNOR: (HEADTEACHER, DSL, DEPUTY, LADO),
-    SchoolRole.pastoral_lead: (DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR, LADO),
-    SchoolRole.leadership_team: (HEADTEACHER, DSL, DEPUTY, NAMED_GOVERNOR, LADO),
-    LADO: (DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR),
+    DSL: (DEPUTY, HEADTEACHER, NAMED_GOVERNOR, *_OUTSIDE),
+    DEPUTY: (DSL, HEADTEACHER, NAMED_GOVERNOR, *_OUTSIDE),
+    HEADTEACHER: (NAMED_GOVERNOR, DSL, DEPUTY, *_OUTSIDE),
+    NAMED_GOVERNOR: (HEADTEACHER, DSL, DEPUTY, *_OUTSIDE),
+    SchoolRole.pastoral_lead: (*_LEADS, *_OUTSIDE),
+    SchoolRole.leadership_team: (HEADTEACHER, DSL, DEPUTY, NAMED_GOVERNOR, *_OUTSIDE),
+    LADO: (TRUST_LEAD, *_LEADS),
+    TRUST_LEAD: (LADO, *_LEADS),
+    SchoolRole.online_safety_lead: (*_LEADS, *_OUTSIDE),
+    SchoolRole.behaviour_lead: (SchoolRole.pastoral_lead, *_LEADS, *_OUTSIDE),
+    SchoolRole.head_of_year: (SchoolRole.pastoral_lead, *_LEADS, *_OUTSIDE),
+    SchoolRole.class_teacher: (SchoolRole.head_of_year, SchoolRole.pastoral_lead, *_LEADS, *_OUTSIDE),
+    SchoolRole.line_manager: (HEADTEACHER, DSL, DEPUTY, NAMED_GOVERNOR, *_OUTSIDE),
+    SchoolRole.data_protection_officer: (HEADTEACHER, DSL, DEPUTY, NAMED_GOVERNOR, *_OUTSIDE),
 }
 ROLE_ORDER = tuple(SchoolRole)
 
@@ -33,6 +44,11 @@ HEADTEACHER_SUBJECT = "headteacher_subject_goes_to_named_governor"
 IMMEDIATE_RISK = "immediate_risk_is_immediate_and_reaches_dsl"
 UNMATCHED = "unmatched_goes_to_dsl"
 NOBODY_ELSE = "dsl_when_no_one_else_is_named"
+URGENT_BY_NATURE = "urgent_by_nature_kind_not_lowered"
+RISK_UNASSESSED = "risk_not_assessed_is_high_and_reaches_dsl"
+SUBJECT_TO_CONFIRM = "subject_to_confirm_goes_up_the_allegations_chain"
+NOBODY_INSIDE = "nobody_inside_left_goes_to_lado_and_trust"
+OUTSIDE = frozenset(_OUTSIDE)
 PARENTS_RISK = "parents_withheld_telling_may_increase_risk"
 PARENTS_HARM = "parents_withheld_harm_from_parent_or_carer"
 PARENTS_ADULT = "parents_not_informed_adult_subject"
@@ -40,22 +56,13 @@ PARENTS_PARENT_SUBJECT = "parents_not_informed_parent_subject"
 
 
 class NoEligibleRecipientError(RuntimeError):
-    """Everyone the policy names is a subject of the concern, so nobody can be told safely."""
+    """Kept for callers of older versions: `decide` now sends such a concern outside and raises an alert."""
 
 
-def subject_person_ids(concern: ConcernReport, *, policy: Policy, reporter_is_subject: bool = False) -> frozenset[str]:
-    """Ids of everyone the concern is about, by id, by name, and every headteacher if the head is a subject."""
-    ids: set[str] = set()
-    for person in concern.subjects():
-        if person.person_id:
-            ids.add(person.person_id)
-        if person.name:
-            ids.update(policy.people_named(person.name))
-        if person.role is PersonRole.headteacher:
-            ids.update(p.id for p in policy.holders(HEADTEACHER))
-    if reporter_is_subject and concern.reporter.person_id:
-        ids.add(concern.reporter.person_id)
-    return frozenset(ids)
+def inside_school(told: Recipient, *, policy: Policy) -> bool:
+    """Whether a recipient is one of the school's own people (not the LADO or the trust)."""
+    person = policy.person(told.person_id)
+    return person is not None and not person.external
 
 
 def headteacher_is_subject(subjects: frozenset[str], *, policy: Policy) -> bool:
@@ -71,10 +78,16 @@ def adult_working_with_children_is_subject(facts: ConcernFacts, *, subjects: fro
 
 
 _CHILDREN = frozenset({PersonRole.learner, PersonRole.former_learner})
-_CAUTION = {ParentDecision.not_applicable: 0, ParentDecision.inform: 1, ParentDecision.withhold: 2}
+_CAUTION = {
+    ParentDecision.not_applicable: 0,
+    ParentDecision.inform: 1,
+    ParentDecision.dsl_decides: 2,
+    ParentDecision.must_not_tell: 3,
+}
 _DEFAULT_REASON = {
     ParentDecision.inform: "The policy says parents or carers are informed.",
-    ParentDecision.withhold: "The DSL decides whether and when parents or carers are told.",
+    ParentDecision.dsl_decides: "The DSL decides whether and when parents or carers are told.",
+    ParentDecision.must_not_tell: "The policy says the system must not tell parents or carers; the DSL decides.",
     ParentDecision.not_applicable: "The policy does not ask for parents or carers to be informed.",
 }
 _UNSTATED_REASON = "No matching rule says whether parents or carers are told: the DSL decides."
@@ -96,11 +109,11 @@ _PARENT_SUBJECT_REASON = (
 
 
 def parents_from_rules(actions: Sequence[Then], *, matched: bool) -> ParentNotification:
-    """What the matching rules say about parents: the most cautious stated, else withhold (the DSL decides)."""
+    """What the matching rules say about parents: the most cautious stated, else the DSL decides."""
     stated = [a for a in actions if a.parents is not None]
     if not stated:
         return ParentNotification(
-            decision=ParentDecision.withhold, reason=_UNSTATED_REASON if matched else _UNMATCHED_REASON
+            decision=ParentDecision.dsl_decides, reason=_UNSTATED_REASON if matched else _UNMATCHED_REASON
         )
     strongest = max(stated, key=lambda a: _CAUTION[a.parents])  # type: ignore[index]
     decision = strongest.parents or ParentDecision.not_applicable
@@ -110,7 +123,7 @@ def parents_from_rules(actions: Sequence[Then], *, matched: bool) -> ParentNotif
 def parent_notification(
     facts: ConcernFacts, *, from_rules: ParentNotification, adult_subject: bool
 ) -> tuple[ParentNotification, tuple[str, ...]]:
-    """The parents/carers decision: the rules' answer, then the floor, which only ever withholds."""
+    """The parents/carers decision: the rules' answer, then the floor, which only ever makes it must-not-tell."""
     decision = from_rules.decision
     engaged: list[str] = []
     withheld: list[str] = []
@@ -129,9 +142,9 @@ def parent_notification(
     if PersonRole.parent_carer in facts.subject_roles and decision is ParentDecision.inform and not withheld:
         engaged.append(PARENTS_PARENT_SUBJECT)
         withheld.append(_PARENT_SUBJECT_REASON)
-    if withheld:
-        return ParentNotification(decision=ParentDecision.withhold, reason=" ".join(withheld)), tuple(engaged)
-    return from_rules, tuple(engaged)
+    if not withheld or decision is ParentDecision.must_not_tell:
+        return from_rules, tuple(engaged)
+    return ParentNotification(decision=ParentDecision.must_not_tell, reason=" ".join(withheld)), tuple(engaged)
 
 
 def recipient(person: Person, *, role: SchoolRole, policy: Policy) -> Recipient:

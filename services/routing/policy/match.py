@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from services.routing.policy.model import ANONYMOUS, AgeRange, Policy, Rule, When, platform_key
-from shared.contracts.concern import ConcernReport, Involvement, PersonRole
+from shared.contracts.concern import ConcernReport, Involvement, PersonRole, RiskAnswer
 
 _ABOUT = frozenset({Involvement.subject, Involvement.alleged_perpetrator})
 
@@ -24,7 +24,7 @@ class ConcernFacts(NamedTuple):
     platform: str | None
     in_school_hours: bool | None
     on_school_device: bool | None
-    immediate_risk: bool
+    immediate_risk: RiskAnswer
     harm_from_parent_or_carer: bool
     telling_parents_may_increase_risk: bool
     alleged_perpetrator_roles: frozenset[PersonRole]
@@ -83,7 +83,11 @@ def _compile(when: When, *, check_kind: bool) -> Test:
     if when.platforms is not None:
         platforms = frozenset(when.platforms)
         tests.append(lambda f: f.platform in platforms)
-    for flag in ("in_school_hours", "on_school_device", "immediate_risk", "harm_from_parent_or_carer"):
+    if when.immediate_risk is not None:
+        # `immediate_risk: false` matches only the answer "no": "not sure" and "not answered" are not no.
+        answer = RiskAnswer.yes if when.immediate_risk else RiskAnswer.no
+        tests.append(lambda f: f.immediate_risk is answer)
+    for flag in ("in_school_hours", "on_school_device", "harm_from_parent_or_carer"):
         wanted = getattr(when, flag)
         if wanted is not None:
             tests.append(_flag_is(flag, wanted=wanted))

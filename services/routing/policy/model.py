@@ -19,6 +19,7 @@ from services.routing.policy.vocabulary import (
     ID_PATTERN,
     NAME_PATTERN,
     WEEKDAYS,
+    OnlineRiskArea,
     ParentDecision,
     PolicyPart,
     SchoolRole,
@@ -101,6 +102,7 @@ class Person(PolicyPart):
     roles: tuple[SchoolRole, ...] = Field(min_length=1)
     contact: ContactChannels
     external: bool = Field(default=False, description="not on the school's staff (e.g. the LADO)")
+    aliases: tuple[str, ...] = Field(default=(), description="other names the person is known by")
 
 
 class DateSpan(PolicyPart):
@@ -153,11 +155,14 @@ class WorkingDays(PolicyPart):
 
 
 class Kind(PolicyPart):
-    """One kind of concern the report form offers."""
+    """One kind of concern the report form offers, where it comes from and how urgent it is at least."""
 
     id: str = Field(pattern=NAME_PATTERN, max_length=80)
     label: str = Field(min_length=1)
     section: str = ""
+    area: OnlineRiskArea | None = Field(default=None, description="KCSIE's area of online risk")
+    default_urgency: Urgency | None = Field(default=None, description="when no matching rule sets one")
+    min_urgency: Urgency | None = Field(default=None, description="no rule may route it lower")
 
 
 class Platform(PolicyPart):
@@ -175,7 +180,7 @@ class Question(PolicyPart):
 
     id: str = Field(pattern=NAME_PATTERN, max_length=80)
     text: str = Field(min_length=1)
-    type: Literal["text", "long_text", "yes_no", "choice", "date_time", "people", "reporter"]
+    type: Literal["text", "long_text", "yes_no", "yes_no_not_sure", "choice", "date_time", "people", "reporter"]
     required: bool = False
     field: str | None = Field(default=None, description="a concern field; otherwise the answer is kept by id")
     help: str = ""
@@ -266,6 +271,11 @@ class Policy(PolicyPart):
     @cached_property
     def _people_by_id(self) -> dict[str, Person]:
         return {p.id: p for p in self.people}
+
+    @cached_property
+    def kinds_by_id(self) -> dict[str, Kind]:
+        """The kinds of concern the policy lists, by id."""
+        return {k.id: k for k in self.kinds}
 
     @cached_property
     def person_ids(self) -> frozenset[str]:

@@ -14,6 +14,7 @@ from services.routing.policy.vocabulary import (
     SchoolRole,
     Urgency,
     Within,
+    parents_from_file,
     platform_key,
 )
 from shared.contracts.concern import PersonRole
@@ -75,6 +76,11 @@ class Then(PolicyPart):
     guidance: str = ""
     formal_record: bool = Field(default=False, description="the decision made must be formally recorded")
     reporter_is_subject: bool = Field(default=False, description="the reporter speaks about themselves")
+
+    @field_validator("parents", mode="before")
+    @classmethod
+    def _older_word(cls, value: object) -> object:
+        return parents_from_file(value)
 
 
 class Rule(PolicyPart):

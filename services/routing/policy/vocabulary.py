@@ -20,6 +20,28 @@ class SchoolRole(StrEnum):
     pastoral_lead = "pastoral_lead"
     leadership_team = "leadership_team"
     local_authority_designated_officer = "local_authority_designated_officer"
+    trust_safeguarding_lead = "trust_safeguarding_lead"
+    online_safety_lead = "online_safety_lead"
+    behaviour_lead = "behaviour_lead"
+    head_of_year = "head_of_year"
+    class_teacher = "class_teacher"
+    line_manager = "line_manager"
+    data_protection_officer = "data_protection_officer"
+
+
+# Roles every school fills; `policy check` warns when one is empty. The others it warns about only when a
+# rule asks for them (a school may have no head of year, say).
+CORE_ROLES = frozenset(
+    {
+        SchoolRole.designated_safeguarding_lead,
+        SchoolRole.deputy_designated_safeguarding_lead,
+        SchoolRole.headteacher,
+        SchoolRole.named_governor,
+        SchoolRole.pastoral_lead,
+        SchoolRole.leadership_team,
+        SchoolRole.local_authority_designated_officer,
+    }
+)
 
 
 class Urgency(StrEnum):
@@ -39,12 +61,27 @@ class Urgency(StrEnum):
 _URGENCY_RANK = {Urgency.low: 0, Urgency.medium: 1, Urgency.high: 2, Urgency.immediate: 3}
 
 
+class OnlineRiskArea(StrEnum):
+    """KCSIE's four areas of risk online."""
+
+    content = "content"
+    contact = "contact"
+    conduct = "conduct"
+    commerce = "commerce"
+
+
 class ParentDecision(StrEnum):
-    """Whether the child's parents or carers are informed."""
+    """Whether the child's parents or carers are informed: a DSL can tell the four apart at a glance."""
 
     inform = "inform"
-    withhold = "withhold"
+    dsl_decides = "dsl_decides"
+    must_not_tell = "must_not_tell"
     not_applicable = "not_applicable"
+
+
+def parents_from_file(value: object) -> object:
+    """A policy file's older word "withhold" read safely: the system must not tell them."""
+    return ParentDecision.must_not_tell.value if value == "withhold" else value
 
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]

@@ -9,10 +9,10 @@ import pytest
 from pydantic import BaseModel
 
 from shared.contracts import EventRejected, parse_event, registry
-from shared.contracts.envelope import Event, EventRegistry
+from shared.contracts.envelope import Actor, Event, EventRegistry, utc_now
 from shared.contracts.events import ConcernReceived
 from shared.subjects import Subjects
-from tests.support.factories import concern_received
+from tests.support.factories import concern_received, report_json
 
 
 def test_an_event_round_trips_through_its_wire_form() -> None:
@@ -97,3 +97,67 @@ def test_every_event_type_has_a_subject_with_its_school() -> None:
     assert subjects.of_type("concern.received") == "sg.*.concern.received"
     with pytest.raises(ValueError):
         subjects.event(school_id="st-marks", event_type="nodot")
+
+
+def test_an_old_concern_received_v1_is_upcast_to_v2_and_an_unticked_risk_box_is_not_answered() -> None:
+    from shared.contracts.events import ConcernReceivedV1
+
+    current = concern_received()
+    for ticked, answer in ((True, "yes"), (False, "not_answered")):
+        document = json.loads(current.to_json())
+        document["version"] = 1
+        document["payload"]["immediate_risk"] = ticked
+        ConcernReceivedV1.model_validate(document)  # a valid v1 event, as once published
+        parsed = parse_event(json.dumps(document))
+        assert isinstance(parsed, ConcernReceived) and parsed.version == 2
+        assert parsed.payload.immediate_risk == answer
+        assert parsed.event_id == current.event_id
+
+
+def test_the_json_api_still_takes_the_old_boolean_and_takes_the_new_answers() -> None:
+    from shared.contracts.concern import ConcernReport, RiskAnswer
+
+    def risk(value: object) -> RiskAnswer:
+        return ConcernReport.model_validate(report_json(immediate_risk=value)).immediate_risk
+
+    assert [risk(v) for v in (True, False, "yes", "no", "not_sure")] == ["yes", "not_answered", "yes", "no", "not_sure"]
+    assert ConcernReport.model_validate(report_json()).immediate_risk is RiskAnswer.not_answered
+
+
+@pytest.mark.parametrize(
+    ("reason", "now"),
+    [
+        ("The DSL decides whether and when parents or carers are told.", "dsl_decides"),
+        ("No rule matched this concern: the DSL decides whether and when parents or carers are told.", "dsl_decides"),
+        ("The concern is about harm from a parent or carer: they are not informed.", "must_not_tell"),
+        ("a reason nobody recognises", "must_not_tell"),
+    ],
+)
+def test_an_old_case_triaged_withhold_is_upcast_by_its_reason_and_unknown_reasons_are_must_not_tell(
+    reason: str, now: str
+) -> None:
+    from shared.contracts.events import CaseTriaged, CaseTriagedV1
+
+    payload = {
+        "case_id": "case-1",
+        "reference": "SG-OLD-1",
+        "category": "child_protection",
+        "urgency": "high",
+        "rule_ids": [],
+        "policy_version": 1,
+        "notify_roles": ["designated_safeguarding_lead"],
+        "recipients": [],
+        "parents": "withhold",
+        "parents_reason": reason,
+    }
+    old = CaseTriagedV1.new(
+        payload,
+        school_id="st-marks",
+        aggregate_id="case-1",
+        actor=Actor(id="routing", role="service"),
+        occurred_at=utc_now(),
+    )
+    parsed = parse_event(old.to_json())
+    assert isinstance(parsed, CaseTriaged) and parsed.version == 2
+    assert (parsed.payload.parents, parsed.payload.parents_reason) == (now, reason)
+    assert parsed.payload.possible_subjects == [] and parsed.payload.subject_to_confirm is False

@@ -44,11 +44,16 @@ def test_an_adult_not_on_the_picker_is_refused_naming_the_control() -> None:
 
 @pytest.mark.parametrize(
     ("answer", "immediate_risk", "recorded"),
-    [("yes", True, "yes"), ("no", False, "no"), ("not_sure", True, "not_sure"), ("", True, "not_sure")],
+    [
+        ("yes", "yes", "yes"),
+        ("no", "no", "no"),
+        ("not_sure", "not_sure", "not_sure"),
+        ("", "not_answered", "not_answered"),
+    ],
 )
 def test_not_sure_or_unanswered_about_risk_is_never_read_as_no(answer, immediate_risk, recorded) -> None:
     concern = concern_from_form(posted(immediate_risk=answer), spec=SPEC)
-    assert concern.immediate_risk is immediate_risk and concern.answers["immediate_risk"] == recorded
+    assert concern.immediate_risk == immediate_risk and concern.answers["immediate_risk"] == recorded
 
 
 def test_not_sure_about_school_hours_is_left_unknown() -> None:

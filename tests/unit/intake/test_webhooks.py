@@ -70,14 +70,14 @@ def test_the_microsoft_forms_mapping_makes_a_concern_and_not_sure_is_never_no() 
     concern = parse(json.dumps(microsoft_forms_payload()).encode())
     assert (concern.reporter.role, concern.reporter.contact) == (PersonRole.parent_carer, "parent@example.org")
     assert (concern.kind, concern.platform, concern.people[0].role) == ("online_bullying", "TikTok", PersonRole.learner)
-    assert concern.immediate_risk is True and concern.answers["immediate_risk"] == "Not sure"
+    assert concern.immediate_risk == "not_sure" and concern.answers["immediate_risk"] == "Not sure"
 
 
 def test_the_google_forms_mapping_keeps_an_anonymous_reporter_anonymous() -> None:
     parse = form_parser(load_mapping(MAPPINGS / "google-forms.yaml"))
     concern = parse(json.dumps(google_forms_payload()).encode())
     assert concern.reporter.anonymous and concern.reporter.contact is None
-    assert (concern.kind, concern.immediate_risk) == ("staff_social_media_misuse", False)
+    assert (concern.kind, concern.immediate_risk) == ("staff_social_media_misuse", "no")
     assert concern.summary == "A staff account followed learners"
 
 

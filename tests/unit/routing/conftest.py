@@ -67,6 +67,7 @@ def make_concern(**fields: Any) -> ConcernReceivedPayload:
         "reporter": {"role": "staff"},
         "people": [{"role": "learner", "involvement": "subject", "age": 10}],
         "kind": "online_bullying",
+        "immediate_risk": "no",
         "summary": "A made-up concern for a test",
         "reference": "SG-TEST-1",
         "channel": "web_form",

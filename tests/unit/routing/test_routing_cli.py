@@ -26,6 +26,7 @@ def concern_json(**fields: Any) -> dict[str, Any]:
         "reporter": {"role": "parent_carer"},
         "people": [{"role": "learner", "involvement": "subject", "age": 10}],
         "kind": "online_bullying",
+        "immediate_risk": "no",
         "summary": "A made-up concern",
         "reference": "SG-CLI-1",
         "channel": "web_form",
@@ -111,12 +112,26 @@ def test_route_refuses_an_invalid_policy_with_exit_2(cli: Any, tmp_path: Path) -
     assert "cannot read the policy file" in missing.stderr
 
 
-def test_route_exits_1_when_nobody_can_safely_be_told(cli: Any) -> None:
+def test_route_sends_outside_and_alerts_when_nobody_inside_can_be_told(cli: Any) -> None:
+    people_in_file = yaml.safe_load(ST_MARKS.read_text(encoding="utf-8"))["people"]
+    inside = [p["id"] for p in people_in_file if not p.get("external")]
+    people = [{"role": "staff", "involvement": "alleged_perpetrator", "person_id": pid} for pid in inside]
+    result = cli("route", "--policy", str(ST_MARKS), stdin=json.dumps(concern_json(people=people)))
+    assert result.exit_code == 0, result.output
+    [decision] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {r["person_id"] for r in decision["recipients"]} == {p["id"] for p in people_in_file if p.get("external")}
+    assert decision["alerts"] and decision["alerts"][0].startswith("error: nobody inside the school")
+    assert "error: nobody inside the school can safely be told about concern SG-CLI-1" in result.stderr
+
+
+def test_route_still_exits_0_and_raises_the_alert_when_even_the_outside_people_are_subjects(cli: Any) -> None:
     ids = [p["id"] for p in yaml.safe_load(ST_MARKS.read_text(encoding="utf-8"))["people"]]
     people = [{"role": "staff", "involvement": "alleged_perpetrator", "person_id": pid} for pid in ids]
     result = cli("route", "--policy", str(ST_MARKS), stdin=json.dumps(concern_json(people=people)))
-    assert result.exit_code == 1
-    assert "cannot route" in result.stderr
+    assert result.exit_code == 0, result.output
+    [decision] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert decision["recipients"] == []
+    assert "call the LADO now" in result.stderr
 
 
 def test_policy_check_lists_rules_and_warns_that_the_review_is_overdue(cli: Any) -> None:
@@ -258,3 +273,31 @@ def test_the_console_script_answers_route_without_loading_typer(tmp_path: Path) 
     assert "exit=0 typer=False" in answered.stderr
     assert json.loads(answered.stdout)["reference"] == "SG-E-1"
     assert "exit=2 typer=False" in refused.stderr and "not JSON" in refused.stderr
+
+
+def test_policy_check_refuses_a_policy_that_lets_immediate_wait_a_week_naming_the_line(
+    cli: Any, tmp_path: Path
+) -> None:
+    slow = tmp_path / "slow.yaml"
+    text = ST_MARKS.read_text(encoding="utf-8").replace("immediate: {minutes: 15}", "immediate: {working_days: 5}")
+    slow.write_text(text.replace("high: {hours: 1}", "high: {hours: 2}"), encoding="utf-8")
+    line = next(n for n, one in enumerate(text.splitlines(), start=1) if "working_days: 5" in one)
+    result = cli("policy", "check", str(slow))
+    assert result.exit_code == 2
+    assert f"refused: {slow}: line {line}: acknowledge_within.immediate: 5 working days is slower" in result.stderr
+    assert f"line {line + 1}: acknowledge_within.high: 2 hours is slower than the floor of 60" in result.stderr
+
+
+def test_a_slow_policy_forced_past_the_check_is_capped_at_run_time(cli: Any, tmp_path: Path) -> None:
+    slow = tmp_path / "slow.yaml"
+    text = ST_MARKS.read_text(encoding="utf-8").replace("immediate: {minutes: 15}", "immediate: {working_days: 5}")
+    slow.write_text(text, encoding="utf-8")
+    saturday_night = "2024-03-09T23:30:00Z"
+    at_risk = concern_json(immediate_risk="yes", received_at=saturday_night)
+    result = cli("route", "--policy", str(slow), stdin=json.dumps(at_risk))
+    assert result.exit_code == 0, result.output
+    [decision] = [json.loads(line) for line in result.stdout.splitlines()]
+    acknowledge = next(d for d in decision["deadlines"] if d["kind"] == "acknowledge")
+    assert decision["urgency"] == "immediate"
+    assert acknowledge["due_at"] == "2024-03-09T23:45:00Z"
+    assert acknowledge["description"] == "Acknowledge the concern within 15 minutes."

@@ -14,13 +14,13 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "policy-format.md"
 # What the page says happens to each example under St Mark's policy.
 SAID = {
     "web_form": ("online_bullying", "medium", {"pastoral_lead", "designated_safeguarding_lead"}, "inform"),
-    "json_api": ("allegation_against_staff", "high", {"designated_safeguarding_lead", "headteacher"}, "withhold"),
-    "email": ("unsure_seek_advice", "medium", {"designated_safeguarding_lead"}, "withhold"),
+    "json_api": ("allegation_against_staff", "high", {"designated_safeguarding_lead", "headteacher"}, "must_not_tell"),
+    "email": ("unsure_seek_advice", "high", {"designated_safeguarding_lead"}, "dsl_decides"),
     "webhook": (
         "child_protection",
         "immediate",
         {"designated_safeguarding_lead", "deputy_designated_safeguarding_lead"},
-        "withhold",
+        "must_not_tell",
     ),
 }
 

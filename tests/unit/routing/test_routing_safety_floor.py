@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from services.routing.policy import (
-    NoEligibleRecipientError,
     ParentDecision,
     Policy,
     SchoolRole,
@@ -101,7 +100,7 @@ def test_a_member_of_staff_named_only_by_id_still_counts_as_staff_for_parents(sc
     policy = school([rule("tell-parents", {}, {"parents": "inform"})])
     people = [{"role": "unknown", "involvement": "subject", "person_id": "pastoral"}]
     decision = decide(concern(kind="other", people=people), policy)
-    assert decision.parent_notification.decision is ParentDecision.withhold
+    assert decision.parent_notification.decision is ParentDecision.must_not_tell
     assert "pastoral" not in told(decision)
 
 
@@ -113,7 +112,7 @@ def test_parents_are_not_informed_when_that_could_harm_the_child(
         [rule("inform", {"kinds": ["online_bullying"]}, {"parents": "inform", "notify": ["pastoral_lead"]})]
     )
     decision = decide(concern(**flags), policy)
-    assert decision.parent_notification.decision is ParentDecision.withhold
+    assert decision.parent_notification.decision is ParentDecision.must_not_tell
     assert decision.parent_notification.reason
     assert "dsl" in told(decision)
 
@@ -125,7 +124,7 @@ def test_a_parent_harming_a_child_is_harm_from_a_parent_even_unflagged(school: B
         {"role": "learner", "involvement": "victim", "age": 7},
     ]
     decision = decide(concern(people=people), policy)
-    assert decision.parent_notification.decision is ParentDecision.withhold
+    assert decision.parent_notification.decision is ParentDecision.must_not_tell
     assert "dsl" in told(decision)
 
 
@@ -149,7 +148,7 @@ def test_a_policy_where_no_rule_matches_still_reaches_the_dsl(school: Build, con
     assert told(decision) == {"dsl"}
     assert decision.category == "triage"
     assert "unmatched_goes_to_dsl" in decision.safety_floor
-    assert decision.parent_notification.decision is ParentDecision.withhold
+    assert decision.parent_notification.decision is ParentDecision.dsl_decides
 
 
 def test_a_policy_with_no_rules_at_all_still_reaches_the_dsl(school: Build, concern: Concern) -> None:
@@ -187,11 +186,15 @@ def test_when_every_internal_person_is_a_subject_the_lado_is_told(school: Build,
     assert told(decision) == {"lado"}
 
 
-def test_when_everyone_is_a_subject_nobody_is_told_and_decide_refuses(school: Build, concern: Concern) -> None:
+def test_when_everyone_is_a_subject_nobody_is_told_and_an_error_alert_says_call_the_lado(
+    school: Build, concern: Concern
+) -> None:
     ids = ["dsl", "deputy-a", "deputy-b", "head", "governor", "pastoral", "lado"]
     people = [{"role": "staff", "involvement": "alleged_perpetrator", "person_id": pid} for pid in ids]
-    with pytest.raises(NoEligibleRecipientError):
-        decide(concern(kind="staff_conduct", people=people), school([]))
+    decision = decide(concern(kind="staff_conduct", people=people), school([]))
+    assert told(decision) == set()
+    [alert] = decision.alerts
+    assert alert == "error: nobody the policy names can safely be told about concern SG-TEST-1: call the LADO now"
 
 
 def test_the_escalation_ladder_skips_subjects_and_people_already_told(school: Build, concern: Concern) -> None:
@@ -228,3 +231,33 @@ def test_the_escalation_ladder_skips_a_dsl_who_is_the_subject(school: Build, con
         SchoolRole.deputy_designated_safeguarding_lead,
         SchoolRole.headteacher,
     ]
+
+
+def test_a_policy_that_lowers_an_urgent_by_nature_kind_is_overridden(school: Build, concern: Concern) -> None:
+    kinds = [{"id": "sexual_images", "label": "Nude images"}, {"id": "other", "label": "Something else"}]
+    calm = rule("calm", {"kinds": ["sexual_images"]}, {"category": "images", "urgency": "low"})
+    decision = decide(concern(kind="sexual_images"), school([calm], kinds=kinds))
+    assert decision.urgency is Urgency.high
+    assert decision.safety_floor[0] == "urgent_by_nature_kind_not_lowered"
+
+
+def test_a_policy_may_raise_a_kind_s_minimum_but_not_lower_the_code_s(school: Build, concern: Concern) -> None:
+    kinds = [
+        {"id": "sexual_images", "label": "Nude images", "min_urgency": "low"},
+        {"id": "other", "label": "Something else", "min_urgency": "immediate"},
+    ]
+    policy = school([rule("any", {}, {"category": "x", "urgency": "low"})], kinds=kinds)
+    assert decide(concern(kind="sexual_images"), policy).urgency is Urgency.high
+    assert decide(concern(kind="other"), policy).urgency is Urgency.immediate
+
+
+def test_not_sure_and_not_answered_are_never_read_as_no(school: Build, concern: Concern) -> None:
+    policy = school([rule("no-risk", {"immediate_risk": False}, {"category": "calm", "urgency": "low"})])
+    for answer in ("not_sure", "not_answered"):
+        decision = decide(concern(immediate_risk=answer), policy)
+        assert decision.rule_ids == ()
+        assert decision.urgency is Urgency.high
+        assert "Risk not yet assessed — DSL to assess now." in decision.guidance
+        assert "dsl" in told(decision)
+    said_no = decide(concern(immediate_risk="no"), policy)
+    assert (said_no.rule_ids, said_no.urgency) == (("no-risk",), Urgency.low)

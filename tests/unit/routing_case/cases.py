@@ -8,7 +8,7 @@ from typing import Any
 
 from services.routing.case import CaseState, apply, decide, fold, parse_command
 from shared.contracts.envelope import Actor, Event
-from shared.contracts.events import CaseOpened, CaseOpenedPayload, CaseTriaged, CaseTriagedPayload
+from shared.contracts.events import CaseOpened, CaseOpenedPayload, CaseTriaged, CaseTriagedPayloadV2
 
 MONDAY = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ROUTING = Actor(id="routing", role="service")
@@ -47,7 +47,7 @@ def opening_events(
         **common,
     )
     triaged = CaseTriaged.new(
-        CaseTriagedPayload(
+        CaseTriagedPayloadV2(
             case_id=case_id,
             reference=reference,
             category=category,
@@ -56,7 +56,8 @@ def opening_events(
             policy_version=1,
             notify_roles=["designated_safeguarding_lead"],
             recipients=[],
-            parents=parents,  # type: ignore[arg-type]
+            # The case's own word "withhold" is what triage's "must_not_tell" becomes in the case.
+            parents="must_not_tell" if parents == "withhold" else parents,  # type: ignore[arg-type]
             parents_reason="" if parents == "inform" else "telling parents may increase the risk",
         ),
         cause=opened,

@@ -1,0 +1,34 @@
+"""Verify the ledger in the database against the witness log: the edge around the pure verifier."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.audit.heads import WitnessLog
+from services.audit.reading import schools_with_entries, stream_chain
+from services.audit.verify import LedgerVerifier, Report
+
+
+async def verify_school(
+    session: AsyncSession, *, school_id: str, witness: WitnessLog, public_key: Ed25519PublicKey
+) -> Report:
+    """One school's ledger, streamed from the database, checked against its signed heads."""
+    verifier = LedgerVerifier(school_id=school_id, witness=witness.records(school_id=school_id), public_key=public_key)
+    async for entry in stream_chain(session, school_id=school_id):
+        if not verifier.add(entry):
+            break
+    return verifier.finish()
+
+
+async def verify_ledger(
+    session: AsyncSession, *, witness: WitnessLog, public_key: Ed25519PublicKey, school_id: str | None = None
+) -> list[Report]:
+    """Every school's ledger (or one), including schools the witness knows that the database has lost."""
+    if school_id is not None:
+        schools = [school_id]
+    else:
+        schools = sorted(set(await schools_with_entries(session)) | set(witness.latest_heads()))
+    return [
+        await verify_school(session, school_id=school, witness=witness, public_key=public_key) for school in schools
+    ]

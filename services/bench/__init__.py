@@ -1,0 +1,1 @@
+"""`safeguard bench`: the whole system under load, beside the raw speed of the servers it stands on."""

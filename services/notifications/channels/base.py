@@ -1,0 +1,45 @@
+"""The channel contract every adapter keeps, and the log channel."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from services.notifications.domain import RenderedNotification
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryFailed(Exception):
+    """A channel could not deliver; `retryable` says whether trying again may help."""
+
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        super().__init__(reason)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class Delivery:
+    notification_id: str
+    address: str
+    message: RenderedNotification
+
+
+class Channel(Protocol):
+    name: str
+
+    async def send(self, delivery: Delivery) -> str:
+        """Send; return the provider's message id, or raise DeliveryFailed."""
+        ...
+
+
+class LogChannel:
+    """Logs that a message would have left, by notification id only (a phone number or address is personal data)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def send(self, delivery: Delivery) -> str:
+        log.info("notify via %s: notification %s (%s)", self.name, delivery.notification_id, delivery.message.title)
+        return f"log:{delivery.notification_id}"

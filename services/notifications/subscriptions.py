@@ -1,0 +1,72 @@
+"""Push subscriptions (RFC 8030): which browsers may be woken for which person."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.notifications.store import metadata
+
+# Declared on the service's metadata; migration 0002 creates it.
+push_subscriptions = sa.Table(
+    "push_subscriptions",
+    metadata,
+    sa.Column("endpoint", sa.Text, primary_key=True),
+    sa.Column("person_id", sa.Text, nullable=False, index=True),
+    sa.Column("p256dh", sa.Text, nullable=False),
+    sa.Column("auth", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class PushSubscription:
+    """What the browser's PushManager.subscribe() gave: where to post, and the keys to encrypt for."""
+
+    endpoint: str
+    p256dh: str
+    auth: str
+
+    def as_subscription_info(self) -> dict[str, object]:
+        return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
+
+
+class SqlPushSubscriptions:
+    """Subscriptions in the notifications schema; each call is its own short transaction."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def save(self, subscription: PushSubscription, *, person_id: str, at: datetime) -> None:
+        """Keep a subscription for a person; the same endpoint subscribing again moves to this person."""
+        values = {"p256dh": subscription.p256dh, "auth": subscription.auth, "person_id": person_id}
+        async with self._sessions.begin() as session:
+            await session.execute(
+                insert(push_subscriptions)
+                .values(endpoint=subscription.endpoint, created_at=at, **values)
+                .on_conflict_do_update(index_elements=[push_subscriptions.c.endpoint], set_=values)
+            )
+
+    async def remove(self, endpoint: str, *, person_id: str | None = None) -> bool:
+        """Forget a subscription (for this person only, when one is named); True when one was removed."""
+        condition = push_subscriptions.c.endpoint == endpoint
+        if person_id is not None:
+            condition = condition & (push_subscriptions.c.person_id == person_id)
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                sa.delete(push_subscriptions).where(condition).returning(push_subscriptions.c.endpoint)
+            )
+            return result.first() is not None
+
+    async def for_person(self, person_id: str) -> list[PushSubscription]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                sa.select(push_subscriptions.c.endpoint, push_subscriptions.c.p256dh, push_subscriptions.c.auth)
+                .where(push_subscriptions.c.person_id == person_id)
+                .order_by(push_subscriptions.c.created_at)
+            )
+            return [PushSubscription(endpoint=r.endpoint, p256dh=r.p256dh, auth=r.auth) for r in rows]

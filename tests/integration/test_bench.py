@@ -1,0 +1,37 @@
+"""`safeguard bench` with tiny numbers against the machine's NATS and PostgreSQL: every figure, nothing lost."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from services.bench.figures import missing_figures
+from services.bench.run import BenchOptions, progress_bar, run_bench
+from tests.conftest import TEST_DATABASE_SERVER, TEST_NATS_URL
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+def test_a_small_bench_run_reports_every_figure_and_every_concern_complete() -> None:
+    options = BenchOptions(
+        concerns=20,
+        concurrency=4,
+        loads=(5.0,),
+        load_seconds=2.0,
+        baseline_seconds=0.3,
+        warmup=2,
+        drain_timeout=60.0,
+        nats_url=TEST_NATS_URL,
+        database_url=f"{TEST_DATABASE_SERVER.rstrip('/')}/postgres",
+    )
+    with progress_bar(Console(file=io.StringIO())) as progress:
+        report = run_bench(options, progress=progress)
+
+    assert missing_figures(report) == []
+    assert report["servers"] == "configured" and report["server_figures_shared"] is True
+    assert report["completeness"] == {"concerns": 32, "complete": 32, "all_complete": True, "incomplete": []}
+    assert report["saturation"]["concerns"] == 20 and report["saturation"]["events"] >= 20 * 4
+    assert report["latency"][0]["to_channel_ms"]["count"] == report["latency"][0]["concerns"] == 10
+    assert all(figure > 0 for figure in report["baselines"].values())

@@ -1,0 +1,107 @@
+"""The push channel's answers to what push services say: gone, busy, refused, and one of several browsers."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from services.notifications.channels import Delivery, DeliveryFailed
+from services.notifications.channels.push import WebPushChannel
+from services.notifications.domain import RenderedNotification
+from services.notifications.subscriptions import PushSubscription
+from services.notifications.vapid import KeptVapidKey
+from tests.support.webpush import LocalPushService, SubscribedBrowser, local_push_service
+
+pytestmark = pytest.mark.integration
+
+
+class InMemorySubscriptions:
+    """A person's subscriptions in a dict (the SQL store is exercised by the service-level push test)."""
+
+    def __init__(self) -> None:
+        self.by_endpoint: dict[str, tuple[str, PushSubscription]] = {}
+
+    def add(self, person_id: str, browser: SubscribedBrowser) -> None:
+        keys = browser.subscription_json()["keys"]
+        self.by_endpoint[browser.endpoint] = (
+            person_id,
+            PushSubscription(browser.endpoint, keys["p256dh"], keys["auth"]),
+        )
+
+    async def for_person(self, person_id: str) -> list[PushSubscription]:
+        return [s for owner, s in self.by_endpoint.values() if owner == person_id]
+
+    async def remove(self, endpoint: str, *, person_id: str | None = None) -> bool:
+        return self.by_endpoint.pop(endpoint, None) is not None
+
+
+def channel(subscriptions: InMemorySubscriptions, tmp_path: Path) -> WebPushChannel:
+    return WebPushChannel(
+        subscriptions,
+        vapid=KeptVapidKey(tmp_path / "vapid.pem"),
+        subject="mailto:safeguarding@example.org",
+        ttl_seconds=60,
+        timeout_seconds=5,
+    )
+
+
+def delivery() -> Delivery:
+    message = RenderedNotification(
+        title="URGENT safeguarding concern: SG-2026-CHANNEL1",
+        body="A concern needs your attention.",
+        ack_url="https://console.example.org/ack",
+        urgency="immediate",
+    )
+    return Delivery(str(uuid.uuid4()), "p-dsl", message)
+
+
+async def _two_browsers(pushes: LocalPushService, subscriptions: InMemorySubscriptions) -> list[SubscribedBrowser]:
+    browsers = [pushes.new_browser(), pushes.new_browser()]
+    for browser in browsers:
+        subscriptions.add("p-dsl", browser)
+    return browsers
+
+
+@pytest.mark.parametrize(
+    ("statuses", "retryable", "left"),
+    [
+        ((404, 410), False, 0),
+        ((503, 429), True, 2),
+        ((413, 400), False, 2),
+        ((410, 503), True, 1),
+    ],
+)
+async def test_when_no_browser_takes_the_message_the_failure_says_whether_to_retry(
+    tmp_path: Path, statuses: tuple[int, int], retryable: bool, left: int
+) -> None:
+    subscriptions = InMemorySubscriptions()
+    async with local_push_service() as pushes:
+        for browser, status in zip(await _two_browsers(pushes, subscriptions), statuses, strict=True):
+            pushes.answer(browser, status)
+        with pytest.raises(DeliveryFailed) as failed:
+            await channel(subscriptions, tmp_path).send(delivery())
+    assert failed.value.retryable is retryable
+    assert len(subscriptions.by_endpoint) == left  # 404 and 410 forget the subscription, nothing else does
+
+
+async def test_one_browser_taking_the_message_is_enough_and_a_gone_sibling_is_forgotten(tmp_path: Path) -> None:
+    subscriptions = InMemorySubscriptions()
+    async with local_push_service() as pushes:
+        gone, alive = await _two_browsers(pushes, subscriptions)
+        pushes.answer(gone, 410)
+        provider_id = await channel(subscriptions, tmp_path).send(delivery())
+    assert provider_id.startswith(f"{pushes.origin}/message/")
+    assert [r.browser for r in pushes.received] == [alive.endpoint.rsplit("/", 1)[1]]
+    assert list(subscriptions.by_endpoint) == [alive.endpoint]
+
+
+async def test_a_push_service_that_is_not_there_is_worth_retrying(tmp_path: Path) -> None:
+    subscriptions = InMemorySubscriptions()
+    async with local_push_service() as pushes:
+        browser = pushes.new_browser()
+    subscriptions.add("p-dsl", browser)
+    with pytest.raises(DeliveryFailed) as failed:
+        await channel(subscriptions, tmp_path).send(delivery())
+    assert failed.value.retryable is True and "unreachable" in str(failed.value)

@@ -1,0 +1,77 @@
+"""The NATS permission matrix, read as data: least rights per service, no destructive JetStream API."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.identities import ADMIN, OPERATOR, SERVICE_NAMES, generate_passwords, identities, render_server_config
+from shared.subjects import Subjects
+
+SUBJECTS = Subjects(root="sg", stream="SAFEGUARD_EVENTS")
+MATRIX = identities(SUBJECTS)
+DESTRUCTIVE = ("STREAM.DELETE", "STREAM.PURGE", "STREAM.UPDATE", "STREAM.CREATE", "CONSUMER.DELETE", "MSG.DELETE")
+
+
+@pytest.mark.parametrize("name", [*SERVICE_NAMES, OPERATOR])
+def test_no_identity_but_the_admin_may_touch_stream_or_consumer_lifecycles(name: str) -> None:
+    rights = MATRIX[name].publish
+    assert not [right for right in rights if any(api in right for api in DESTRUCTIVE)]
+    assert ">" not in rights and "$JS.API.>" not in rights and "$JS.API.STREAM.MSG.GET.SAFEGUARD_EVENTS" not in rights
+
+
+@pytest.mark.parametrize(
+    ("name", "events"),
+    [
+        ("intake", ["sg.*.concern.received", "sg.*.intake.quarantined"]),
+        ("routing", ["sg.*.case.*", "sg.*.deadline.*", "sg.*.notification.requested", "sg.*.policy.*"]),
+        ("notifications", ["sg.*.notification.sent", "sg.*.notification.failed", "sg.*.notification.acknowledged"]),
+        ("audit", ["sg-audit.*.ledger.checkpointed"]),
+    ],
+)
+def test_each_service_publishes_exactly_its_own_events(name: str, events: list[str]) -> None:
+    published = [right for right in MATRIX[name].publish if right.startswith(("sg.", "sg-audit."))]
+    assert published == events
+
+
+def test_a_consumer_may_be_created_only_with_its_own_filter() -> None:
+    create = "$JS.API.CONSUMER.CREATE.SAFEGUARD_EVENTS"
+    assert f"{create}.routing-concerns.sg.*.concern.received" in MATRIX["routing"].publish
+    assert f"{create}.notifications-requests.sg.*.notification.requested" in MATRIX["notifications"].publish
+    assert f"{create}.audit-ledger.sg.>" in MATRIX["audit"].publish
+    assert not [right for right in MATRIX["intake"].publish if "CONSUMER" in right]
+
+
+def test_replies_go_to_an_inbox_only_their_identity_can_read() -> None:
+    for name in SERVICE_NAMES:
+        assert f"_INBOX.{name}.>" in MATRIX[name].subscribe
+        assert "_INBOX.>" not in MATRIX[name].subscribe
+    assert MATRIX["audit"].subscribe == ("_INBOX.audit.>", "sg.>", "sg-dead.>")
+
+
+def test_only_routing_answers_requests_and_only_routing_and_the_operator_reach_its_commands() -> None:
+    assert [name for name, identity in MATRIX.items() if identity.allow_responses] == ["routing"]
+    assert MATRIX[OPERATOR].publish == ("sg-cmd.routing.>",)
+    assert "sg-cmd.routing.>" in MATRIX["routing"].subscribe
+
+
+def test_the_server_config_has_one_user_per_identity_and_no_anonymous_access() -> None:
+    passwords = generate_passwords(list(MATRIX))
+    config = json.loads(render_server_config(MATRIX, passwords=passwords))
+    [account] = config["accounts"].values()
+    assert account["jetstream"] == "enabled"
+    assert {user["user"]: user["password"] for user in account["users"]} == passwords
+    assert "no_auth_user" not in json.dumps(config)
+    assert ADMIN in passwords and len(set(passwords.values())) == len(passwords)
+
+
+def test_docs_security_shows_every_identitys_event_rights() -> None:
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    for name in (*SERVICE_NAMES, OPERATOR, ADMIN):
+        assert f"| `{name}` |" in page
+        for right in MATRIX[name].publish:
+            if right.startswith(("sg.", "sg-cmd.", "sg-audit.")):
+                assert f"`{right}`" in page, (name, right)
