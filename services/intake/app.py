@@ -10,13 +10,14 @@ from fastapi import FastAPI
 from services.intake.channels import include_channels
 from services.intake.handlers import Intake
 from services.intake.openapi import publish_contract
-from services.intake.receipts import RECEIPTS_CONSUMER, on_case_event
+from services.intake.receipts import on_case_event
 from services.intake.smtp import smtp_listener
 from services.intake.store import SCHEMA, SqlIntakeStore
 from shared.contracts.envelope import Event, utc_now
 from shared.contracts.events import ConcernReceived
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
+from shared.subjects import INTAKE_RECEIPTS
 from shared.tracing import shutdown_tracing
 
 
@@ -28,9 +29,9 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     # Receipts follow every case event (case.opened links a case to its reference) for the status page.
     runtime.consumer(
         Event,
-        durable=RECEIPTS_CONSUMER,
+        durable=INTAKE_RECEIPTS,
         handler=on_case_event,
-        filter_subject=runtime.subjects.event(school_id="*", event_type="case.*"),
+        filter_subject=runtime.subjects.of_type("case.*"),
     )
 
     @asynccontextmanager

@@ -15,7 +15,6 @@ from services.intake.tables import receipts
 from shared.contracts.envelope import Event
 from shared.unit_of_work import UnitOfWork, Work
 
-RECEIPTS_CONSUMER = "intake-receipts"
 STAGES = ("received", "seen", "being_handled", "closed")
 STAGE_WORDS = {
     "received": "Received: the school's safeguarding lead has been told.",
