@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from shared.subjects import (
     AUDIT_LEDGER,
     CONSOLE_READ_MODEL,
+    INTAKE_RECEIPTS,
     NOTIFICATIONS_REQUESTS,
     ROUTING_ACKNOWLEDGEMENTS,
     ROUTING_CONCERNS,
@@ -83,7 +84,7 @@ def inbox_prefix(name: str) -> str:
 def consumers(subjects: Subjects) -> dict[str, tuple[PullConsumer, ...]]:
     """The durable consumers each service owns, with the only filter it may create them with."""
     return {
-        "intake": (),
+        "intake": (PullConsumer(INTAKE_RECEIPTS, subjects.of_type("case.*")),),
         "routing": (
             PullConsumer(ROUTING_CONCERNS, subjects.of_type("concern.received")),
             PullConsumer(ROUTING_ACKNOWLEDGEMENTS, subjects.of_type("notification.acknowledged")),

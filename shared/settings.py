@@ -46,6 +46,38 @@ class Settings(BaseSettings):
 
     intake_http_host: str = "127.0.0.1"
     intake_http_port: int = 8080
+    intake_max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="larger bodies are cut and kept")
+    intake_rate_per_second: float = Field(default=1.0, gt=0, description="reports per second per client address")
+    intake_rate_burst: int = Field(
+        default=60, ge=1, description="reports one client address may send at once (a school shares one address)"
+    )
+    intake_email_addresses: dict[str, str] = Field(
+        default_factory=dict, description='JSON: address -> school, e.g. {"report@st-marks.example.org": "st-marks"}'
+    )
+    intake_smtp_host: str = "127.0.0.1"
+    intake_smtp_port: int | None = Field(default=None, description="SMTP listener port; none: no listener")
+    intake_max_email_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="larger mail is refused (552)")
+    intake_own_message_domains: list[str] = Field(
+        default=["safeguard.local"], description="Message-ID domains of our own mail: such mail coming back is a loop"
+    )
+    intake_webhook_sources_file: str = Field(
+        default="deploy/webhooks/sources.yaml", description="form webhook sources: school and field mapping each"
+    )
+    intake_webhook_secrets: dict[str, str] = Field(
+        default_factory=dict, description='JSON: source -> HMAC secret, e.g. {"st-marks-google-forms": "..."}'
+    )
+    intake_webhook_tolerance_seconds: float = Field(
+        default=300.0, gt=0, description="how far a webhook's signed timestamp may be from now (replay window)"
+    )
+    intake_max_form_bytes: int = Field(
+        default=30 * 1024 * 1024, ge=1024, description="a report page post, files included"
+    )
+    intake_max_attachment_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="larger files are quarantined"
+    )
+    intake_attachments_dir: str = Field(
+        default=".safeguard-data/attachments", description="attachments by SHA-256; disallowed ones in quarantine/"
+    )
     notifications_http_host: str = "127.0.0.1"
     notifications_http_port: int = 8081
     signing_key: str | None = Field(

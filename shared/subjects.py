@@ -69,6 +69,7 @@ class Subjects:
 
 
 # Durable consumer names: one per service role, shared by all instances of that service (pull consumers).
+INTAKE_RECEIPTS = "intake-receipts"  # case events, so a reporter's status page follows the case
 ROUTING_CONCERNS = "routing-concerns"
 ROUTING_ACKNOWLEDGEMENTS = "routing-acknowledgements"
 NOTIFICATIONS_REQUESTS = "notifications-requests"

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.intake.channels import include_channels
 from services.intake.handlers import Intake
-from services.intake.http import router
+from services.intake.openapi import publish_contract
+from services.intake.receipts import on_case_event
+from services.intake.smtp import smtp_listener
 from services.intake.store import SCHEMA, SqlIntakeStore
-from shared.contracts.envelope import utc_now
+from shared.contracts.envelope import Event, utc_now
 from shared.contracts.events import ConcernReceived
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
+from shared.subjects import INTAKE_RECEIPTS
 from shared.tracing import shutdown_tracing
-
-
-def known_schools(policy_dir: str) -> frozenset[str]:
-    """Schools this deployment serves: one policy file `<school_id>.yaml` each."""
-    return frozenset(path.stem for path in Path(policy_dir).glob("*.yaml"))
 
 
 def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
@@ -28,12 +26,21 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     runtime = ServiceRuntime(settings, service="intake", schema=SCHEMA)
     runtime.publishes(ConcernReceived)
     intake = Intake(uow=runtime.uow, store=SqlIntakeStore(), clock=utc_now)
+    # Receipts follow every case event (case.opened links a case to its reference) for the status page.
+    runtime.consumer(
+        Event,
+        durable=INTAKE_RECEIPTS,
+        handler=on_case_event,
+        filter_subject=runtime.subjects.of_type("case.*"),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        await runtime.broker.start()
         try:
-            yield
+            async with smtp_listener(intake, settings=settings):
+                yield
         finally:
             await runtime.broker.stop()
             await runtime.stop()
@@ -44,7 +51,8 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
         description="Report a safeguarding concern. Every input is stored before it is parsed.",
         lifespan=lifespan,
     )
-    app.include_router(router(intake=intake, known_schools=known_schools(settings.policy_dir)))
+    include_channels(app, intake=intake, settings=settings)
+    publish_contract(app)
     return app, runtime
 
 

@@ -4,9 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def storable(text: str) -> str:
+    """Refuse characters PostgreSQL cannot keep in text or JSONB: NUL and unpaired UTF-16 surrogates."""
+    if "\x00" in text:
+        raise ValueError("contains a NUL character (U+0000), which cannot be stored")
+    for character in text:
+        if "\ud800" <= character <= "\udfff":
+            raise ValueError(f"contains an unpaired surrogate (U+{ord(character):04X}), which cannot be stored")
+    return text
+
+
+# Every text a reporter gives passes `storable`; the error names the field, never echoes the text.
+Text = Annotated[str, AfterValidator(storable)]
 
 
 class PersonRole(StrEnum):
@@ -84,9 +98,9 @@ class Reporter(_Frozen):
 
     role: PersonRole | None = Field(default=None, description="None when the reporter is anonymous")
     anonymous: bool = False
-    name: str | None = Field(default=None, max_length=200)
-    contact: str | None = Field(default=None, max_length=320, description="email address or phone number")
-    person_id: str | None = Field(default=None, max_length=100, description="id of a person in the policy")
+    name: Text | None = Field(default=None, max_length=200)
+    contact: Text | None = Field(default=None, max_length=320, description="email address or phone number")
+    person_id: Text | None = Field(default=None, max_length=100, description="id of a person in the policy")
     age: int | None = Field(default=None, ge=0, le=130)
 
     @model_validator(mode="after")
@@ -103,10 +117,10 @@ class PersonInConcern(_Frozen):
 
     role: PersonRole
     involvement: Involvement
-    person_id: str | None = Field(default=None, max_length=100, description="id of a person in the policy")
-    name: str | None = Field(default=None, max_length=200)
+    person_id: Text | None = Field(default=None, max_length=100, description="id of a person in the policy")
+    name: Text | None = Field(default=None, max_length=200)
     age: int | None = Field(default=None, ge=0, le=130)
-    year_group: str | None = Field(default=None, max_length=40)
+    year_group: Text | None = Field(default=None, max_length=40)
 
 
 class ConcernReport(_Frozen):
@@ -114,15 +128,15 @@ class ConcernReport(_Frozen):
 
     reporter: Reporter
     people: list[PersonInConcern] = Field(min_length=1, max_length=50)
-    kind: str = Field(
+    kind: Text = Field(
         min_length=1,
         max_length=80,
         pattern=r"^[a-z][a-z0-9_]*$",
         description="the kind of concern, from the school's policy vocabulary (e.g. online_bullying)",
     )
-    summary: str = Field(min_length=1, max_length=300)
-    details: str = Field(default="", max_length=20_000)
-    platform: str | None = Field(default=None, max_length=80)
+    summary: Text = Field(min_length=1, max_length=300)
+    details: Text = Field(default="", max_length=20_000)
+    platform: Text | None = Field(default=None, max_length=80)
     in_school_hours: bool | None = None
     on_school_device: bool | None = None
     immediate_risk: RiskAnswer = Field(
@@ -132,7 +146,7 @@ class ConcernReport(_Frozen):
     telling_parents_may_increase_risk: bool = False
     harm_from_parent_or_carer: bool = False
     occurred_at: datetime | None = None
-    answers: dict[str, str] = Field(default_factory=dict, max_length=100)
+    answers: dict[Text, Text] = Field(default_factory=dict, max_length=100)
 
     @field_validator("immediate_risk", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -62,9 +63,10 @@ class System:
 
 def environment(settings: Settings, mail_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEGUARD_")}
-    for key, value in settings.model_dump().items():
+    for key, value in settings.model_dump(mode="json").items():
         if value is not None:
-            env[f"SAFEGUARD_{key.upper()}"] = str(value)
+            # Lists and dicts are read back from the environment as JSON.
+            env[f"SAFEGUARD_{key.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
     env["SAFEGUARD_MAIL_SINK_DIR"] = str(mail_dir)
     env["SAFEGUARD_AUDIT_SIGNING_KEY_PATH"] = str(mail_dir.parent / "audit" / "head-signing-key.pem")
     env["SAFEGUARD_AUDIT_WITNESS_LOG_PATH"] = str(mail_dir.parent / "audit" / "witness.jsonl")

@@ -19,7 +19,7 @@ from services.audit.store import metadata as audit_metadata
 from services.console.store import SCHEMA as CONSOLE
 from services.console.store import metadata as console_metadata
 from services.intake.store import SCHEMA as INTAKE
-from services.intake.store import metadata as intake_metadata
+from services.intake.tables import metadata as intake_metadata  # the store's tables and the channels'
 from services.notifications.store import SCHEMA as NOTIFICATIONS
 from services.notifications.store import metadata as notifications_metadata
 from services.routing.store import SCHEMA as ROUTING

@@ -18,6 +18,7 @@ from nats.js.errors import NotFoundError
 from shared.identities import ADMIN, PullConsumer, consumers
 from shared.subjects import (
     AUDIT_LEDGER,
+    INTAKE_RECEIPTS,
     NOTIFICATIONS_REQUESTS,
     ROUTING_ACKNOWLEDGEMENTS,
     ROUTING_CONCERNS,
@@ -139,6 +140,7 @@ JOBS: dict[str, tuple[str, ...]] = {
 }
 # What each durable consumer is fed before its service pulls (published by the admin).
 FEEDS = {
+    INTAKE_RECEIPTS: "case.closed",
     ROUTING_CONCERNS: "concern.received",
     ROUTING_ACKNOWLEDGEMENTS: "notification.acknowledged",
     NOTIFICATIONS_REQUESTS: "notification.requested",

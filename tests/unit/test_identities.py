@@ -42,7 +42,10 @@ def test_a_consumer_may_be_created_only_with_its_own_filter() -> None:
     assert f"{create}.notifications-requests.sg.*.notification.requested" in MATRIX["notifications"].publish
     assert f"{create}.audit-ledger.sg.>" in MATRIX["audit"].publish
     assert f"{create}.console-read-model.sg.>" in MATRIX["console"].publish
-    assert not [right for right in MATRIX["intake"].publish if "CONSUMER" in right]
+    # Intake reads case events only, for the stage a reporter's status page shows.
+    assert [right for right in MATRIX["intake"].publish if "CONSUMER.CREATE" in right] == [
+        f"{create}.intake-receipts.sg.*.case.*"
+    ]
 
 
 def test_replies_go_to_an_inbox_only_their_identity_can_read() -> None:
