@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from faststream import AckPolicy, Context
 from faststream.nats import JStream, NatsBroker, PullSub
@@ -38,6 +38,14 @@ from shared.unit_of_work import UnitOfWork
 log = logging.getLogger(__name__)
 
 MAX_DELIVER = 10
+
+
+class Worker(Protocol):
+    """A background loop a service runs beside its consumers (a dispatcher, a scheduler)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 def typed_batch_subscriber(edge: EventBatches, event_class: type[Event[Any]]) -> Callable[..., Awaitable[None]]:
@@ -76,6 +84,11 @@ class ServiceRuntime:
         self.uow = UnitOfWork(self.sessions, self.tables, wake=self.relay.wake)
         self.dead_letters = DeadLetters(self.subjects, jetstream=lambda: jetstream(self.broker))
         self.broker.add_middleware(partial(DeadLetterMiddleware, dead_letters=self.dead_letters))
+        self._workers: list[Worker] = []
+
+    def keep_running(self, worker: Worker) -> None:
+        """Start `worker` once the runtime is up (after the relay) and stop it before the runtime stops."""
+        self._workers.append(worker)
 
     def consumer(
         self,
@@ -143,8 +156,12 @@ class ServiceRuntime:
         await self.broker.connect()
         await ensure_streams(jetstream(self.broker), self.settings)
         self.relay.start()
+        for worker in self._workers:
+            worker.start()
         log.info("%s ready (stream %s, subjects %s.>)", self.service, self.subjects.stream, self.subjects.root)
 
     async def stop(self) -> None:
+        for worker in reversed(self._workers):
+            await worker.stop()
         await self.relay.stop()
         await self.engine.dispose()

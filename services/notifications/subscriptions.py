@@ -16,10 +16,11 @@ push_subscriptions = sa.Table(
     "push_subscriptions",
     metadata,
     sa.Column("endpoint", sa.Text, primary_key=True),
-    sa.Column("person_id", sa.Text, nullable=False, index=True),
+    sa.Column("person_id", sa.Text, nullable=False),
     sa.Column("p256dh", sa.Text, nullable=False),
     sa.Column("auth", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_push_subscriptions_person_id", "person_id"),
 )
 
 

@@ -56,6 +56,7 @@ class EmailFileSink:
     """Keeps each email as an .eml file named by notification id (a re-send overwrites it): no mail server needed."""
 
     name = "email"
+    resend_safe = True  # the file is named by notification id: a re-send overwrites it
 
     def __init__(self, directory: str, *, sender: str = "safeguard@localhost") -> None:
         self._directory = Path(directory)
@@ -71,6 +72,9 @@ class SmtpChannel:
     """Sends through an SMTP server, with STARTTLS or implicit TLS as configured."""
 
     name = "email"
+    # A re-send carries the same Message-ID (derived from the notification id); mail stores that keep one
+    # message per Message-ID show it once, others show a second identical copy. Never a different message.
+    resend_safe = True
 
     def __init__(
         self,
