@@ -71,5 +71,6 @@ class Subjects:
 # Durable consumer names: one per service role, shared by all instances of that service (pull consumers).
 ROUTING_CONCERNS = "routing-concerns"
 ROUTING_ACKNOWLEDGEMENTS = "routing-acknowledgements"
+ROUTING_FAILURES = "routing-notification-failures"
 NOTIFICATIONS_REQUESTS = "notifications-requests"
 AUDIT_LEDGER = "audit-ledger"

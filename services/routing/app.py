@@ -9,9 +9,10 @@ from functools import partial
 from faststream import FastStream
 
 from services.routing.commands import register_commands
+from services.routing.failures import on_notification_failed
 from services.routing.handlers import Routing, on_concern_received, on_deadline_due, on_notification_acknowledged
 from services.routing.policies import PolicyBook
-from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines
+from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines, SqlNotificationFailures
 from services.routing.timers import DeadlineScheduler
 from shared.contracts.case_events import CASE_WORKFLOW_EVENTS
 from shared.contracts.envelope import utc_now
@@ -23,13 +24,14 @@ from shared.contracts.events import (
     DeadlineReached,
     DeadlineSet,
     NotificationAcknowledged,
+    NotificationFailed,
     NotificationRequested,
     PolicyAdopted,
     PolicyReviewDue,
 )
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
-from shared.subjects import ROUTING_ACKNOWLEDGEMENTS, ROUTING_CONCERNS
+from shared.subjects import ROUTING_ACKNOWLEDGEMENTS, ROUTING_CONCERNS, ROUTING_FAILURES
 from shared.tracing import shutdown_tracing
 
 
@@ -66,6 +68,14 @@ class RoutingService:
             clock=clock,
             poll_seconds=settings.outbox_poll_seconds,
         )
+        failed = partial(
+            on_notification_failed,
+            routing=self.routing,
+            failures=SqlNotificationFailures(),
+            wake_scheduler=self.scheduler.wake,
+        )
+        failed.__doc__ = on_notification_failed.__doc__
+        self.runtime.consumer(NotificationFailed, durable=ROUTING_FAILURES, handler=failed)
 
     async def start(self) -> None:
         """Migrate and connect, adopt the policy folder, then start the scheduler (subscribers start after)."""

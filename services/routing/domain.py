@@ -49,17 +49,24 @@ def person_ref(recipient: Recipient) -> PersonRef:
     return PersonRef(person_id=recipient.person_id, name=recipient.name, role=recipient.role.value)
 
 
+def reachable_by(recipient: Recipient) -> list[tuple[str, str]]:
+    """Every (channel, address) the person can be reached on, in the order a fallback tries them."""
+    contact = recipient.channels
+    every = [("push", recipient.person_id if contact.push else None), ("email", contact.email), ("sms", contact.phone)]
+    return [(channel, address) for channel, address in every if address]
+
+
 def channels_for(recipient: Recipient, *, urgency: str) -> list[tuple[str, str]]:
     """(channel, address) pairs: push and email where the person has them; SMS too when it cannot wait."""
-    contact = recipient.channels
-    chosen: list[tuple[str, str]] = []
-    if contact.push:
-        chosen.append(("push", recipient.person_id))
-    if contact.email:
-        chosen.append(("email", contact.email))
-    if contact.phone and (urgency in (Urgency.immediate, Urgency.high) or not chosen):
-        chosen.append(("sms", contact.phone))
-    return chosen
+    reachable = reachable_by(recipient)
+    chosen = [(channel, address) for channel, address in reachable if channel != "sms"]
+    wants_sms = urgency in (Urgency.immediate, Urgency.high) or not chosen
+    return chosen + [(channel, address) for channel, address in reachable if channel == "sms" and wants_sms]
+
+
+def notification_id_for(case_id: str, *, rung: int, person_id: str, channel: str) -> str:
+    """The same notification (case, rung, person, channel) always has the same id."""
+    return derived_id("notification", case_id, rung, person_id, channel)
 
 
 def policy_review_reference(title: str, *, version: int, review_due: str) -> str:
@@ -79,12 +86,16 @@ def notification_requests(
     school_id: str,
     cause: Event[Any],
     now: datetime,
+    only_channel: str | None = None,
 ) -> list[NotificationRequested]:
-    """One request per person per channel; the id is derived so a re-run requests nothing new."""
+    """One request per person per channel (or on `only_channel`); ids are derived so a re-run requests nothing new."""
     requests = []
     for recipient in recipients:
-        for channel, address in channels_for(recipient, urgency=urgency):
-            notification_id = derived_id("notification", case_id, rung, recipient.person_id, channel)
+        chosen = channels_for(recipient, urgency=urgency)
+        if only_channel is not None:
+            chosen = [(channel, address) for channel, address in reachable_by(recipient) if channel == only_channel]
+        for channel, address in chosen:
+            notification_id = notification_id_for(case_id, rung=rung, person_id=recipient.person_id, channel=channel)
             requests.append(
                 NotificationRequested.new(
                     NotificationRequestedPayload(
