@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from services.routing.policy.decision import Decision, EscalationRung, Recipient
-from services.routing.policy.model import Urgency
+from services.routing.policy.notifying import DEFAULT_PLAN, NotificationPlan
 from shared.contracts.envelope import Actor, Event
 from shared.contracts.events import (
     CaseEscalated,
@@ -56,12 +56,12 @@ def reachable_by(recipient: Recipient) -> list[tuple[str, str]]:
     return [(channel, address) for channel, address in every if address]
 
 
-def channels_for(recipient: Recipient, *, urgency: str) -> list[tuple[str, str]]:
-    """(channel, address) pairs: push and email where the person has them; SMS too when it cannot wait."""
-    reachable = reachable_by(recipient)
-    chosen = [(channel, address) for channel, address in reachable if channel != "sms"]
-    wants_sms = urgency in (Urgency.immediate, Urgency.high) or not chosen
-    return chosen + [(channel, address) for channel, address in reachable if channel == "sms" and wants_sms]
+def channels_for(recipient: Recipient, *, urgency: str, plan: NotificationPlan = DEFAULT_PLAN) -> list[tuple[str, str]]:
+    """(channel, address) pairs the plan wants for `urgency` and the person has; never none while they have one."""
+    reachable = dict(reachable_by(recipient))
+    wanted = plan.wanted(urgency, prefer=recipient.channels.prefer)
+    chosen = [(channel, reachable[channel]) for channel in wanted if channel in reachable]
+    return chosen or reachable_by(recipient)[:1]
 
 
 def notification_id_for(case_id: str, *, rung: int, person_id: str, channel: str) -> str:
@@ -87,11 +87,12 @@ def notification_requests(
     cause: Event[Any],
     now: datetime,
     only_channel: str | None = None,
+    plan: NotificationPlan = DEFAULT_PLAN,
 ) -> list[NotificationRequested]:
     """One request per person per channel (or on `only_channel`); ids are derived so a re-run requests nothing new."""
     requests = []
     for recipient in recipients:
-        chosen = channels_for(recipient, urgency=urgency)
+        chosen = channels_for(recipient, urgency=urgency, plan=plan)
         if only_channel is not None:
             chosen = [(channel, address) for channel, address in reachable_by(recipient) if channel == only_channel]
         for channel, address in chosen:
@@ -148,7 +149,9 @@ def deadline_event(
     )
 
 
-def triage_events(concern: ConcernReceived, decision: Decision, *, now: datetime) -> list[Event[Any]]:
+def triage_events(
+    concern: ConcernReceived, decision: Decision, *, now: datetime, plan: NotificationPlan = DEFAULT_PLAN
+) -> list[Event[Any]]:
     """Everything routing announces about a new concern: case opened and triaged, who is told, by when."""
     case_id = case_id_for(concern)
     reference = concern.payload.reference
@@ -208,6 +211,7 @@ def triage_events(concern: ConcernReceived, decision: Decision, *, now: datetime
         school_id=concern.school_id,
         cause=concern,
         now=now,
+        plan=plan,
     )
     events += [
         deadline_event(
@@ -249,6 +253,7 @@ def escalation_events(
     cause: Event[Any],
     now: datetime,
     next_due: datetime | None,
+    plan: NotificationPlan = DEFAULT_PLAN,
 ) -> list[Event[Any]]:
     """Tell the next rung, record the escalation on the case, and set the next acknowledgement deadline."""
     reason = f"escalation: nobody acknowledged in time (rung {rung.rung}, {rung.role.value})"
@@ -279,6 +284,7 @@ def escalation_events(
         school_id=school_id,
         cause=cause,
         now=now,
+        plan=plan,
     )
     if next_due is not None:
         events.append(

@@ -9,6 +9,7 @@ from typing import Any
 from services.routing.domain import ACKNOWLEDGE, notification_requests
 from services.routing.fallback import next_channel, people_at_rung
 from services.routing.handlers import Routing
+from services.routing.quiet import hold_for_quiet_hours
 from services.routing.store import SqlNotificationFailures
 from shared.contracts.envelope import Event
 from shared.contracts.events import NotificationFailed
@@ -47,22 +48,27 @@ async def on_notification_failed(
         return []
     urgency = deadline.detail["urgency"]
     failed_ids = await failures.failed_ids(session, case_id=failed.case_id)
-    fallback = next_channel(person, urgency=urgency, case_id=failed.case_id, rung=rung, failed_ids=failed_ids)
+    policy = routing.policies.current(event.school_id)
+    fallback = next_channel(
+        person, urgency=urgency, case_id=failed.case_id, rung=rung, failed_ids=failed_ids, plan=policy.notifications
+    )
     if fallback.step == "try":
         log.info("case %s: notification %s failed; trying %s", failed.case_id, failed.notification_id, fallback.channel)
-        return list(
-            notification_requests(
-                [person],
-                case_id=failed.case_id,
-                reference=deadline.detail.get("reference", ""),
-                urgency=urgency,
-                reason=f"fallback: {failed.channel} failed",
-                rung=rung,
-                school_id=event.school_id,
-                cause=event,
-                now=now,
-                only_channel=fallback.channel,
-            )
+        requests = notification_requests(
+            [person],
+            case_id=failed.case_id,
+            reference=deadline.detail.get("reference", ""),
+            urgency=urgency,
+            reason=f"fallback: {failed.channel} failed",
+            rung=rung,
+            school_id=event.school_id,
+            cause=event,
+            now=now,
+            only_channel=fallback.channel,
+            plan=policy.notifications,
+        )
+        return await hold_for_quiet_hours(
+            requests, session=session, deadlines=routing.deadlines, policy=policy, now=now
         )
     if fallback.step == "unreachable":
         log.warning("case %s: %s cannot be reached on any channel; escalating now", failed.case_id, person.person_id)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from services.routing.domain import channels_for, notification_id_for, reachable_by
 from services.routing.policy.decision import EscalationRung, Recipient
+from services.routing.policy.notifying import DEFAULT_PLAN, NotificationPlan
 
 
 @dataclass(frozen=True)
@@ -21,13 +22,21 @@ class Fallback:
     channel: str = ""
 
 
-def next_channel(recipient: Recipient, *, urgency: str, case_id: str, rung: int, failed_ids: set[str]) -> Fallback:
+def next_channel(
+    recipient: Recipient,
+    *,
+    urgency: str,
+    case_id: str,
+    rung: int,
+    failed_ids: set[str],
+    plan: NotificationPlan = DEFAULT_PLAN,
+) -> Fallback:
     """The person's channels were chosen for the urgency; fallbacks follow in order, one at a time."""
 
     def failed(channel: str) -> bool:
         return notification_id_for(case_id, rung=rung, person_id=recipient.person_id, channel=channel) in failed_ids
 
-    asked = [channel for channel, _ in channels_for(recipient, urgency=urgency)]
+    asked = [channel for channel, _ in channels_for(recipient, urgency=urgency, plan=plan)]
     for channel, _ in reachable_by(recipient):
         if not all(failed(c) for c in asked):
             return Fallback("wait")

@@ -29,6 +29,8 @@ from services.routing.policy.decide import acknowledge_by, decide, escalation_la
 from services.routing.policy.decision import Recipient
 from services.routing.policy.floor import HEADTEACHER, NAMED_GOVERNOR
 from services.routing.policy.model import Urgency
+from services.routing.policy.notifying import NotificationPlan
+from services.routing.quiet import DEFERRED, hold_for_quiet_hours, released
 from services.routing.store import DueDeadline, SqlCaseEvents, SqlDeadlines
 from shared.contracts.envelope import Actor, Event, parse_event
 from shared.contracts.events import (
@@ -66,7 +68,7 @@ async def on_concern_received(event: ConcernReceived, *, work: Work, routing: Ro
     for alert in decision.alerts:  # operational alerts name the reference, never a person
         log.error("ROUTING ALERT %s: %s", event.school_id, alert)
     now = routing.clock()
-    events = triage_events(event, decision, now=now)
+    events = triage_events(event, decision, now=now, plan=policy.notifications)
     case_id = case_id_for(event)
     case_stream = [e for e in events if e.AGGREGATE == "case"]
     version = await routing.case_events.append(session, case_id=case_id, events=case_stream, expected_version=0)
@@ -101,7 +103,7 @@ async def on_concern_received(event: ConcernReceived, *, work: Work, routing: Ro
                 "cause": deadline.model_dump(mode="json"),
             },
         )
-    return events
+    return await hold_for_quiet_hours(events, session=session, deadlines=routing.deadlines, policy=policy, now=now)
 
 
 async def on_notification_acknowledged(
@@ -127,13 +129,16 @@ async def on_notification_acknowledged(
 async def on_deadline_due(due: DueDeadline, *, session: AsyncSession, routing: Routing) -> list[Event[Any]]:
     """A pending deadline's time has come (it fires once): escalate, remind, or note it was already met."""
     now = routing.clock()
+    if due.kind == DEFERRED:
+        return released(due)
     cause = parse_event(due.detail["cause"])
     if due.kind == ACKNOWLEDGE:
         events, outcome = await _escalate(due, cause=cause, session=session, routing=routing, now=now)
     elif due.kind == POLICY_REVIEW:
         events, outcome = _remind_policy_review(due, cause=cause, routing=routing, now=now), "reminded"
     else:
-        events, outcome = _remind(due, cause=cause, now=now), "reminded"
+        plan = routing.policies.current(due.school_id).notifications
+        events, outcome = _remind(due, cause=cause, now=now, plan=plan), "reminded"
     reached = DeadlineReached.new(
         DeadlineReachedPayload(
             deadline_id=due.deadline_id, case_id=due.case_id, kind=due.kind, due_at=due.due_at, outcome=outcome
@@ -144,7 +149,10 @@ async def on_deadline_due(due: DueDeadline, *, session: AsyncSession, routing: R
         occurred_at=now,
         cause=cause,
     )
-    return [reached, *events]
+    policy = routing.policies.current(due.school_id)
+    return await hold_for_quiet_hours(
+        [reached, *events], session=session, deadlines=routing.deadlines, policy=policy, now=now
+    )
 
 
 async def _escalate(
@@ -172,6 +180,7 @@ async def _escalate(
         cause=cause,
         now=now,
         next_due=next_due,
+        plan=policy.notifications,
     )
     history = await routing.case_events.load(session, due.case_id)
     escalated = [e for e in events if isinstance(e, CaseEscalated)]
@@ -192,7 +201,7 @@ async def _escalate(
     return events, "escalated"
 
 
-def _remind(due: DueDeadline, *, cause: Event[Any], now: datetime) -> list[Event[Any]]:
+def _remind(due: DueDeadline, *, cause: Event[Any], now: datetime, plan: NotificationPlan) -> list[Event[Any]]:
     """A case deadline (e.g. consider a LADO referral) has come: remind the people told at triage."""
     recipients = [Recipient.model_validate(r) for r in due.detail.get("told", [])]
     return list(
@@ -206,6 +215,7 @@ def _remind(due: DueDeadline, *, cause: Event[Any], now: datetime) -> list[Event
             school_id=due.school_id,
             cause=cause,
             now=now,
+            plan=plan,
         )
     )
 
@@ -244,5 +254,6 @@ def _remind_policy_review(due: DueDeadline, *, cause: Event[Any], routing: Routi
             school_id=due.school_id,
             cause=cause,
             now=now,
+            plan=policy.notifications,
         ),
     ]
