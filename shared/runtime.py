@@ -24,6 +24,7 @@ from shared.consumer import (
     decode_events,
 )
 from shared.contracts.envelope import Event
+from shared.contracts.events import OpsDeadLettered
 from shared.db import ensure_database, make_engine, session_factory
 from shared.inbox_outbox import InboxOutbox
 from shared.logs import configure_logging
@@ -85,6 +86,7 @@ class ServiceRuntime:
         self.dead_letters = DeadLetters(self.subjects, jetstream=lambda: jetstream(self.broker))
         self.broker.add_middleware(partial(DeadLetterMiddleware, dead_letters=self.dead_letters))
         self._workers: list[Worker] = []
+        self.publishes(OpsDeadLettered)  # every service's dead-letter path announces what it parks
 
     def keep_running(self, worker: Worker) -> None:
         """Start `worker` once the runtime is up (after the relay) and stop it before the runtime stops."""

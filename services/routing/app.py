@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from faststream import FastStream
@@ -11,6 +11,7 @@ from faststream import FastStream
 from services.routing.commands import register_commands
 from services.routing.failures import on_notification_failed
 from services.routing.handlers import Routing, on_concern_received, on_deadline_due, on_notification_acknowledged
+from services.routing.operations import on_dead_lettered
 from services.routing.policies import PolicyBook
 from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines, SqlNotificationFailures
 from services.routing.timers import DeadlineScheduler
@@ -20,18 +21,20 @@ from shared.contracts.events import (
     CaseEscalated,
     CaseOpened,
     CaseTriaged,
+    CaseUnacknowledged,
     ConcernReceived,
     DeadlineReached,
     DeadlineSet,
     NotificationAcknowledged,
     NotificationFailed,
     NotificationRequested,
+    OpsDeadLettered,
     PolicyAdopted,
     PolicyReviewDue,
 )
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
-from shared.subjects import ROUTING_ACKNOWLEDGEMENTS, ROUTING_CONCERNS, ROUTING_FAILURES
+from shared.subjects import ROUTING_ACKNOWLEDGEMENTS, ROUTING_CONCERNS, ROUTING_DEAD_LETTERS, ROUTING_FAILURES
 from shared.tracing import shutdown_tracing
 
 
@@ -49,10 +52,15 @@ class RoutingService:
             DeadlineReached,
             CaseEscalated,
             PolicyReviewDue,
+            CaseUnacknowledged,
             *CASE_WORKFLOW_EVENTS,
         )
         self.routing = Routing(
-            policies=PolicyBook(), case_events=SqlCaseEvents(), deadlines=SqlDeadlines(), clock=clock
+            policies=PolicyBook(),
+            case_events=SqlCaseEvents(),
+            deadlines=SqlDeadlines(),
+            clock=clock,
+            alert_every=timedelta(minutes=settings.unacknowledged_alert_minutes),
         )
         triage = partial(on_concern_received, routing=self.routing)
         triage.__doc__ = on_concern_received.__doc__
@@ -76,6 +84,9 @@ class RoutingService:
         )
         failed.__doc__ = on_notification_failed.__doc__
         self.runtime.consumer(NotificationFailed, durable=ROUTING_FAILURES, handler=failed)
+        dead = partial(on_dead_lettered, routing=self.routing)
+        dead.__doc__ = on_dead_lettered.__doc__
+        self.runtime.consumer(OpsDeadLettered, durable=ROUTING_DEAD_LETTERS, handler=dead)
 
     async def start(self) -> None:
         """Migrate and connect, adopt the policy folder, then start the scheduler (subscribers start after)."""

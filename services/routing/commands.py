@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.case import CaseCommand, CaseState, CommandRejected, StaleCommand, decide, fold, parse_command
 from services.routing.case.commands import describe_invalid
-from services.routing.domain import ACKNOWLEDGE
+from services.routing.domain import ACKNOWLEDGE, STANDING_ALERT
 from services.routing.store import ConcurrencyConflict, SqlCaseEvents, SqlDeadlines
 from shared.contracts.case_events import CaseAcknowledged
 from shared.contracts.envelope import Event
@@ -115,7 +115,8 @@ async def record_command(
     )
     if deadlines is not None and any(isinstance(event, CaseAcknowledged) for event in events):
         # The case is in hand: nobody further up the escalation ladder needs to be told.
-        await deadlines.cancel_for_case(session, case_id=state.case_id, kinds=[ACKNOWLEDGE], at=now)
+        # The standing alert (the ladder ran out) stops too.
+        await deadlines.cancel_for_case(session, case_id=state.case_id, kinds=[ACKNOWLEDGE, STANDING_ALERT], at=now)
     return now_state, events
 
 

@@ -34,6 +34,7 @@ from shared.contracts.events import (
 ROUTING = Actor(id="routing", role="service")
 _NAMESPACE = uuid.UUID("6f1c2a7e-3b7d-4c1e-9a55-2d0f9f1e8b11")
 ACKNOWLEDGE = "acknowledge"
+STANDING_ALERT = "unacknowledged_alert"  # repeats until someone acknowledges; cancelled with ACKNOWLEDGE
 
 
 def derived_id(*parts: object) -> str:
@@ -64,8 +65,10 @@ def channels_for(recipient: Recipient, *, urgency: str, plan: NotificationPlan =
     return chosen or reachable_by(recipient)[:1]
 
 
-def notification_id_for(case_id: str, *, rung: int, person_id: str, channel: str) -> str:
-    """The same notification (case, rung, person, channel) always has the same id."""
+def notification_id_for(case_id: str, *, rung: int, person_id: str, channel: str, repeat: int = 0) -> str:
+    """The same notification (case, rung, person, channel, repeat of a standing alert) always has the same id."""
+    if repeat:
+        return derived_id("notification", case_id, rung, person_id, channel, "alert", repeat)
     return derived_id("notification", case_id, rung, person_id, channel)
 
 
@@ -88,6 +91,7 @@ def notification_requests(
     now: datetime,
     only_channel: str | None = None,
     plan: NotificationPlan = DEFAULT_PLAN,
+    repeat: int = 0,
 ) -> list[NotificationRequested]:
     """One request per person per channel (or on `only_channel`); ids are derived so a re-run requests nothing new."""
     requests = []
@@ -96,7 +100,9 @@ def notification_requests(
         if only_channel is not None:
             chosen = [(channel, address) for channel, address in reachable_by(recipient) if channel == only_channel]
         for channel, address in chosen:
-            notification_id = notification_id_for(case_id, rung=rung, person_id=recipient.person_id, channel=channel)
+            notification_id = notification_id_for(
+                case_id, rung=rung, person_id=recipient.person_id, channel=channel, repeat=repeat
+            )
             requests.append(
                 NotificationRequested.new(
                     NotificationRequestedPayload(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +16,7 @@ from services.routing.commands import record_command
 from services.routing.domain import (
     ACKNOWLEDGE,
     ROUTING,
+    STANDING_ALERT,
     case_id_for,
     escalation_events,
     ladder_as_data,
@@ -31,6 +32,7 @@ from services.routing.policy.floor import HEADTEACHER, NAMED_GOVERNOR
 from services.routing.policy.model import Urgency
 from services.routing.policy.notifying import NotificationPlan
 from services.routing.quiet import DEFERRED, hold_for_quiet_hours, released
+from services.routing.standing_alert import next_alert, standing_alert_events
 from services.routing.store import DueDeadline, SqlCaseEvents, SqlDeadlines
 from shared.contracts.envelope import Actor, Event, parse_event
 from shared.contracts.events import (
@@ -58,6 +60,7 @@ class Routing:
     case_events: SqlCaseEvents
     deadlines: SqlDeadlines
     clock: Callable[[], datetime]
+    alert_every: timedelta = timedelta(minutes=30)
 
 
 async def on_concern_received(event: ConcernReceived, *, work: Work, routing: Routing) -> list[Event[Any]]:
@@ -134,6 +137,12 @@ async def on_deadline_due(due: DueDeadline, *, session: AsyncSession, routing: R
     cause = parse_event(due.detail["cause"])
     if due.kind == ACKNOWLEDGE:
         events, outcome = await _escalate(due, cause=cause, session=session, routing=routing, now=now)
+        if outcome == "nobody_left":  # never silent: the standing alert starts
+            events = await _standing_alert(due, number=1, cause=cause, session=session, routing=routing, now=now)
+    elif due.kind == STANDING_ALERT:
+        number = int(due.detail.get("alert_number", 0)) + 1
+        events = await _standing_alert(due, number=number, cause=cause, session=session, routing=routing, now=now)
+        outcome = "reminded"
     elif due.kind == POLICY_REVIEW:
         events, outcome = _remind_policy_review(due, cause=cause, routing=routing, now=now), "reminded"
     else:
@@ -169,8 +178,8 @@ async def _escalate(
         else await routing.policies.version(due.school_id, version, session=session)
     )
     urgency = due.detail["urgency"]
-    has_next = next_rung(due.detail["ladder"], current=rung.rung) is not None
-    next_due = acknowledge_by(now, urgency=Urgency(urgency), policy=policy) if has_next else None
+    # The last rung is chased too: if nobody acknowledges by then, the standing alert starts (never silent).
+    next_due = acknowledge_by(now, urgency=Urgency(urgency), policy=policy)
     events = escalation_events(
         rung,
         case_id=due.case_id,
@@ -199,6 +208,35 @@ async def _escalate(
             detail={**due.detail, "rung": rung.rung, "cause": deadline.model_dump(mode="json")},
         )
     return events, "escalated"
+
+
+async def _standing_alert(
+    due: DueDeadline, *, number: int, cause: Event[Any], session: AsyncSession, routing: Routing, now: datetime
+) -> list[Event[Any]]:
+    """Tell everyone on the ladder and the trust's safeguarding lead again, and set the next repeat."""
+    log.error("case %s: still unacknowledged after the whole ladder; standing alert %d", due.case_id, number)
+    policy = routing.policies.current(due.school_id)
+    events = standing_alert_events(
+        due.detail,
+        case_id=due.case_id,
+        school_id=due.school_id,
+        number=number,
+        every=routing.alert_every,
+        policy=policy,
+        cause=cause,
+        now=now,
+    )
+    repeat = next_alert(events)
+    await routing.deadlines.set(
+        session,
+        deadline_id=repeat.payload.deadline_id,
+        school_id=due.school_id,
+        case_id=due.case_id,
+        kind=STANDING_ALERT,
+        due_at=repeat.payload.due_at,
+        detail={**due.detail, "alert_number": number, "cause": repeat.model_dump(mode="json")},
+    )
+    return events
 
 
 def _remind(due: DueDeadline, *, cause: Event[Any], now: datetime, plan: NotificationPlan) -> list[Event[Any]]:

@@ -76,6 +76,15 @@ notification_failures = sa.Table(
     sa.Index("ix_notification_failures_case_id", "case_id"),
 )
 
+dead_letter_alerts = sa.Table(
+    "dead_letter_alerts",
+    metadata,
+    sa.Column("school_id", sa.Text, primary_key=True),
+    sa.Column("consumer", sa.Text, primary_key=True),
+    sa.Column("window_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("parked", sa.Integer, nullable=False),
+)
+
 
 class ConcurrencyConflict(Exception):
     """Another writer appended to the case first; reload and decide again."""
@@ -259,3 +268,16 @@ class SqlNotificationFailures:
             sa.select(notification_failures.c.notification_id).where(notification_failures.c.case_id == case_id)
         )
         return {row.notification_id for row in rows}
+
+
+async def count_dead_letter(session: AsyncSession, *, school_id: str, consumer: str, window_start: datetime) -> int:
+    """Count one more dead letter for the consumer in this window; returns the count so far."""
+    statement = (
+        insert(dead_letter_alerts)
+        .values(school_id=school_id, consumer=consumer, window_start=window_start, parked=1)
+        .on_conflict_do_update(
+            index_elements=["school_id", "consumer", "window_start"], set_={"parked": dead_letter_alerts.c.parked + 1}
+        )
+        .returning(dead_letter_alerts.c.parked)
+    )
+    return int((await session.execute(statement)).scalar_one())

@@ -1,4 +1,4 @@
-"""Routing: the notifications that failed for good, so routing knows when a person cannot be reached.
+"""Routing: notifications that failed for good (who cannot be reached), and dead letters counted per window.
 
 Revision ID: 0002
 """
@@ -25,3 +25,11 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index("ix_notification_failures_case_id", "notification_failures", ["case_id"], schema=SCHEMA)
+    op.create_table(
+        "dead_letter_alerts",
+        sa.Column("school_id", sa.Text, primary_key=True),
+        sa.Column("consumer", sa.Text, primary_key=True),
+        sa.Column("window_start", sa.DateTime(timezone=True), primary_key=True),
+        sa.Column("parked", sa.Integer, nullable=False),
+        schema=SCHEMA,
+    )
