@@ -54,4 +54,7 @@ class NotificationSettings(BaseSettings):
     delivery_concurrency: int = Field(default=16, ge=1, description="sends in flight at once per instance")
     delivery_poll_seconds: float = Field(default=1.0, gt=0, description="how often due retries are looked for")
 
+    ephemeral_signing_key: bool = Field(
+        default=False, description="development only: start without SAFEGUARD_SIGNING_KEY, links die with the process"
+    )
     ack_link_days: float = Field(default=7.0, gt=0, description="how long an acknowledgement link stays valid")
