@@ -25,7 +25,8 @@ def generated() -> dict[str, str]:
     from services.notifications.app import create_app as notifications_app
     from services.routing.app import create_app as routing_app
 
-    settings = Settings(policy_dir=str(REFERENCE.parents[1] / "deploy" / "policies"))
+    policies = str(REFERENCE.parents[1] / "deploy" / "policies")
+    settings = Settings(policy_dir=policies, signing_key="reference-docs-only")
     intake, intake_runtime = intake_app(settings)
     notifications, notifications_runtime = notifications_app(settings)
     _, routing = routing_app(settings)

@@ -24,7 +24,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from shared.admission import Admission
-from shared.contracts.envelope import Event, EventRejected, in_current_span, parse_event
+from shared.contracts.envelope import Actor, Event, EventRejected, in_current_span, parse_event, utc_now
+from shared.contracts.events import OpsDeadLettered, OpsDeadLetteredPayload
 from shared.subjects import Subjects
 from shared.tracing import record_batch_spans, span_in_trace
 from shared.unit_of_work import UnitOfWork, Work
@@ -71,7 +72,32 @@ class DeadLetters:
         )
         # Operational alert: a dead letter always needs a person to look at it.
         log.error("DEAD LETTER %s: %s (%s)", consumer, reason, json.dumps(headers))
+        await self._announce(message.subject, consumer=consumer, sequence=str(sequence), reason=reason)
         await message.term()
+
+    async def _announce(self, subject: str, *, consumer: str, sequence: str, reason: str) -> None:
+        """ops.dead_lettered on the event stream, so routing tells the school's DSL (counts, never content)."""
+        school_id, event_type = self._subjects.origin(subject) or ("unknown", "unknown")
+        if event_type == OpsDeadLettered.TYPE:
+            return  # an alert about an alert would only repeat itself
+        announced = OpsDeadLettered.new(
+            OpsDeadLetteredPayload(
+                consumer=consumer,
+                original_type=event_type,
+                stream_sequence=sequence,
+                reason_code=reason.split(":")[0][:100],
+            ),
+            school_id=school_id,
+            aggregate_id=f"{consumer}:{sequence}",
+            actor=Actor(id=consumer, role="service"),
+            occurred_at=utc_now(),
+        )
+        await self._jetstream().publish(
+            self._subjects.event(school_id=school_id, event_type=announced.type),
+            announced.to_json(),
+            headers={"Nats-Msg-Id": f"ops-dead:{consumer}:{sequence}"},
+            stream=self._subjects.stream,
+        )
 
 
 class DeadLetterMiddleware(BaseMiddleware):

@@ -24,6 +24,8 @@ from shared.subjects import (
     NOTIFICATIONS_REQUESTS,
     ROUTING_ACKNOWLEDGEMENTS,
     ROUTING_CONCERNS,
+    ROUTING_DEAD_LETTERS,
+    ROUTING_FAILURES,
     Subjects,
 )
 
@@ -43,6 +45,8 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
     "audit": ("record.viewed",),
     "console": ("record.viewed",),
 }
+# Every service announces the dead letters it parks (count and reason code, never the content).
+PUBLISHES = {service: (*types, "ops.dead_lettered") for service, types in PUBLISHES.items()}
 # Services that send case commands to routing as requesters (replies come to their own inbox).
 COMMAND_SENDERS: tuple[str, ...] = ("console",)
 
@@ -88,6 +92,8 @@ def consumers(subjects: Subjects) -> dict[str, tuple[PullConsumer, ...]]:
         "routing": (
             PullConsumer(ROUTING_CONCERNS, subjects.of_type("concern.received")),
             PullConsumer(ROUTING_ACKNOWLEDGEMENTS, subjects.of_type("notification.acknowledged")),
+            PullConsumer(ROUTING_FAILURES, subjects.of_type("notification.failed")),
+            PullConsumer(ROUTING_DEAD_LETTERS, subjects.of_type("ops.dead_lettered")),
         ),
         "notifications": (PullConsumer(NOTIFICATIONS_REQUESTS, subjects.of_type("notification.requested")),),
         "audit": (PullConsumer(AUDIT_LEDGER, subjects.all_events),),

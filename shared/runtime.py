@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from faststream import AckPolicy, Context
 from faststream.nats import JStream, NatsBroker, PullSub
@@ -25,6 +25,7 @@ from shared.consumer import (
     decode_events,
 )
 from shared.contracts.envelope import Event
+from shared.contracts.events import OpsDeadLettered
 from shared.db import ensure_database, make_engine, session_factory
 from shared.inbox_outbox import InboxOutbox
 from shared.logs import configure_logging
@@ -39,6 +40,14 @@ from shared.unit_of_work import UnitOfWork
 log = logging.getLogger(__name__)
 
 MAX_DELIVER = 10
+
+
+class Worker(Protocol):
+    """A background loop a service runs beside its consumers (a dispatcher, a scheduler)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 def typed_batch_subscriber(edge: EventBatches, event_class: type[Event[Any]]) -> Callable[..., Awaitable[None]]:
@@ -81,6 +90,12 @@ class ServiceRuntime:
         self.broker.add_middleware(
             partial(DeadLetterMiddleware, dead_letters=self.dead_letters, admission=self.admission)
         )
+        self._workers: list[Worker] = []
+        self.publishes(OpsDeadLettered)  # every service's dead-letter path announces what it parks
+
+    def keep_running(self, worker: Worker) -> None:
+        """Start `worker` once the runtime is up (after the relay) and stop it before the runtime stops."""
+        self._workers.append(worker)
 
     def consumer(
         self,
@@ -149,8 +164,12 @@ class ServiceRuntime:
         await self.broker.connect()
         await ensure_streams(jetstream(self.broker), self.settings)
         self.relay.start()
+        for worker in self._workers:
+            worker.start()
         log.info("%s ready (stream %s, subjects %s.>)", self.service, self.subjects.stream, self.subjects.root)
 
     async def stop(self) -> None:
+        for worker in reversed(self._workers):
+            await worker.stop()
         await self.relay.stop()
         await self.engine.dispose()

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     )
     console_url: str = Field(default="http://127.0.0.1:8081", description="base URL people open links on")
     policy_dir: str = Field(default="deploy/policies", description="folder of <school_id>.yaml policy files")
+    unacknowledged_alert_minutes: float = Field(
+        default=30.0, gt=0, description="how often the standing alert repeats once the escalation ladder has run out"
+    )
     mail_sink_dir: str = Field(default=".safeguard-data/mail", description="where the email sink writes messages")
 
     @model_validator(mode="after")

@@ -38,6 +38,13 @@ class Subjects:
         """Filter for every domain event (what audit consumes)."""
         return f"{self.root}.>"
 
+    def origin(self, subject: str) -> tuple[str, str] | None:
+        """(school_id, event_type) of an event subject, or None when the subject is not one."""
+        parts = subject.split(".")
+        if len(parts) != 4 or parts[0] != self.root:
+            return None
+        return parts[1], f"{parts[2]}.{parts[3]}"
+
     @property
     def dead_letter_stream(self) -> str:
         return f"{self.stream}_DEAD"
@@ -72,6 +79,8 @@ class Subjects:
 INTAKE_RECEIPTS = "intake-receipts"  # case events, so a reporter's status page follows the case
 ROUTING_CONCERNS = "routing-concerns"
 ROUTING_ACKNOWLEDGEMENTS = "routing-acknowledgements"
+ROUTING_FAILURES = "routing-notification-failures"
+ROUTING_DEAD_LETTERS = "routing-dead-letters"
 NOTIFICATIONS_REQUESTS = "notifications-requests"
 AUDIT_LEDGER = "audit-ledger"
 CONSOLE_READ_MODEL = "console-read-model"

@@ -33,6 +33,12 @@ class Work:
     session: AsyncSession
     tables: InboxOutbox
     emitted: list[Event[Any]] = field(default_factory=list)
+    woken: list[Callable[[], None]] = field(default_factory=list)
+
+    def wake_after_commit(self, wake: Callable[[], None]) -> None:
+        """Call `wake` once this transaction has committed (a background worker with new rows to act on)."""
+        if wake not in self.woken:
+            self.woken.append(wake)
 
     def emit(self, events: Iterable[Event[Any]]) -> None:
         """Publish these events if (and only if) the transaction commits."""
@@ -83,3 +89,5 @@ class UnitOfWork:
                 await self.tables.enqueue(session, work.emitted)
         if work.emitted:
             self._wake()
+        for wake in work.woken:
+            wake()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from functools import partial
 
 from fastapi import FastAPI
 
-from services.notifications.handlers import Notifier, on_notification_requested
+from services.notifications.dispatcher import DeliveryRules, Dispatcher
+from services.notifications.handlers import on_notification_requested
 from services.notifications.http import router
 from services.notifications.settings import NotificationSettings
 from services.notifications.store import SCHEMA, SqlDeliveries
@@ -37,16 +39,25 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     signer = ack_links(settings, options)
     deliveries = SqlDeliveries()
     kit = build_channels(settings, sessions=runtime.sessions, options=options)
-    notifier = Notifier(
+    dispatcher = Dispatcher(
+        uow=runtime.uow,
         deliveries=deliveries,
         channels=kit.channels,
         signer=signer,
         console_url=settings.console_url,
         clock=utc_now,
+        rules=DeliveryRules(
+            max_attempts=options.delivery_max_attempts,
+            backoff_seconds=tuple(options.delivery_backoff_seconds),
+            sending_timeout=timedelta(seconds=options.delivery_sending_timeout_seconds),
+            concurrency=options.delivery_concurrency,
+        ),
+        poll_seconds=options.delivery_poll_seconds,
     )
-    deliver = partial(on_notification_requested, notifier=notifier)
-    deliver.__doc__ = "Deliver each requested notification once and report it sent or failed."
-    runtime.consumer(NotificationRequested, durable=NOTIFICATIONS_REQUESTS, handler=deliver)
+    record = partial(on_notification_requested, deliveries=deliveries, clock=utc_now, wake=dispatcher.wake)
+    record.__doc__ = "Record each requested notification once; the dispatcher sends it and reports sent or failed."
+    runtime.consumer(NotificationRequested, durable=NOTIFICATIONS_REQUESTS, handler=record)
+    runtime.keep_running(dispatcher)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -7,6 +7,8 @@ or an address are not among them, so no template (ours or a policy's) can put on
 The kind is recognised from fields `notification.requested` v1 already has (no new event version):
 - `parent`: the recipient's role is a parent or carer;
 - `policy_review`: routing's policy-review reminder (reason `policy_review_due`, reference naming the policy and date);
+- `operations`: an operational alert, not a case (reason `ops: ...`, e.g. a dead-lettered message);
+- `unacknowledged`: the standing alert once the escalation ladder has run out (reason `unacknowledged: ...`);
 - `escalation`: `escalation_rung` above 0;
 - `case_reminder`: a case deadline reminder (reason `reminder: ...`);
 - `case`: everything else.
@@ -22,7 +24,7 @@ from typing import Literal
 from shared.contracts.concern import PersonRole
 from shared.contracts.events import POLICY_REVIEW_DUE, NotificationRequestedPayload
 
-MessageKind = Literal["case", "escalation", "case_reminder", "policy_review", "parent"]
+MessageKind = Literal["case", "escalation", "case_reminder", "policy_review", "parent", "unacknowledged", "operations"]
 PARENT_ROLES = frozenset({PersonRole.parent_carer.value})
 ALLOWED_FIELDS = frozenset({"urgency_words", "reference", "link"})
 
@@ -82,6 +84,21 @@ DEFAULT_TEMPLATES: Mapping[str, MessageTemplate] = {
         action="Confirm you have seen this reminder",
         sms="Policy review due: {reference} {link}",
     ),
+    "unacknowledged": MessageTemplate(
+        title="{urgency_words}: {reference} STILL NOT ACKNOWLEDGED",
+        body="Nobody has acknowledged concern {reference}, although everyone on the escalation ladder has been "
+        "told. This alert repeats until someone does. Sign in to the Safeguard console to read it and acknowledge.",
+        action="Acknowledge that you have seen it",
+        sms="NOT ACKNOWLEDGED {urgency_words}: {reference} {link}",
+    ),
+    "operations": MessageTemplate(
+        title="Safeguard needs attention: {reference}",
+        body="Safeguard set aside {reference} because it could not be processed. Nothing is lost, but a person "
+        "has to look at it: ask your Safeguard administrator to check the dead letters.",
+        action="Confirm you have seen this",
+        sms="Safeguard needs attention: {reference} {link}",
+        footer="This message carries no case detail.",
+    ),
     "parent": MessageTemplate(
         title="Message from your child's school",
         body="The school would like to speak with you. Please contact the school office and quote "
@@ -112,8 +129,12 @@ def message_kind(request: NotificationRequestedPayload) -> MessageKind:
     """Which template a request gets, from the fields it already carries (see the module docstring)."""
     if request.recipient.role in PARENT_ROLES:
         return "parent"
+    if request.reason.startswith("ops:"):
+        return "operations"
     if request.reason == POLICY_REVIEW_DUE or request.reason.startswith("policy review"):
         return "policy_review"
+    if request.reason.startswith("unacknowledged"):
+        return "unacknowledged"
     if request.escalation_rung:
         return "escalation"
     if request.reason.startswith("reminder:"):

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from services.notifications import ack_pages
 from services.notifications.handlers import acknowledge
 from services.notifications.links import AckLinks, LinkState
-from services.notifications.store import Deliveries
+from services.notifications.store import SqlDeliveries as Deliveries
 from shared.unit_of_work import UnitOfWork
 
 Token = Annotated[str, Query(min_length=8, max_length=64, description="the token from the notification's link")]

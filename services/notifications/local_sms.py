@@ -1,7 +1,8 @@
 """A local stand-in for a Twilio-style SMS API: checks what a real provider would and keeps what it gets.
 
 Run: `python -m services.notifications.local_sms` (SAFEGUARD_SMS_PORT, SAFEGUARD_SMS_ACCOUNT_SID,
-SAFEGUARD_SMS_AUTH_TOKEN, SAFEGUARD_SMS_SINK_FILE). Messages are appended to a JSON-lines file (0600:
+SAFEGUARD_SMS_AUTH_TOKEN, SAFEGUARD_SMS_SINK_FILE). A repeated Idempotency-Key gets the first message back (no second
+SMS), as providers with idempotency keys do. Messages are appended to a JSON-lines file (0600:
 it holds phone numbers) and listed at GET /messages. Loopback only.
 """
 
@@ -28,6 +29,8 @@ def create_fake_provider(*, account_sid: str, auth_token: str, sink_file: Path |
     """The fake provider's app; `app.state.messages` holds every accepted message."""
     app = FastAPI(title="Local SMS provider")
     app.state.messages = []
+    app.state.by_key = {}  # Idempotency-Key -> the message it created
+    app.state.repeats = 0
     expected = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
 
     def refuse(status: int, code: int, message: str) -> JSONResponse:
@@ -40,6 +43,7 @@ def create_fake_provider(*, account_sid: str, auth_token: str, sink_file: Path |
         sender: Annotated[str, Form(alias="From")],
         body: Annotated[str, Form(alias="Body")],
         authorization: Annotated[str, Header()] = "",
+        idempotency_key: Annotated[str, Header()] = "",
     ) -> dict[str, Any] | JSONResponse:
         if sid != account_sid or not hmac.compare_digest(authorization.encode(), expected.encode()):
             return refuse(401, 20003, "Authenticate")
@@ -47,8 +51,13 @@ def create_fake_provider(*, account_sid: str, auth_token: str, sink_file: Path |
             return refuse(400, 21211, "The 'To' number is not a valid phone number.")
         if not one_segment(body):
             return refuse(400, 30001, "more than one GSM-7 segment")
+        if idempotency_key in app.state.by_key:
+            app.state.repeats += 1
+            return dict(app.state.by_key[idempotency_key])  # the same message, not a second one
         message = {"sid": f"SM{uuid.uuid4().hex}", "to": to, "from": sender, "body": body, "status": "queued"}
         app.state.messages.append(message)
+        if idempotency_key:
+            app.state.by_key[idempotency_key] = message
         if sink_file is not None:
             _append(sink_file, message)
         return message

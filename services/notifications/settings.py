@@ -44,4 +44,17 @@ class NotificationSettings(BaseSettings):
     sms_from: str = Field(default="Safeguard", description="sender number or alphanumeric sender id")
     sms_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    delivery_max_attempts: int = Field(default=5, ge=1, description="attempts before a transient fault is final")
+    delivery_backoff_seconds: list[float] = Field(
+        default=[5.0, 30.0, 120.0, 600.0], description="wait before the n-th retry (the last one repeats)"
+    )
+    delivery_sending_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="an attempt cut off (crash) this long ago is reconciled; above every timeout"
+    )
+    delivery_concurrency: int = Field(default=16, ge=1, description="sends in flight at once per instance")
+    delivery_poll_seconds: float = Field(default=1.0, gt=0, description="how often due retries are looked for")
+
+    ephemeral_signing_key: bool = Field(
+        default=False, description="development only: start without SAFEGUARD_SIGNING_KEY, links die with the process"
+    )
     ack_link_days: float = Field(default=7.0, gt=0, description="how long an acknowledgement link stays valid")

@@ -1,15 +1,22 @@
-"""Notifications' schema: one delivery row per notification id."""
+"""Notifications' schema: one delivery row per notification id, from requested to sent or failed.
+
+A row is `requested` in the consumer's transaction; the dispatcher claims it (`sending`, attempt counted,
+committed) before the channel is called, and records `sent`, `failed`, or `requested` again for a retry.
+`ready_at` is when the row is next due: the retry time while requested, the reconcile time while sending.
+"""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts.envelope import parse_event
+from shared.contracts.events import NotificationRequested
 
 SCHEMA = "notifications"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -30,6 +37,11 @@ deliveries = sa.Table(
     sa.Column("delivered_at", sa.DateTime(timezone=True)),
     sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
     sa.Column("acknowledged_by", sa.Text),
+    sa.Column("request", JSONB),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("attempted_at", sa.DateTime(timezone=True)),
+    sa.Column("ready_at", sa.DateTime(timezone=True)),
+    sa.Index("deliveries_ready", "ready_at", postgresql_where=sa.text("status IN ('requested', 'sending')")),
 )
 
 
@@ -47,120 +59,118 @@ push_subscriptions = sa.Table(
 
 
 @dataclass(frozen=True)
-class DeliveryRecord:
-    """One notification's delivery row."""
+class Attempt:
+    """A claimed delivery: the request, which attempt this is, and whether an earlier one was cut off."""
 
     notification_id: str
-    school_id: str
-    case_id: str
-    recipient_person_id: str
-    channel: str
-    status: str
-    detail: str | None
-    requested_event_id: uuid.UUID
-    correlation_id: uuid.UUID
-    traceparent: str | None
-    delivered_at: datetime | None
-    acknowledged_at: datetime | None
-    acknowledged_by: str | None
-
-
-class Deliveries(Protocol):
-    """What notifications asks of its delivery rows (`SqlDeliveries`; a fake in tests/support/fakes.py)."""
-
-    async def claim(
-        self,
-        session: AsyncSession,
-        *,
-        notification_id: str,
-        school_id: str,
-        case_id: str,
-        recipient_person_id: str,
-        channel: str,
-        requested_event_id: uuid.UUID,
-        correlation_id: uuid.UUID,
-        traceparent: str | None,
-    ) -> bool: ...
-
-    async def finish(
-        self, session: AsyncSession, *, notification_id: str, status: str, detail: str, at: datetime
-    ) -> None: ...
-
-    async def acknowledge(
-        self, session: AsyncSession, *, notification_id: str, by: str, at: datetime
-    ) -> DeliveryRecord | None: ...
-
-    async def get(self, session: AsyncSession, notification_id: str) -> DeliveryRecord | None: ...
-
-
-def _record(row: sa.Row | None) -> DeliveryRecord | None:
-    return None if row is None else DeliveryRecord(**row._asdict())
+    attempt: int
+    request: NotificationRequested
+    interrupted: bool
 
 
 class SqlDeliveries:
-    """Delivery rows: claimed before sending so a second request for the same notification sends nothing."""
+    """Delivery rows: one per notification id, so a second request for the same notification sends nothing."""
 
-    async def claim(
-        self,
-        session: AsyncSession,
-        *,
-        notification_id: str,
-        school_id: str,
-        case_id: str,
-        recipient_person_id: str,
-        channel: str,
-        requested_event_id: uuid.UUID,
-        correlation_id: uuid.UUID,
-        traceparent: str | None,
-    ) -> bool:
-        """Create the delivery row; False when this notification was already handled."""
+    async def record_requested(self, session: AsyncSession, request: NotificationRequested, *, at: datetime) -> bool:
+        """Record the request (due now); False when this notification was already recorded."""
+        payload = request.payload
         result = await session.execute(
             insert(deliveries)
             .values(
-                notification_id=notification_id,
-                school_id=school_id,
-                case_id=case_id,
-                recipient_person_id=recipient_person_id,
-                channel=channel,
-                status="sending",
-                requested_event_id=requested_event_id,
-                correlation_id=correlation_id,
-                traceparent=traceparent,
+                notification_id=payload.notification_id,
+                school_id=request.school_id,
+                case_id=payload.case_id,
+                recipient_person_id=payload.recipient.person_id,
+                channel=payload.channel,
+                status="requested",
+                requested_event_id=request.event_id,
+                correlation_id=request.correlation_id,
+                traceparent=request.traceparent,
+                request=request.model_dump(mode="json"),
+                ready_at=at,
             )
             .on_conflict_do_nothing()
             .returning(deliveries.c.notification_id)
         )
         return result.first() is not None
 
-    async def finish(
-        self, session: AsyncSession, *, notification_id: str, status: str, detail: str, at: datetime
-    ) -> None:
-        """Record how the delivery ended (`sent` with the provider's id, or `failed` with the reason)."""
-        await session.execute(
+    async def claim_ready(
+        self, session: AsyncSession, *, now: datetime, limit: int, sending_timeout: timedelta
+    ) -> list[Attempt]:
+        """Due rows (new, retrying, or cut off mid-send), locked and marked sending with their attempt counted."""
+        rows = (
+            await session.execute(
+                sa.select(deliveries.c.notification_id, deliveries.c.status, deliveries.c.request)
+                .where(deliveries.c.status.in_(("requested", "sending")), deliveries.c.ready_at <= now)
+                .order_by(deliveries.c.ready_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        if not rows:
+            return []
+        claimed = await session.execute(
             sa.update(deliveries)
-            .where(deliveries.c.notification_id == notification_id)
-            .values(status=status, detail=detail, delivered_at=at if status == "sent" else None)
+            .where(deliveries.c.notification_id.in_([r.notification_id for r in rows]))
+            .values(
+                status="sending",
+                attempts=deliveries.c.attempts + 1,
+                attempted_at=now,
+                ready_at=now + sending_timeout,
+            )
+            .returning(deliveries.c.notification_id, deliveries.c.attempts)
         )
+        attempts = {r.notification_id: r.attempts for r in claimed}
+        return [
+            Attempt(r.notification_id, attempts[r.notification_id], _request(r.request), r.status == "sending")
+            for r in rows
+        ]
 
-    async def acknowledge(
-        self, session: AsyncSession, *, notification_id: str, by: str, at: datetime
-    ) -> DeliveryRecord | None:
+    async def finish(
+        self,
+        session: AsyncSession,
+        *,
+        notification_id: str,
+        attempt: int,
+        status: str,
+        detail: str,
+        at: datetime,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        """Record an attempt's outcome; False when that attempt was no longer the current one (reclaimed)."""
+        values: dict[str, Any] = {"status": status, "detail": detail, "ready_at": retry_at}
+        if status == "sent":
+            values["delivered_at"] = at
+        result = await session.execute(
+            sa.update(deliveries)
+            .where(
+                deliveries.c.notification_id == notification_id,
+                deliveries.c.status == "sending",
+                deliveries.c.attempts == attempt,
+            )
+            .values(**values)
+            .returning(deliveries.c.notification_id)
+        )
+        return result.first() is not None
+
+    async def acknowledge(self, session: AsyncSession, *, notification_id: str, by: str, at: datetime) -> sa.Row | None:
         """Mark acknowledged once; returns the row when this call acknowledged it, None otherwise."""
-        return _record(
-            (
-                await session.execute(
-                    sa.update(deliveries)
-                    .where(deliveries.c.notification_id == notification_id, deliveries.c.acknowledged_at.is_(None))
-                    .values(acknowledged_at=at, acknowledged_by=by)
-                    .returning(deliveries)
-                )
-            ).first()
-        )
+        return (
+            await session.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.notification_id == notification_id, deliveries.c.acknowledged_at.is_(None))
+                .values(acknowledged_at=at, acknowledged_by=by)
+                .returning(deliveries)
+            )
+        ).first()
 
-    async def get(self, session: AsyncSession, notification_id: str) -> DeliveryRecord | None:
-        """The notification's delivery row, if it was ever requested."""
-        return _record(
-            (
-                await session.execute(sa.select(deliveries).where(deliveries.c.notification_id == notification_id))
-            ).first()
-        )
+    async def get(self, session: AsyncSession, notification_id: str) -> sa.Row | None:
+        return (
+            await session.execute(sa.select(deliveries).where(deliveries.c.notification_id == notification_id))
+        ).first()
+
+
+def _request(document: dict[str, Any]) -> NotificationRequested:
+    event = parse_event(document)
+    assert isinstance(event, NotificationRequested)
+    return event

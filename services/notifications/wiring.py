@@ -19,7 +19,7 @@ from services.notifications.channels.sms import TwilioStyleSms
 from services.notifications.links import AckLinks
 from services.notifications.push_http import push_router
 from services.notifications.settings import NotificationSettings
-from services.notifications.store import Deliveries
+from services.notifications.store import SqlDeliveries as Deliveries
 from services.notifications.subscriptions import SqlPushSubscriptions
 from services.notifications.vapid import KeptVapidKey
 from shared.settings import Settings
@@ -37,13 +37,24 @@ class ChannelKit:
     options: NotificationSettings
 
 
+class MissingSigningKey(RuntimeError):
+    """No kept key for acknowledgement links, outside development."""
+
+
 def ack_links(settings: Settings, options: NotificationSettings) -> AckLinks:
-    """The link signer: the kept key, or (with a warning) one that dies with this process."""
+    """The link signer: the kept key; a key that dies with the process only under the development flag."""
     if settings.signing_key:
         key = settings.signing_key.encode()
-    else:
-        log.warning("SAFEGUARD_SIGNING_KEY is unset: acknowledgement links will not survive a restart")
+    elif options.ephemeral_signing_key:
+        log.warning("SAFEGUARD_SIGNING_KEY is unset: acknowledgement links will not survive a restart (dev only)")
         key = secrets.token_bytes(32)
+    else:
+        # A random key per process would void every link already sent at the next restart, and differ
+        # between instances: refuse to start instead.
+        raise MissingSigningKey(
+            "SAFEGUARD_SIGNING_KEY is unset: set a kept secret (e.g. `openssl rand -base64 32`), "
+            "or SAFEGUARD_EPHEMERAL_SIGNING_KEY=1 for development only"
+        )
     return AckLinks(key, lifetime=timedelta(days=options.ack_link_days))
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from faststream import FastStream
 
 from services.routing.case_command_edge import register_commands
 from services.routing.command_auth import CommandGate
+from services.routing.failures import on_notification_failed
 from services.routing.handlers import Routing, on_concern_received, on_deadline_due, on_notification_acknowledged
+from services.routing.operations import on_dead_lettered
 from services.routing.policy_book import PolicyBook
-from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines
+from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines, SqlNotificationFailures
 from services.routing.timers import DeadlineScheduler
 from shared.actor_tokens import ActorVerifier
 from shared.contracts.case_events import CASE_WORKFLOW_EVENTS, CaseCommandRefused
@@ -22,17 +24,20 @@ from shared.contracts.events import (
     CaseEscalated,
     CaseOpened,
     CaseTriaged,
+    CaseUnacknowledged,
     ConcernReceived,
     DeadlineReached,
     DeadlineSet,
     NotificationAcknowledged,
+    NotificationFailed,
     NotificationRequested,
+    OpsDeadLettered,
     PolicyAdopted,
     PolicyReviewDue,
 )
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
-from shared.subjects import ROUTING_ACKNOWLEDGEMENTS, ROUTING_CONCERNS
+from shared.subjects import ROUTING_ACKNOWLEDGEMENTS, ROUTING_CONCERNS, ROUTING_DEAD_LETTERS, ROUTING_FAILURES
 from shared.tracing import shutdown_tracing
 
 log = logging.getLogger(__name__)
@@ -52,11 +57,16 @@ class RoutingService:
             DeadlineReached,
             CaseEscalated,
             PolicyReviewDue,
+            CaseUnacknowledged,
             *CASE_WORKFLOW_EVENTS,
             CaseCommandRefused,
         )
         self.routing = Routing(
-            policies=PolicyBook(), case_events=SqlCaseEvents(), deadlines=SqlDeadlines(), clock=clock
+            policies=PolicyBook(),
+            case_events=SqlCaseEvents(),
+            deadlines=SqlDeadlines(),
+            clock=clock,
+            alert_every=timedelta(minutes=settings.unacknowledged_alert_minutes),
         )
         self.runtime.admission.known_school = self.routing.policies.adopted
         triage = partial(on_concern_received, routing=self.routing)
@@ -76,6 +86,17 @@ class RoutingService:
             clock=clock,
             poll_seconds=settings.outbox_poll_seconds,
         )
+        failed = partial(
+            on_notification_failed,
+            routing=self.routing,
+            failures=SqlNotificationFailures(),
+            wake_scheduler=self.scheduler.wake,
+        )
+        failed.__doc__ = on_notification_failed.__doc__
+        self.runtime.consumer(NotificationFailed, durable=ROUTING_FAILURES, handler=failed)
+        dead = partial(on_dead_lettered, routing=self.routing)
+        dead.__doc__ = on_dead_lettered.__doc__
+        self.runtime.consumer(OpsDeadLettered, durable=ROUTING_DEAD_LETTERS, handler=dead)
 
     async def start(self) -> None:
         """Migrate and connect, adopt the policy folder, then start the scheduler (subscribers start after)."""

@@ -22,6 +22,7 @@ from services.routing.case import CaseCommand, CaseState, CommandRejected, Stale
 from services.routing.case.commands import describe_invalid
 from services.routing.case.roles import case_managers, spoken
 from services.routing.command_auth import CommandGate, CommandRefused, claim_assertion, log_refusal, refusal_event
+from services.routing.domain import STANDING_ALERT
 from services.routing.policy import ACKNOWLEDGE
 from services.routing.store import CaseEvents, ConcurrencyConflict, Deadlines, SqlCaseEvents, SqlDeadlines
 from shared.contracts.case_events import CaseAcknowledged
@@ -131,7 +132,8 @@ async def record_command(
     )
     if deadlines is not None and any(isinstance(event, CaseAcknowledged) for event in events):
         # The case is in hand: nobody further up the escalation ladder needs to be told.
-        await deadlines.cancel_for_case(session, case_id=state.case_id, kinds=[ACKNOWLEDGE], at=now)
+        # The standing alert (the ladder ran out) stops too.
+        await deadlines.cancel_for_case(session, case_id=state.case_id, kinds=[ACKNOWLEDGE, STANDING_ALERT], at=now)
     return now_state, events
 
 

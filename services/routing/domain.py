@@ -13,7 +13,7 @@ from typing import Any
 
 from services.routing.policy.decide import ACKNOWLEDGE
 from services.routing.policy.decision import Decision, EscalationRung, Recipient
-from services.routing.policy.model import Urgency
+from services.routing.policy.notifying import DEFAULT_PLAN, NotificationPlan
 from shared.contracts.envelope import Actor, Event
 from shared.contracts.events import (
     CaseEscalated,
@@ -34,6 +34,7 @@ from shared.contracts.events import (
 
 ROUTING = Actor(id="routing", role="service")
 _NAMESPACE = uuid.UUID("6f1c2a7e-3b7d-4c1e-9a55-2d0f9f1e8b11")
+STANDING_ALERT = "unacknowledged_alert"  # repeats until someone acknowledges; cancelled with ACKNOWLEDGE
 
 
 def derived_id(*parts: object) -> str:
@@ -49,17 +50,26 @@ def person_ref(recipient: Recipient) -> PersonRef:
     return PersonRef(person_id=recipient.person_id, name=recipient.name, role=recipient.role.value)
 
 
-def channels_for(recipient: Recipient, *, urgency: str) -> list[tuple[str, str]]:
-    """(channel, address) pairs: push and email where the person has them; SMS too when it cannot wait."""
+def reachable_by(recipient: Recipient) -> list[tuple[str, str]]:
+    """Every (channel, address) the person can be reached on, in the order a fallback tries them."""
     contact = recipient.channels
-    chosen: list[tuple[str, str]] = []
-    if contact.push:
-        chosen.append(("push", recipient.person_id))
-    if contact.email:
-        chosen.append(("email", contact.email))
-    if contact.phone and (urgency in (Urgency.immediate, Urgency.high) or not chosen):
-        chosen.append(("sms", contact.phone))
-    return chosen
+    every = [("push", recipient.person_id if contact.push else None), ("email", contact.email), ("sms", contact.phone)]
+    return [(channel, address) for channel, address in every if address]
+
+
+def channels_for(recipient: Recipient, *, urgency: str, plan: NotificationPlan = DEFAULT_PLAN) -> list[tuple[str, str]]:
+    """(channel, address) pairs the plan wants for `urgency` and the person has; never none while they have one."""
+    reachable = dict(reachable_by(recipient))
+    wanted = plan.wanted(urgency, prefer=recipient.channels.prefer)
+    chosen = [(channel, reachable[channel]) for channel in wanted if channel in reachable]
+    return chosen or reachable_by(recipient)[:1]
+
+
+def notification_id_for(case_id: str, *, rung: int, person_id: str, channel: str, repeat: int = 0) -> str:
+    """The same notification (case, rung, person, channel, repeat of a standing alert) always has the same id."""
+    if repeat:
+        return derived_id("notification", case_id, rung, person_id, channel, "alert", repeat)
+    return derived_id("notification", case_id, rung, person_id, channel)
 
 
 def policy_review_reference(title: str, *, version: int, review_due: str) -> str:
@@ -79,12 +89,20 @@ def notification_requests(
     school_id: str,
     cause: Event[Any],
     now: datetime,
+    only_channel: str | None = None,
+    plan: NotificationPlan = DEFAULT_PLAN,
+    repeat: int = 0,
 ) -> list[NotificationRequested]:
-    """One request per person per channel; the id is derived so a re-run requests nothing new."""
+    """One request per person per channel (or on `only_channel`); ids are derived so a re-run requests nothing new."""
     requests = []
     for recipient in recipients:
-        for channel, address in channels_for(recipient, urgency=urgency):
-            notification_id = derived_id("notification", case_id, rung, recipient.person_id, channel)
+        chosen = channels_for(recipient, urgency=urgency, plan=plan)
+        if only_channel is not None:
+            chosen = [(channel, address) for channel, address in reachable_by(recipient) if channel == only_channel]
+        for channel, address in chosen:
+            notification_id = notification_id_for(
+                case_id, rung=rung, person_id=recipient.person_id, channel=channel, repeat=repeat
+            )
             requests.append(
                 NotificationRequested.new(
                     NotificationRequestedPayload(
@@ -137,7 +155,9 @@ def deadline_event(
     )
 
 
-def triage_events(concern: ConcernReceived, decision: Decision, *, now: datetime) -> list[Event[Any]]:
+def triage_events(
+    concern: ConcernReceived, decision: Decision, *, now: datetime, plan: NotificationPlan = DEFAULT_PLAN
+) -> list[Event[Any]]:
     """Everything routing announces about a new concern: case opened and triaged, who is told, by when."""
     case_id = case_id_for(concern)
     reference = concern.payload.reference
@@ -197,6 +217,7 @@ def triage_events(concern: ConcernReceived, decision: Decision, *, now: datetime
         school_id=concern.school_id,
         cause=concern,
         now=now,
+        plan=plan,
     )
     events += [
         deadline_event(
@@ -238,6 +259,7 @@ def escalation_events(
     cause: Event[Any],
     now: datetime,
     next_due: datetime | None,
+    plan: NotificationPlan = DEFAULT_PLAN,
 ) -> list[Event[Any]]:
     """Tell the next rung, record the escalation on the case, and set the next acknowledgement deadline."""
     reason = f"escalation: nobody acknowledged in time (rung {rung.rung}, {rung.role.value})"
@@ -268,6 +290,7 @@ def escalation_events(
         school_id=school_id,
         cause=cause,
         now=now,
+        plan=plan,
     )
     if next_due is not None:
         events.append(

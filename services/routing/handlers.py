@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +16,7 @@ from services.routing.case_command_edge import record_command
 from services.routing.command_auth import CommandRefused, log_refusal, refusal_event, role_in_policy
 from services.routing.domain import (
     ROUTING,
+    STANDING_ALERT,
     case_id_for,
     escalation_events,
     ladder_as_data,
@@ -29,7 +30,10 @@ from services.routing.policy.decide import acknowledge_by, decide, escalation_la
 from services.routing.policy.decision import Recipient
 from services.routing.policy.floor import HEADTEACHER, NAMED_GOVERNOR
 from services.routing.policy.model import Urgency
+from services.routing.policy.notifying import NotificationPlan
 from services.routing.policy_book import POLICY_REVIEW, PolicyBook
+from services.routing.quiet import DEFERRED, hold_for_quiet_hours, released
+from services.routing.standing_alert import next_alert, standing_alert_events
 from services.routing.store import CaseEvents, Deadlines, DueDeadline
 from shared.contracts.envelope import Actor, Event, parse_event
 from shared.contracts.events import (
@@ -58,6 +62,7 @@ class Routing:
     case_events: CaseEvents
     deadlines: Deadlines
     clock: Callable[[], datetime]
+    alert_every: timedelta = timedelta(minutes=30)
 
 
 async def on_concern_received(event: ConcernReceived, *, work: Work, routing: Routing) -> list[Event[Any]]:
@@ -68,7 +73,7 @@ async def on_concern_received(event: ConcernReceived, *, work: Work, routing: Ro
     for alert in decision.alerts:  # operational alerts name the reference, never a person
         log.error("ROUTING ALERT %s: %s", event.school_id, alert)
     now = routing.clock()
-    events = triage_events(event, decision, now=now)
+    events = triage_events(event, decision, now=now, plan=policy.notifications)
     case_id = case_id_for(event)
     case_stream = [e for e in events if e.AGGREGATE == "case"]
     version = await routing.case_events.append(session, case_id=case_id, events=case_stream, expected_version=0)
@@ -103,7 +108,7 @@ async def on_concern_received(event: ConcernReceived, *, work: Work, routing: Ro
                 "cause": deadline.model_dump(mode="json"),
             },
         )
-    return events
+    return await hold_for_quiet_hours(events, session=session, deadlines=routing.deadlines, policy=policy, now=now)
 
 
 async def on_notification_acknowledged(
@@ -151,13 +156,22 @@ def people_told(history: list[Event[Any]]) -> frozenset[str]:
 async def on_deadline_due(due: DueDeadline, *, session: AsyncSession, routing: Routing) -> list[Event[Any]]:
     """A pending deadline's time has come (it fires once): escalate, remind, or note it was already met."""
     now = routing.clock()
+    if due.kind == DEFERRED:
+        return released(due)
     cause = parse_event(due.detail["cause"])
     if due.kind == ACKNOWLEDGE:
         events, outcome = await _escalate(due, cause=cause, session=session, routing=routing, now=now)
+        if outcome == "nobody_left":  # never silent: the standing alert starts
+            events = await _standing_alert(due, number=1, cause=cause, session=session, routing=routing, now=now)
+    elif due.kind == STANDING_ALERT:
+        number = int(due.detail.get("alert_number", 0)) + 1
+        events = await _standing_alert(due, number=number, cause=cause, session=session, routing=routing, now=now)
+        outcome = "reminded"
     elif due.kind == POLICY_REVIEW:
         events, outcome = _remind_policy_review(due, cause=cause, routing=routing, now=now), "reminded"
     else:
-        events, outcome = _remind(due, cause=cause, now=now), "reminded"
+        plan = routing.policies.current(due.school_id).notifications
+        events, outcome = _remind(due, cause=cause, now=now, plan=plan), "reminded"
     reached = DeadlineReached.new(
         DeadlineReachedPayload(
             deadline_id=due.deadline_id, case_id=due.case_id, kind=due.kind, due_at=due.due_at, outcome=outcome
@@ -168,7 +182,10 @@ async def on_deadline_due(due: DueDeadline, *, session: AsyncSession, routing: R
         occurred_at=now,
         cause=cause,
     )
-    return [reached, *events]
+    policy = routing.policies.current(due.school_id)
+    return await hold_for_quiet_hours(
+        [reached, *events], session=session, deadlines=routing.deadlines, policy=policy, now=now
+    )
 
 
 async def _escalate(
@@ -185,8 +202,8 @@ async def _escalate(
         else await routing.policies.version(due.school_id, version, session=session)
     )
     urgency = due.detail["urgency"]
-    has_next = next_rung(due.detail["ladder"], current=rung.rung) is not None
-    next_due = acknowledge_by(now, urgency=Urgency(urgency), policy=policy) if has_next else None
+    # The last rung is chased too: if nobody acknowledges by then, the standing alert starts (never silent).
+    next_due = acknowledge_by(now, urgency=Urgency(urgency), policy=policy)
     events = escalation_events(
         rung,
         case_id=due.case_id,
@@ -196,6 +213,7 @@ async def _escalate(
         cause=cause,
         now=now,
         next_due=next_due,
+        plan=policy.notifications,
     )
     history = await routing.case_events.load(session, due.case_id)
     escalated = [e for e in events if isinstance(e, CaseEscalated)]
@@ -216,7 +234,36 @@ async def _escalate(
     return events, "escalated"
 
 
-def _remind(due: DueDeadline, *, cause: Event[Any], now: datetime) -> list[Event[Any]]:
+async def _standing_alert(
+    due: DueDeadline, *, number: int, cause: Event[Any], session: AsyncSession, routing: Routing, now: datetime
+) -> list[Event[Any]]:
+    """Tell everyone on the ladder and the trust's safeguarding lead again, and set the next repeat."""
+    log.error("case %s: still unacknowledged after the whole ladder; standing alert %d", due.case_id, number)
+    policy = routing.policies.current(due.school_id)
+    events = standing_alert_events(
+        due.detail,
+        case_id=due.case_id,
+        school_id=due.school_id,
+        number=number,
+        every=routing.alert_every,
+        policy=policy,
+        cause=cause,
+        now=now,
+    )
+    repeat = next_alert(events)
+    await routing.deadlines.set(
+        session,
+        deadline_id=repeat.payload.deadline_id,
+        school_id=due.school_id,
+        case_id=due.case_id,
+        kind=STANDING_ALERT,
+        due_at=repeat.payload.due_at,
+        detail={**due.detail, "alert_number": number, "cause": repeat.model_dump(mode="json")},
+    )
+    return events
+
+
+def _remind(due: DueDeadline, *, cause: Event[Any], now: datetime, plan: NotificationPlan) -> list[Event[Any]]:
     """A case deadline (e.g. consider a LADO referral) has come: remind the people told at triage."""
     recipients = [Recipient.model_validate(r) for r in due.detail.get("told", [])]
     return list(
@@ -230,6 +277,7 @@ def _remind(due: DueDeadline, *, cause: Event[Any], now: datetime) -> list[Event
             school_id=due.school_id,
             cause=cause,
             now=now,
+            plan=plan,
         )
     )
 
@@ -268,5 +316,6 @@ def _remind_policy_review(due: DueDeadline, *, cause: Event[Any], routing: Routi
             school_id=due.school_id,
             cause=cause,
             now=now,
+            plan=policy.notifications,
         ),
     ]

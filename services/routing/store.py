@@ -65,6 +65,26 @@ deadlines = sa.Table(
     sa.Index("deadlines_pending", "due_at", postgresql_where=sa.text("status = 'pending'")),
 )
 
+notification_failures = sa.Table(
+    "notification_failures",
+    metadata,
+    sa.Column("notification_id", sa.Text, primary_key=True),
+    sa.Column("case_id", sa.Text, nullable=False),
+    sa.Column("person_id", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("failed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_notification_failures_case_id", "case_id"),
+)
+
+dead_letter_alerts = sa.Table(
+    "dead_letter_alerts",
+    metadata,
+    sa.Column("school_id", sa.Text, primary_key=True),
+    sa.Column("consumer", sa.Text, primary_key=True),
+    sa.Column("window_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("parked", sa.Integer, nullable=False),
+)
+
 
 class ConcurrencyConflict(Exception):
     """Another writer appended to the case first; reload and decide again."""
@@ -195,6 +215,10 @@ class Deadlines(Protocol):
 
     async def close(self, session: AsyncSession, *, deadline_id: str, status: str, at: datetime) -> None: ...
 
+    async def pending(self, session: AsyncSession, *, case_id: str, kind: str) -> DueDeadline | None: ...
+
+    async def bring_forward(self, session: AsyncSession, *, deadline_id: str, to: datetime) -> None: ...
+
     async def cancel_for_case(
         self, session: AsyncSession, *, case_id: str, kinds: Sequence[str], at: datetime
     ) -> int: ...
@@ -243,6 +267,29 @@ class SqlDeadlines:
         """Mark a deadline fired or cancelled; it never fires again."""
         await session.execute(
             sa.update(deadlines).where(deadlines.c.deadline_id == deadline_id).values(status=status, fired_at=at)
+        )
+
+    async def pending(self, session: AsyncSession, *, case_id: str, kind: str) -> DueDeadline | None:
+        """The case's pending deadline of this kind (locked: it is about to be moved or fired), if any."""
+        row = (
+            await session.execute(
+                sa.select(deadlines)
+                .where(deadlines.c.case_id == case_id, deadlines.c.kind == kind, deadlines.c.status == "pending")
+                .order_by(deadlines.c.due_at)
+                .limit(1)
+                .with_for_update()
+            )
+        ).first()
+        if row is None:
+            return None
+        return DueDeadline(row.deadline_id, row.school_id, row.case_id, row.kind, row.due_at, dict(row.detail))
+
+    async def bring_forward(self, session: AsyncSession, *, deadline_id: str, to: datetime) -> None:
+        """Make a pending deadline due at `to` (if that is sooner): the scheduler fires it, once, as usual."""
+        await session.execute(
+            sa.update(deadlines)
+            .where(deadlines.c.deadline_id == deadline_id, deadlines.c.status == "pending", deadlines.c.due_at > to)
+            .values(due_at=to)
         )
 
     async def cancel_for_case(self, session: AsyncSession, *, case_id: str, kinds: Sequence[str], at: datetime) -> int:
@@ -311,3 +358,37 @@ class SqlPolicyVersions:
                 adopted_at=adopted_at,
             )
         )
+
+
+class SqlNotificationFailures:
+    """Notifications that failed for good, by case: which channels to a person are known dead."""
+
+    async def record(
+        self, session: AsyncSession, *, notification_id: str, case_id: str, person_id: str, channel: str, at: datetime
+    ) -> None:
+        await session.execute(
+            insert(notification_failures)
+            .values(
+                notification_id=notification_id, case_id=case_id, person_id=person_id, channel=channel, failed_at=at
+            )
+            .on_conflict_do_nothing()
+        )
+
+    async def failed_ids(self, session: AsyncSession, *, case_id: str) -> set[str]:
+        rows = await session.execute(
+            sa.select(notification_failures.c.notification_id).where(notification_failures.c.case_id == case_id)
+        )
+        return {row.notification_id for row in rows}
+
+
+async def count_dead_letter(session: AsyncSession, *, school_id: str, consumer: str, window_start: datetime) -> int:
+    """Count one more dead letter for the consumer in this window; returns the count so far."""
+    statement = (
+        insert(dead_letter_alerts)
+        .values(school_id=school_id, consumer=consumer, window_start=window_start, parked=1)
+        .on_conflict_do_update(
+            index_elements=["school_id", "consumer", "window_start"], set_={"parked": dead_letter_alerts.c.parked + 1}
+        )
+        .returning(dead_letter_alerts.c.parked)
+    )
+    return int((await session.execute(statement)).scalar_one())

@@ -71,6 +71,10 @@ class DeadlineScheduler:
             [e.type for e in events],
         )
 
+    def wake(self) -> None:
+        """A deadline was brought forward: look now."""
+        self._loop.wake()
+
     def start(self) -> None:
         self._loop.start()
 

@@ -282,6 +282,38 @@ class CaseEscalated(Event[CaseEscalatedPayload]):
     AGGREGATE: ClassVar[str] = "case"
 
 
+class CaseUnacknowledgedPayload(_Payload):
+    case_id: str
+    reference: str
+    urgency: Urgency
+    alert_number: int = Field(ge=1, description="1 when the ladder ran out, then one more at each repeat")
+    recipients: list[PersonRef] = Field(description="everyone on the ladder and the trust's safeguarding lead")
+    repeats_every_minutes: float = Field(gt=0)
+
+
+class CaseUnacknowledged(Event[CaseUnacknowledgedPayload]):
+    """Everyone on the ladder was told and nobody acknowledged: a standing alert, repeated until someone does."""
+
+    TYPE: ClassVar[str] = "case.unacknowledged"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
+class OpsDeadLetteredPayload(_Payload):
+    consumer: str = Field(description="the durable consumer that gave up on the message")
+    original_type: str = Field(description="the event type from the message's subject; never its content")
+    stream_sequence: str
+    reason_code: str = Field(description="why, in a few words (an exception's name, or 'not an event')")
+
+
+class OpsDeadLettered(Event[OpsDeadLetteredPayload]):
+    """A message was parked on the dead-letter subject: a person has to look at it."""
+
+    TYPE: ClassVar[str] = "ops.dead_lettered"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "ops"
+
+
 class PolicyAdoptedPayload(_Payload):
     version: int
     digest: str

@@ -74,7 +74,11 @@ async def test_a_request_delivered_five_times_sends_one_message_on_each_channel(
                 until=lambda info: info.num_pending == 0 and info.num_ack_pending == 0,
                 what="every redelivery handled",
             )
-            sent = await stream_events(js, settings, "notification.sent")
+            sent = await eventually(
+                lambda: stream_events(js, settings, "notification.sent"),
+                until=lambda events: len(events) >= len(requests),
+                what="one notification.sent per channel",
+            )
     smtp.close()
     await smtp.wait_closed()
     assert sorted(e.payload.channel for e in sent) == ["email", "push", "sms"]

@@ -22,6 +22,7 @@ from services.intake.store import SCHEMA as INTAKE
 from services.intake.tables import metadata as intake_metadata  # the store's tables and the channels'
 from services.notifications.store import SCHEMA as NOTIFICATIONS
 from services.notifications.store import metadata as notifications_metadata
+from services.notifications.subscriptions import push_subscriptions  # noqa: F401  (declared on that metadata)
 from services.routing.store import SCHEMA as ROUTING
 from services.routing.store import metadata as routing_metadata
 from shared.db import make_engine
@@ -77,4 +78,4 @@ async def test_the_migrations_build_exactly_the_declared_tables(settings: Settin
             found = await connection.run_sync(differences, schema, declared(schema, service_metadata))
     finally:
         await engine.dispose()
-    assert found == []
+    assert found == [], "\n".join(map(repr, found))

@@ -16,7 +16,6 @@ from services.audit.domain import verify_chain
 from services.audit.store import Ledger, SqlLedger
 from services.intake.domain import concern_received as build_concern_received
 from services.intake.store import IntakeStore, SqlIntakeStore
-from services.notifications.store import Deliveries, SqlDeliveries
 from services.routing.domain import ROUTING
 from services.routing.store import (
     AdoptedPolicy,
@@ -38,7 +37,6 @@ from tests.support.factories import concern_received, report_json
 from tests.support.fakes import (
     FakeCaseEvents,
     FakeDeadlines,
-    FakeDeliveries,
     FakeIntakeStore,
     FakeLedger,
     FakePolicyVersions,
@@ -222,37 +220,6 @@ async def test_policy_versions_are_found_by_number_and_the_latest_is_the_highest
 
 
 # --- notifications: deliveries --------------------------------------------------------------------------------
-
-
-async def test_a_delivery_is_claimed_once_finished_and_acknowledged_once(backend: Backend) -> None:
-    store: Deliveries = pick(backend, FakeDeliveries(), SqlDeliveries())
-    notification_id, requested, correlation = f"n-{uuid.uuid4().hex}", uuid.uuid4(), uuid.uuid4()
-    claim: dict[str, Any] = {
-        "notification_id": notification_id,
-        "school_id": "st-marks",
-        "case_id": "case-1",
-        "recipient_person_id": "p-lead",
-        "channel": "email",
-        "requested_event_id": requested,
-        "correlation_id": correlation,
-        "traceparent": None,
-    }
-    async with backend.transaction() as session:
-        assert await store.get(session, notification_id) is None
-        assert await store.acknowledge(session, notification_id=notification_id, by="p-lead", at=NOW) is None
-        assert await store.claim(session, **claim) is True
-        assert await store.claim(session, **claim) is False
-        claimed = await store.get(session, notification_id)
-        assert claimed is not None and (claimed.status, claimed.delivered_at) == ("sending", None)
-        await store.finish(session, notification_id=notification_id, status="sent", detail="provider-1", at=NOW)
-        acknowledged = await store.acknowledge(session, notification_id=notification_id, by="p-lead", at=NOW)
-        assert acknowledged is not None
-        assert (acknowledged.status, acknowledged.detail, acknowledged.delivered_at) == ("sent", "provider-1", NOW)
-        assert (acknowledged.acknowledged_by, acknowledged.correlation_id) == ("p-lead", correlation)
-        assert await store.acknowledge(session, notification_id=notification_id, by="p-lead", at=NOW) is None
-
-
-# --- audit: ledger --------------------------------------------------------------------------------------------
 
 
 async def test_the_ledger_extends_each_schools_chain_and_the_chain_verifies(backend: Backend) -> None:

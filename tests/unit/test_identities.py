@@ -11,6 +11,7 @@ from shared.subjects import Subjects
 
 SUBJECTS = Subjects(root="sg", stream="SAFEGUARD_EVENTS")
 MATRIX = identities(SUBJECTS)
+DEAD = "sg.*.ops.dead_lettered"  # every service announces the dead letters it parks
 DESTRUCTIVE = ("STREAM.DELETE", "STREAM.PURGE", "STREAM.UPDATE", "STREAM.CREATE", "CONSUMER.DELETE", "MSG.DELETE")
 
 
@@ -24,11 +25,14 @@ def test_no_identity_but_the_admin_may_touch_stream_or_consumer_lifecycles(name:
 @pytest.mark.parametrize(
     ("name", "events"),
     [
-        ("intake", ["sg.*.concern.received", "sg.*.intake.quarantined"]),
-        ("routing", ["sg.*.case.*", "sg.*.deadline.*", "sg.*.notification.requested", "sg.*.policy.*"]),
-        ("notifications", ["sg.*.notification.sent", "sg.*.notification.failed", "sg.*.notification.acknowledged"]),
-        ("audit", ["sg.*.record.viewed", "sg-audit.*.ledger.checkpointed"]),
-        ("console", ["sg.*.record.viewed"]),
+        ("intake", ["sg.*.concern.received", "sg.*.intake.quarantined", DEAD]),
+        ("routing", ["sg.*.case.*", "sg.*.deadline.*", "sg.*.notification.requested", "sg.*.policy.*", DEAD]),
+        (
+            "notifications",
+            ["sg.*.notification.sent", "sg.*.notification.failed", "sg.*.notification.acknowledged", DEAD],
+        ),
+        ("audit", ["sg.*.record.viewed", DEAD, "sg-audit.*.ledger.checkpointed"]),
+        ("console", ["sg.*.record.viewed", DEAD]),
     ],
 )
 def test_each_service_publishes_exactly_its_own_events(name: str, events: list[str]) -> None:

@@ -15,13 +15,22 @@ import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
 
 from shared.contracts.envelope import Event
-from shared.contracts.events import ConcernReceived, NotificationAcknowledged, NotificationRequested, PersonRef
+from shared.contracts.events import (
+    ConcernReceived,
+    NotificationAcknowledged,
+    NotificationFailed,
+    NotificationRequested,
+    OpsDeadLettered,
+    PersonRef,
+)
 from shared.settings import Settings
 from shared.subjects import (
     AUDIT_LEDGER,
     NOTIFICATIONS_REQUESTS,
     ROUTING_ACKNOWLEDGEMENTS,
     ROUTING_CONCERNS,
+    ROUTING_DEAD_LETTERS,
+    ROUTING_FAILURES,
     Subjects,
 )
 from tests.support.factories import concern_received, notification_requested
@@ -33,6 +42,7 @@ SETTINGS = Settings(
     stream_name="SGWIRING",
     policy_dir=str(REPO / "deploy" / "policies"),
     nats_url="nats://127.0.0.1:9",  # never dialled: TestNatsBroker keeps everything in memory
+    signing_key="wiring-test-key",
 )
 SUBJECTS = Subjects.from_settings(SETTINGS)
 
@@ -100,6 +110,8 @@ def test_each_consumer_listens_on_its_subject_under_its_durable_name_with_its_ev
     assert consumers(routing(monkeypatch)[0]) == {
         ROUTING_CONCERNS: (SUBJECTS.of_type(ConcernReceived.TYPE), list[ConcernReceived]),
         ROUTING_ACKNOWLEDGEMENTS: (SUBJECTS.of_type(NotificationAcknowledged.TYPE), list[NotificationAcknowledged]),
+        ROUTING_FAILURES: (SUBJECTS.of_type(NotificationFailed.TYPE), list[NotificationFailed]),
+        ROUTING_DEAD_LETTERS: (SUBJECTS.of_type(OpsDeadLettered.TYPE), list[OpsDeadLettered]),
     }
     assert consumers(notifications(monkeypatch)[0]) == {
         NOTIFICATIONS_REQUESTS: (SUBJECTS.of_type(NotificationRequested.TYPE), list[NotificationRequested]),

@@ -28,6 +28,8 @@ class Delivery:
 
 class Channel(Protocol):
     name: str
+    resend_safe: bool
+    """Whether a send cut off by a crash may be repeated: the person sees one message either way."""
 
     async def send(self, delivery: Delivery) -> str:
         """Send; return the provider's message id, or raise DeliveryFailed."""
@@ -36,6 +38,8 @@ class Channel(Protocol):
 
 class LogChannel:
     """Logs that a message would have left, by notification id only (a phone number or address is personal data)."""
+
+    resend_safe = True  # nothing leaves
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -6,7 +6,7 @@ import html
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from pathlib import Path
 
 import aiosmtplib
@@ -32,7 +32,9 @@ def compose_email(delivery: Delivery, *, sender: str, at: datetime) -> EmailMess
     email["To"] = delivery.address
     email["Subject"] = message.title
     email["Date"] = format_datetime(at)
-    email["Message-ID"] = make_msgid(idstring=delivery.notification_id, domain="safeguard.local")
+    # RFC 5322 section 3.6.4: the same message keeps the same id. make_msgid would add a time and a random part,
+    # so a re-send after a crash would look like a second message; this id is the notification's own.
+    email["Message-ID"] = f"<{delivery.notification_id}@safeguard.local>"
     email["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies to an alert
     link = f"\n\n{message.action}:\n{message.ack_url}" if message.with_link else ""
     footer = f"\n\n{message.footer}" if message.footer else ""
@@ -56,6 +58,7 @@ class EmailFileSink:
     """Keeps each email as an .eml file named by notification id (a re-send overwrites it): no mail server needed."""
 
     name = "email"
+    resend_safe = True  # the file is named by notification id: a re-send overwrites it
 
     def __init__(self, directory: str, *, sender: str = "safeguard@localhost") -> None:
         self._directory = Path(directory)
@@ -71,6 +74,9 @@ class SmtpChannel:
     """Sends through an SMTP server, with STARTTLS or implicit TLS as configured."""
 
     name = "email"
+    # A re-send carries the same Message-ID (derived from the notification id); mail stores that keep one
+    # message per Message-ID show it once, others show a second identical copy. Never a different message.
+    resend_safe = True
 
     def __init__(
         self,

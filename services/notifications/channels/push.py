@@ -40,6 +40,9 @@ class WebPushChannel:
     """Encrypts the lock-screen-safe message for each of the person's browsers and posts it to their push service."""
 
     name = "push"
+    # Topic (RFC 8030 section 5.4) replaces a message still queued; the service worker's tag (the notification
+    # id) replaces one already shown. A re-send is one notification on the device.
+    resend_safe = True
 
     def __init__(
         self,

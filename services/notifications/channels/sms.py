@@ -39,6 +39,9 @@ class TwilioStyleSms:
     """Posts one message per notification to `<base>/2010-04-01/Accounts/<sid>/Messages.json`."""
 
     name = "sms"
+    # Every message carries `Idempotency-Key: <notification id>`: a provider that honours it (the local one does)
+    # accepts a re-send as the same message; one that does not may send a second identical SMS.
+    resend_safe = True
 
     def __init__(
         self, *, base_url: str, account_sid: str, auth_token: str, sender: str, timeout_seconds: float
@@ -58,7 +61,12 @@ class TwilioStyleSms:
         form = {"To": number, "From": self._sender, "Body": text}
         try:
             async with httpx.AsyncClient(timeout=self._timeout) as http:
-                response = await http.post(self._url, data=form, auth=self._auth)
+                response = await http.post(
+                    self._url,
+                    data=form,
+                    auth=self._auth,
+                    headers={"Idempotency-Key": delivery.notification_id},
+                )
         except httpx.HTTPError as error:
             raise DeliveryFailed(f"SMS provider unreachable: {type(error).__name__}", retryable=True) from error
         if response.status_code in (200, 201):

@@ -57,6 +57,7 @@ def check_policy(policy: Policy, *, today: date) -> list[Finding]:
         *_never_matching(policy),
         *_doing_nothing(policy),
         *_overlapping(policy),
+        *_unusable_preferences(policy),
     ]
 
 
@@ -80,6 +81,22 @@ def _empty_roles(policy: Policy) -> list[Finding]:
         instead = _first_holder_in_line(policy, role)
         goes_to = f"goes to the {instead.value} instead" if instead else "reaches nobody"
         findings.append(Finding(f"nobody holds the role {role.value}: what it would receive {goes_to}"))
+    return findings
+
+
+def _unusable_preferences(policy: Policy) -> list[Finding]:
+    """A person's `prefer` that the policy never uses, or that names a channel they have no address for."""
+    findings = []
+    for person in policy.people:
+        contact = person.contact
+        if not contact.prefer:
+            continue
+        if not policy.notifications.personal_choice:
+            findings.append(Finding(f"{person.id} prefers {list(contact.prefer)} but the policy allows no choice"))
+        have = {"push": contact.push, "email": bool(contact.email), "sms": bool(contact.phone)}
+        missing = [channel for channel in contact.prefer if not have[channel]]
+        if missing:
+            findings.append(Finding(f"{person.id} prefers {missing} but has no address for it"))
     return findings
 
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from services.routing.policy.calendar import BankHolidays, WorkingCalendar
+from services.routing.policy.notifying import ChannelName, NotificationPlan
 from services.routing.policy.rules import AgeRange, DeadlineRule, Fallback, Rule, Then, When
 from services.routing.policy.vocabulary import (
     ANONYMOUS,
@@ -28,6 +29,7 @@ from services.routing.policy.vocabulary import (
     Within,
     name_key,
     platform_key,
+    quoted_time,
 )
 from shared.contracts.concern import ConcernReport
 
@@ -40,6 +42,7 @@ __all__ = [
     "DeadlineRule",
     "Fallback",
     "Kind",
+    "NotificationPlan",
     "ParentDecision",
     "Person",
     "Platform",
@@ -88,6 +91,9 @@ class ContactChannels(PolicyPart):
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 ]{6,19}$", description="for SMS")
     push: bool = False
+    prefer: tuple[ChannelName, ...] = Field(
+        default=(), description="the person's own choice of channels, used where the policy's personal_choice allows"
+    )
 
     @model_validator(mode="after")
     def _reachable(self) -> ContactChannels:
@@ -131,10 +137,7 @@ class WorkingDays(PolicyPart):
     @field_validator("day_starts", "day_ends", mode="before")
     @classmethod
     def _time_as_text(cls, value: Any) -> Any:
-        # YAML reads an unquoted 17:00 as the number 1020; a time must be written "17:00".
-        if not isinstance(value, str | time):
-            raise ValueError('write times in quotes, like "08:00"')
-        return value
+        return quoted_time(value)
 
     @field_validator("timezone")
     @classmethod
@@ -214,6 +217,7 @@ class Policy(PolicyPart):
     report_form: ReportForm
     rules: tuple[Rule, ...] = ()
     fallback: Fallback
+    notifications: NotificationPlan = NotificationPlan()
 
     _digest: str = PrivateAttr(default="")
     _calendar: WorkingCalendar | None = PrivateAttr(default=None)

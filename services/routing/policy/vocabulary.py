@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import time
 from enum import StrEnum
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -142,3 +143,10 @@ class Within(PolicyPart):
             label = unit.replace("_", " ")
             return f"{amount} {label[:-1] if amount == 1 else label}"
         return ""
+
+
+def quoted_time(value: Any) -> Any:
+    """A time of day must be written in quotes: YAML reads an unquoted 17:00 as the number 1020."""
+    if not isinstance(value, str | time):
+        raise ValueError('write times in quotes, like "08:00"')
+    return value

@@ -100,3 +100,15 @@ def test_a_rule_is_described_in_one_line(st_marks: Policy) -> None:
         "when about: learner; platforms: tiktok, instagram, snapchat, facebook, youtube, whatsapp, discord, x, "
         "twitch; subject age: under 13 -> (no category); parents inform"
     )
+
+
+def test_a_preference_the_policy_never_uses_or_the_person_cannot_receive_is_reported(school: Build) -> None:
+    people = school([]).model_dump(mode="json")["people"]
+    people[0]["contact"] = {"email": "lead@example.org", "prefer": ["sms"]}
+    no_choice = school([], people=people)
+    with_choice = school([], people=people, notifications={"personal_choice": ["low"]})
+    assert warnings(no_choice) == [
+        "dsl prefers ['sms'] but the policy allows no choice",
+        "dsl prefers ['sms'] but has no address for it",
+    ]
+    assert warnings(with_choice) == ["dsl prefers ['sms'] but has no address for it"]

@@ -1,0 +1,183 @@
+"""Sends recorded deliveries outside any consumer transaction, so a rolled-back batch or a restart sends nothing twice.
+
+Each due row is claimed (`FOR UPDATE SKIP LOCKED`, marked `sending`, attempt counted) and committed BEFORE its
+channel is called; the outcome is recorded in a unit of work of its own, with notification.sent or
+notification.failed in the outbox. A row still `sending` after `sending_timeout` was cut off mid-send (the
+process died): it is re-sent only through a channel whose re-send the recipient sees once (`resend_safe`),
+otherwise it is reported failed so routing moves on instead of waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.notifications.attempts import AttemptOutcome, after_attempt
+from services.notifications.channels import Channel, Delivery, DeliveryFailed
+from services.notifications.domain import render
+from services.notifications.links import AckLinks
+from services.notifications.store import Attempt, SqlDeliveries
+from shared.background import PollingLoop
+from shared.contracts.envelope import Actor, Event
+from shared.contracts.events import (
+    NotificationFailed,
+    NotificationFailedPayload,
+    NotificationSent,
+    NotificationSentPayload,
+)
+from shared.tracing import span_in_trace
+from shared.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+SERVICE_ACTOR = Actor(id="notifications", role="service")
+CLAIM_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class DeliveryRules:
+    """How hard to try: attempts, back-off, when an attempt counts as cut off, and sends in flight."""
+
+    max_attempts: int = 5
+    backoff_seconds: Sequence[float] = (5.0, 30.0, 120.0, 600.0)
+    sending_timeout: timedelta = timedelta(seconds=120)
+    concurrency: int = 16
+
+
+class Dispatcher:
+    """Claims due deliveries, sends them, records each outcome once (woken after a request commits)."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWork,
+        deliveries: SqlDeliveries,
+        channels: Mapping[str, Channel],
+        signer: AckLinks,
+        console_url: str,
+        clock: Callable[[], datetime],
+        rules: DeliveryRules = DeliveryRules(),
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self._uow = uow
+        self._deliveries = deliveries
+        self._channels = channels
+        self._signer = signer
+        self._console_url = console_url
+        self._clock = clock
+        self._rules = rules
+        self._in_flight = asyncio.Semaphore(rules.concurrency)
+        self._loop = PollingLoop(self.dispatch_due, name="notification-dispatcher", poll_seconds=poll_seconds)
+
+    def wake(self) -> None:
+        """New requests were committed: look now rather than at the next poll."""
+        self._loop.wake()
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+    async def dispatch_due(self) -> int:
+        """Send everything due now; returns how many attempts were made."""
+        made = 0
+        while True:
+            async with self._uow.begin() as work:
+                claimed = await self._deliveries.claim_ready(
+                    work.session, now=self._clock(), limit=CLAIM_LIMIT, sending_timeout=self._rules.sending_timeout
+                )
+            # Committed: each row is `sending` with its attempt counted before any channel is called.
+            await asyncio.gather(*(self._attempt(attempt) for attempt in claimed))
+            made += len(claimed)
+            if len(claimed) < CLAIM_LIMIT:
+                return made
+
+    async def _attempt(self, attempt: Attempt) -> None:
+        request = attempt.request
+        with span_in_trace(
+            f"deliver {request.payload.channel}",
+            traceparent=request.traceparent,
+            **{"safeguard.notification_id": attempt.notification_id},
+        ):
+            async with self._in_flight:
+                outcome = await self._send(attempt)
+            async with self._uow.begin() as work:
+                recorded = await self._deliveries.finish(
+                    work.session,
+                    notification_id=attempt.notification_id,
+                    attempt=attempt.attempt,
+                    status=outcome.status,
+                    detail=outcome.detail,
+                    at=self._clock(),
+                    retry_at=outcome.retry_at,
+                )
+                if recorded:
+                    work.emit(self._announce(attempt, outcome))
+        log.info(
+            "notification %s via %s, attempt %d: %s",
+            attempt.notification_id,
+            request.payload.channel,
+            attempt.attempt,
+            outcome.status if recorded else "superseded",
+        )
+
+    async def _send(self, attempt: Attempt) -> AttemptOutcome:
+        request = attempt.request.payload
+        now = self._clock()
+        rules = self._rules
+        channel = self._channels.get(request.channel)
+        try:
+            if channel is None:
+                raise DeliveryFailed(f"no {request.channel} channel is configured", retryable=False)
+            if attempt.interrupted and not getattr(channel, "resend_safe", False):
+                # The last attempt may have reached the person; a blind re-send could reach them twice.
+                raise DeliveryFailed("cut off mid-send; this channel cannot re-send safely", retryable=False)
+            token = self._signer.token(request.notification_id, person_id=request.recipient.person_id, now=now)
+            message = render(request, console_url=self._console_url, ack_token=token)
+            provider_id = await channel.send(Delivery(request.notification_id, request.address, message))
+        except DeliveryFailed as failed:
+            return after_attempt(
+                attempt.attempt,
+                now=now,
+                failure=str(failed),
+                retryable=failed.retryable,
+                max_attempts=rules.max_attempts,
+                backoff=rules.backoff_seconds,
+            )
+        return after_attempt(attempt.attempt, now=now, provider_id=provider_id, max_attempts=rules.max_attempts)
+
+    def _announce(self, attempt: Attempt, outcome: AttemptOutcome) -> list[Event[Any]]:
+        request = attempt.request
+        payload = request.payload
+        common: dict[str, Any] = {
+            "school_id": request.school_id,
+            "aggregate_id": payload.notification_id,
+            "actor": SERVICE_ACTOR,
+            "occurred_at": self._clock(),
+            "cause": request,
+        }
+        if outcome.announced == "sent":
+            sent = NotificationSentPayload(
+                notification_id=payload.notification_id,
+                case_id=payload.case_id,
+                channel=payload.channel,
+                recipient_person_id=payload.recipient.person_id,
+                provider_message_id=outcome.detail,
+            )
+            return [NotificationSent.new(sent, **common)]
+        if outcome.announced == "failed":
+            failed = NotificationFailedPayload(
+                notification_id=payload.notification_id,
+                case_id=payload.case_id,
+                channel=payload.channel,
+                recipient_person_id=payload.recipient.person_id,
+                reason=outcome.detail,
+                retryable=False,  # announced only once no further attempt will be made
+            )
+            return [NotificationFailed.new(failed, **common)]
+        return []

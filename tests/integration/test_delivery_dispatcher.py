@@ -1,0 +1,144 @@
+"""The dispatcher against real PostgreSQL and NATS: a delivery is claimed and committed before its channel is
+called, retried with back-off while the fault is transient, and an attempt cut off by a crash is reconciled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from services.notifications.channels import Delivery, DeliveryFailed
+from services.notifications.dispatcher import DeliveryRules, Dispatcher
+from services.notifications.links import AckLinks
+from services.notifications.store import SCHEMA, SqlDeliveries, deliveries
+from shared.contracts.envelope import utc_now
+from shared.contracts.events import PersonRef
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings
+from tests.support.factories import notification_requested
+from tests.support.running import jetstream, running, stream_events
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+PERSON = PersonRef(person_id="p-dsl", name="Mx Example Lead", role="designated_safeguarding_lead")
+
+
+class ScriptedChannel:
+    """Answers each send with the next scripted outcome (an id, or a DeliveryFailed) and counts what it got."""
+
+    name = "email"
+
+    def __init__(self, *outcomes: str | DeliveryFailed, resend_safe: bool = True) -> None:
+        self._outcomes: Iterator[str | DeliveryFailed] = iter(outcomes)
+        self.resend_safe = resend_safe
+        self.sent: list[str] = []
+
+    async def send(self, delivery: Delivery) -> str:
+        outcome = next(self._outcomes)
+        if isinstance(outcome, DeliveryFailed):
+            raise outcome
+        self.sent.append(delivery.notification_id)
+        return outcome
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utc_now()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def dispatcher(runtime: ServiceRuntime, channel: ScriptedChannel, clock: Clock) -> Dispatcher:
+    return Dispatcher(
+        uow=runtime.uow,
+        deliveries=SqlDeliveries(),
+        channels={"email": channel},
+        signer=AckLinks(b"test-key"),
+        console_url="http://127.0.0.1:8081",
+        clock=clock,
+        rules=DeliveryRules(max_attempts=3, backoff_seconds=(5.0, 60.0), sending_timeout=timedelta(seconds=30)),
+    )
+
+
+async def record(runtime: ServiceRuntime, clock: Clock) -> str:
+    request = notification_requested(channel="email", address="lead@example.org", recipient=PERSON)
+    async with runtime.uow.begin() as work:
+        assert await SqlDeliveries().record_requested(work.session, request, at=clock())
+    return request.payload.notification_id
+
+
+async def row(runtime: ServiceRuntime, notification_id: str) -> Any:
+    async with runtime.sessions() as session:
+        query = sa.select(deliveries).where(deliveries.c.notification_id == notification_id)
+        return (await session.execute(query)).one()
+
+
+async def test_a_transient_fault_is_retried_after_its_back_off_and_then_sent(settings: Settings) -> None:
+    runtime, clock = ServiceRuntime(settings, service="notifications", schema=SCHEMA), Clock()
+    channel = ScriptedChannel(DeliveryFailed("mail server said 421", retryable=True), "<m1@safeguard.local>")
+    sender = dispatcher(runtime, channel, clock)
+    async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
+        notification_id = await record(runtime, clock)
+        assert await sender.dispatch_due() == 1
+        waiting = await row(runtime, notification_id)
+        assert (waiting.status, waiting.attempts) == ("requested", 1)
+        assert waiting.ready_at == clock.now + timedelta(seconds=5)
+        assert await sender.dispatch_due() == 0, "not before its back-off"
+        clock.now += timedelta(seconds=5)
+        assert await sender.dispatch_due() == 1
+        sent = await eventually(lambda: stream_events(js, settings, "notification.sent"), what="sent")
+        assert await stream_events(js, settings, "notification.failed") == []
+    assert channel.sent == [notification_id]
+    assert [e.payload.provider_message_id for e in sent] == ["<m1@safeguard.local>"]
+    assert (await row(runtime, notification_id)).status == "sent"
+
+
+async def test_a_fault_that_outlasts_every_attempt_is_announced_failed_once(settings: Settings) -> None:
+    runtime, clock = ServiceRuntime(settings, service="notifications", schema=SCHEMA), Clock()
+    unreachable = DeliveryFailed("SMS provider unreachable", retryable=True)
+    sender = dispatcher(runtime, ScriptedChannel(unreachable, unreachable, unreachable), clock)
+    async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
+        notification_id = await record(runtime, clock)
+        for _ in range(3):
+            await sender.dispatch_due()
+            clock.now += timedelta(minutes=2)
+        assert await sender.dispatch_due() == 0
+        [failed] = await eventually(lambda: stream_events(js, settings, "notification.failed"), what="failed")
+    assert failed.payload.retryable is False
+    assert failed.payload.reason == "gave up after 3 attempts: SMS provider unreachable"
+    assert (await row(runtime, notification_id)).attempts == 3
+
+
+async def mark_cut_off(runtime: ServiceRuntime, notification_id: str, *, at: datetime) -> None:
+    """What a crash between claiming and recording leaves: the row `sending`, its attempt counted."""
+    async with runtime.uow.begin() as work:
+        await work.session.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.notification_id == notification_id)
+            .values(status="sending", attempts=1, attempted_at=at, ready_at=at + timedelta(seconds=30))
+        )
+
+
+@pytest.mark.parametrize(("resend_safe", "outcome"), [(True, "sent"), (False, "failed")])
+async def test_an_attempt_cut_off_by_a_crash_is_reconciled_after_the_timeout(
+    settings: Settings, resend_safe: bool, outcome: str
+) -> None:
+    runtime, clock = ServiceRuntime(settings, service="notifications", schema=SCHEMA), Clock()
+    channel = ScriptedChannel("<again@safeguard.local>", resend_safe=resend_safe)
+    sender = dispatcher(runtime, channel, clock)
+    async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
+        notification_id = await record(runtime, clock)
+        await mark_cut_off(runtime, notification_id, at=clock.now)
+        assert await sender.dispatch_due() == 0, "an attempt may still be in flight elsewhere"
+        clock.now += timedelta(seconds=31)
+        assert await sender.dispatch_due() == 1
+        [announced] = await eventually(lambda: stream_events(js, settings, f"notification.{outcome}"), what=outcome)
+    reconciled = await row(runtime, notification_id)
+    assert (reconciled.status, reconciled.attempts) == (outcome, 2)
+    assert channel.sent == ([notification_id] if resend_safe else [])
+    if outcome == "failed":
+        assert "cut off mid-send" in announced.payload.reason
