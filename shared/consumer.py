@@ -53,9 +53,16 @@ def redelivery_delay(delivered: int, backoff: Sequence[float] = REDELIVERY_BACKO
 class DeadLetters:
     """Parks a message nobody can process on the dead-letter subject, with its reason, and stops redelivery."""
 
-    def __init__(self, subjects: Subjects, *, jetstream: Callable[[], JetStreamContext]) -> None:
+    def __init__(
+        self,
+        subjects: Subjects,
+        *,
+        jetstream: Callable[[], JetStreamContext],
+        known_school: Callable[[str], bool] = lambda school_id: True,
+    ) -> None:
         self._subjects = subjects
         self._jetstream = jetstream
+        self._known_school = known_school
 
     async def park(self, message: Msg, *, consumer: str, reason: str) -> None:
         sequence = _metadata(message, "sequence.stream", default="?")
@@ -80,6 +87,8 @@ class DeadLetters:
         school_id, event_type = self._subjects.origin(subject) or ("unknown", "unknown")
         if event_type == OpsDeadLettered.TYPE:
             return  # an alert about an alert would only repeat itself
+        if not self._known_school(school_id):
+            return  # nobody at a school we do not serve can be told; the error line above is the alert
         announced = OpsDeadLettered.new(
             OpsDeadLetteredPayload(
                 consumer=consumer,

