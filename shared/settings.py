@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 from pydantic import Field, model_validator
@@ -115,6 +116,16 @@ class Settings(BaseSettings):
         if password is None:
             raise ValueError("SAFEGUARD_NATS_USER is set without SAFEGUARD_NATS_PASSWORD or _PASSWORD_FILE")
         return self.nats_user, password
+
+
+def as_environment(settings: BaseSettings, *, prefix: str = "SAFEGUARD_") -> dict[str, str]:
+    """The settings as the environment variables another process reads them back from (lists and dicts as JSON)."""
+    environment = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+            environment[f"{prefix}{name.upper()}"] = text
+    return environment
 
 
 @lru_cache

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 
 from services.launcher.ports import free_port
 from shared.db import asyncpg_dsn, ensure_database
-from shared.settings import Settings
+from shared.settings import Settings, as_environment
 from tests.conftest import REPO_ROOT, drop_test_resources, make_settings
 from tests.support.waiting import eventually
 
@@ -63,10 +62,7 @@ class System:
 
 def environment(settings: Settings, mail_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEGUARD_")}
-    for key, value in settings.model_dump(mode="json").items():
-        if value is not None:
-            # Lists and dicts are read back from the environment as JSON.
-            env[f"SAFEGUARD_{key.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
+    env.update(as_environment(settings))
     env["SAFEGUARD_MAIL_SINK_DIR"] = str(mail_dir)
     env["SAFEGUARD_AUDIT_SIGNING_KEY_PATH"] = str(mail_dir.parent / "audit" / "head-signing-key.pem")
     env["SAFEGUARD_AUDIT_WITNESS_LOG_PATH"] = str(mail_dir.parent / "audit" / "witness.jsonl")

@@ -13,7 +13,7 @@ from services.audit.app import create_app
 from services.audit.reads import who_read
 from services.audit.store import SqlLedger
 from shared.db import transaction
-from shared.settings import Settings
+from shared.settings import Settings, as_environment
 from tests.conftest import REPO_ROOT
 from tests.support.running import running
 from tests.support.waiting import eventually
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 async def safeguard(settings: Settings, *args: str) -> tuple[int, str]:
     """Run the `safeguard` command line as an operator would, against this test's database and streams."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEGUARD_")}
-    env.update({f"SAFEGUARD_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None})
+    env.update(as_environment(settings))
     for name in ("SAFEGUARD_AUDIT_SIGNING_KEY_PATH", "SAFEGUARD_AUDIT_WITNESS_LOG_PATH"):
         env[name] = os.environ[name]
     env["SAFEGUARD_OPERATOR_ID"], env["SAFEGUARD_OPERATOR_ROLE"] = "s-bird", "designated_safeguarding_lead"

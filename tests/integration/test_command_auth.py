@@ -27,7 +27,7 @@ from shared.actor_tokens import load_or_create_issuer_key
 from shared.contracts.envelope import Actor, utc_now
 from shared.contracts.events import NotificationAcknowledged, NotificationAcknowledgedPayload
 from shared.db import transaction
-from shared.settings import Settings
+from shared.settings import Settings, as_environment
 from shared.subjects import Subjects
 from tests.support.actors import Issuer
 from tests.support.factories import concern_received
@@ -239,7 +239,7 @@ async def test_a_forged_acknowledgement_is_refused_and_a_real_one_is_recorded(
 async def test_an_operator_works_a_case_to_closure_with_the_case_commands(settings: Settings, tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     load_or_create_issuer_key(keys, issuer="operator")  # as safeguard up does on first start
-    env = {f"SAFEGUARD_{name.upper()}": str(value) for name, value in settings.model_dump().items() if value}
+    env = as_environment(settings)
     env["SAFEGUARD_ACTOR_KEYS_DIR"] = str(keys)
     runner = CliRunner()
 

@@ -22,6 +22,8 @@ from shared.subjects import (
     NOTIFICATIONS_REQUESTS,
     ROUTING_ACKNOWLEDGEMENTS,
     ROUTING_CONCERNS,
+    ROUTING_DEAD_LETTERS,
+    ROUTING_FAILURES,
 )
 from tests.support.secured_bus import Bus
 
@@ -143,6 +145,8 @@ FEEDS = {
     INTAKE_RECEIPTS: "case.closed",
     ROUTING_CONCERNS: "concern.received",
     ROUTING_ACKNOWLEDGEMENTS: "notification.acknowledged",
+    ROUTING_FAILURES: "notification.failed",
+    ROUTING_DEAD_LETTERS: "ops.dead_lettered",
     NOTIFICATIONS_REQUESTS: "notification.requested",
     AUDIT_LEDGER: "case.opened",
 }
