@@ -90,6 +90,7 @@ def e2e_settings(tmp_path: Path) -> Iterator[Settings]:
         intake_http_port=free_port(),
         notifications_http_port=free_port(),
         mail_sink_dir=str(tmp_path / "mail"),
+        actor_keys_dir=str(tmp_path / "actor-keys"),
     )
 
 

@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit.replay import CASE_INDEX_COLUMNS, rebuild_case_index
+from shared.actor_tokens import issue, load_or_create_issuer_key
+from shared.contracts.envelope import utc_now
 from shared.db import make_engine, session_factory, transaction
 from shared.subjects import Subjects
 from tests.e2e.conftest import System
@@ -51,7 +53,14 @@ async def acknowledge(system: System, case_id: str) -> dict[str, Any]:
             "command": "acknowledge",
             "case_id": case_id,
             "school_id": "st-marks",
-            "actor": {"id": "s-bird", "role": "designated_safeguarding_lead"},
+            # Signed as the operator CLI signs: routing looks the person's role up in the policy.
+            "assertion": issue(
+                load_or_create_issuer_key(system.settings.actor_keys_dir, issuer="operator"),
+                issuer="operator",
+                person_id="s-bird",
+                school_id="st-marks",
+                now=utc_now(),
+            ),
         }
         subject = Subjects.from_settings(system.settings).command("routing", "case")
         reply = await client.request(subject, json.dumps(command).encode(), timeout=10)
