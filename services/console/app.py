@@ -108,7 +108,8 @@ def create_app(
     app.include_router(sign_in_router(context))
     # The console vouches for the signed-in person to routing with its own key (routing never believes a role).
     key = load_or_create_issuer_key(settings.actor_keys_dir, issuer=ISSUER)
-    app.include_router(pages_router(context, commands=CaseCommands(ask_routing, key=key, clock=context.clock)))
+    # Tokens carry real time (the page clock is a test seam), so routing never sees one from the future.
+    app.include_router(pages_router(context, commands=CaseCommands(ask_routing, key=key, clock=utc_now)))
     return app, runtime
 
 
