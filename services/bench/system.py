@@ -125,6 +125,9 @@ def bench_environment(
             "SAFEGUARD_SUBJECT_ROOT": names.subject_root,
             "SAFEGUARD_STREAM_NAME": names.stream,
             "SAFEGUARD_LOG_LEVEL": "WARNING",
+            # Every request comes from this one client: lift intake's per-client limit, which would refuse it.
+            "SAFEGUARD_INTAKE_RATE_PER_SECOND": "100000",
+            "SAFEGUARD_INTAKE_RATE_BURST": "100000",
         }
     )
     return environment
