@@ -15,20 +15,50 @@ from services.launcher.processes import die_with_parent
 TOP = 12
 
 
-def hot_spots(collapsed: Iterable[str], *, top: int = TOP) -> list[dict[str, object]]:
-    """The frames most often on top of the stack (self time) in py-spy's collapsed output, with their share."""
-    leaves: Counter[str] = Counter()
-    total = 0
+# Frames where a thread waits rather than works (py-spy counts an event loop blocked in epoll as active).
+WAITING = ("EpollSelector.select ", "Condition.wait ")
+PROJECT_CODE = ("(services/", "(shared/")
+ENTRY_POINTS = ("<module> ", "main ")  # on every stack of a service, so they say nothing
+
+
+def _samples(collapsed: Iterable[str]) -> Iterable[tuple[list[str], int]]:
     for line in collapsed:
         stack, _, count = line.rstrip("\n").rpartition(" ")
-        if not stack or not count.isdigit():
+        if stack and count.isdigit():
+            yield stack.split(";"), int(count)
+
+
+def _function(frame: str) -> str:
+    """`name (path/file.py:12)` -> `name (path/file.py)`: one entry per function, whatever the line."""
+    name, _, where = frame.partition(" (")
+    return f"{name} ({where.rsplit(':', 1)[0].rstrip(')')})" if where else name
+
+
+def hot_spots(collapsed: Iterable[str], *, top: int = TOP) -> dict[str, object]:
+    """From py-spy's collapsed stacks: the share spent waiting, the functions most often on top of the stack
+    while working (self time), and our own functions most often anywhere on it (inclusive time)."""
+    working: Counter[str] = Counter()
+    ours: Counter[str] = Counter()
+    total = waiting = 0
+    for frames, count in _samples(collapsed):
+        total += count
+        if frames[-1].startswith(WAITING):
+            waiting += count
             continue
-        leaves[stack.rsplit(";", 1)[-1]] += int(count)
-        total += int(count)
-    return [
-        {"frame": frame, "samples": samples, "share": round(samples / total, 3)}
-        for frame, samples in leaves.most_common(top)
-    ]
+        working[_function(frames[-1])] += count
+        for function in {
+            _function(frame)
+            for frame in frames
+            if any(mark in frame for mark in PROJECT_CODE) and not frame.startswith(ENTRY_POINTS)
+        }:
+            ours[function] += count
+    busy = max(1, total - waiting)
+    return {
+        "samples": total,
+        "waiting_share": round(waiting / total, 3) if total else None,
+        "self": [{"frame": frame, "share": round(n / busy, 3)} for frame, n in working.most_common(top)],
+        "inclusive": [{"frame": frame, "share": round(n / busy, 3)} for frame, n in ours.most_common(top)],
+    }
 
 
 def _py_spy() -> str | None:
@@ -55,7 +85,7 @@ class Profiler:
             return self
         self.folder.mkdir(parents=True, exist_ok=True)
         for name, pid in self.pids.items():
-            command = [binary, "record", "--pid", str(pid), "--rate", str(self.rate), "--format", "raw"]
+            command = [binary, "record", "--pid", str(pid), "--rate", str(self.rate), "--format", "raw", "--nolineno"]
             command += ["--output", str(self.output(name)), "--nonblocking"]
             self.recorders[name] = subprocess.Popen(
                 command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent()
@@ -73,12 +103,11 @@ class Profiler:
                 recorder.kill()
                 recorder.wait()
 
-    def hot_spots(self) -> dict[str, list[dict[str, object]]] | None:
-        """Top self-time frames per service, None when nothing was profiled."""
+    def hot_spots(self) -> dict[str, dict[str, object]] | None:
+        """Hot spots per service, None when nothing was profiled."""
         if not self.recorders:
             return None
-        found: dict[str, list[dict[str, object]]] = {}
-        for name in self.recorders:
-            path = self.output(name)
-            found[name] = hot_spots(path.read_text().splitlines()) if path.is_file() else []
-        return found
+        return {
+            name: hot_spots(self.output(name).read_text().splitlines() if self.output(name).is_file() else [])
+            for name in self.recorders
+        }

@@ -57,12 +57,17 @@ def tables(report: Mapping[str, Any]) -> list[Table]:
 
 
 def hot_spot_lines(report: Mapping[str, Any]) -> list[str]:
-    """The profiled hot spots, one line per frame, for docs/performance.md."""
+    """The profiled hot spots, one line per function, for docs/performance.md."""
     profiles = report["saturation"].get("profiles") or {}
     lines: list[str] = []
-    for service, frames in profiles.items():
-        lines.append(f"{service}:")
-        lines.extend(f"  {frame['share']:6.1%}  {frame['frame']}" for frame in frames)
+    for service, spots in profiles.items():
+        waiting = spots.get("waiting_share") or 0.0
+        lines.append(
+            f"{service} ({spots.get('samples', 0)} samples, {waiting:.0%} of them waiting in epoll or on a lock)"
+        )
+        for kind, title in (("self", "self time, share of working samples"), ("inclusive", "our code, inclusive")):
+            lines.append(f"  {title}:")
+            lines.extend(f"    {spot['share']:6.1%}  {spot['frame']}" for spot in spots.get(kind, []))
     return lines
 
 

@@ -184,17 +184,23 @@ def test_the_pipeline_is_settled_only_when_every_case_audit_and_notification_has
     assert progress.settled(expected_cases=expected_cases) is settled
 
 
-def test_hot_spots_are_the_frames_most_often_on_top_of_the_stack() -> None:
+def test_hot_spots_leave_out_waiting_and_show_self_and_inclusive_time_per_function() -> None:
     collapsed = [
-        "main (a.py:1);run (a.py:5);execute (db.py:9) 60",
-        "main (a.py:1);run (a.py:5);send (nats.py:3) 30",
-        "main (a.py:1);execute (db.py:9) 10",
+        "main (services/audit/app.py:1);append (services/audit/store.py:5);execute (asyncpg/conn.py:9) 60",
+        "main (services/audit/app.py:1);append (services/audit/store.py:7);write (asyncio/sel.py:3) 30",
+        "main (services/audit/app.py:1);execute (asyncpg/conn.py:12) 10",
+        "main (services/audit/app.py:1);EpollSelector.select (selectors.py:468) 100",
         "garbage line",
     ]
-    assert hot_spots(collapsed, top=2) == [
-        {"frame": "execute (db.py:9)", "samples": 70, "share": 0.7},
-        {"frame": "send (nats.py:3)", "samples": 30, "share": 0.3},
-    ]
+    assert hot_spots(collapsed, top=2) == {
+        "samples": 200,
+        "waiting_share": 0.5,
+        "self": [
+            {"frame": "execute (asyncpg/conn.py)", "share": 0.7},
+            {"frame": "write (asyncio/sel.py)", "share": 0.3},
+        ],
+        "inclusive": [{"frame": "append (services/audit/store.py)", "share": 0.9}],
+    }
 
 
 def test_the_load_client_writes_a_content_length_post_and_reads_the_status_length_and_close() -> None:
