@@ -26,6 +26,7 @@ from shared.subjects import (
     ROUTING_CONCERNS,
     ROUTING_DEAD_LETTERS,
     ROUTING_FAILURES,
+    ROUTING_QUARANTINES,
     Subjects,
 )
 
@@ -94,6 +95,7 @@ def consumers(subjects: Subjects) -> dict[str, tuple[PullConsumer, ...]]:
             PullConsumer(ROUTING_ACKNOWLEDGEMENTS, subjects.of_type("notification.acknowledged")),
             PullConsumer(ROUTING_FAILURES, subjects.of_type("notification.failed")),
             PullConsumer(ROUTING_DEAD_LETTERS, subjects.of_type("ops.dead_lettered")),
+            PullConsumer(ROUTING_QUARANTINES, subjects.of_type("intake.quarantined")),
         ),
         "notifications": (PullConsumer(NOTIFICATIONS_REQUESTS, subjects.of_type("notification.requested")),),
         "audit": (PullConsumer(AUDIT_LEDGER, subjects.all_events),),

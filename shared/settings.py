@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     intake_email_addresses: dict[str, str] = Field(
         default_factory=dict, description='JSON: address -> school, e.g. {"report@st-marks.example.org": "st-marks"}'
     )
+    intake_sweep_seconds: float = Field(default=30.0, gt=0, description="how often intake looks for stuck raw inputs")
+    intake_stuck_after_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="a raw input still `received` this long after arriving is finished by the sweeper",
+    )
     intake_smtp_host: str = "127.0.0.1"
     intake_smtp_port: int | None = Field(default=None, description="SMTP listener port; none: no listener")
     intake_max_email_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="larger mail is refused (552)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -11,10 +12,12 @@ from services.intake.channels import include_channels
 from services.intake.handlers import Intake
 from services.intake.openapi import publish_contract
 from services.intake.receipts import on_case_event
-from services.intake.smtp import smtp_listener
+from services.intake.smtp import own_domains, smtp_listener
 from services.intake.store import SCHEMA, SqlIntakeStore
+from services.intake.sweeper import Sweeper, channel_parsers
+from shared.background import PollingLoop
 from shared.contracts.envelope import Event, utc_now
-from shared.contracts.events import ConcernReceived
+from shared.contracts.events import ConcernReceived, IntakeQuarantined
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
 from shared.subjects import INTAKE_RECEIPTS
@@ -24,8 +27,14 @@ from shared.tracing import shutdown_tracing
 def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     """Build the intake HTTP app for these settings."""
     runtime = ServiceRuntime(settings, service="intake", schema=SCHEMA)
-    runtime.publishes(ConcernReceived)
+    runtime.publishes(ConcernReceived, IntakeQuarantined)
     intake = Intake(uow=runtime.uow, store=SqlIntakeStore(), clock=utc_now)
+    sweeper = Sweeper(
+        intake=intake,
+        parsers=channel_parsers(own_domains=own_domains(settings)),
+        stuck_after=timedelta(seconds=settings.intake_stuck_after_seconds),
+    )
+    sweeping = PollingLoop(sweeper.sweep, name="intake sweeper", poll_seconds=settings.intake_sweep_seconds)
     # Receipts follow every case event (case.opened links a case to its reference) for the status page.
     runtime.consumer(
         Event,
@@ -38,10 +47,12 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         await runtime.broker.start()
+        sweeping.start()
         try:
             async with smtp_listener(intake, settings=settings):
                 yield
         finally:
+            await sweeping.stop()
             await runtime.broker.stop()
             await runtime.stop()
 
@@ -53,6 +64,7 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     )
     include_channels(app, intake=intake, settings=settings)
     publish_contract(app)
+    app.state.sweeper = sweeper
     return app, runtime
 
 

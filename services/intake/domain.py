@@ -8,7 +8,7 @@ from datetime import datetime
 
 from shared.contracts.concern import Channel, ConcernReceivedPayload, ConcernReport
 from shared.contracts.envelope import Actor
-from shared.contracts.events import ConcernReceived
+from shared.contracts.events import ConcernReceived, IntakeQuarantined, IntakeQuarantinedPayload
 
 # Crockford's base32 without I, L, O, U: easy to read aloud over the phone.
 _REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -53,4 +53,19 @@ def concern_received(
         actor=reporter_actor(report, channel=channel),
         occurred_at=received_at,
         traceparent=traceparent,
+    )
+
+
+INTAKE = Actor(id="intake", role="service")
+
+
+def quarantined(
+    raw_input_id: uuid.UUID, *, school_id: str, channel: Channel, code: str, received_at: datetime
+) -> IntakeQuarantined:
+    """The event announcing a quarantined raw input: its id, channel and reason code, never its content."""
+    payload = IntakeQuarantinedPayload(
+        raw_input_id=str(raw_input_id), channel=channel.value, reason_code=code, received_at=received_at
+    )
+    return IntakeQuarantined.new(
+        payload, school_id=school_id, aggregate_id=str(raw_input_id), actor=INTAKE, occurred_at=received_at
     )

@@ -38,11 +38,19 @@ def content_key(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def refuse(reason: str) -> Callable[[bytes], ConcernReport]:
+class Refused(ValueError):
+    """Raised by a parse function that refuses an input; `code` is the short reason `intake.quarantined` carries."""
+
+    def __init__(self, reason: str, *, code: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+def refuse(reason: str, *, code: str) -> Callable[[bytes], ConcernReport]:
     """A parse function that refuses every input with `reason`, so the raw bytes are kept and quarantined."""
 
     def parse(_: bytes) -> ConcernReport:
-        raise ValueError(reason)
+        raise Refused(reason, code=code)
 
     return parse
 

@@ -72,7 +72,7 @@ class Gate:
         """Keep what arrived and parse it, unless the door refuses it first (then it is kept and quarantined)."""
         refusal = door_refusal(arrival, accepts=accepts, idempotency_key=idempotency_key)
         if refusal is not None:
-            parse = refuse(refusal[1])
+            parse = refuse(refusal[1], code=REFUSAL_CODES[refusal[0]])
             # No idempotency key: a client retrying the same key after fixing the problem must not meet this refusal.
             idempotency_key = None
         outcome = await self.intake.receive(
@@ -94,6 +94,10 @@ class Gate:
             )
             return Admission(outcome, 202, receipt_secret=secret)
         return Admission(outcome, 422)
+
+
+# The short reason each door refusal is published with in intake.quarantined.
+REFUSAL_CODES = {429: "rate_limited", 413: "too_large", 415: "wrong_type", 422: "bad_idempotency_key"}
 
 
 def door_refusal(arrival: Arrival, *, accepts: frozenset[str], idempotency_key: str | None) -> tuple[int, str] | None:

@@ -12,7 +12,8 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError
 
-from services.intake.domain import concern_received, new_reference
+from services.intake.domain import concern_received, new_reference, quarantined
+from services.intake.email_in import AutomatedMessage
 from services.intake.store import IntakeStore
 from shared.contracts.concern import Channel, ConcernReport
 from shared.contracts.events import ConcernReceived
@@ -72,6 +73,22 @@ class Intake:
             return Accepted(raw.reference, raw.raw_input_id, repeated=True)
         if raw.status == "rejected":
             return Rejected(raw.raw_input_id, raw.rejection_reason or "rejected earlier")
+        return await self.finish(
+            raw.raw_input_id, body, school_id=school_id, channel=channel, parse=parse, received_at=received_at
+        )
+
+    async def finish(
+        self,
+        raw_input_id: uuid.UUID,
+        body: bytes,
+        *,
+        school_id: str,
+        channel: Channel,
+        parse: Callable[[bytes], ConcernReport],
+        received_at: datetime,
+    ) -> Accepted | Rejected:
+        """Parse a kept raw input and accept it or quarantine it (also what the sweeper does with a stuck one)."""
+        quarantine = partial(self._quarantine, raw_input_id, school_id=school_id, channel=channel, at=received_at)
         try:
             report = parse(body)
         except ValidationError as invalid:
@@ -80,37 +97,40 @@ class Intake:
                 for problem in problems(invalid)
             ]
             reason = describe(invalid, whole="(body)")
-            await self._reject(raw.raw_input_id, reason)
-            return Rejected(raw.raw_input_id, reason, errors)
+            await quarantine(reason, code="invalid")
+            return Rejected(raw_input_id, reason, errors)
+        except AutomatedMessage as automated:  # kept and set aside, but nobody needs to hear of an auto-reply
+            await quarantine(str(automated), code=None)
+            return Rejected(raw_input_id, str(automated))
         except ValueError as invalid:
-            await self._reject(raw.raw_input_id, str(invalid))
-            return Rejected(raw.raw_input_id, str(invalid))
+            await quarantine(str(invalid), code=getattr(invalid, "code", "unreadable"))
+            return Rejected(raw_input_id, str(invalid))
         for _ in range(REFERENCE_ATTEMPTS):  # a fresh reference if a random one is already taken
             event = concern_received(
                 report,
                 school_id=school_id,
                 reference=new_reference(received_at=received_at),
                 channel=channel,
-                raw_input_id=raw.raw_input_id,
+                raw_input_id=raw_input_id,
                 received_at=received_at,
                 traceparent=current_traceparent(),
             )
             try:
                 accepted = await self.uow.run(partial(self._accept, event=event))
             except IntegrityError:
-                # The same raw input was accepted concurrently (a retried post with the same idempotency key).
+                # The same raw input was accepted concurrently (a retried post, or the sweeper and a slow receive).
                 async with self.uow.begin() as work:
-                    earlier = await self.store.reference_of(work.session, raw_input_id=raw.raw_input_id)
+                    earlier = await self.store.reference_of(work.session, raw_input_id=raw_input_id)
                 if earlier is None:
                     raise
-                return Accepted(earlier, raw.raw_input_id, repeated=True)
+                return Accepted(earlier, raw_input_id, repeated=True)
             except DataError as refused:
                 # Something in the report PostgreSQL cannot store: quarantine it, the raw bytes are kept.
                 reason = f"the report could not be stored as given: {refused.orig.__class__.__name__}"
-                await self._reject(raw.raw_input_id, reason)
-                return Rejected(raw.raw_input_id, reason)
+                await quarantine(reason, code="unstorable")
+                return Rejected(raw_input_id, reason)
             if accepted:
-                return Accepted(event.payload.reference, raw.raw_input_id)
+                return Accepted(event.payload.reference, raw_input_id)
         raise RuntimeError(f"no free reference after {REFERENCE_ATTEMPTS} attempts")
 
     async def _accept(self, work: Work, *, event: ConcernReceived) -> bool:
@@ -119,5 +139,11 @@ class Intake:
             work.emit([event])
         return accepted
 
-    async def _reject(self, raw_input_id: uuid.UUID, reason: str) -> None:
-        await self.uow.run(lambda work: self.store.reject(work.session, raw_input_id=raw_input_id, reason=reason))
+    async def _quarantine(
+        self, raw_input_id: uuid.UUID, reason: str, *, code: str | None, school_id: str, channel: Channel, at: datetime
+    ) -> None:
+        """Mark the raw input rejected; with a `code`, publish intake.quarantined (only if this call rejected it)."""
+        async with self.uow.begin() as work:
+            rejected = await self.store.reject(work.session, raw_input_id=raw_input_id, reason=reason)
+            if rejected and code is not None:
+                work.emit([quarantined(raw_input_id, school_id=school_id, channel=channel, code=code, received_at=at)])

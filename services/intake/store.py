@@ -68,6 +68,15 @@ class RawInput:
     rejection_reason: str | None
 
 
+@dataclass(frozen=True)
+class StuckInput:
+    raw_input_id: uuid.UUID
+    school_id: str
+    channel: str
+    body: bytes
+    received_at: datetime
+
+
 class IntakeStore(Protocol):
     """What intake asks of its tables (`SqlIntakeStore`; a fake in tests/support/fakes.py)."""
 
@@ -83,7 +92,9 @@ class IntakeStore(Protocol):
         idempotency_key: str | None,
     ) -> RawInput: ...
 
-    async def reject(self, session: AsyncSession, *, raw_input_id: uuid.UUID, reason: str) -> None: ...
+    async def reject(self, session: AsyncSession, *, raw_input_id: uuid.UUID, reason: str) -> bool: ...
+
+    async def stuck(self, session: AsyncSession, *, before: datetime, limit: int) -> list[StuckInput]: ...
 
     async def reference_of(self, session: AsyncSession, *, raw_input_id: uuid.UUID) -> str | None: ...
 
@@ -136,13 +147,31 @@ class SqlIntakeStore:
         ).one()
         return RawInput(earlier.raw_input_id, earlier.status, earlier.reference, earlier.rejection_reason)
 
-    async def reject(self, session: AsyncSession, *, raw_input_id: uuid.UUID, reason: str) -> None:
-        """Mark a raw input as quarantined with its reason; the bytes stay."""
-        await session.execute(
+    async def reject(self, session: AsyncSession, *, raw_input_id: uuid.UUID, reason: str) -> bool:
+        """Mark a raw input still `received` as quarantined with its reason (the bytes stay); False if it was not."""
+        changed = await session.execute(
             sa.update(raw_inputs)
-            .where(raw_inputs.c.raw_input_id == raw_input_id)
+            .where(raw_inputs.c.raw_input_id == raw_input_id, raw_inputs.c.status == "received")
             .values(status="rejected", rejection_reason=reason)
+            .returning(raw_inputs.c.raw_input_id)
         )
+        return changed.first() is not None
+
+    async def stuck(self, session: AsyncSession, *, before: datetime, limit: int) -> list[StuckInput]:
+        """Raw inputs still `received` that arrived before `before`: kept, but never finished (a crash between)."""
+        rows = await session.execute(
+            sa.select(
+                raw_inputs.c.raw_input_id,
+                raw_inputs.c.school_id,
+                raw_inputs.c.channel,
+                raw_inputs.c.body,
+                raw_inputs.c.received_at,
+            )
+            .where(raw_inputs.c.status == "received", raw_inputs.c.received_at < before)
+            .order_by(raw_inputs.c.received_at)
+            .limit(limit)
+        )
+        return [StuckInput(*row) for row in rows]
 
     async def reference_of(self, session: AsyncSession, *, raw_input_id: uuid.UUID) -> str | None:
         """The reference a raw input was accepted under, if it was."""

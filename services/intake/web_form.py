@@ -133,11 +133,12 @@ def router(*, gate: Gate, specs: dict[str, FormSpec], settings: FormSettings) ->
                 if upload.field_name == "attachments"
             ]
             attachments = tuple(attachment.describe() for attachment in kept)
+        refused = refuse(problem or "?", code="csrf" if status_if_refused == 403 else "unreadable_form")
         admission = await gate.keep(
             arrival,
             school_id=spec.school_id,
             channel=Channel.web_form,
-            parse=_parser(submission, spec, attachments) if submission and problem is None else refuse(problem or "?"),
+            parse=_parser(submission, spec, attachments) if submission and problem is None else refused,
             accepts=FORM_TYPES,
             idempotency_key=token if problem is None else None,  # a double-click sends one token: one concern
         )

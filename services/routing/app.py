@@ -15,6 +15,7 @@ from services.routing.failures import on_notification_failed
 from services.routing.handlers import Routing, on_concern_received, on_deadline_due, on_notification_acknowledged
 from services.routing.operations import on_dead_lettered
 from services.routing.policy_book import PolicyBook
+from services.routing.quarantines import on_intake_quarantined
 from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines, SqlNotificationFailures
 from services.routing.timers import DeadlineScheduler
 from shared.actor_tokens import ActorVerifier
@@ -28,6 +29,7 @@ from shared.contracts.events import (
     ConcernReceived,
     DeadlineReached,
     DeadlineSet,
+    IntakeQuarantined,
     NotificationAcknowledged,
     NotificationFailed,
     NotificationRequested,
@@ -37,7 +39,13 @@ from shared.contracts.events import (
 )
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
-from shared.subjects import ROUTING_ACKNOWLEDGEMENTS, ROUTING_CONCERNS, ROUTING_DEAD_LETTERS, ROUTING_FAILURES
+from shared.subjects import (
+    ROUTING_ACKNOWLEDGEMENTS,
+    ROUTING_CONCERNS,
+    ROUTING_DEAD_LETTERS,
+    ROUTING_FAILURES,
+    ROUTING_QUARANTINES,
+)
 from shared.tracing import shutdown_tracing
 
 log = logging.getLogger(__name__)
@@ -97,6 +105,9 @@ class RoutingService:
         dead = partial(on_dead_lettered, routing=self.routing)
         dead.__doc__ = on_dead_lettered.__doc__
         self.runtime.consumer(OpsDeadLettered, durable=ROUTING_DEAD_LETTERS, handler=dead)
+        quarantined = partial(on_intake_quarantined, routing=self.routing)
+        quarantined.__doc__ = on_intake_quarantined.__doc__
+        self.runtime.consumer(IntakeQuarantined, durable=ROUTING_QUARANTINES, handler=quarantined)
 
     async def start(self) -> None:
         """Migrate and connect, adopt the policy folder, then start the scheduler (subscribers start after)."""

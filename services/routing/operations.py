@@ -15,6 +15,7 @@ from services.routing.domain import derived_id, notification_requests
 from services.routing.handlers import Routing
 from services.routing.policy.decision import Recipient
 from services.routing.policy.floor import DSL
+from services.routing.policy.model import Policy
 from services.routing.policy_book import UnknownSchool
 from services.routing.store import count_dead_letter
 from shared.contracts.envelope import Event
@@ -37,6 +38,11 @@ def worth_telling(parked: int) -> bool:
     return parked == 1
 
 
+def school_dsls(policy: Policy) -> list[Recipient]:
+    """The school's designated safeguarding leads, as recipients of an operational alert."""
+    return [Recipient(person_id=p.id, name=p.name, role=DSL, channels=p.contact) for p in policy.holders(DSL)]
+
+
 async def on_dead_lettered(event: OpsDeadLettered, *, work: Work, routing: Routing) -> list[Event[Any]]:
     """Count the dead letter; at the 1st, 10th, 100th ... in a window, tell the school's DSL how many."""
     parked = event.payload
@@ -52,10 +58,9 @@ async def on_dead_lettered(event: OpsDeadLettered, *, work: Work, routing: Routi
     except UnknownSchool:  # a school with no policy has nobody to tell: the error log line is all there is
         log.error("dead letter for %s at unknown school %s: nobody to tell", parked.consumer, event.school_id)
         return []
-    dsl = [Recipient(person_id=p.id, name=p.name, role=DSL, channels=p.contact) for p in policy.holders(DSL)]
     return list(
         notification_requests(
-            dsl,
+            school_dsls(policy),
             case_id=f"ops:{derived_id('dead-letters', event.school_id, parked.consumer, start, count)}",
             reference=f"{count} set aside by {parked.consumer} since {start:%H:%M} UTC",
             urgency="high",

@@ -392,3 +392,13 @@ async def count_dead_letter(session: AsyncSession, *, school_id: str, consumer: 
         .returning(dead_letter_alerts.c.parked)
     )
     return int((await session.execute(statement)).scalar_one())
+
+
+async def dead_letters_in(session: AsyncSession, *, school_id: str, consumer: str, window_start: datetime) -> int:
+    """How many were counted for the consumer in the window starting at `window_start` (0 if none)."""
+    statement = sa.select(dead_letter_alerts.c.parked).where(
+        dead_letter_alerts.c.school_id == school_id,
+        dead_letter_alerts.c.consumer == consumer,
+        dead_letter_alerts.c.window_start == window_start,
+    )
+    return int((await session.execute(statement)).scalar_one_or_none() or 0)

@@ -314,6 +314,21 @@ class OpsDeadLettered(Event[OpsDeadLetteredPayload]):
     AGGREGATE: ClassVar[str] = "ops"
 
 
+class IntakeQuarantinedPayload(_Payload):
+    raw_input_id: str = Field(description="the kept raw input; its bytes stay in intake, never in the event")
+    channel: str
+    reason_code: str = Field(description="why, as a short code (e.g. 'invalid', 'too_large'); never the content")
+    received_at: datetime
+
+
+class IntakeQuarantined(Event[IntakeQuarantinedPayload]):
+    """A raw input could not become a concern and is quarantined: the school's DSL has to look at it."""
+
+    TYPE: ClassVar[str] = "intake.quarantined"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "intake"
+
+
 class PolicyAdoptedPayload(_Payload):
     version: int
     digest: str

@@ -14,7 +14,7 @@ from shared.contracts import parse_event
 from shared.db import transaction
 from shared.settings import Settings
 from tests.support.factories import report_json
-from tests.support.running import jetstream, running, stream_messages
+from tests.support.running import jetstream, running, stream_events, stream_messages
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -67,7 +67,7 @@ async def test_a_valid_concern_gets_a_reference_and_is_published(settings: Setti
         (report_json(people=[{"role": "learner", "involvement": "victim", "age": -3}]), "people[0].age"),
     ],
 )
-async def test_a_malformed_concern_gets_422_naming_the_field_and_nothing_is_published(
+async def test_a_malformed_concern_gets_422_naming_the_field_and_only_its_quarantine_is_published(
     settings: Settings, body: dict, field: str
 ) -> None:
     app, runtime = create_app(settings)
@@ -76,9 +76,10 @@ async def test_a_malformed_concern_gets_422_naming_the_field_and_nothing_is_publ
         assert response.status_code == 422
         assert field in [error["field"] for error in response.json()["errors"]]
         await runtime.relay.flush()
-        assert await stream_messages(js, settings.stream_name) == 0
+        assert await stream_messages(js, settings.stream_name) == 1
+        [quarantined] = await stream_events(js, settings, "intake.quarantined")
         [raw] = await rows(runtime, raw_inputs)
-        assert await rows(runtime, runtime.tables.outbox) == []
+    assert quarantined.payload.reason_code == "invalid" and quarantined.payload.raw_input_id == str(raw.raw_input_id)
     assert raw.status == "rejected" and field in raw.rejection_reason
     assert json.loads(raw.body) == body  # the input is kept, quarantined, with its reason
 

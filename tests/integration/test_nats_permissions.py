@@ -24,6 +24,7 @@ from shared.subjects import (
     ROUTING_CONCERNS,
     ROUTING_DEAD_LETTERS,
     ROUTING_FAILURES,
+    ROUTING_QUARANTINES,
 )
 from tests.support.secured_bus import Bus
 
@@ -147,6 +148,7 @@ FEEDS = {
     ROUTING_ACKNOWLEDGEMENTS: "notification.acknowledged",
     ROUTING_FAILURES: "notification.failed",
     ROUTING_DEAD_LETTERS: "ops.dead_lettered",
+    ROUTING_QUARANTINES: "intake.quarantined",
     NOTIFICATIONS_REQUESTS: "notification.requested",
     AUDIT_LEDGER: "case.opened",
 }

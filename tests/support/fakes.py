@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit.domain import GENESIS, ChainEntry, entry_hash
-from services.intake.store import RawInput
+from services.intake.store import RawInput, StuckInput
 from services.routing.store import AdoptedPolicy, ConcurrencyConflict, DueDeadline
 from shared.contracts.envelope import Event
 from shared.contracts.events import ConcernReceived
@@ -257,9 +257,15 @@ class FakeIntakeStore:
         self.raw[raw_input_id] = _Raw(school_id, channel, idempotency_key, body)
         return RawInput(raw_input_id, "received", None, None)
 
-    async def reject(self, session: object, *, raw_input_id: uuid.UUID, reason: str) -> None:
-        if raw_input_id in self.raw:
-            self.raw[raw_input_id].status, self.raw[raw_input_id].rejection_reason = "rejected", reason
+    async def reject(self, session: object, *, raw_input_id: uuid.UUID, reason: str) -> bool:
+        raw = self.raw.get(raw_input_id)
+        if raw is None or raw.status != "received":
+            return False
+        raw.status, raw.rejection_reason = "rejected", reason
+        return True
+
+    async def stuck(self, session: object, *, before: datetime, limit: int) -> list[StuckInput]:
+        return []  # the fake keeps no arrival times: the sweeper is tested against PostgreSQL
 
     async def reference_of(self, session: object, *, raw_input_id: uuid.UUID) -> str | None:
         return next((ref for ref, e in self.concerns.items() if e.payload.raw_input_id == str(raw_input_id)), None)

@@ -17,6 +17,7 @@ from faststream.nats import NatsBroker, TestNatsBroker
 from shared.contracts.envelope import Event
 from shared.contracts.events import (
     ConcernReceived,
+    IntakeQuarantined,
     NotificationAcknowledged,
     NotificationFailed,
     NotificationRequested,
@@ -31,6 +32,7 @@ from shared.subjects import (
     ROUTING_CONCERNS,
     ROUTING_DEAD_LETTERS,
     ROUTING_FAILURES,
+    ROUTING_QUARANTINES,
     Subjects,
 )
 from tests.support.factories import concern_received, notification_requested
@@ -112,6 +114,7 @@ def test_each_consumer_listens_on_its_subject_under_its_durable_name_with_its_ev
         ROUTING_ACKNOWLEDGEMENTS: (SUBJECTS.of_type(NotificationAcknowledged.TYPE), list[NotificationAcknowledged]),
         ROUTING_FAILURES: (SUBJECTS.of_type(NotificationFailed.TYPE), list[NotificationFailed]),
         ROUTING_DEAD_LETTERS: (SUBJECTS.of_type(OpsDeadLettered.TYPE), list[OpsDeadLettered]),
+        ROUTING_QUARANTINES: (SUBJECTS.of_type(IntakeQuarantined.TYPE), list[IntakeQuarantined]),
     }
     assert consumers(notifications(monkeypatch)[0]) == {
         NOTIFICATIONS_REQUESTS: (SUBJECTS.of_type(NotificationRequested.TYPE), list[NotificationRequested]),
