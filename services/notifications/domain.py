@@ -8,6 +8,7 @@ The kind is recognised from fields `notification.requested` v1 already has (no n
 - `parent`: the recipient's role is a parent or carer;
 - `policy_review`: routing's policy-review reminder (reason `policy_review_due`, reference naming the policy and date);
 - `operations`: an operational alert, not a case (reason `ops: ...`, e.g. a dead-lettered message);
+- `quarantine`: reports intake could not accept (reason `ops: reports quarantined ...`): a count, never content;
 - `unacknowledged`: the standing alert once the escalation ladder has run out (reason `unacknowledged: ...`);
 - `escalation`: `escalation_rung` above 0;
 - `case_reminder`: a case deadline reminder (reason `reminder: ...`);
@@ -24,7 +25,9 @@ from typing import Literal
 from shared.contracts.concern import PersonRole
 from shared.contracts.events import POLICY_REVIEW_DUE, NotificationRequestedPayload
 
-MessageKind = Literal["case", "escalation", "case_reminder", "policy_review", "parent", "unacknowledged", "operations"]
+MessageKind = Literal[
+    "case", "escalation", "case_reminder", "policy_review", "parent", "unacknowledged", "operations", "quarantine"
+]
 PARENT_ROLES = frozenset({PersonRole.parent_carer.value})
 ALLOWED_FIELDS = frozenset({"urgency_words", "reference", "link"})
 
@@ -99,6 +102,14 @@ DEFAULT_TEMPLATES: Mapping[str, MessageTemplate] = {
         sms="Safeguard needs attention: {reference} {link}",
         footer="This message carries no case detail.",
     ),
+    "quarantine": MessageTemplate(
+        title="A report could not be accepted: {reference}",
+        body="Safeguard received a report it could not accept as given ({reference}). It is kept, unread, in "
+        "quarantine: a person has to look at it in case it is a real concern. Sign in to Safeguard to review it.",
+        action="Confirm you will look at it",
+        sms="A report is in quarantine: {reference} {link}",
+        footer="This message carries no report content.",
+    ),
     "parent": MessageTemplate(
         title="Message from your child's school",
         body="The school would like to speak with you. Please contact the school office and quote "
@@ -129,6 +140,8 @@ def message_kind(request: NotificationRequestedPayload) -> MessageKind:
     """Which template a request gets, from the fields it already carries (see the module docstring)."""
     if request.recipient.role in PARENT_ROLES:
         return "parent"
+    if request.reason.startswith("ops: reports quarantined"):
+        return "quarantine"
     if request.reason.startswith("ops:"):
         return "operations"
     if request.reason == POLICY_REVIEW_DUE or request.reason.startswith("policy review"):
