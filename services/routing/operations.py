@@ -43,6 +43,26 @@ def school_dsls(policy: Policy) -> list[Recipient]:
     return [Recipient(person_id=p.id, name=p.name, role=DSL, channels=p.contact) for p in policy.holders(DSL)]
 
 
+def alert_dsls(
+    policy: Policy, *, cause: Event[Any], alert_id: str, reference: str, reason: str, now: datetime
+) -> list[Event[Any]]:
+    """One high-urgency operational alert to each of the school's DSLs: a count and a link, never content."""
+    return list(
+        notification_requests(
+            school_dsls(policy),
+            case_id=f"ops:{alert_id}",
+            reference=reference,
+            urgency="high",
+            reason=reason,
+            rung=0,
+            school_id=cause.school_id,
+            cause=cause,
+            now=now,
+            plan=policy.notifications,
+        )
+    )
+
+
 async def on_dead_lettered(event: OpsDeadLettered, *, work: Work, routing: Routing) -> list[Event[Any]]:
     """Count the dead letter; at the 1st, 10th, 100th ... in a window, tell the school's DSL how many."""
     parked = event.payload
@@ -58,17 +78,11 @@ async def on_dead_lettered(event: OpsDeadLettered, *, work: Work, routing: Routi
     except UnknownSchool:  # a school with no policy has nobody to tell: the error log line is all there is
         log.error("dead letter for %s at unknown school %s: nobody to tell", parked.consumer, event.school_id)
         return []
-    return list(
-        notification_requests(
-            school_dsls(policy),
-            case_id=f"ops:{derived_id('dead-letters', event.school_id, parked.consumer, start, count)}",
-            reference=f"{count} set aside by {parked.consumer} since {start:%H:%M} UTC",
-            urgency="high",
-            reason=f"ops: dead letters ({parked.reason_code})",
-            rung=0,
-            school_id=event.school_id,
-            cause=event,
-            now=now,
-            plan=policy.notifications,
-        )
+    return alert_dsls(
+        policy,
+        cause=event,
+        alert_id=derived_id("dead-letters", event.school_id, parked.consumer, start, count),
+        reference=f"{count} set aside by {parked.consumer} since {start:%H:%M} UTC",
+        reason=f"ops: dead letters ({parked.reason_code})",
+        now=now,
     )

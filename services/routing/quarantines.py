@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from services.routing.domain import derived_id, notification_requests
+from services.routing.domain import derived_id
 from services.routing.handlers import Routing
-from services.routing.operations import school_dsls, window_start
+from services.routing.operations import alert_dsls, window_start
 from services.routing.policy_book import UnknownSchool
 from services.routing.store import count_dead_letter, dead_letters_in
 from shared.contracts.envelope import Event
@@ -40,17 +40,11 @@ async def on_intake_quarantined(event: IntakeQuarantined, *, work: Work, routing
         work.session, school_id=event.school_id, consumer=COUNTER, window_start=start - routing.alert_every
     )
     reports = "1 report" if earlier == 0 else f"{earlier + 1} reports"
-    return list(
-        notification_requests(
-            school_dsls(policy),
-            case_id=f"ops:{derived_id('quarantines', event.school_id, start)}",
-            reference=f"{reports} that could not be accepted (quarantined at intake since {start:%H:%M} UTC)",
-            urgency="high",
-            reason=f"ops: reports quarantined ({event.payload.reason_code})",
-            rung=0,
-            school_id=event.school_id,
-            cause=event,
-            now=now,
-            plan=policy.notifications,
-        )
+    return alert_dsls(
+        policy,
+        cause=event,
+        alert_id=derived_id("quarantines", event.school_id, start),
+        reference=f"{reports} that could not be accepted (quarantined at intake since {start:%H:%M} UTC)",
+        reason=f"ops: reports quarantined ({event.payload.reason_code})",
+        now=now,
     )
