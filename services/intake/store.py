@@ -30,6 +30,8 @@ raw_inputs = sa.Table(
     sa.Column("rejection_reason", sa.Text),
     sa.Column("reference", sa.Text),
     sa.UniqueConstraint("school_id", "channel", "idempotency_key"),
+    # The sweeper's question: which inputs were kept but never finished (a crash between keeping and parsing)?
+    sa.Index("raw_inputs_unfinished", "received_at", postgresql_where=sa.text("status = 'received'")),
 )
 
 concerns = sa.Table(
