@@ -2,10 +2,12 @@
 
 Token: `sgactor1.<claims>.<signature>`, both parts base64url without padding. The claims are JSON: `iss` (the
 issuer, e.g. `operator` for the CLI, `notifications` for the acknowledgement page, `console` for the staff app),
-`sub` (the person id in the school's policy), `school`, `aud` (`routing`), `iat` and `exp` (Unix seconds) and
-`jti` (a UUID, refused the second time). The signature is Ed25519 over `sgactor1.<claims>`: each issuer holds its
-own private key, routing holds only the public keys, so a compromised routing cannot speak for anybody.
-The token says who the person is; never what they may do — routing looks their role up in the school's policy.
+`sub` (the person id in the school's policy), `school`, `aud` (`routing`, or `audit` for the audit queries), `iat`
+and `exp` (Unix seconds), `jti` (a UUID, refused the second time) and, only from the console to audit, `role`
+(the console account's role: `auditor` exists in no policy, so the console that gives it is the one to vouch).
+The signature is Ed25519 over `sgactor1.<claims>`: each issuer holds its own private key, routing holds only the
+public keys, so a compromised routing cannot speak for anybody. The token says who the person is; never what they
+may do — routing looks their role up in the school's policy (audit too, except for the console's `auditor`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class ActorClaims:
     expires_at: datetime
     token_id: uuid.UUID
     audience: str = AUDIENCE
+    role: str | None = None  # only audit reads it, and believes it only for a console role from the console
 
 
 class TokenRefused(Exception):
@@ -71,17 +74,21 @@ def issue(
     now: datetime,
     lifetime: timedelta = DEFAULT_LIFETIME,
     token_id: uuid.UUID | None = None,
+    audience: str = AUDIENCE,
+    role: str | None = None,
 ) -> str:
-    """A signed token saying `issuer` authenticated `person_id` of `school_id` at `now`."""
-    claims = {
+    """A signed token saying `issuer` authenticated `person_id` of `school_id` at `now`, for `audience`."""
+    claims: dict[str, object] = {
         "iss": issuer,
         "sub": person_id,
         "school": school_id,
-        "aud": AUDIENCE,
+        "aud": audience,
         "iat": int(now.timestamp()),
         "exp": int((now + lifetime).timestamp()),
         "jti": str(token_id or uuid.uuid4()),
     }
+    if role is not None:
+        claims["role"] = role
     body = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
     signature = _b64(key.sign(f"{PREFIX}.{body}".encode()))
     return f"{PREFIX}.{body}.{signature}"
@@ -98,10 +105,10 @@ class ActorVerifier:
         self._folder = folder
 
     @classmethod
-    def from_folder(cls, folder: str | Path) -> ActorVerifier:
+    def from_folder(cls, folder: str | Path, *, audience: str = AUDIENCE) -> ActorVerifier:
         """The issuers' `*.pub` keys in `folder`, looked at again when a token names an issuer not yet known
         (an issuer that started after routing, such as the console, creates its key on first start)."""
-        return cls(load_verify_keys(folder), folder=folder)
+        return cls(load_verify_keys(folder), audience=audience, folder=folder)
 
     @property
     def issuers(self) -> list[str]:
@@ -125,7 +132,7 @@ class ActorVerifier:
             self._keys = load_verify_keys(self._folder)
             key = self._keys.get(issuer)
         if key is None:
-            raise TokenRefused("unknown_issuer", f"routing holds no key for issuer {issuer!r}")
+            raise TokenRefused("unknown_issuer", f"{self._audience} holds no key for issuer {issuer!r}")
         try:
             key.verify(_unb64(signature), f"{PREFIX}.{body}".encode())
         except (InvalidSignature, ValueError, binascii.Error):
@@ -144,13 +151,16 @@ class ActorVerifier:
                 expires_at=expires,
                 token_id=uuid.UUID(str(claims["jti"])),
                 audience=str(claims["aud"]),
+                role=str(claims["role"]) if "role" in claims else None,
             )
         except (KeyError, ValueError, TypeError, OverflowError):
-            raise TokenRefused("malformed", "the assertion lacks a claim routing needs") from None
+            raise TokenRefused("malformed", f"the assertion lacks a claim {self._audience} needs") from None
         if verified.audience != self._audience:
-            raise TokenRefused("wrong_audience", f"the assertion is meant for {verified.audience}, not routing")
+            raise TokenRefused(
+                "wrong_audience", f"the assertion is meant for {verified.audience}, not {self._audience}"
+            )
         if expires - issued > MAX_LIFETIME:
-            raise TokenRefused("too_long", "the assertion claims to last longer than routing accepts")
+            raise TokenRefused("too_long", f"the assertion claims to last longer than {self._audience} accepts")
         if issued > now + CLOCK_SKEW:
             raise TokenRefused("not_yet_valid", "the assertion was issued in the future")
         if expires <= now:

@@ -23,6 +23,7 @@ from shared.subjects import (
     INTAKE_RECEIPTS,
     NOTIFICATIONS_REQUESTS,
     ROUTING_ACKNOWLEDGEMENTS,
+    ROUTING_BREAK_GLASS,
     ROUTING_CONCERNS,
     ROUTING_DEAD_LETTERS,
     ROUTING_FAILURES,
@@ -48,8 +49,10 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
 }
 # Every service announces the dead letters it parks (count and reason code, never the content).
 PUBLISHES = {service: (*types, "ops.dead_lettered") for service, types in PUBLISHES.items()}
-# Services that send case commands to routing as requesters (replies come to their own inbox).
-COMMAND_SENDERS: tuple[str, ...] = ("console",)
+# Who sends commands or queries to which service as a requester (replies come to the sender's own inbox).
+COMMAND_SENDERS: dict[str, tuple[str, ...]] = {"console": ("routing", "audit")}
+# Services that answer requests on their own command subjects.
+RESPONDERS: tuple[str, ...] = ("routing", "audit")
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ def consumers(subjects: Subjects) -> dict[str, tuple[PullConsumer, ...]]:
             PullConsumer(ROUTING_FAILURES, subjects.of_type("notification.failed")),
             PullConsumer(ROUTING_DEAD_LETTERS, subjects.of_type("ops.dead_lettered")),
             PullConsumer(ROUTING_QUARANTINES, subjects.of_type("intake.quarantined")),
+            PullConsumer(ROUTING_BREAK_GLASS, subjects.of_type("record.viewed")),
         ),
         "notifications": (PullConsumer(NOTIFICATIONS_REQUESTS, subjects.of_type("notification.requested")),),
         "audit": (PullConsumer(AUDIT_LEDGER, subjects.all_events),),
@@ -126,11 +130,10 @@ def service_identity(subjects: Subjects, *, service: str) -> Identity:
     streams = (subjects.stream, subjects.dead_letter_stream, subjects.checkpoint_stream)
     stream_info = tuple(f"$JS.API.STREAM.INFO.{name}" for name in streams)
     reading = tuple(right for consumer in consumers(subjects)[service] for right in consumer_rights(subjects, consumer))
-    if service in COMMAND_SENDERS:
-        events += (subjects.command("routing", ">"),)
+    events += tuple(subjects.command(target, ">") for target in COMMAND_SENDERS.get(service, ()))
     subscribe = [f"{inbox_prefix(service)}.>"]
-    if service == "routing":
-        subscribe.append(subjects.command("routing", ">"))
+    if service in RESPONDERS:
+        subscribe.append(subjects.command(service, ">"))
     if service == "audit":
         # Audit sees everything: live events and dead letters, never another service's inbox.
         subscribe += [subjects.all_events, subjects.all_dead_letters]
@@ -138,7 +141,7 @@ def service_identity(subjects: Subjects, *, service: str) -> Identity:
         name=service,
         publish=events + stream_info + reading,
         subscribe=tuple(subscribe),
-        allow_responses=service == "routing",
+        allow_responses=service in RESPONDERS,
     )
 
 

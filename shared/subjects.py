@@ -74,6 +74,16 @@ class Subjects:
         """Request/reply subject for a command to the service owning the aggregate (not on the stream)."""
         return f"{self.root}-cmd.{service}.{command}"
 
+    @property
+    def audit_query(self) -> str:
+        """Where the console asks audit to replay, verify or export a school's record (request/reply)."""
+        return self.command("audit", "query")
+
+    @property
+    def audit_export(self) -> str:
+        """Where the audit instance that wrote an export bundle hands it out, a chunk at a time."""
+        return self.command("audit", "export")
+
 
 # Durable consumer names: one per service role, shared by all instances of that service (pull consumers).
 INTAKE_RECEIPTS = "intake-receipts"  # case events, so a reporter's status page follows the case
@@ -85,3 +95,4 @@ ROUTING_QUARANTINES = "routing-quarantines"
 NOTIFICATIONS_REQUESTS = "notifications-requests"
 AUDIT_LEDGER = "audit-ledger"
 CONSOLE_READ_MODEL = "console-read-model"
+ROUTING_BREAK_GLASS = "routing-break-glass"  # record.viewed: a break-glass view alerts the school's DSLs

@@ -1,4 +1,5 @@
-"""Audit service wiring: one durable consumer of every domain event, and the signed checkpoints over the ledger."""
+"""Audit service wiring: one durable consumer of every domain event, signed checkpoints over the ledger, and
+the queries (replay, verify, export) the console's auditor view asks over request/reply."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from faststream import FastStream
 
 from services.audit.checkpoint import Checkpointer, declare_checkpoint_publisher, publish_checkpoint
 from services.audit.checks import verify_ledger
+from services.audit.exports import ExportFiles
 from services.audit.handlers import on_events
 from services.audit.heads import WitnessLog, load_or_create_signing_key
+from services.audit.query_edge import AuditQueries, register_queries
+from services.audit.query_gate import QueryGate
 from services.audit.settings import AuditSettings
 from services.audit.store import SCHEMA, SqlLedger
 from shared.background import PollingLoop
@@ -43,6 +47,17 @@ class AuditService:
         self.witness = WitnessLog(audit_settings.witness_log_path)
         self.key = load_or_create_signing_key(audit_settings.signing_key_path)
         self.checkpointer = Checkpointer(key=self.key, witness=self.witness, clock=utc_now)
+        self.exports = ExportFiles()
+        gate = QueryGate.from_settings(actor_keys_dir=settings.actor_keys_dir, policy_dir=settings.policy_dir)
+        queries = AuditQueries(
+            runtime=self.runtime,
+            gate=gate,
+            witness=self.witness,
+            public_key=self.key.public_key(),
+            exports=self.exports,
+            clock=utc_now,
+        )
+        register_queries(self.runtime, queries)  # the console's auditor view: replay, verify, export
         self.loop = PollingLoop(
             self.checkpoint, name="audit-checkpoint", poll_seconds=audit_settings.checkpoint_seconds
         )
@@ -68,6 +83,7 @@ class AuditService:
     async def stop(self) -> None:
         await self.loop.stop()
         await self.runtime.stop()
+        self.exports.close()
 
 
 def create_app(settings: Settings, audit_settings: AuditSettings | None = None) -> tuple[FastStream, ServiceRuntime]:

@@ -29,18 +29,21 @@ Progress = Callable[[int], None]  # called with how many entries were read since
 
 @dataclass(frozen=True)
 class Selection:
-    """Which entries go into the bundle: all, those that occurred in [start, end), or one case's."""
+    """Which entries go into the bundle: all, those that occurred in [start, end), or one case's; never those of
+    `leave_out` (case or correlation ids: the cases about the person exporting)."""
 
     start: datetime | None = None
     end: datetime | None = None
     case_id: str | None = None
+    leave_out: frozenset[str] = frozenset()
 
     def wants(self, event: Mapping[str, Any]) -> bool:
-        if self.case_id is not None:
-            payload = event.get("payload") or {}
-            ids = (event.get("aggregate_id"), str(event.get("correlation_id")), payload.get("case_id"))
-            if self.case_id not in ids:
-                return False
+        payload = event.get("payload") or {}
+        ids = (event.get("aggregate_id"), str(event.get("correlation_id")), payload.get("case_id"))
+        if self.case_id is not None and self.case_id not in ids:
+            return False
+        if self.leave_out and not self.leave_out.isdisjoint(ids):
+            return False
         if self.start is not None or self.end is not None:
             occurred = datetime.fromisoformat(str(event["occurred_at"]))
             if (self.start and occurred < self.start) or (self.end and occurred >= self.end):

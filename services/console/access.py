@@ -28,6 +28,10 @@ CASE_WORKERS = frozenset({DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR})
 TRUST_WIDE = frozenset({TRUST_LEAD, AUDITOR, TRUST_ADMINISTRATOR})
 # Counts per school and kind, no case content: those who answer for safeguarding across a school or the trust.
 OVERVIEW_READERS = frozenset({DSL, DEPUTY, HEADTEACHER, TRUST_LEAD, AUDITOR})
+# The record as it stood at any moment, its verification and its export (audit checks the role again).
+AUDIT_READERS = frozenset({AUDITOR, TRUST_LEAD})
+# Who may open a case their need to know does not cover, stating a reason (recorded, and the DSLs alerted).
+BREAK_GLASS_ROLES = frozenset({DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR, TRUST_LEAD})
 
 
 class Page(StrEnum):
@@ -39,6 +43,8 @@ class Page(StrEnum):
     my_reports = "my_reports"
     people = "people"
     overview = "overview"
+    audit = "audit"
+    break_glass = "break_glass"
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,9 @@ class CaseFacts:
     recipient_person_ids: tuple[str, ...]
 
 
-Verdict = Literal["allowed", "forbidden", "hidden"]
+# hidden: not theirs at all (404); forbidden: their role never opens it (403); restricted: their role could, but
+# their need to know does not cover this case (403, and break-glass may open it).
+Verdict = Literal["allowed", "forbidden", "hidden", "restricted"]
 
 
 def may_open(principal: Principal, page: Page) -> bool:
@@ -76,6 +84,10 @@ def may_open(principal: Principal, page: Page) -> bool:
         return True
     if page is Page.overview:
         return principal.role in OVERVIEW_READERS
+    if page is Page.audit:
+        return principal.role in AUDIT_READERS
+    if page is Page.break_glass:
+        return principal.role in BREAK_GLASS_ROLES
     return principal.role in (TRUST_ADMINISTRATOR, DSL, HEADTEACHER)
 
 
@@ -89,8 +101,21 @@ def may_see_case(principal: Principal, case: CaseFacts, *, page: Page = Page.cas
     if principal.role == NAMED_GOVERNOR and not (
         case.case_type in STAFF_MATTERS or principal.person_id in case.recipient_person_ids
     ):
-        return "forbidden"
+        return "restricted"
     return "allowed"
+
+
+def may_break_glass(principal: Principal, case: CaseFacts) -> Verdict:
+    """Whether this person may open this case by break-glass: only a case their need to know alone keeps from them.
+
+    Never a case about them (it stays hidden: break-glass must not show anyone an allegation against themselves),
+    nor another school's, nor for a role that opens no case (staff, trust administrator)."""
+    verdict = may_see_case(principal, case)
+    if verdict == "hidden":
+        return "hidden"
+    if not may_open(principal, Page.break_glass):
+        return "forbidden"
+    return "allowed" if verdict == "restricted" else "forbidden"
 
 
 def schools_in_scope(school_id: str, role: str, *, trusts: Mapping[str, str | None]) -> frozenset[str]:

@@ -13,6 +13,9 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
+from services.console.audit_client import AuditClient
+from services.console.auditor import auditor_router
+from services.console.break_glass import break_glass_router
 from services.console.commands import ISSUER, CaseCommands
 from services.console.pages import pages_router
 from services.console.projection import CONSOLE_READ_MODEL, on_event
@@ -49,6 +52,10 @@ def create_app(
 
     async def ask_routing(body: bytes) -> bytes:
         reply = await runtime.broker.request(body, subject, timeout=10.0)
+        return bytes(reply.body)
+
+    async def ask(body: bytes, to: str) -> bytes:
+        reply = await runtime.broker.request(body, to, timeout=30.0)  # a replay or an export reads a whole ledger
         return bytes(reply.body)
 
     # The sign-in form's CSRF key: derived from the deployment's kept secret, so every instance agrees.
@@ -110,6 +117,15 @@ def create_app(
     key = load_or_create_issuer_key(settings.actor_keys_dir, issuer=ISSUER)
     # Tokens carry real time (the page clock is a test seam), so routing never sees one from the future.
     app.include_router(pages_router(context, commands=CaseCommands(ask_routing, key=key, clock=utc_now)))
+    app.include_router(break_glass_router(context))
+    audit = AuditClient(
+        ask,
+        query_subject=runtime.subjects.audit_query,
+        export_subject=runtime.subjects.audit_export,
+        key=key,
+        clock=utc_now,
+    )
+    app.include_router(auditor_router(context, audit=audit))
     return app, runtime
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 
-from services.console.access import CASE_READERS, STAFF, Page, Principal, may_open, may_see_case
+from services.console.access import CASE_READERS, STAFF, Page, Principal, may_break_glass, may_open, may_see_case
 from services.console.commands import COMMAND_FIELDS, CaseCommands
 from services.console.overview import Tally, bars, overview_csv, tallies, totals
 from services.console.read_audit import record_case_read
@@ -24,7 +24,7 @@ NOT_FOUND = "There is no such case, or it is not yours to see."
 def _refuse(verdict: str) -> None:
     if verdict == "hidden":
         raise HTTPException(status_code=404, detail=NOT_FOUND)
-    if verdict == "forbidden":
+    if verdict in ("forbidden", "restricted"):
         raise HTTPException(status_code=403, detail="Your role does not let you open this.")
 
 
@@ -110,7 +110,11 @@ def pages_router(context: Context, *, commands: CaseCommands) -> APIRouter:
     async def case_view(request: Request, case_id: str) -> Response:
         visit = await signed_in(context, request)
         async with scope(visit.principal) as session:
-            row = _checked(visit.principal, await case_row(session, case_id), Page.case)
+            found = await case_row(session, case_id)
+            if found is not None and may_break_glass(visit.principal, facts(found)) == "allowed":
+                # Outside their need to know: they may open it only by stating why (break_glass.py).
+                return page(request, "break_glass.html", status_code=403, visit=visit, case_id=case_id, said="")
+            row = _checked(visit.principal, found, Page.case)
             file = await case_file(session, row)
         await record_case_read(
             context.uow, visit.principal, school_id=row.school_id, case_id=case_id, at=context.clock()

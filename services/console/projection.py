@@ -15,7 +15,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.console.store import case_entries, cases, concerns
-from services.routing.case import CaseState, fold
+from services.routing.case import fold
+from services.routing.case.about import people_about
 from services.routing.domain import ACKNOWLEDGE
 from shared.contracts import parse_event
 from shared.contracts.envelope import Event
@@ -24,17 +25,6 @@ from shared.subjects import CONSOLE_READ_MODEL
 from shared.unit_of_work import Work
 
 __all__ = ["CONSOLE_READ_MODEL", "on_event"]
-
-
-def about(events: Iterable[Event[Any]], state: CaseState) -> list[str]:
-    """Everyone the case is or may be about: triage's subjects and possible subjects, and people linked as such."""
-    people: dict[str, None] = {}
-    for event in events:
-        if isinstance(event, CaseTriaged):
-            people.update(dict.fromkeys(event.payload.subject_person_ids))
-            people.update(dict.fromkeys(p.person_id for p in event.payload.possible_subjects))
-    people.update(dict.fromkeys(p.person_id for p in state.people_it_is_about()))
-    return list(people)
 
 
 def told(events: Iterable[Event[Any]]) -> list[str]:
@@ -71,7 +61,7 @@ def summary_row(events: list[Event[Any]], *, reporter_person_id: str | None) -> 
         "acknowledge_due": acknowledge_due(events),
         "outcome": state.outcome,
         "version": state.version,
-        "subject_person_ids": about(events, state),
+        "subject_person_ids": people_about(events, state),
         "recipient_person_ids": told(events),
         "reporter_person_id": reporter_person_id,
         "opened_at": state.opened_at,

@@ -20,17 +20,25 @@ REASON = "need to know by role"
 
 
 async def record_case_read(
-    uow: UnitOfWork, principal: Principal, *, school_id: str, case_id: str, at: datetime
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    school_id: str,
+    case_id: str,
+    at: datetime,
+    reason: str = REASON,
+    break_glass: bool = False,
 ) -> None:
-    """Record that this person opened this case; returns once the record is committed to the outbox."""
+    """Record that this person opened this case (by break-glass, with their stated reason); returns once committed."""
     viewed = record_viewed(
         case_id,
         school_id=school_id,
         viewer=Actor(id=principal.person_id, role=principal.role),
         view="case",
-        reason=REASON,
+        reason=reason,
         now=at,
         via=VIA,
+        break_glass=break_glass,
     )
     async with uow.begin() as work:
         work.emit([viewed])
