@@ -9,6 +9,8 @@ The kind is recognised from fields `notification.requested` v1 already has (no n
 - `policy_review`: routing's policy-review reminder (reason `policy_review_due`, reference naming the policy and date);
 - `operations`: an operational alert, not a case (reason `ops: ...`, e.g. a dead-lettered message);
 - `quarantine`: reports intake could not accept (reason `ops: reports quarantined ...`): a count, never content;
+- `break_glass`: someone opened a case outside their need to know (reason `ops: break glass`): who, which
+  reference, when; never the case's content or the reason they gave (that is in the audit record);
 - `unacknowledged`: the standing alert once the escalation ladder has run out (reason `unacknowledged: ...`);
 - `escalation`: `escalation_rung` above 0;
 - `case_reminder`: a case deadline reminder (reason `reminder: ...`);
@@ -26,7 +28,15 @@ from shared.contracts.concern import PersonRole
 from shared.contracts.events import POLICY_REVIEW_DUE, NotificationRequestedPayload
 
 MessageKind = Literal[
-    "case", "escalation", "case_reminder", "policy_review", "parent", "unacknowledged", "operations", "quarantine"
+    "case",
+    "escalation",
+    "case_reminder",
+    "policy_review",
+    "parent",
+    "unacknowledged",
+    "operations",
+    "quarantine",
+    "break_glass",
 ]
 PARENT_ROLES = frozenset({PersonRole.parent_carer.value})
 ALLOWED_FIELDS = frozenset({"urgency_words", "reference", "link"})
@@ -110,6 +120,14 @@ DEFAULT_TEMPLATES: Mapping[str, MessageTemplate] = {
         sms="A report is in quarantine: {reference} {link}",
         footer="This message carries no report content.",
     ),
+    "break_glass": MessageTemplate(
+        title="Break-glass access: {reference}",
+        body="A case was opened outside the opener's usual need to know ({reference}). They stated a reason, "
+        "which is in the school's audit record: sign in to Safeguard to review the access.",
+        action="Confirm you will review it",
+        sms="Break-glass access: {reference} {link}",
+        footer="This message carries no case detail.",
+    ),
     "parent": MessageTemplate(
         title="Message from your child's school",
         body="The school would like to speak with you. Please contact the school office and quote "
@@ -142,6 +160,8 @@ def message_kind(request: NotificationRequestedPayload) -> MessageKind:
         return "parent"
     if request.reason.startswith("ops: reports quarantined"):
         return "quarantine"
+    if request.reason.startswith("ops: break glass"):
+        return "break_glass"
     if request.reason.startswith("ops:"):
         return "operations"
     if request.reason == POLICY_REVIEW_DUE or request.reason.startswith("policy review"):

@@ -9,6 +9,7 @@ from functools import partial
 
 from faststream import FastStream
 
+from services.routing.break_glass import on_record_viewed
 from services.routing.case_command_edge import register_commands
 from services.routing.command_auth import CommandGate
 from services.routing.failures import on_notification_failed
@@ -37,10 +38,12 @@ from shared.contracts.events import (
     PolicyAdopted,
     PolicyReviewDue,
 )
+from shared.contracts.record_events import RecordViewed
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
 from shared.subjects import (
     ROUTING_ACKNOWLEDGEMENTS,
+    ROUTING_BREAK_GLASS,
     ROUTING_CONCERNS,
     ROUTING_DEAD_LETTERS,
     ROUTING_FAILURES,
@@ -108,6 +111,9 @@ class RoutingService:
         quarantined = partial(on_intake_quarantined, routing=self.routing)
         quarantined.__doc__ = on_intake_quarantined.__doc__
         self.runtime.consumer(IntakeQuarantined, durable=ROUTING_QUARANTINES, handler=quarantined)
+        viewed = partial(on_record_viewed, routing=self.routing)
+        viewed.__doc__ = on_record_viewed.__doc__
+        self.runtime.consumer(RecordViewed, durable=ROUTING_BREAK_GLASS, handler=viewed)
 
     async def start(self) -> None:
         """Migrate and connect, adopt the policy folder, then start the scheduler (subscribers start after)."""

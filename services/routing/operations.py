@@ -44,12 +44,19 @@ def school_dsls(policy: Policy) -> list[Recipient]:
 
 
 def alert_dsls(
-    policy: Policy, *, cause: Event[Any], alert_id: str, reference: str, reason: str, now: datetime
+    policy: Policy,
+    *,
+    cause: Event[Any],
+    alert_id: str,
+    reference: str,
+    reason: str,
+    now: datetime,
+    leave_out: str | None = None,
 ) -> list[Event[Any]]:
-    """One high-urgency operational alert to each of the school's DSLs: a count and a link, never content."""
+    """One high-urgency operational alert to each of the school's DSLs (but `leave_out`): never case content."""
     return list(
         notification_requests(
-            school_dsls(policy),
+            [dsl for dsl in school_dsls(policy) if dsl.person_id != leave_out],
             case_id=f"ops:{alert_id}",
             reference=reference,
             urgency="high",

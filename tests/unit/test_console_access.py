@@ -7,7 +7,15 @@ from datetime import UTC, datetime
 import pyotp
 import pytest
 
-from services.console.access import AccountRefused, CaseFacts, Principal, check_account, may_see_case, schools_in_scope
+from services.console.access import (
+    AccountRefused,
+    CaseFacts,
+    Principal,
+    check_account,
+    may_break_glass,
+    may_see_case,
+    schools_in_scope,
+)
 from services.console.passwords import LockOut, totp_step
 from services.routing.policy.load import load_policy
 from tests.conftest import REPO_ROOT
@@ -29,7 +37,7 @@ def person(role: str, person_id: str) -> Principal:
         (person("deputy_designated_safeguarding_lead", "r-crane"), ABOUT_DEPUTY, "hidden"),
         (person("headteacher", "headteacher"), ALLEGATION, "hidden"),
         (person("named_governor", "d-hill"), ALLEGATION, "allowed"),
-        (person("named_governor", "d-hill"), CONCERN, "forbidden"),
+        (person("named_governor", "d-hill"), CONCERN, "restricted"),
         (person("staff", "teacher-1"), CONCERN, "forbidden"),
         (person("trust_administrator", "admin-1"), CONCERN, "forbidden"),
         (person("auditor", "auditor-1"), CONCERN, "allowed"),
@@ -38,6 +46,29 @@ def person(role: str, person_id: str) -> Principal:
 )
 def test_who_may_see_a_case(who: Principal, case: CaseFacts, verdict: str) -> None:
     assert may_see_case(who, case) == verdict
+
+
+POSSIBLY_ABOUT_GOVERNOR = CaseFacts("st-marks", "concern", subject_person_ids=("d-hill",), recipient_person_ids=())
+
+
+@pytest.mark.parametrize(
+    ("who", "case", "verdict"),
+    [
+        # Only what need-to-know alone keeps from a reader role opens by break-glass.
+        (person("named_governor", "d-hill"), CONCERN, "allowed"),
+        # Never a case about the person asking, possible subjects included: it stays hidden.
+        (person("named_governor", "d-hill"), POSSIBLY_ABOUT_GOVERNOR, "hidden"),
+        (person("headteacher", "headteacher"), ALLEGATION, "hidden"),
+        (person("designated_safeguarding_lead", "s-bird"), ELSEWHERE, "hidden"),
+        # Nothing to break for a case they may open anyway; nothing at all for staff and trust administrators.
+        (person("designated_safeguarding_lead", "s-bird"), CONCERN, "forbidden"),
+        (person("staff", "teacher-1"), CONCERN, "forbidden"),
+        (person("trust_administrator", "admin-1"), CONCERN, "forbidden"),
+        (person("auditor", "auditor-1"), CONCERN, "forbidden"),
+    ],
+)
+def test_who_may_break_glass(who: Principal, case: CaseFacts, verdict: str) -> None:
+    assert may_break_glass(who, case) == verdict
 
 
 def test_trust_wide_roles_see_every_school_of_their_trust_and_others_their_own() -> None:

@@ -56,17 +56,26 @@ def test_replies_go_to_an_inbox_only_their_identity_can_read() -> None:
     for name in SERVICE_NAMES:
         assert f"_INBOX.{name}.>" in MATRIX[name].subscribe
         assert "_INBOX.>" not in MATRIX[name].subscribe
-    assert MATRIX["audit"].subscribe == ("_INBOX.audit.>", "sg.>", "sg-dead.>")
+    assert MATRIX["audit"].subscribe == ("_INBOX.audit.>", "sg-cmd.audit.>", "sg.>", "sg-dead.>")
 
 
 def test_only_routing_answers_requests_and_only_the_console_and_the_operator_send_it_commands() -> None:
-    assert [name for name, identity in MATRIX.items() if identity.allow_responses] == ["routing"]
+    assert [name for name, identity in MATRIX.items() if identity.allow_responses] == ["routing", "audit"]
     assert MATRIX[OPERATOR].publish == ("sg-cmd.routing.>",)
     assert "sg-cmd.routing.>" in MATRIX["routing"].subscribe
     senders = [name for name, identity in MATRIX.items() if "sg-cmd.routing.>" in identity.publish]
     assert senders == ["console", OPERATOR]
     # The console hears routing's answers on its own inbox, and nothing else live.
     assert MATRIX["console"].subscribe == ("_INBOX.console.>",)
+
+
+def test_only_the_console_asks_audit_for_the_record() -> None:
+    askers = [name for name, identity in MATRIX.items() if "sg-cmd.audit.>" in identity.publish]
+    assert askers == ["console"]
+    assert [name for name, identity in MATRIX.items() if "sg-cmd.audit.>" in identity.subscribe] == ["audit"]
+    # Routing hears of reads only through its own durable consumer (break-glass alerts), never live.
+    create = "$JS.API.CONSUMER.CREATE.SAFEGUARD_EVENTS"
+    assert f"{create}.routing-break-glass.sg.*.record.viewed" in MATRIX["routing"].publish
 
 
 def test_the_server_config_has_one_user_per_identity_and_no_anonymous_access() -> None:

@@ -24,11 +24,13 @@ from shared.contracts.events import (
     OpsDeadLettered,
     PersonRef,
 )
+from shared.contracts.record_events import RecordViewed
 from shared.settings import Settings
 from shared.subjects import (
     AUDIT_LEDGER,
     NOTIFICATIONS_REQUESTS,
     ROUTING_ACKNOWLEDGEMENTS,
+    ROUTING_BREAK_GLASS,
     ROUTING_CONCERNS,
     ROUTING_DEAD_LETTERS,
     ROUTING_FAILURES,
@@ -115,6 +117,7 @@ def test_each_consumer_listens_on_its_subject_under_its_durable_name_with_its_ev
         ROUTING_FAILURES: (SUBJECTS.of_type(NotificationFailed.TYPE), list[NotificationFailed]),
         ROUTING_DEAD_LETTERS: (SUBJECTS.of_type(OpsDeadLettered.TYPE), list[OpsDeadLettered]),
         ROUTING_QUARANTINES: (SUBJECTS.of_type(IntakeQuarantined.TYPE), list[IntakeQuarantined]),
+        ROUTING_BREAK_GLASS: (SUBJECTS.of_type(RecordViewed.TYPE), list[RecordViewed]),
     }
     assert consumers(notifications(monkeypatch)[0]) == {
         NOTIFICATIONS_REQUESTS: (SUBJECTS.of_type(NotificationRequested.TYPE), list[NotificationRequested]),
