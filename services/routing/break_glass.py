@@ -42,7 +42,7 @@ async def on_record_viewed(event: RecordViewed, *, work: Work, routing: Routing)
         policy,
         cause=event,
         alert_id=derived_id("break-glass", event.event_id),
-        reference=f"{event.actor.id} broke glass on {reference or viewed.record_id} at {event.occurred_at:%H:%M} UTC",
+        reference=f"{reference or viewed.record_id} opened by {event.actor.id} at {event.occurred_at:%H:%M} UTC",
         reason=REASON,
         now=routing.clock(),
         leave_out=event.actor.id,

@@ -57,6 +57,16 @@ HAS_INBOX = READS_CASES | {"named_governor"}
 SEES_PEOPLE = {"designated_safeguarding_lead", "headteacher", "trust_administrator"}
 # Counts per school and kind (no content), without cases about the viewer or other trusts' schools.
 SEES_OVERVIEW = READS_CASES
+# The record as it stood (audit replay, verify, export): auditors and the trust lead.
+SEES_AUDIT = {"auditor", "trust_safeguarding_lead"}
+BREAKS_GLASS = {
+    "designated_safeguarding_lead",
+    "deputy_designated_safeguarding_lead",
+    "headteacher",
+    "named_governor",
+    "trust_safeguarding_lead",
+}
+WHY = "Needed in an emergency: the DSL cannot be reached"
 
 
 def expected_case(role: str, which: str) -> int:
@@ -64,6 +74,15 @@ def expected_case(role: str, which: str) -> int:
     if which == "other_school" or which == f"about_{role}":
         return 404
     return 200 if role in READS_CASES else 403
+
+
+def expected_break_glass(role: str, which: str) -> int:
+    """Break-glass: never for a case about oneself or another school's; a case one may open anyway just opens."""
+    if which == "other_school" or which == f"about_{role}":
+        return 404
+    if role in READS_CASES:
+        return 303
+    return 200 if role in BREAKS_GLASS else 403
 
 
 def expected_command(role: str, which: str) -> int:
@@ -126,11 +145,23 @@ async def test_every_role_sees_only_what_it_needs_and_a_refusal_writes_nothing(
                     got = (await client.get(f"/cases/{case.case_id}")).status_code
                     denied.append((role, "case", which, got))
                     assert got == expected_case(role, which), (role, which, got)
+                if expected_break_glass(role, which) != 200:  # the cells that open are tried below
+                    form = {"csrf_token": csrf, "reason": WHY}
+                    got = (await client.post(f"/cases/{case.case_id}/break-glass", data=form)).status_code
+                    if got != 303:
+                        denied.append((role, "break_glass", which, got))
+                    assert got == expected_break_glass(role, which), (role, which, got)
             inbox = await client.get("/inbox")
             assert inbox.status_code == (200 if role in HAS_INBOX else 403), role
             people = await client.get("/people")
             assert people.status_code == (200 if role in SEES_PEOPLE else 403), role
             assert (await client.get("/my-reports")).status_code == 200
+            assert (await client.get("/audit")).status_code == (200 if role in SEES_AUDIT else 403), role
+            other_trust = await client.get("/audit/cases", params={"school": OTHER_SCHOOL})
+            assert other_trust.status_code == (404 if role in SEES_AUDIT else 403), role
+            if role not in SEES_AUDIT:
+                verify = await client.post("/audit/verify", data={"csrf_token": csrf, "school": "st-marks"})
+                assert verify.status_code == 403, role
             for overview in ("/overview", "/overview.csv"):
                 answer = await client.get(overview)
                 assert answer.status_code == (200 if role in SEES_OVERVIEW else 403), (role, overview)
@@ -149,6 +180,15 @@ async def test_every_role_sees_only_what_it_needs_and_a_refusal_writes_nothing(
             page = await clients[role].get(f"/cases/{seeded['own_school'].case_id}")
             assert page.status_code == 200, role
         assert await read_count(console) == reads_before + len(READS_CASES)
+        # The one role need-to-know keeps from ordinary concerns opens them by break-glass, each read recorded.
+        governor = clients["named_governor"]
+        csrf = csrf_of((await governor.get("/my-reports")).text)
+        opened = [which for which in seeded if expected_break_glass("named_governor", which) == 200]
+        for which in opened:
+            form = {"csrf_token": csrf, "reason": WHY}
+            broke = await governor.post(f"/cases/{seeded[which].case_id}/break-glass", data=form)
+            assert broke.status_code == 200 and seeded[which].reference in broke.text, which
+        assert opened and await read_count(console) == reads_before + len(READS_CASES) + len(opened)
 
 
 async def test_staff_see_their_own_reports_status_and_nothing_of_their_content(

@@ -21,6 +21,7 @@ from shared.subjects import (
     INTAKE_RECEIPTS,
     NOTIFICATIONS_REQUESTS,
     ROUTING_ACKNOWLEDGEMENTS,
+    ROUTING_BREAK_GLASS,
     ROUTING_CONCERNS,
     ROUTING_DEAD_LETTERS,
     ROUTING_FAILURES,
@@ -149,6 +150,7 @@ FEEDS = {
     ROUTING_FAILURES: "notification.failed",
     ROUTING_DEAD_LETTERS: "ops.dead_lettered",
     ROUTING_QUARANTINES: "intake.quarantined",
+    ROUTING_BREAK_GLASS: "record.viewed",
     NOTIFICATIONS_REQUESTS: "notification.requested",
     AUDIT_LEDGER: "case.opened",
 }
@@ -203,3 +205,27 @@ async def test_routing_answers_case_commands_and_the_operator_may_ask(bus: Bus) 
     intake = await bus.connect("intake")
     with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
         await intake.request(bus.subjects.command("routing", "case"), b"{}", timeout=DENIED_WITHIN)
+
+
+async def test_audit_answers_the_record_queries_and_only_the_console_may_ask(bus: Bus) -> None:
+    audit = await bus.connect("audit")
+
+    async def answer(message: Msg) -> None:
+        await message.respond(b'{"ok": true}')
+
+    for subject in (bus.subjects.audit_query, bus.subjects.audit_export):
+        await audit.subscribe(subject, cb=answer)
+    await audit.flush()
+    console = await bus.connect("console")
+    for subject in (bus.subjects.audit_query, bus.subjects.audit_export):
+        reply = await console.request(subject, b"{}", timeout=5.0)
+        assert json.loads(reply.data) == {"ok": True}
+    for impostor in ("intake", "routing", "notifications", "operator"):
+        client = await bus.connect(impostor)
+        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
+            await client.request(bus.subjects.audit_query, b"{}", timeout=DENIED_WITHIN)
+        assert await bus.violations(impostor, containing=bus.subjects.audit_query)
+    # Nobody but audit may listen for the queries (and what they carry).
+    routing = await bus.connect("routing")
+    await routing.subscribe(bus.subjects.command("audit", ">"))
+    assert await bus.violations("routing", containing=bus.subjects.command("audit", ">"))

@@ -38,6 +38,8 @@ KINDS: dict[str, dict[str, Any]] = {
     "case_reminder": {"reason": "reminder: call Learner A's parent about the hurtful group chat"},
     "policy_review": {"reference": "policy v3", "reason": "policy review was due on 2026-03-01", "urgency": "medium"},
     "parent": {"role": "parent_carer", "reason": "parents: inform"},
+    # Who broke glass on which reference, and when: never the case's content or the reason they stated.
+    "break_glass": {"reference": "SG-2026-ABCDEFGH opened by d-hill at 09:00 UTC", "reason": "ops: break glass"},
 }
 
 
