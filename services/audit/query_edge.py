@@ -120,10 +120,11 @@ class AuditQueries:
             return {"record_id": record_id, "school_id": school_id, "record_kind": kind, "view": name, "reason": reason}
 
         if query == "replay":
-            offset = document.get("offset", 0)
-            page = await replay_school(
-                session, school_id=school_id, as_of=as_of, viewer=asker.person_id, offset=int(offset or 0)
-            )
+            try:
+                offset = int(document.get("offset") or 0)
+            except (TypeError, ValueError):
+                raise QueryRefused("invalid", "offset must be a whole number") from None
+            page = await replay_school(session, school_id=school_id, as_of=as_of, viewer=asker.person_id, offset=offset)
             return {**page, "as_of": as_of.isoformat()}, [
                 view(school_id, "school_record", "replay", f"audit replay of the school's cases {when}")
             ]
