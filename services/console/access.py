@@ -17,17 +17,20 @@ from services.routing.policy.model import Policy, SchoolRole
 STAFF = "staff"
 TRUST_LEAD = SchoolRole.trust_safeguarding_lead.value
 AUDITOR = "auditor"
-TRUST_ADMINISTRATOR = "trust_administrator"
+TRUST_ADMINISTRATOR = SchoolRole.trust_administrator.value
 
 CONSOLE_ROLES = (DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR, STAFF, TRUST_LEAD, AUDITOR, TRUST_ADMINISTRATOR)
 # Roles the policy itself assigns: an account may hold one only if the policy gives it to that person.
-POLICY_ROLES = frozenset({DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR, TRUST_LEAD})
+POLICY_ROLES = frozenset({DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR, TRUST_LEAD, TRUST_ADMINISTRATOR})
 CASE_READERS = frozenset({DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR, TRUST_LEAD, AUDITOR})
 # Routing decides which of these may do what on a case; the console only keeps everyone else from asking.
 CASE_WORKERS = frozenset({DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR})
 TRUST_WIDE = frozenset({TRUST_LEAD, AUDITOR, TRUST_ADMINISTRATOR})
 # Counts per school and kind, no case content: those who answer for safeguarding across a school or the trust.
 OVERVIEW_READERS = frozenset({DSL, DEPUTY, HEADTEACHER, TRUST_LEAD, AUDITOR})
+# People and policies (no case content): the trust's administrator across its schools, a school's DSL and head
+# for their own school.
+ADMINISTRATORS = frozenset({TRUST_ADMINISTRATOR, DSL, HEADTEACHER})
 
 
 class Page(StrEnum):
@@ -39,6 +42,8 @@ class Page(StrEnum):
     my_reports = "my_reports"
     people = "people"
     overview = "overview"
+    admin = "admin"
+    device = "device"
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,20 @@ def may_open(principal: Principal, page: Page) -> bool:
         return True
     if page is Page.overview:
         return principal.role in OVERVIEW_READERS
-    return principal.role in (TRUST_ADMINISTRATOR, DSL, HEADTEACHER)
+    if page is Page.device:
+        return True
+    return principal.role in ADMINISTRATORS
+
+
+def may_manage(principal: Principal, *, school_id: str, role: str) -> bool:
+    """Whether this person may give, disable or reset an account with `role` at `school_id`.
+
+    A school's DSL or headteacher manages their own school's accounts, never a trust-wide one (an auditor sees
+    every school of the trust); the trust administrator manages every account of the trust's schools.
+    """
+    if principal.role not in ADMINISTRATORS or school_id not in principal.school_ids:
+        return False
+    return principal.role == TRUST_ADMINISTRATOR or role not in TRUST_WIDE
 
 
 def may_see_case(principal: Principal, case: CaseFacts, *, page: Page = Page.case) -> Verdict:
@@ -115,5 +133,5 @@ def check_account(policy: Policy, *, person_id: str, role: str) -> None:
             raise AccountRefused(f"{policy.school.id}'s policy names nobody with id {person_id!r}")
         if role not in {held.value for held in person.roles}:
             raise AccountRefused(f"{policy.school.id}'s policy does not give {person_id!r} the role {role}")
-    if person is not None and person.external and role != TRUST_LEAD:
+    if person is not None and person.external and role not in (TRUST_LEAD, TRUST_ADMINISTRATOR):
         raise AccountRefused(f"{person_id!r} is outside the school and cannot hold a console account as {role}")

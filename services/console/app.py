@@ -13,6 +13,8 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
+from services.console.admin import Admin, admin_router
+from services.console.admin_policy import admin_policy_router
 from services.console.commands import ISSUER, CaseCommands
 from services.console.pages import pages_router
 from services.console.projection import CONSOLE_READ_MODEL, on_event
@@ -20,6 +22,7 @@ from services.console.settings import ConsoleSettings
 from services.console.signin import sign_in_router
 from services.console.store import SCHEMA
 from services.console.web import Context, Cookies, page, security_headers
+from services.routing.policy.model import Policy
 from services.routing.policy_book import policies_in
 from shared.actor_tokens import load_or_create_issuer_key
 from shared.contracts.envelope import Event, utc_now
@@ -32,9 +35,9 @@ STATIC = Path(str(files("services.console") / "static"))
 HEADINGS = {400: "That did not make sense", 403: "Not for you", 404: "Not found", 409: "Refused"}
 
 
-def school_trusts(settings: Settings) -> dict[str, str | None]:
-    """Each school with a policy, and the trust the policy names (None: a school on its own)."""
-    return {policy.school.id: policy.school.trust for _, policy in policies_in(settings.policy_dir)}
+def folder_policies(settings: Settings) -> dict[str, Policy]:
+    """Each school's policy in the policy folder (the admin pages use it until routing's adoption is projected)."""
+    return {policy.school.id: policy for _, policy in policies_in(settings.policy_dir)}
 
 
 def create_app(
@@ -51,6 +54,11 @@ def create_app(
         reply = await runtime.broker.request(body, subject, timeout=10.0)
         return bytes(reply.body)
 
+    async def ask_routing_to_adopt(body: bytes) -> bytes:
+        reply = await runtime.broker.request(body, runtime.subjects.command("routing", "policy"), timeout=20.0)
+        return bytes(reply.body)
+
+    folder = folder_policies(settings)
     # The sign-in form's CSRF key: derived from the deployment's kept secret, so every instance agrees.
     key_source = (settings.signing_key or "").encode() or utc_now().isoformat().encode()
     context = Context(
@@ -58,7 +66,7 @@ def create_app(
         uow=runtime.uow,
         settings=console,
         cookies=Cookies(secure=console.secure_cookies),
-        trusts=school_trusts(settings),
+        trusts={school: policy.school.trust for school, policy in folder.items()},
         clock=clock,
         sign_in_key=hashlib.sha256(b"console-sign-in:" + key_source).digest(),
     )
@@ -110,6 +118,10 @@ def create_app(
     key = load_or_create_issuer_key(settings.actor_keys_dir, issuer=ISSUER)
     # Tokens carry real time (the page clock is a test seam), so routing never sees one from the future.
     app.include_router(pages_router(context, commands=CaseCommands(ask_routing, key=key, clock=utc_now)))
+    admin = Admin(context=context, folder=folder)
+    app.include_router(admin_router(admin))
+    adoption = CaseCommands(ask_routing_to_adopt, key=key, clock=utc_now)
+    app.include_router(admin_policy_router(admin, policy_requests=adoption))
     return app, runtime
 
 

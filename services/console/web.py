@@ -112,7 +112,7 @@ async def signed_in(context: Context, request: Request) -> Visit:
         raise HTTPException(status_code=303, headers={"Location": "/sign-in"})
     async with context.sessions() as session, session.begin():
         account = await account_row(session, current[1].account_id)
-    if account is None:
+    if account is None or account.disabled_at is not None:
         raise HTTPException(status_code=303, headers={"Location": "/sign-in"})
     principal = Principal(
         account_id=account.account_id,
