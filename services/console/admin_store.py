@@ -58,9 +58,12 @@ async def as_request(session: AsyncSession, *, school_ids: Iterable[str]) -> Asy
 async def latest_policies(session: AsyncSession, *, folder: Mapping[str, Policy]) -> dict[str, Adopted]:
     """Each school's latest adopted version the transaction may see; the folder's file until one is projected."""
     ranked = sa.select(
-        policies, sa.func.row_number().over(partition_by=policies.c.school_id, order_by=policies.c.version.desc())
+        policies,
+        sa.func.row_number()
+        .over(partition_by=policies.c.school_id, order_by=policies.c.version.desc())
+        .label("newest_first"),
     ).subquery()
-    rows = await session.execute(sa.select(ranked).where(ranked.c.row_number == 1))
+    rows = await session.execute(sa.select(ranked).where(ranked.c.newest_first == 1))
     found = {
         row.school_id: Adopted(row.school_id, row.version, row.digest, row.document, row.adopted_at, row.adopted_by)
         for row in rows
