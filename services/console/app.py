@@ -16,6 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from services.console.admin import Admin, admin_router
 from services.console.admin_policy import admin_policy_router
 from services.console.commands import ISSUER, CaseCommands
+from services.console.oidc import OidcClient, load_providers
+from services.console.oidc_signin import oidc_router
 from services.console.pages import pages_router
 from services.console.projection import CONSOLE_READ_MODEL, on_event
 from services.console.settings import ConsoleSettings
@@ -25,6 +27,7 @@ from services.console.web import Context, Cookies, page, security_headers
 from services.routing.policy.model import Policy
 from services.routing.policy_book import policies_in
 from shared.actor_tokens import load_or_create_issuer_key
+from shared.contracts.account_events import AccountChanged
 from shared.contracts.envelope import Event, utc_now
 from shared.contracts.record_events import RecordViewed
 from shared.runtime import ServiceRuntime
@@ -47,7 +50,7 @@ def create_app(
     console = console or ConsoleSettings()
     runtime = ServiceRuntime(settings, service="console", schema=SCHEMA)
     runtime.consumer(Event, durable=CONSOLE_READ_MODEL, handler=on_event, filter_subject=runtime.subjects.all_events)
-    runtime.publishes(RecordViewed)
+    runtime.publishes(RecordViewed, AccountChanged)
     subject = runtime.subjects.command("routing", "case")
 
     async def ask_routing(body: bytes) -> bytes:
@@ -59,6 +62,7 @@ def create_app(
         return bytes(reply.body)
 
     folder = folder_policies(settings)
+    providers = load_providers(console.oidc_file)
     # The sign-in form's CSRF key: derived from the deployment's kept secret, so every instance agrees.
     key_source = (settings.signing_key or "").encode() or utc_now().isoformat().encode()
     context = Context(
@@ -69,6 +73,7 @@ def create_app(
         trusts={school: policy.school.trust for school, policy in folder.items()},
         clock=clock,
         sign_in_key=hashlib.sha256(b"console-sign-in:" + key_source).digest(),
+        sign_in_options=tuple((p.id, p.label) for p in providers.values()),
     )
 
     @asynccontextmanager
@@ -114,6 +119,9 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(sign_in_router(context))
+    redirect_uri = console.public_url.rstrip("/") + "/sign-in/oidc-callback"
+    clients = {p.id: OidcClient(p, redirect_uri=redirect_uri) for p in providers.values()}
+    app.include_router(oidc_router(context, clients=clients, folder=folder))
     # The console vouches for the signed-in person to routing with its own key (routing never believes a role).
     key = load_or_create_issuer_key(settings.actor_keys_dir, issuer=ISSUER)
     # Tokens carry real time (the page clock is a test seam), so routing never sees one from the future.
