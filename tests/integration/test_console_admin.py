@@ -120,7 +120,7 @@ async def test_routing_adopts_only_for_a_keeper_the_policy_in_force_names(settin
     key = load_or_create_issuer_key(settings.actor_keys_dir, issuer=ISSUER)
     subject = Subjects.from_settings(settings).command("routing", "policy")
 
-    def asking(person: str, school: str, policy: str) -> bytes:
+    def asking(person: str, school: str, policy: str) -> str:
         assertion = issue(key, issuer=ISSUER, person_id=person, school_id=school, now=utc_now())
         return json.dumps({"command": "adopt_policy", "school_id": school, "policy": policy, "assertion": assertion})
 
