@@ -45,7 +45,7 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
     "notifications": ("notification.sent", "notification.failed", "notification.acknowledged"),
     # Reads of the record: audit's command line (replay, export) and the console's case view.
     "audit": ("record.viewed",),
-    "console": ("record.viewed",),
+    "console": ("record.viewed", "account.changed"),
 }
 # Every service announces the dead letters it parks (count and reason code, never the content).
 PUBLISHES = {service: (*types, "ops.dead_lettered") for service, types in PUBLISHES.items()}

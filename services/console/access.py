@@ -17,11 +17,11 @@ from services.routing.policy.model import Policy, SchoolRole
 STAFF = "staff"
 TRUST_LEAD = SchoolRole.trust_safeguarding_lead.value
 AUDITOR = "auditor"
-TRUST_ADMINISTRATOR = "trust_administrator"
+TRUST_ADMINISTRATOR = SchoolRole.trust_administrator.value
 
 CONSOLE_ROLES = (DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR, STAFF, TRUST_LEAD, AUDITOR, TRUST_ADMINISTRATOR)
 # Roles the policy itself assigns: an account may hold one only if the policy gives it to that person.
-POLICY_ROLES = frozenset({DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR, TRUST_LEAD})
+POLICY_ROLES = frozenset({DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR, TRUST_LEAD, TRUST_ADMINISTRATOR})
 CASE_READERS = frozenset({DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR, TRUST_LEAD, AUDITOR})
 # Routing decides which of these may do what on a case; the console only keeps everyone else from asking.
 CASE_WORKERS = frozenset({DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR})
@@ -32,6 +32,9 @@ OVERVIEW_READERS = frozenset({DSL, DEPUTY, HEADTEACHER, TRUST_LEAD, AUDITOR})
 AUDIT_READERS = frozenset({AUDITOR, TRUST_LEAD})
 # Who may open a case their need to know does not cover, stating a reason (recorded, and the DSLs alerted).
 BREAK_GLASS_ROLES = frozenset({DSL, DEPUTY, HEADTEACHER, NAMED_GOVERNOR, TRUST_LEAD})
+# People and policies (no case content): the trust's administrator across its schools, a school's DSL and head
+# for their own school.
+ADMINISTRATORS = frozenset({TRUST_ADMINISTRATOR, DSL, HEADTEACHER})
 
 
 class Page(StrEnum):
@@ -45,6 +48,8 @@ class Page(StrEnum):
     overview = "overview"
     audit = "audit"
     break_glass = "break_glass"
+    admin = "admin"
+    device = "device"
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,20 @@ def may_open(principal: Principal, page: Page) -> bool:
         return principal.role in AUDIT_READERS
     if page is Page.break_glass:
         return principal.role in BREAK_GLASS_ROLES
-    return principal.role in (TRUST_ADMINISTRATOR, DSL, HEADTEACHER)
+    if page is Page.device:
+        return True
+    return principal.role in ADMINISTRATORS
+
+
+def may_manage(principal: Principal, *, school_id: str, role: str) -> bool:
+    """Whether this person may give, disable or reset an account with `role` at `school_id`.
+
+    A school's DSL or headteacher manages their own school's accounts, never a trust-wide one (an auditor sees
+    every school of the trust); the trust administrator manages every account of the trust's schools.
+    """
+    if principal.role not in ADMINISTRATORS or school_id not in principal.school_ids:
+        return False
+    return principal.role == TRUST_ADMINISTRATOR or role not in TRUST_WIDE
 
 
 def may_see_case(principal: Principal, case: CaseFacts, *, page: Page = Page.case) -> Verdict:
@@ -140,5 +158,5 @@ def check_account(policy: Policy, *, person_id: str, role: str) -> None:
             raise AccountRefused(f"{policy.school.id}'s policy names nobody with id {person_id!r}")
         if role not in {held.value for held in person.roles}:
             raise AccountRefused(f"{policy.school.id}'s policy does not give {person_id!r} the role {role}")
-    if person is not None and person.external and role != TRUST_LEAD:
+    if person is not None and person.external and role not in (TRUST_LEAD, TRUST_ADMINISTRATOR):
         raise AccountRefused(f"{person_id!r} is outside the school and cannot hold a console account as {role}")

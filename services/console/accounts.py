@@ -52,11 +52,16 @@ class Issued:
 
 
 async def add_account(
-    session: AsyncSession, *, username: str, password: str, school_id: str, person_id: str, role: str
+    session: AsyncSession, *, username: str, password: str | None, school_id: str, person_id: str, role: str
 ) -> NewAccount:
-    """Create an account with a fresh TOTP secret (shown once, to be put in an authenticator app)."""
+    """Create an account with a fresh TOTP secret (shown once, to be put in an authenticator app).
+
+    Without a password the account signs in only through the school's identity provider (OpenID Connect): its
+    hash is of a random value nobody is told.
+    """
     account_id = str(uuid.uuid4())
     secret = new_totp_secret()
+    password = password if password is not None else new_token()
     await session.execute(
         sa.insert(accounts).values(
             account_id=account_id,
@@ -100,7 +105,7 @@ async def check_password(
         await session.execute(sa.select(accounts).where(accounts.c.username == username).with_for_update())
     ).one_or_none()
     matches = password_matches(password, account.password_hash if account else None)
-    if account is None:
+    if account is None or account.disabled_at is not None:
         return None
     if lock_out.locked(account.locked_until, now=now):
         return None
@@ -115,7 +120,7 @@ async def check_code(session: AsyncSession, *, account_id: str, code: str, now: 
     account = (
         await session.execute(sa.select(accounts).where(accounts.c.account_id == account_id).with_for_update())
     ).one()
-    if lock_out.locked(account.locked_until, now=now):
+    if account.disabled_at is not None or lock_out.locked(account.locked_until, now=now):
         return False
     step = totp_step(code.strip(), secret=account.totp_secret, now=now, last_step=account.totp_last_step)
     if step is None:
@@ -170,3 +175,33 @@ async def end_every_session(session: AsyncSession, *, account_id: str) -> int:
 
 async def account_row(session: AsyncSession, account_id: str) -> sa.Row | None:
     return (await session.execute(sa.select(accounts).where(accounts.c.account_id == account_id))).one_or_none()
+
+
+async def set_disabled(session: AsyncSession, *, account_id: str, disabled: bool, now: datetime) -> bool:
+    """Disable (ending every session) or enable an account; False when it was already so."""
+    changed = await session.execute(
+        sa.update(accounts)
+        .where(
+            accounts.c.account_id == account_id,
+            accounts.c.disabled_at.is_(None) if disabled else accounts.c.disabled_at.is_not(None),
+        )
+        .values(disabled_at=now if disabled else None, failed_sign_ins=0, locked_until=None)
+        .returning(accounts.c.account_id)
+    )
+    if changed.first() is None:
+        return False
+    if disabled:
+        await end_every_session(session, account_id=account_id)
+    return True
+
+
+async def reset_second_factor(session: AsyncSession, *, account_id: str) -> str:
+    """A new TOTP secret for the account (shown once); the old one stops working and every session ends."""
+    secret = new_totp_secret()
+    await session.execute(
+        sa.update(accounts)
+        .where(accounts.c.account_id == account_id)
+        .values(totp_secret=secret, totp_last_step=0, failed_sign_ins=0, locked_until=None)
+    )
+    await end_every_session(session, account_id=account_id)
+    return secret

@@ -13,18 +13,24 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
+from services.console.admin import Admin, admin_router
+from services.console.admin_policy import admin_policy_router
 from services.console.audit_client import AuditClient
 from services.console.auditor import auditor_router
 from services.console.break_glass import break_glass_router
 from services.console.commands import ISSUER, CaseCommands
+from services.console.oidc import OidcClient, load_providers
+from services.console.oidc_signin import oidc_router
 from services.console.pages import pages_router
 from services.console.projection import CONSOLE_READ_MODEL, on_event
 from services.console.settings import ConsoleSettings
 from services.console.signin import sign_in_router
 from services.console.store import SCHEMA
 from services.console.web import Context, Cookies, page, security_headers
+from services.routing.policy.model import Policy
 from services.routing.policy_book import policies_in
 from shared.actor_tokens import load_or_create_issuer_key
+from shared.contracts.account_events import AccountChanged
 from shared.contracts.envelope import Event, utc_now
 from shared.contracts.record_events import RecordViewed
 from shared.runtime import ServiceRuntime
@@ -35,9 +41,9 @@ STATIC = Path(str(files("services.console") / "static"))
 HEADINGS = {400: "That did not make sense", 403: "Not for you", 404: "Not found", 409: "Refused"}
 
 
-def school_trusts(settings: Settings) -> dict[str, str | None]:
-    """Each school with a policy, and the trust the policy names (None: a school on its own)."""
-    return {policy.school.id: policy.school.trust for _, policy in policies_in(settings.policy_dir)}
+def folder_policies(settings: Settings) -> dict[str, Policy]:
+    """Each school's policy in the policy folder (the admin pages use it until routing's adoption is projected)."""
+    return {policy.school.id: policy for _, policy in policies_in(settings.policy_dir)}
 
 
 def create_app(
@@ -47,7 +53,7 @@ def create_app(
     console = console or ConsoleSettings()
     runtime = ServiceRuntime(settings, service="console", schema=SCHEMA)
     runtime.consumer(Event, durable=CONSOLE_READ_MODEL, handler=on_event, filter_subject=runtime.subjects.all_events)
-    runtime.publishes(RecordViewed)
+    runtime.publishes(RecordViewed, AccountChanged)
     subject = runtime.subjects.command("routing", "case")
 
     async def ask_routing(body: bytes) -> bytes:
@@ -58,6 +64,12 @@ def create_app(
         reply = await runtime.broker.request(body, to, timeout=30.0)  # a replay or an export reads a whole ledger
         return bytes(reply.body)
 
+    async def ask_routing_to_adopt(body: bytes) -> bytes:
+        reply = await runtime.broker.request(body, runtime.subjects.command("routing", "policy"), timeout=20.0)
+        return bytes(reply.body)
+
+    folder = folder_policies(settings)
+    providers = load_providers(console.oidc_file)
     # The sign-in form's CSRF key: derived from the deployment's kept secret, so every instance agrees.
     key_source = (settings.signing_key or "").encode() or utc_now().isoformat().encode()
     context = Context(
@@ -65,9 +77,10 @@ def create_app(
         uow=runtime.uow,
         settings=console,
         cookies=Cookies(secure=console.secure_cookies),
-        trusts=school_trusts(settings),
+        trusts={school: policy.school.trust for school, policy in folder.items()},
         clock=clock,
         sign_in_key=hashlib.sha256(b"console-sign-in:" + key_source).digest(),
+        sign_in_options=tuple((p.id, p.label) for p in providers.values()),
     )
 
     @asynccontextmanager
@@ -113,6 +126,9 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(sign_in_router(context))
+    redirect_uri = console.public_url.rstrip("/") + "/sign-in/oidc-callback"
+    clients = {p.id: OidcClient(p, redirect_uri=redirect_uri) for p in providers.values()}
+    app.include_router(oidc_router(context, clients=clients, folder=folder))
     # The console vouches for the signed-in person to routing with its own key (routing never believes a role).
     key = load_or_create_issuer_key(settings.actor_keys_dir, issuer=ISSUER)
     # Tokens carry real time (the page clock is a test seam), so routing never sees one from the future.
@@ -126,6 +142,10 @@ def create_app(
         clock=utc_now,
     )
     app.include_router(auditor_router(context, audit=audit))
+    admin = Admin(context=context, folder=folder)
+    app.include_router(admin_router(admin))
+    adoption = CaseCommands(ask_routing_to_adopt, key=key, clock=utc_now)
+    app.include_router(admin_policy_router(admin, policy_requests=adoption))
     return app, runtime
 
 

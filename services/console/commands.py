@@ -63,12 +63,19 @@ def command_document(
 
 
 class CaseCommands:
-    """Sends a command and returns routing's reply (`{"ok": true, ...}` or `{"ok": false, "error": ...}`)."""
+    """Sends a command and returns routing's reply (`{"ok": true, ...}` or `{"ok": false, "error": ...}`).
+
+    The admin pages use another instance, on routing's policy subject, to ask for a policy's adoption.
+    """
 
     def __init__(self, request: Request, *, key: Ed25519PrivateKey, clock: Callable[[], datetime]) -> None:
         self._request = request
         self._key = key
         self._clock = clock
+
+    def assertion(self, principal: Principal, *, school_id: str) -> dict[str, Any]:
+        """The signed statement of who asks, for a command this sender carries about `school_id`."""
+        return actor_assertion(principal, key=self._key, school_id=school_id, now=self._clock())
 
     def document(
         self, command: str, *, case_id: str, school_id: str, principal: Principal, form: Mapping[str, str]

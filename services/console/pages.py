@@ -62,7 +62,7 @@ def pages_router(context: Context, *, commands: CaseCommands) -> APIRouter:
     async def home(request: Request) -> Response:
         visit = await signed_in(context, request)
         role = visit.principal.role
-        target = "/inbox" if role in CASE_READERS else "/my-reports" if role == STAFF else "/people"
+        target = "/inbox" if role in CASE_READERS else "/my-reports" if role == STAFF else "/admin"
         return RedirectResponse(target, status_code=303)
 
     @router.get("/inbox")

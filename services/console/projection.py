@@ -14,13 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.console.store import case_entries, cases, concerns
+from services.console.store import case_entries, cases, concerns, policies
 from services.routing.case import fold
 from services.routing.case.about import people_about
 from services.routing.domain import ACKNOWLEDGE
 from shared.contracts import parse_event
 from shared.contracts.envelope import Event
-from shared.contracts.events import CaseEscalated, CaseOpened, CaseTriaged, ConcernReceived
+from shared.contracts.events import CaseEscalated, CaseOpened, CaseTriaged, ConcernReceived, PolicyAdopted
 from shared.subjects import CONSOLE_READ_MODEL
 from shared.unit_of_work import Work
 
@@ -105,8 +105,22 @@ async def _refresh_case(session: AsyncSession, case_id: str) -> None:
 
 
 async def on_event(event: Event[Any], *, work: Work) -> list[Event[Any]]:
-    """Keep a concern, add a case's event to its chronology and refresh the case's summary row."""
+    """Keep a concern or an adopted policy, add a case's event to its chronology and refresh its summary row."""
     session = work.session
+    if isinstance(event, PolicyAdopted):
+        await session.execute(
+            insert(policies)
+            .values(
+                school_id=event.school_id,
+                version=event.payload.version,
+                digest=event.payload.digest,
+                document=event.payload.document,
+                adopted_at=event.occurred_at,
+                adopted_by=event.actor.id,
+            )
+            .on_conflict_do_nothing()
+        )
+        return []
     if isinstance(event, ConcernReceived):
         await session.execute(
             insert(concerns)

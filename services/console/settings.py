@@ -24,3 +24,7 @@ class ConsoleSettings(BaseSettings):
     inbox_poll_seconds: float = Field(default=2.0, gt=0, description="how often the live inbox looks for news")
     events_stream_seconds: float = Field(default=300.0, gt=0, description="a live inbox stream ends (and reconnects)")
     totp_issuer: str = "Safeguard"
+    public_url: str = Field(
+        default="http://127.0.0.1:8082", description="the console's address as browsers see it (OIDC redirect URI)"
+    )
+    oidc_file: str | None = Field(default=None, description="YAML file of the trusts' OpenID Connect providers")

@@ -41,6 +41,7 @@ def sign_in_router(context: Context) -> APIRouter:
             status_code=status_code,
             csrf_token=signed(nonce, key=context.sign_in_key),
             error=error,
+            providers=context.sign_in_options,
         )
         cookies.set(response, cookies.sign_in, nonce, max_age=3600)
         return response

@@ -33,6 +33,8 @@ accounts = sa.Table(
     sa.Column("failed_sign_ins", sa.Integer, nullable=False, server_default="0"),
     sa.Column("locked_until", sa.DateTime(timezone=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    # Set when an administrator disabled the account: it cannot sign in, by password or OpenID Connect.
+    sa.Column("disabled_at", sa.DateTime(timezone=True)),
 )
 
 sessions = sa.Table(
@@ -105,7 +107,42 @@ concerns = sa.Table(
     sa.Column("body", JSONB, nullable=False),
 )
 
-SCHOOL_TABLES = ("accounts", "sessions", "sign_in_attempts", "cases", "case_entries", "concerns")
+policies = sa.Table(
+    "policies",
+    metadata,
+    # Every version a school adopted (from `policy.adopted`): the admin pages show and diff against the latest.
+    sa.Column("school_id", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.Text, nullable=False),
+    sa.Column("document", JSONB, nullable=False),
+    sa.Column("adopted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("adopted_by", sa.Text, nullable=False),
+)
+
+oidc_requests = sa.Table(
+    "oidc_requests",
+    metadata,
+    # One row per sign-in sent to an identity provider, used once: the SHA-256 of its `state`.
+    sa.Column("state_hash", sa.Text, primary_key=True),
+    sa.Column("school_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("nonce", sa.Text, nullable=False),
+    sa.Column("code_verifier", sa.Text, nullable=False),
+    # The SHA-256 of the browser's sign-in cookie: the answer must come back to the browser that asked.
+    sa.Column("browser_hash", sa.Text, nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+SCHOOL_TABLES = (
+    "accounts",
+    "sessions",
+    "sign_in_attempts",
+    "cases",
+    "case_entries",
+    "concerns",
+    "policies",
+    "oidc_requests",
+)
 
 
 def school_list(school_ids: Iterable[str]) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.resources import files
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import HTTPException, Request, Response
 from fastapi.templating import Jinja2Templates
@@ -66,9 +66,16 @@ class Cookies:
     def sign_in(self) -> str:
         return "__Host-sg_sign_in" if self.secure else "sg_sign_in"
 
-    def set(self, response: Response, name: str, value: str, *, max_age: int) -> None:
+    @property
+    def oidc(self) -> str:
+        """Ties a sign-in sent to the identity provider to the browser that started it."""
+        return "__Host-sg_oidc" if self.secure else "sg_oidc"
+
+    def set(
+        self, response: Response, name: str, value: str, *, max_age: int, same_site: Literal["strict", "lax"] = "strict"
+    ) -> None:
         response.set_cookie(
-            name, value, max_age=max_age, path="/", secure=self.secure, httponly=True, samesite="strict"
+            name, value, max_age=max_age, path="/", secure=self.secure, httponly=True, samesite=same_site
         )
 
     def clear(self, response: Response, name: str) -> None:
@@ -86,6 +93,8 @@ class Context:
     trusts: Mapping[str, str | None]
     clock: Callable[[], datetime]
     sign_in_key: bytes
+    # The trusts' identity providers offered on the sign-in page: (id, label).
+    sign_in_options: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,7 +121,7 @@ async def signed_in(context: Context, request: Request) -> Visit:
         raise HTTPException(status_code=303, headers={"Location": "/sign-in"})
     async with context.sessions() as session, session.begin():
         account = await account_row(session, current[1].account_id)
-    if account is None:
+    if account is None or account.disabled_at is not None:
         raise HTTPException(status_code=303, headers={"Location": "/sign-in"})
     principal = Principal(
         account_id=account.account_id,

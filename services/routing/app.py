@@ -16,6 +16,7 @@ from services.routing.failures import on_notification_failed
 from services.routing.handlers import Routing, on_concern_received, on_deadline_due, on_notification_acknowledged
 from services.routing.operations import on_dead_lettered
 from services.routing.policy_book import PolicyBook
+from services.routing.policy_command import register_policy_commands
 from services.routing.quarantines import on_intake_quarantined
 from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines, SqlNotificationFailures
 from services.routing.timers import DeadlineScheduler
@@ -90,6 +91,9 @@ class RoutingService:
         log.info("case commands accepted from issuers: %s", ", ".join(verifier.issuers) or "none")
         gate = CommandGate(verifier=verifier, policies=self.routing.policies)
         register_commands(self.runtime, clock=clock, gate=gate)
+        register_policy_commands(
+            self.runtime, gate=gate, book=self.routing.policies, deadlines=self.routing.deadlines, clock=clock
+        )
         self.scheduler = DeadlineScheduler(
             uow=self.runtime.uow,
             deadlines=self.routing.deadlines,

@@ -34,31 +34,20 @@ def check(
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when there are warnings.")] = False,
 ) -> None:
     """Validate a policy file, list its rules, and warn about anything that looks wrong."""
-    from services.routing.policy.check import check_policy, describe_rule, refusals
-    from services.routing.policy.load import PolicyError, parse_policy, read_policy_text
+    from services.routing.policy.check import check_report
+    from services.routing.policy.load import PolicyError, read_policy_text
 
     try:
         text = read_policy_text(file)
-        loaded = parse_policy(text, source=str(file))
     except PolicyError as error:
         _fail(f"invalid policy: {error}", code=INVALID)
-    refused = refusals(loaded, text=text)
-    if refused:
-        # Safeguard would cap these at run time anyway; refusing says so before the school relies on them.
-        _fail("\n".join(f"refused: {file}: {problem}" for problem in refused), code=INVALID)
     # The command line is the edge, so reading today's date here is fine; the engine never does.
-    findings = check_policy(loaded, today=date.today())
-    school = loaded.school
-    typer.echo(f"{file}: valid policy for {school.name} ({school.id}), version {loaded.version}")
-    typer.echo(f"digest {loaded.digest}")
-    typer.echo(f"{len(loaded.people)} people, {len(loaded.kinds)} kinds of concern, {len(loaded.rules)} rules:")
-    for rule in loaded.rules:
-        typer.echo(f"  {rule.id} (section {rule.section}): {rule.title}")
-        typer.echo(f"      {describe_rule(rule)}")
-    for finding in findings:
-        typer.echo(f"warning: {finding}")
-    typer.echo(f"{len(findings)} warning{'s' if len(findings) != 1 else ''}")
-    if strict and findings:
+    report = check_report(text, source=str(file), today=date.today())
+    if report.refused:
+        _fail("\n".join(report.lines), code=INVALID)
+    for line in report.lines:
+        typer.echo(line)
+    if strict and report.warnings:
         raise typer.Exit(code=1)
 
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.routing.case.roles import DEPUTY, DSL, HEADTEACHER, NAMED_GOVERNOR
+from services.routing.case.roles import DEPUTY, DSL, HEADTEACHER, NAMED_GOVERNOR, spoken
 from services.routing.domain import ROUTING
+from services.routing.policy.model import Policy
+from services.routing.policy.vocabulary import TRUST_ADMINISTRATOR
 from services.routing.policy_book import PolicyBook, UnknownSchool
 from shared.actor_tokens import ActorClaims, ActorVerifier, TokenRefused
 from shared.contracts.case_events import CaseCommandRefused, CaseCommandRefusedPayload
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 USED_ASSERTIONS = "routing-command-assertions"
 # When a person holds several roles, the one that may do most on a case speaks for them.
 ROLE_PRECEDENCE = (DSL, HEADTEACHER, DEPUTY, NAMED_GOVERNOR)
+# Who may adopt a new version of a school's policy, named in the version in force (the first they hold acts).
+POLICY_KEEPERS = (TRUST_ADMINISTRATOR.value, DSL, HEADTEACHER)
 
 
 class CommandRefused(Exception):
@@ -57,6 +61,33 @@ class CommandGate:
 
     def actor(self, document: dict[str, Any], *, now: datetime) -> tuple[Actor, ActorClaims]:
         """The verified actor of `document`, with the assertion's claims; CommandRefused when there is none."""
+        claims, policy = self._verified(document, now=now)
+        person = policy.person(claims.person_id)
+        if person is None or person.external:
+            raise CommandRefused(
+                "not_in_policy", f"{claims.person_id} is not one of the school's people in its policy", claims=claims
+            )
+        role = role_in_policy(tuple(role.value for role in person.roles))
+        return Actor(id=person.id, role=role), claims
+
+    def policy_keeper(self, document: dict[str, Any], *, now: datetime) -> tuple[Actor, ActorClaims]:
+        """The verified person asking to change the school's policy, if its *adopted* version lets them."""
+        claims, policy = self._verified(document, now=now)
+        person = policy.person(claims.person_id)
+        held = {role.value for role in person.roles} if person else set()
+        keeper = next((role for role in POLICY_KEEPERS if role in held), None)
+        # A trust's administrator is usually outside the school; its DSL and headteacher never are.
+        if person is None or keeper is None or (person.external and keeper != TRUST_ADMINISTRATOR):
+            raise CommandRefused(
+                "not_a_policy_keeper",
+                f"{claims.person_id} may not adopt {claims.school_id}'s policy: the version in force lets only "
+                f"{spoken(frozenset(POLICY_KEEPERS))} do that",
+                claims=claims,
+            )
+        return Actor(id=person.id, role=keeper), claims
+
+    def _verified(self, document: dict[str, Any], *, now: datetime) -> tuple[ActorClaims, Policy]:
+        """The assertion's claims, for the school the command names, and that school's adopted policy."""
         if "actor" in document:
             raise CommandRefused(
                 "claimed_actor", "a command may not name its own actor or role: it must carry a signed assertion"
@@ -71,16 +102,9 @@ class CommandGate:
                 "wrong_school", f"the assertion is for school {claims.school_id}, not {school_id}", claims=claims
             )
         try:
-            policy = self.policies.current(claims.school_id)
+            return claims, self.policies.current(claims.school_id)
         except UnknownSchool:
             raise CommandRefused("unknown_school", f"school {claims.school_id} has no adopted policy") from None
-        person = policy.person(claims.person_id)
-        if person is None or person.external:
-            raise CommandRefused(
-                "not_in_policy", f"{claims.person_id} is not one of the school's people in its policy", claims=claims
-            )
-        role = role_in_policy(tuple(role.value for role in person.roles))
-        return Actor(id=person.id, role=role), claims
 
     def school_of(self, document: dict[str, Any], refused: CommandRefused) -> str | None:
         """The school a refusal is recorded for: the one the command named, if it has a policy."""

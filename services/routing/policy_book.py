@@ -18,7 +18,7 @@ from services.routing.domain import ROUTING, deadline_event
 from services.routing.policy.load import load_policy, policy_from_data
 from services.routing.policy.model import Policy
 from services.routing.store import AdoptedPolicy, Deadlines, PolicyVersions, SqlPolicyVersions
-from shared.contracts.envelope import Event
+from shared.contracts.envelope import Actor, Event
 from shared.contracts.events import PolicyAdopted, PolicyAdoptedPayload
 
 log = logging.getLogger(__name__)
@@ -88,10 +88,34 @@ class PolicyBook:
             events += await self.adopt(policy, session=session, deadlines=deadlines, now=now, source=name)
         return events
 
+    async def not_adoptable(self, policy: Policy, *, session: AsyncSession) -> str | None:
+        """Why `policy` would not be adopted as a new version (the same content, or no higher version), if so."""
+        latest = await self._versions.latest(session, school_id=policy.school.id)
+        if latest is None:
+            return None
+        if latest.digest == policy.digest:
+            return f"version {latest.version} with exactly this content is already adopted"
+        if policy.version <= latest.version:
+            return (
+                f"this changes the policy without raising its version: version {latest.version} is adopted, "
+                f"so the new one must say version {latest.version + 1} or higher"
+            )
+        return None
+
     async def adopt(
-        self, policy: Policy, *, session: AsyncSession, deadlines: Deadlines, now: datetime, source: str = ""
+        self,
+        policy: Policy,
+        *,
+        session: AsyncSession,
+        deadlines: Deadlines,
+        now: datetime,
+        source: str = "",
+        actor: Actor = ROUTING,
     ) -> list[Event[Any]]:
-        """Record `policy` as the school's current version if it is new; keep the adopted one otherwise."""
+        """Record `policy` as the school's current version if it is new; keep the adopted one otherwise.
+
+        `actor` is who adopted it: routing itself for the policy folder, or the verified person who asked.
+        """
         school_id = policy.school.id
         latest = await self._versions.latest(session, school_id=school_id)
         if latest is not None and latest.digest == policy.digest:
@@ -119,7 +143,7 @@ class PolicyBook:
             ),
             school_id=school_id,
             aggregate_id=f"{school_id}:v{policy.version}",
-            actor=ROUTING,
+            actor=actor,
             occurred_at=now,
         )
         due = datetime.combine(review_due, time(9, 0), tzinfo=policy.calendar.zone).astimezone(UTC)

@@ -19,6 +19,7 @@ _LAZY = {
     "events": "shared.contracts.events",
     "case_events": "shared.contracts.case_events",
     "record_events": "shared.contracts.record_events",
+    "account_events": "shared.contracts.account_events",
 }
 
 __all__ = sorted(_LAZY)

@@ -191,7 +191,12 @@ class EventRegistry:
 
 
 _REGISTRY = EventRegistry(
-    modules=("shared.contracts.events", "shared.contracts.case_events", "shared.contracts.record_events")
+    modules=(
+        "shared.contracts.events",
+        "shared.contracts.case_events",
+        "shared.contracts.record_events",
+        "shared.contracts.account_events",
+    )
 )
 
 

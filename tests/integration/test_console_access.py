@@ -7,16 +7,19 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from services.console.store import SCHEMA, cases, concerns, scoped
+from services.console.store import SCHEMA, accounts, cases, concerns, scoped
+from shared.contracts.account_events import AccountChanged
 from shared.contracts.record_events import RecordViewed
 from shared.inbox_outbox import InboxOutbox
 from shared.settings import Settings
+from tests.support.admin import with_an_administrator
 from tests.support.console import (
     Console,
     OpenedCase,
@@ -244,3 +247,82 @@ async def test_the_overview_draws_its_bars_on_the_server_and_downloads_as_csv(
     assert "<script" not in page.text.split("</head>", 1)[1]
     assert download.headers["content-disposition"] == 'attachment; filename="safeguard-overview.csv"'
     assert download.text.splitlines()[1] == "st-marks,online_bullying,3,3,0"
+
+
+ADMINISTERS = {"designated_safeguarding_lead", "headteacher", "trust_administrator"}
+
+
+async def account_rows(console: Console) -> list[tuple[str, Any]]:
+    async with console.runtime.sessions() as session:
+        query = sa.select(accounts.c.username, accounts.c.disabled_at, accounts.c.totp_secret)
+        return sorted((row.username, tuple(row)) for row in await session.execute(query))
+
+
+async def changes_recorded(console: Console) -> int:
+    outbox = InboxOutbox(SCHEMA).outbox
+    query = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.event_type == AccountChanged.TYPE)
+    async with console.runtime.sessions() as session:
+        return int(await session.scalar(query) or 0)
+
+
+async def test_admin_pages_answer_administrators_only_and_a_refusal_writes_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = with_an_administrator(settings, tmp_path / "policies")
+    async with console_running(settings) as console, AsyncExitStack() as stack:
+        clients: dict[str, httpx.AsyncClient] = {}
+        for role, person in PEOPLE.items():
+            await add_user(console, f"{person}@example.org", person=person, role=role)
+            clients[role] = await sign_in(
+                console, f"{person}@example.org", client=await stack.enter_async_context(another_client(console))
+            )
+        await add_user(
+            console, "oak-dsl@example.org", person="s-bird", role="designated_safeguarding_lead", school=OTHER_SCHOOL
+        )
+        async with console.runtime.sessions() as session:
+            ids = dict((await session.execute(sa.select(accounts.c.username, accounts.c.account_id))).all())  # type: ignore[arg-type]
+        target, oak = ids["r-crane@example.org"], ids["oak-dsl@example.org"]
+        before, recorded = await account_rows(console), await changes_recorded(console)
+        for role, client in clients.items():
+            csrf = csrf_of((await client.get("/my-reports")).text)
+            allowed = role in ADMINISTERS
+            reads = {
+                "/admin": 200 if allowed else 403,
+                "/admin/schools/st-marks": 200 if allowed else 403,
+                "/admin/schools/st-marks/policy.yaml": 200 if allowed else 403,
+                f"/admin/schools/{OTHER_SCHOOL}": 404 if allowed else 403,
+            }
+            for url, wanted in reads.items():
+                assert (await client.get(url)).status_code == wanted, (role, url)
+            new = {"csrf_token": csrf, "username": f"new-{role}", "person_id": "teacher-1", "role": "staff"}
+            writes = {
+                "/admin/schools/st-marks/accounts": (new, 200 if allowed else 403),
+                f"/admin/schools/{OTHER_SCHOOL}/accounts": (new, 404 if allowed else 403),
+                f"/admin/accounts/{oak}/disable": ({"csrf_token": csrf}, 404 if allowed else 403),
+                f"/admin/schools/{OTHER_SCHOOL}/quiet-hours": (
+                    {"csrf_token": csrf, "starts": "", "ends": ""},
+                    404 if allowed else 403,
+                ),
+                "/admin/schools/st-marks/policy/adopt": (
+                    {"csrf_token": csrf, "policy_text": "version: 9"},
+                    400 if allowed else 403,
+                ),
+            }
+            if not allowed:
+                writes[f"/admin/accounts/{target}/disable"] = ({"csrf_token": csrf}, 403)
+                writes[f"/admin/accounts/{target}/reset-second-factor"] = ({"csrf_token": csrf}, 403)
+            for url, (form, wanted) in writes.items():
+                if wanted == 200:
+                    continue  # an administrator's own account creation is covered in test_console_admin.py
+                got = (await client.post(url, data=form)).status_code
+                assert got == wanted, (role, url, got)
+            # Without the CSRF token nothing is done, even for an administrator.
+            assert (await client.post(f"/admin/accounts/{target}/disable", data={})).status_code == 403, role
+        # A school's DSL may not give a trust-wide account.
+        dsl_csrf = csrf_of((await clients["designated_safeguarding_lead"].get("/admin")).text)
+        auditor = {"csrf_token": dsl_csrf, "username": "new-auditor", "person_id": "auditor-2", "role": "auditor"}
+        assert (
+            await clients["designated_safeguarding_lead"].post("/admin/schools/st-marks/accounts", data=auditor)
+        ).status_code == 403
+        assert await account_rows(console) == before
+        assert await changes_recorded(console) == recorded

@@ -32,7 +32,7 @@ def test_no_identity_but_the_admin_may_touch_stream_or_consumer_lifecycles(name:
             ["sg.*.notification.sent", "sg.*.notification.failed", "sg.*.notification.acknowledged", DEAD],
         ),
         ("audit", ["sg.*.record.viewed", DEAD, "sg-audit.*.ledger.checkpointed"]),
-        ("console", ["sg.*.record.viewed", DEAD]),
+        ("console", ["sg.*.record.viewed", "sg.*.account.changed", DEAD]),
     ],
 )
 def test_each_service_publishes_exactly_its_own_events(name: str, events: list[str]) -> None:

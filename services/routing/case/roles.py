@@ -15,7 +15,13 @@ SAFEGUARDING_LEADS = frozenset({DSL, DEPUTY})
 DECLARATION_DECIDERS = frozenset({DSL, HEADTEACHER})
 STAFF_MATTERS = frozenset({"staff_allegation", "low_level_concern"})
 
-_SPOKEN = {DSL: "the DSL", DEPUTY: "a deputy DSL", HEADTEACHER: "the headteacher", NAMED_GOVERNOR: "the named governor"}
+_SPOKEN = {
+    DSL: "the DSL",
+    DEPUTY: "a deputy DSL",
+    HEADTEACHER: "the headteacher",
+    NAMED_GOVERNOR: "the named governor",
+    vocabulary.TRUST_ADMINISTRATOR.value: "the trust administrator",
+}
 
 
 def case_managers(state: CaseState) -> frozenset[str]:

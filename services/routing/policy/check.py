@@ -58,7 +58,44 @@ def check_policy(policy: Policy, *, today: date) -> list[Finding]:
         *_doing_nothing(policy),
         *_overlapping(policy),
         *_unusable_preferences(policy),
+        *_administrators_told(policy),
     ]
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What `safeguard policy check` says about a policy text: the policy if it loads, and its lines of output."""
+
+    policy: Policy | None
+    lines: tuple[str, ...]
+    refused: bool
+    warnings: int
+
+
+def check_report(text: str, *, source: str, today: date) -> CheckReport:
+    """The whole `policy check` output for `text` (the command line and the console's admin page both show it)."""
+    from services.routing.policy.load import PolicyError, parse_policy
+
+    try:
+        loaded = parse_policy(text, source=source)
+    except PolicyError as error:
+        return CheckReport(None, (f"invalid policy: {error}",), refused=True, warnings=0)
+    refused = refusals(loaded, text=text)
+    if refused:
+        # Safeguard would cap these at run time anyway; refusing says so before the school relies on them.
+        return CheckReport(loaded, tuple(f"refused: {source}: {p}" for p in refused), refused=True, warnings=0)
+    findings = check_policy(loaded, today=today)
+    school = loaded.school
+    lines = [
+        f"{source}: valid policy for {school.name} ({school.id}), version {loaded.version}",
+        f"digest {loaded.digest}",
+        f"{len(loaded.people)} people, {len(loaded.kinds)} kinds of concern, {len(loaded.rules)} rules:",
+    ]
+    for rule in loaded.rules:
+        lines += [f"  {rule.id} (section {rule.section}): {rule.title}", f"      {describe_rule(rule)}"]
+    lines += [f"warning: {finding}" for finding in findings]
+    lines.append(f"{len(findings)} warning{'s' if len(findings) != 1 else ''}")
+    return CheckReport(loaded, tuple(lines), refused=False, warnings=len(findings))
 
 
 def _review_date(policy: Policy, *, today: date) -> list[Finding]:
@@ -98,6 +135,15 @@ def _unusable_preferences(policy: Policy) -> list[Finding]:
         if missing:
             findings.append(Finding(f"{person.id} prefers {missing} but has no address for it"))
     return findings
+
+
+def _administrators_told(policy: Policy) -> list[Finding]:
+    """A rule telling the trust administrator: they look after people and policies, and see no case content."""
+    return [
+        Finding("tells the trust_administrator, who may not open a case in the console", rule.id)
+        for rule in policy.rules
+        if SchoolRole.trust_administrator in rule.then.notify
+    ]
 
 
 def _never_matching(policy: Policy) -> list[Finding]:

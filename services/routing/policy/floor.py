@@ -30,6 +30,7 @@ NEXT_IN_LINE: dict[SchoolRole, tuple[SchoolRole, ...]] = {
     SchoolRole.class_teacher: (SchoolRole.head_of_year, SchoolRole.pastoral_lead, *_LEADS, *_OUTSIDE),
     SchoolRole.line_manager: (HEADTEACHER, DSL, DEPUTY, NAMED_GOVERNOR, *_OUTSIDE),
     SchoolRole.data_protection_officer: (HEADTEACHER, DSL, DEPUTY, NAMED_GOVERNOR, *_OUTSIDE),
+    SchoolRole.trust_administrator: (*_LEADS, *_OUTSIDE),
 }
 ROLE_ORDER = tuple(SchoolRole)
 

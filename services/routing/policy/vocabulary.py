@@ -28,6 +28,8 @@ class SchoolRole(StrEnum):
     class_teacher = "class_teacher"
     line_manager = "line_manager"
     data_protection_officer = "data_protection_officer"
+    # Looks after the console's people and the policy itself (adopts new versions); never told about a concern.
+    trust_administrator = "trust_administrator"
 
 
 # The roles the safety floor and the case rules name; everyone else says them through these.
@@ -37,6 +39,7 @@ HEADTEACHER = SchoolRole.headteacher
 NAMED_GOVERNOR = SchoolRole.named_governor
 LADO = SchoolRole.local_authority_designated_officer
 TRUST_LEAD = SchoolRole.trust_safeguarding_lead
+TRUST_ADMINISTRATOR = SchoolRole.trust_administrator
 
 # Roles every school fills; `policy check` warns when one is empty. The others it warns about only when a
 # rule asks for them (a school may have no head of year, say).
