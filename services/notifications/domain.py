@@ -9,6 +9,7 @@ The kind is recognised from fields `notification.requested` v1 already has (no n
 - `policy_review`: routing's policy-review reminder (reason `policy_review_due`, reference naming the policy and date);
 - `operations`: an operational alert, not a case (reason `ops: ...`, e.g. a dead-lettered message);
 - `quarantine`: reports intake could not accept (reason `ops: reports quarantined ...`): a count, never content;
+- `debrief_action`: routing's reminder of a debrief action still open (reason `debrief_action_due`);
 - `unacknowledged`: the standing alert once the escalation ladder has run out (reason `unacknowledged: ...`);
 - `escalation`: `escalation_rung` above 0;
 - `case_reminder`: a case deadline reminder (reason `reminder: ...`);
@@ -22,11 +23,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from shared.contracts.case_events import DEBRIEF_ACTION_DUE
 from shared.contracts.concern import PersonRole
 from shared.contracts.events import POLICY_REVIEW_DUE, NotificationRequestedPayload
 
 MessageKind = Literal[
-    "case", "escalation", "case_reminder", "policy_review", "parent", "unacknowledged", "operations", "quarantine"
+    "case",
+    "escalation",
+    "case_reminder",
+    "policy_review",
+    "debrief_action",
+    "parent",
+    "unacknowledged",
+    "operations",
+    "quarantine",
 ]
 PARENT_ROLES = frozenset({PersonRole.parent_carer.value})
 ALLOWED_FIELDS = frozenset({"urgency_words", "reference", "link"})
@@ -87,6 +97,13 @@ DEFAULT_TEMPLATES: Mapping[str, MessageTemplate] = {
         action="Confirm you have seen this reminder",
         sms="Policy review due: {reference} {link}",
     ),
+    "debrief_action": MessageTemplate(
+        title="Debrief action due: {reference}",
+        body="An action you own from the debrief of case {reference} is due and not yet marked done. "
+        "Sign in to Safeguard to see it and mark it done; this reminder repeats until you do.",
+        action="Confirm you have seen this reminder",
+        sms="Debrief action due: {reference} {link}",
+    ),
     "unacknowledged": MessageTemplate(
         title="{urgency_words}: {reference} STILL NOT ACKNOWLEDGED",
         body="Nobody has acknowledged concern {reference}, although everyone on the escalation ladder has been "
@@ -146,6 +163,8 @@ def message_kind(request: NotificationRequestedPayload) -> MessageKind:
         return "operations"
     if request.reason == POLICY_REVIEW_DUE or request.reason.startswith("policy review"):
         return "policy_review"
+    if request.reason == DEBRIEF_ACTION_DUE:
+        return "debrief_action"
     if request.reason.startswith("unacknowledged"):
         return "unacknowledged"
     if request.escalation_rung:
