@@ -1,150 +1,228 @@
-"""How fast audit verifies: entries per second beside raw hashlib SHA-256 over the same bytes, same run.
+"""Audit replay and verify rates over a synthetic ledger, beside raw baselines measured in the same run.
 
-Run from the repository root:  .venv/bin/python bench/bench_audit.py [--entries 1000000]
-Synthetic entries are made in chunks outside the timed sections (memory stays flat), with a signed head every
-1,000 entries as checkpointing would write them. For each chunk the same canonical event bytes are timed three
-ways: one SHA-256 per entry (the raw rate, the least any re-hashing verifier does); the hashes RFC 9162 and the
-chain require and nothing else (chain hash, leaf hash, tree); and the full verifier (chain links, tree, witness
-comparison, signed heads). A sample is also verified from decoded JSON documents, as read from JSONB.
+Run from the repository root:  .venv/bin/python bench/bench_audit.py [--events 1000000] [--processes 2] [--json]
+Needs the PostgreSQL and NATS of the settings (SAFEGUARD_DATABASE_URL, SAFEGUARD_NATS_URL); makes its own
+database and stream and drops them after.
+
+1. N synthetic case events (ten a case) are chained and checkpointed as audit does (services/bench/
+   audit_synthetic.py), COPYed into a fresh `audit.ledger`, and their canonical bytes published to a stream.
+2. Baselines, one thread each: raw hashlib SHA-256 once per entry over the same canonical bytes, and a raw
+   JetStream ordered consumer reading the N messages.
+3. The real code paths: replay (`services.audit.replay.replay_cases`: every case folded through the case
+   aggregate's `apply`), verify in one process (`services.audit.checks.verify_school`) and verify with worker
+   processes (`services.audit.parallel_verify`), each against a witness log of the heads.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
+import os
 import sys
+import tempfile
 import time
-from collections import deque
-from collections.abc import Iterator
+import uuid
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+import asyncpg  # noqa: E402
+import nats  # noqa: E402
+from nats.js.api import StorageType, StreamConfig  # noqa: E402
+from sqlalchemy import make_url  # noqa: E402
+from sqlalchemy.schema import CreateSchema  # noqa: E402
 
-from services.audit.domain import GENESIS, ChainEntry, canonical_entry_digest, canonical_entry_hash  # noqa: E402
-from services.audit.heads import TreeHead, WitnessedEntry, WitnessRecord, sign_head  # noqa: E402
-from services.audit.merkle import MerkleTree, leaf_hash  # noqa: E402
-from services.audit.verify import LedgerVerifier  # noqa: E402
+from services.audit.checks import verify_school  # noqa: E402
+from services.audit.heads import WitnessLog  # noqa: E402
+from services.audit.parallel_verify import verify_school_parallel  # noqa: E402
+from services.audit.replay import replay_cases  # noqa: E402
+from services.audit.store import SCHEMA, metadata  # noqa: E402
+from services.bench.audit_synthetic import COLUMNS, EVENTS_PER_CASE, SCHOOL, SyntheticLedger  # noqa: E402
+from shared.db import make_engine, session_factory, transaction  # noqa: E402
+from shared.settings import Settings  # noqa: E402
 
-SCHOOL = "st-marks"
 CHUNK = 20_000
-HEAD_EVERY = 1_000
-SAMPLE = 50_000
-TARGET = 0.80
-TEMPLATE = (
-    b'{"actor":{"id":"staff-%d","role":"designated_safeguarding_lead"},"aggregate_id":"case-%d",'
-    b'"causation_id":null,"correlation_id":"00000000-0000-4000-8000-%012d","event_id":"00000000-0000-4000-9000-%012d",'
-    b'"occurred_at":"2026-01-05T09:00:00+00:00","payload":{"case_id":"case-%d","note":"Synthetic action recorded '
-    b'by the designated safeguarding lead after speaking with the class teacher.","step":%d},'
-    b'"recorded_at":"2026-01-05T09:00:01+00:00","school_id":"st-marks","traceparent":null,'
-    b'"type":"case.action_recorded","version":1}'
-)
-Chunk = list[tuple[int, bytes, str, str]]  # (sequence, canonical event, previous hash, entry hash)
+TARGETS = {"replay": 0.50, "verify": 0.80}
 
 
-class SyntheticLedger:
-    """Makes the ledger chunk by chunk, with its witness records, outside the timed sections."""
-
-    def __init__(self) -> None:
-        self.key = Ed25519PrivateKey.generate()
-        self.records: deque[WitnessRecord] = deque()
-        self._tree, self._tip, self._size = MerkleTree(), GENESIS, 0
-        self._previous: str | None = None
-        self._pending: list[WitnessedEntry] = []
-
-    def chunk(self, count: int) -> Chunk:
-        rows: Chunk = []
-        for _ in range(count):
-            self._size += 1
-            n = self._size
-            canonical = TEMPLATE % (n % 40, n // 10, n // 10, n, n // 10, n)
-            digest = canonical_entry_hash(previous_hash=self._tip, school_sequence=n, canonical=canonical)
-            rows.append((n, canonical, self._tip, digest))
-            self._tip = digest
-            self._tree.append(leaf_hash(bytes.fromhex(digest)))
-            self._pending.append(WitnessedEntry(n, f"00000000-0000-4000-9000-{n:012d}", digest))
-            if n % HEAD_EVERY == 0:
-                self._sign()
-        return rows
-
-    def _sign(self) -> None:
-        head = TreeHead(SCHOOL, self._tree.size, self._tree.root().hex(), "2026-01-05T09:00:00+00:00", self._previous)
-        signed = sign_head(head, key=self.key)
-        self.records.append(WitnessRecord(signed=signed, entries=tuple(self._pending)))
-        self._previous, self._pending = signed.ref, []
-
-    def witness(self) -> Iterator[WitnessRecord]:
-        while self.records:
-            yield self.records.popleft()
+def _plain_dsn(url: str, *, database: str) -> str:
+    return make_url(url).set(drivername="postgresql", database=database).render_as_string(hide_password=False)
 
 
-def raw_sha256(rows: Chunk) -> None:
-    for _, canonical, _, _ in rows:
-        hashlib.sha256(canonical).digest()
+async def _load(settings: Settings, database: str, ledger: SyntheticLedger, total: int, subject: str) -> float:
+    """Make the ledger and the stream; returns the seconds raw SHA-256 took over the canonical bytes."""
+    engine = make_engine(settings.database_url.rsplit("/", 1)[0] + f"/{database}", pool_size=1)
+    async with engine.begin() as connection:
+        await connection.execute(CreateSchema(SCHEMA))
+        await connection.run_sync(metadata.create_all)
+    await engine.dispose()
+    connection = await asyncpg.connect(_plain_dsn(settings.database_url, database=database))
+    client = await nats.connect(settings.nats_url)
+    sha_seconds, sha256 = 0.0, hashlib.sha256
+    try:
+        while ledger.size < total:
+            rows, canonicals = ledger.chunk(min(CHUNK, total - ledger.size))
+            started = time.perf_counter()
+            for canonical in canonicals:
+                sha256(canonical).digest()
+            sha_seconds += time.perf_counter() - started
+            await connection.copy_records_to_table("ledger", schema_name=SCHEMA, records=rows, columns=COLUMNS)
+            for canonical in canonicals:
+                await client.publish(subject, canonical)
+            await client.flush()
+        ledger.finish()
+        await connection.execute(f"analyze {SCHEMA}.ledger")
+    finally:
+        await connection.close()
+        await client.close()
+    return sha_seconds
 
 
-def rfc_floor(rows: Chunk, tree: MerkleTree) -> None:
-    for sequence, canonical, previous, _ in rows:
-        tree.append(leaf_hash(canonical_entry_digest(previous, sequence, canonical)))
+async def _jetstream_read(settings: Settings, stream: str, subject: str, total: int) -> float:
+    """Seconds a raw ordered consumer takes to read every message of the stream."""
+    client = await nats.connect(settings.nats_url)
+    js = client.jetstream()
+    try:
+        deadline = time.monotonic() + 120
+        while (await js.stream_info(stream)).state.messages < total:
+            if time.monotonic() > deadline:
+                raise SystemExit("the bench stream did not receive every message")
+            await asyncio.sleep(0.2)
+        done, count = asyncio.Event(), 0
+
+        async def counted(message: Any) -> None:
+            nonlocal count
+            count += 1
+            if count == total:
+                done.set()
+
+        started = time.perf_counter()
+        subscription = await js.subscribe(
+            subject, stream=stream, ordered_consumer=True, cb=counted, pending_msgs_limit=-1
+        )
+        await done.wait()
+        seconds = time.perf_counter() - started
+        await subscription.unsubscribe()
+        return seconds
+    finally:
+        await client.close()
 
 
-def full_verify(rows: Chunk, verifier: LedgerVerifier) -> None:
-    add = verifier.add_canonical
-    for sequence, canonical, previous, digest in rows:
-        if not add(sequence, canonical, previous_hash=previous, stored=digest):
-            raise SystemExit(f"verification failed: {verifier.problem}")
+async def _timed_paths(
+    settings: Settings, database: str, witness: WitnessLog, ledger: SyntheticLedger, processes: int
+) -> dict[str, Any]:
+    url = settings.database_url.rsplit("/", 1)[0] + f"/{database}"
+    engine = make_engine(url, pool_size=1)
+    sessions = session_factory(engine)
+    public_key = ledger.key.public_key()
+    timings: dict[str, Any] = {}
+    try:
+        async with transaction(sessions) as session:
+            started = time.perf_counter()
+            cases = await replay_cases(session, school_id=SCHOOL)
+            timings["replay"] = time.perf_counter() - started
+            assert len(cases) == -(-ledger.size // EVENTS_PER_CASE), "every case replayed"
+        async with transaction(sessions) as session:
+            started = time.perf_counter()
+            report = await verify_school(session, school_id=SCHOOL, witness=witness, public_key=public_key)
+            timings["verify_1"] = time.perf_counter() - started
+            assert report.ok and report.anchored == ledger.size, report
+        async with transaction(sessions) as session:
+            started = time.perf_counter()
+            report = await verify_school_parallel(
+                session,
+                dsn=_plain_dsn(settings.database_url, database=database),
+                table=f"{SCHEMA}.ledger",
+                school_id=SCHOOL,
+                last=ledger.size,
+                witness=witness.records(school_id=SCHOOL),
+                fallback_witness=witness.records(school_id=SCHOOL),
+                public_key=public_key,
+                processes=processes,
+            )
+            timings["verify_n"] = time.perf_counter() - started
+            assert report.ok and report.anchored == ledger.size, report
+    finally:
+        await engine.dispose()
+    return timings
 
 
-def timed(step: object, *args: object) -> float:
-    started = time.perf_counter()
-    step(*args)  # type: ignore[operator]
-    return time.perf_counter() - started
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--entries", type=int, default=1_000_000)
-    options = parser.parse_args()
-    total = options.entries - options.entries % HEAD_EVERY
+async def run(events: int, processes: int) -> dict[str, Any]:
+    settings = Settings()
+    tag = uuid.uuid4().hex[:8]
+    database, stream, subject = f"bench_audit_{tag}", f"BENCH_AUDIT_{tag}", f"bench-audit-{tag}.entries"
+    admin = await asyncpg.connect(_plain_dsn(settings.database_url, database="postgres"))
+    await admin.execute(f'create database "{database}"')
+    client = await nats.connect(settings.nats_url)
+    await client.jetstream().add_stream(StreamConfig(name=stream, subjects=[subject], storage=StorageType.FILE))
     ledger = SyntheticLedger()
-    verifier = LedgerVerifier(school_id=SCHOOL, witness=ledger.witness(), public_key=ledger.key.public_key())
-    floor_tree = MerkleTree()
-    seconds = {"raw": 0.0, "floor": 0.0, "verify": 0.0, "decoded": 0.0}
-    sample_verifier = LedgerVerifier(school_id=SCHOOL, witness=iter(()), public_key=ledger.key.public_key())
-    made = 0
-    while made < total:
-        rows = ledger.chunk(min(CHUNK, total - made))
-        seconds["raw"] += timed(raw_sha256, rows)
-        seconds["floor"] += timed(rfc_floor, rows, floor_tree)
-        seconds["verify"] += timed(full_verify, rows, verifier)
-        if made < SAMPLE:
-            documents = [ChainEntry(s, json.loads(c), p, d) for s, c, p, d in rows[: SAMPLE - made]]
-            seconds["decoded"] += timed(lambda documents=documents: [sample_verifier.add(e) for e in documents])
-        made += len(rows)
-    report = verifier.finish()
-    if not report.ok or report.anchored != total:
-        raise SystemExit(f"verification failed: {report}")
-    rates = {
-        "raw": total / seconds["raw"],
-        "floor": total / seconds["floor"],
-        "verify": total / seconds["verify"],
-        "decoded": min(SAMPLE, total) / seconds["decoded"],
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            started = time.perf_counter()
+            sha_seconds = await _load(settings, database, ledger, events, subject)
+            witness = WitnessLog(Path(folder) / "witness.jsonl")
+            witness.path.write_text("".join(ledger.witness_lines()))
+            made = time.perf_counter() - started
+            js_seconds = await _jetstream_read(settings, stream, subject, events)
+            timings = await _timed_paths(settings, database, witness, ledger, processes)
+    finally:
+        await client.jetstream().delete_stream(stream)
+        await client.close()
+        await admin.execute(f'drop database if exists "{database}" with (force)')
+        await admin.close()
+    rate = {
+        "raw_sha256": events / sha_seconds,
+        "raw_jetstream_ordered_read": events / js_seconds,
+        "replay": events / timings["replay"],
+        "verify_1_process": events / timings["verify_1"],
+        "verify_n_processes": events / timings["verify_n"],
     }
-    print(f"audit verify over {total:,} synthetic entries ({len(TEMPLATE)}-byte events), {report.heads:,} signed heads")
-    labels = {
-        "raw": "raw hashlib SHA-256, one per entry",
-        "floor": "chain + RFC 9162 hashes only (the floor)",
-        "verify": "full verify, canonical bytes",
-        "decoded": "full verify, from decoded JSON (sample)",
+    return {
+        "events": events,
+        "heads": len(ledger.records),
+        "processes": processes,
+        "cpus": os.cpu_count(),
+        "setup_seconds": round(made, 1),
+        "rates_per_second": {name: round(value) for name, value in rate.items()},
+        "ratios": {
+            "replay_vs_jetstream": rate["replay"] / rate["raw_jetstream_ordered_read"],
+            "verify_1_process_vs_sha256": rate["verify_1_process"] / rate["raw_sha256"],
+            "verify_n_processes_vs_sha256": rate["verify_n_processes"] / rate["raw_sha256"],
+        },
+        "targets": TARGETS,
     }
-    for name, label in labels.items():
-        print(f"  {label:<42}{rates[name]:>12,.0f} entries/s   {rates[name] / rates['raw']:6.1%} of raw")
-    print(f"  full verify vs the floor: {rates['verify'] / rates['floor']:.1%}")
-    verdict = "meets" if rates["verify"] >= TARGET * rates["raw"] else "misses"
-    print(f"  target: verify >= {TARGET:.0%} of raw SHA-256: {verdict}")
+
+
+def describe(result: dict[str, Any]) -> str:
+    """The figures as a person reads them."""
+    rates, ratios, n = result["rates_per_second"], result["ratios"], result["processes"]
+    lines = [
+        f"audit over {result['events']:,} synthetic events ({result['heads']:,} signed heads; setup "
+        f"{result['setup_seconds']} s; {result['cpus']} CPUs)",
+        f"  raw hashlib SHA-256, 1 thread        {rates['raw_sha256']:>12,} events/s",
+        f"  raw JetStream ordered read, 1 thread {rates['raw_jetstream_ordered_read']:>12,} events/s",
+        f"  replay (case apply), 1 process       {rates['replay']:>12,} events/s  "
+        f"{ratios['replay_vs_jetstream']:6.1%} of JetStream (target {TARGETS['replay']:.0%})",
+        f"  verify, 1 process                    {rates['verify_1_process']:>12,} events/s  "
+        f"{ratios['verify_1_process_vs_sha256']:6.1%} of SHA-256",
+        f"  verify, {n} worker processes + joiner {rates['verify_n_processes']:>12,} events/s  "
+        f"{ratios['verify_n_processes_vs_sha256']:6.1%} of the 1-thread SHA-256 (target {TARGETS['verify']:.0%})",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="synthetic ledger entries (default 1,000,000)")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="verify's worker processes")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    options = parser.parse_args(argv)
+    result = asyncio.run(run(max(options.events, EVENTS_PER_CASE), max(options.processes, 1)))
+    print(json.dumps(result, indent=2) if options.json else describe(result))
 
 
 if __name__ == "__main__":

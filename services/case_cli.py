@@ -127,3 +127,67 @@ def close(
 ) -> None:
     """Close the case (it needs an outcome first)."""
     _send("close", case_id, school=school, person=person, summary=summary)
+
+
+@case_app.command("complete-investigation")
+def complete_investigation(
+    case_id: CaseId, school: School, person: Person, summary: Annotated[str, typer.Option(help="What was found.")]
+) -> None:
+    """Mark the investigation complete (a debrief may then be recorded)."""
+    _send("complete_investigation", case_id, school=school, person=person, summary=summary)
+
+
+def debrief_action(text: str) -> dict[str, str]:
+    """`ID|OWNER|YYYY-MM-DD|what is to be done` as the command's action; BadParameter when malformed."""
+    parts = text.split("|", 3)
+    if len(parts) != 4 or not all(part.strip() for part in parts):
+        raise typer.BadParameter(f"{text!r}: write an action as ID|OWNER|YYYY-MM-DD|what is to be done")
+    action_id, owner, due_on, description = (part.strip() for part in parts)
+    return {"action_id": action_id, "owner": owner, "due_on": due_on, "description": description}
+
+
+@case_app.command("record-debrief")
+def record_debrief(
+    case_id: CaseId,
+    school: School,
+    person: Person,
+    lessons: Annotated[str, typer.Option(help="Lessons learnt.")],
+    policy_change: Annotated[list[str] | None, typer.Option(help="A change to the policy (repeatable).")] = None,
+    curriculum_change: Annotated[list[str] | None, typer.Option(help="A curriculum change (repeatable).")] = None,
+    action: Annotated[
+        list[str] | None, typer.Option(help="ID|OWNER|YYYY-MM-DD|what is to be done (repeatable).")
+    ] = None,
+) -> None:
+    """Record the debrief (policy section 7); each action's owner is reminded from its due date until done."""
+    _send(
+        "record_debrief",
+        case_id,
+        school=school,
+        person=person,
+        lessons_learnt=lessons,
+        policy_changes=list(policy_change or []),
+        curriculum_changes=list(curriculum_change or []),
+        actions=[debrief_action(text) for text in action or []],
+    )
+
+
+@case_app.command("complete-action")
+def complete_action(
+    case_id: CaseId,
+    school: School,
+    person: Person,
+    action: Annotated[str, typer.Option("--action", help="The debrief action's id.")],
+    note: Annotated[str, typer.Option(help="How it was done.")] = "",
+) -> None:
+    """Mark one of the case's debrief actions done (its owner or a case manager); its reminders stop."""
+    _send("complete_debrief_action", case_id, school=school, person=person, action_id=action, note=note)
+
+
+@case_app.command("actions")
+def actions(
+    school: School,
+    person: Person,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only actions past their due date.")] = False,
+) -> None:
+    """List the school's open debrief actions (yours only, unless you lead safeguarding) and its policy changes."""
+    _send("debrief_actions", "", school=school, person=person, overdue=overdue or None)

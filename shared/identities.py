@@ -41,7 +41,7 @@ ACCOUNT = "SAFEGUARD"
 # Event types each service may publish (`<aggregate>.<event>`; `*` stands for any one event).
 PUBLISHES: dict[str, tuple[str, ...]] = {
     "intake": ("concern.received", "intake.quarantined"),
-    "routing": ("case.*", "deadline.*", "notification.requested", "policy.*"),
+    "routing": ("case.*", "deadline.*", "notification.requested", "policy.*", "debrief.*"),
     "notifications": ("notification.sent", "notification.failed", "notification.acknowledged"),
     # Reads of the record: audit's command line (replay, export) and the console's case view.
     "audit": ("record.viewed",),

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     unacknowledged_alert_minutes: float = Field(
         default=30.0, gt=0, description="how often the standing alert repeats once the escalation ladder has run out"
     )
+    debrief_reminder_hours: float = Field(
+        default=168.0, gt=0, description="how often an open debrief action's owner is reminded after its due date"
+    )
     mail_sink_dir: str = Field(default=".safeguard-data/mail", description="where the email sink writes messages")
 
     @model_validator(mode="after")

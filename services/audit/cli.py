@@ -62,6 +62,7 @@ async def _record_view(
 @audit_app.command("verify")
 def verify(
     school: Annotated[str | None, typer.Option(help="Only this school (default: every school).")] = None,
+    processes: Annotated[int, typer.Option(help="Worker processes re-hashing a large ledger (1: none).")] = 1,
 ) -> None:
     """Recompute every entry, the chain and the tree; check every signed head; name the first problem."""
     from services.audit.checks import verify_ledger
@@ -69,7 +70,9 @@ def verify(
     async def run() -> int:
         witness, key = _witness_and_key()
         async with _session() as session:
-            reports = await verify_ledger(session, witness=witness, public_key=key.public_key(), school_id=school)
+            reports = await verify_ledger(
+                session, witness=witness, public_key=key.public_key(), school_id=school, processes=processes
+            )
         for report in reports:
             status = "ok" if report.ok else f"FAILED: {report.problem}"
             print(

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.audit.domain import ChainEntry
 from services.audit.store import ledger
 
-CHUNK = 2000
+CHUNK = 10_000
 
 
 async def schools_with_entries(session: AsyncSession) -> dict[str, int]:
@@ -33,5 +33,6 @@ async def stream_chain(
     if through is not None:
         query = query.where(ledger.c.school_sequence <= through)
     result = await session.stream(query, execution_options={"yield_per": CHUNK})
-    async for row in result:
-        yield ChainEntry(row.school_sequence, row.event, row.previous_hash, row.entry_hash)
+    async for rows in result.partitions():  # one await a chunk: a row at a time costs a greenlet switch each
+        for sequence, event, previous_hash, stored in rows:
+            yield ChainEntry(sequence, event, previous_hash, stored)

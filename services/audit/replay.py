@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,7 +58,7 @@ def _plain(value: Any) -> Any:
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
-    if isinstance(value, datetime):
+    if isinstance(value, date):  # a datetime too
         return value.isoformat()
     if isinstance(value, uuid.UUID):
         return str(value)
@@ -112,8 +112,9 @@ async def stream_documents(
     if case_id is not None:
         query = query.where(_about_case(school_id, case_id))
     result = await session.stream(query.order_by(ledger.c.school_sequence), execution_options={"yield_per": CHUNK})
-    async for row in result:
-        yield row.school_sequence, row.event
+    async for rows in result.partitions():  # one await a chunk, not a greenlet switch a row
+        for sequence, event in rows:
+            yield sequence, event
 
 
 def _about_case(school_id: str, case_id: str) -> sa.ColumnElement[bool]:

@@ -152,6 +152,36 @@ class LedgerVerifier:
             self.problem = found.problem
         return self.problem is None
 
+    def add_digest(self, school_sequence: int, digest: bytes) -> bool:
+        """Take an entry whose hash, stored hash and chain link were checked already (the parallel path).
+
+        Grows the tree, compares with the witness and checks the heads reached. False when anything disagrees,
+        without naming it: the caller then verifies the slow way (`add`), which does.
+        """
+        expected = self._tree.size + 1
+        if school_sequence != expected or self.problem is not None or self._suspect is not None:
+            return False
+        recomputed = digest.hex()
+        witnessed = self._witness.at(expected)
+        if witnessed is None:
+            self._all_witnessed = False
+        elif recomputed != witnessed.entry_hash:
+            return False
+        self._tip = recomputed
+        self._tree.append(leaf_hash(digest))
+        heads = self._witness.heads
+        if heads and heads[0].head.tree_size <= expected:
+            try:
+                self._reach_heads()
+            except _Found:
+                return False
+        return True
+
+    @property
+    def tip(self) -> str:
+        """The hash of the last entry taken (GENESIS before the first)."""
+        return self._tip
+
     def finish(self) -> Report:
         if self._suspect is not None:
             self._classify(following=None)

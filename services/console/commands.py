@@ -32,6 +32,7 @@ COMMAND_FIELDS: dict[str, tuple[str, ...]] = {
     "record_outcome": ("outcome", "summary"),
     "complete_investigation": ("summary",),
     "request_debrief": ("focus",),
+    "complete_debrief_action": ("action_id", "note"),
     "close": ("summary",),
     "reopen": ("reason",),
 }

@@ -11,6 +11,7 @@ The kind is recognised from fields `notification.requested` v1 already has (no n
 - `quarantine`: reports intake could not accept (reason `ops: reports quarantined ...`): a count, never content;
 - `break_glass`: someone opened a case outside their need to know (reason `ops: break glass`): who, which
   reference, when; never the case's content or the reason they gave (that is in the audit record);
+- `debrief_action`: routing's reminder of a debrief action still open (reason `debrief_action_due`);
 - `unacknowledged`: the standing alert once the escalation ladder has run out (reason `unacknowledged: ...`);
 - `escalation`: `escalation_rung` above 0;
 - `case_reminder`: a case deadline reminder (reason `reminder: ...`);
@@ -24,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from shared.contracts.case_events import DEBRIEF_ACTION_DUE
 from shared.contracts.concern import PersonRole
 from shared.contracts.events import POLICY_REVIEW_DUE, NotificationRequestedPayload
 
@@ -32,6 +34,7 @@ MessageKind = Literal[
     "escalation",
     "case_reminder",
     "policy_review",
+    "debrief_action",
     "parent",
     "unacknowledged",
     "operations",
@@ -96,6 +99,13 @@ DEFAULT_TEMPLATES: Mapping[str, MessageTemplate] = {
         "Sign in to Safeguard to review it and adopt the next version.",
         action="Confirm you have seen this reminder",
         sms="Policy review due: {reference} {link}",
+    ),
+    "debrief_action": MessageTemplate(
+        title="Debrief action due: {reference}",
+        body="An action you own from the debrief of case {reference} is due and not yet marked done. "
+        "Sign in to Safeguard to see it and mark it done; this reminder repeats until you do.",
+        action="Confirm you have seen this reminder",
+        sms="Debrief action due: {reference} {link}",
     ),
     "unacknowledged": MessageTemplate(
         title="{urgency_words}: {reference} STILL NOT ACKNOWLEDGED",
@@ -166,6 +176,8 @@ def message_kind(request: NotificationRequestedPayload) -> MessageKind:
         return "operations"
     if request.reason == POLICY_REVIEW_DUE or request.reason.startswith("policy review"):
         return "policy_review"
+    if request.reason == DEBRIEF_ACTION_DUE:
+        return "debrief_action"
     if request.reason.startswith("unacknowledged"):
         return "unacknowledged"
     if request.escalation_rung:

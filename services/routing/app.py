@@ -21,7 +21,7 @@ from services.routing.quarantines import on_intake_quarantined
 from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines, SqlNotificationFailures
 from services.routing.timers import DeadlineScheduler
 from shared.actor_tokens import ActorVerifier
-from shared.contracts.case_events import CASE_WORKFLOW_EVENTS, CaseCommandRefused
+from shared.contracts.case_events import CASE_WORKFLOW_EVENTS, CaseCommandRefused, DebriefActionDue
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import (
     CaseEscalated,
@@ -72,6 +72,7 @@ class RoutingService:
             CaseUnacknowledged,
             *CASE_WORKFLOW_EVENTS,
             CaseCommandRefused,
+            DebriefActionDue,
         )
         self.routing = Routing(
             policies=PolicyBook(),
@@ -79,6 +80,7 @@ class RoutingService:
             deadlines=SqlDeadlines(),
             clock=clock,
             alert_every=timedelta(minutes=settings.unacknowledged_alert_minutes),
+            debrief_every=timedelta(hours=settings.debrief_reminder_hours),
         )
         self.runtime.admission.known_school = self.routing.policies.adopted
         triage = partial(on_concern_received, routing=self.routing)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from faststream import Context
 from faststream.nats.message import NatsMessage
@@ -20,8 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.case import CaseCommand, CaseState, CommandRejected, StaleCommand, decide, fold, parse_command
 from services.routing.case.commands import describe_invalid
-from services.routing.case.roles import case_managers, spoken
+from services.routing.case.roles import DEPUTY, DSL, HEADTEACHER, case_managers, spoken
 from services.routing.command_auth import CommandGate, CommandRefused, claim_assertion, log_refusal, refusal_event
+from services.routing.debrief_listing import list_debrief_actions
+from services.routing.debrief_reminders import track_debrief_actions
 from services.routing.domain import STANDING_ALERT
 from services.routing.policy import ACKNOWLEDGE
 from services.routing.store import CaseEvents, ConcurrencyConflict, Deadlines, SqlCaseEvents, SqlDeadlines
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 COMMAND_QUEUE = "routing-commands"
 SHOW = "show"  # a query: reads the case, records nothing
+ACTIONS = "debrief_actions"  # a query: the school's open debrief actions and its debriefs' policy changes
+SEE_EVERY_ACTION = frozenset({DSL, DEPUTY, HEADTEACHER})
 ATTEMPTS = 5
 
 
@@ -91,11 +96,12 @@ async def _attempt(
     case_events: SqlCaseEvents,
     deadlines: SqlDeadlines | None,
     clock: Clock,
+    timezone: str,
 ) -> dict[str, Any]:
     """One try: everything in one transaction; ConcurrencyConflict when another writer got there first."""
     async with uow.begin() as work:
         now_state, events = await record_command(
-            work.session, command, case_events=case_events, deadlines=deadlines, now=clock()
+            work.session, command, case_events=case_events, deadlines=deadlines, now=clock(), timezone=timezone
         )
         work.emit(events)
     return _recorded(now_state, events)
@@ -108,11 +114,13 @@ async def record_command(
     case_events: CaseEvents,
     deadlines: Deadlines | None,
     now: datetime,
+    timezone: str = "Europe/London",
 ) -> tuple[CaseState, list[Event[Any]]]:
     """Decide `command` on the case and append its events at the expected version, in the caller's transaction.
 
     Returns the case as it now stands and the new events (none when the command changes nothing); the caller
-    puts the events in the outbox. Raises CommandRejected, StaleCommand or ConcurrencyConflict.
+    puts the events in the outbox (with the `deadline.set` of any debrief action's reminder, timed in the
+    school's `timezone`). Raises CommandRejected, StaleCommand or ConcurrencyConflict.
     """
     state = fold(await case_events.load(session, command.case_id))
     events = decide(state, command, now=now, actor=command.actor)
@@ -134,6 +142,8 @@ async def record_command(
         # The case is in hand: nobody further up the escalation ladder needs to be told.
         # The standing alert (the ladder ran out) stops too.
         await deadlines.cancel_for_case(session, case_id=state.case_id, kinds=[ACKNOWLEDGE, STANDING_ALERT], at=now)
+    if deadlines is not None:
+        events = events + await track_debrief_actions(session, events, deadlines=deadlines, timezone=timezone, now=now)
     return now_state, events
 
 
@@ -152,14 +162,19 @@ async def execute(
         actor = await _asker(document, uow=uow, gate=gate, now=clock())
         if document.get("command") == SHOW:
             return await show(document, actor=actor, uow=uow, case_events=case_events)
+        if document.get("command") == ACTIONS:
+            return await debrief_actions(document, actor=actor, uow=uow, gate=gate, now=clock())
         command = _parse(document, actor)
     except _Unreadable as unreadable:
         return unreadable.reply
     except CommandRefused as refused:
         return _refused(refused.reason, code=refused.code)
+    timezone = gate.policies.current(command.school_id).working_days.timezone
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return await _attempt(command, uow=uow, case_events=case_events, deadlines=deadlines, clock=clock)
+            return await _attempt(
+                command, uow=uow, case_events=case_events, deadlines=deadlines, clock=clock, timezone=timezone
+            )
         except StaleCommand as stale:
             return _refused(stale.reason, code="conflict", case_id=command.case_id)
         except CommandRejected as rejected:
@@ -211,6 +226,19 @@ async def show(
             for number, e in enumerate(history, start=1)
         ],
     }
+
+
+async def debrief_actions(
+    document: dict[str, Any], *, actor: Actor, uow: UnitOfWork, gate: CommandGate, now: datetime
+) -> dict[str, Any]:
+    """The school's open debrief actions: every one for its safeguarding leads and head, one's own for others."""
+    school_id = str(document.get("school_id"))
+    today = now.astimezone(ZoneInfo(gate.policies.current(school_id).working_days.timezone)).date()
+    owner = None if actor.role in SEE_EVERY_ACTION else actor.id
+    async with uow.sessions() as session:
+        return await list_debrief_actions(
+            session, school_id=school_id, today=today, overdue_only=bool(document.get("overdue")), owner=owner
+        )
 
 
 def register_commands(runtime: ServiceRuntime, *, clock: Clock, gate: CommandGate) -> None:

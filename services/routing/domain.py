@@ -65,8 +65,12 @@ def channels_for(recipient: Recipient, *, urgency: str, plan: NotificationPlan =
     return chosen or reachable_by(recipient)[:1]
 
 
-def notification_id_for(case_id: str, *, rung: int, person_id: str, channel: str, repeat: int = 0) -> str:
-    """The same notification (case, rung, person, channel, repeat of a standing alert) always has the same id."""
+def notification_id_for(
+    case_id: str, *, rung: int, person_id: str, channel: str, repeat: int = 0, topic: str = ""
+) -> str:
+    """The same notification (case, rung, person, channel, repeat, what about) always has the same id."""
+    if topic:
+        return derived_id("notification", case_id, topic, person_id, channel, repeat)
     if repeat:
         return derived_id("notification", case_id, rung, person_id, channel, "alert", repeat)
     return derived_id("notification", case_id, rung, person_id, channel)
@@ -92,6 +96,7 @@ def notification_requests(
     only_channel: str | None = None,
     plan: NotificationPlan = DEFAULT_PLAN,
     repeat: int = 0,
+    topic: str = "",
 ) -> list[NotificationRequested]:
     """One request per person per channel (or on `only_channel`); ids are derived so a re-run requests nothing new."""
     requests = []
@@ -101,7 +106,7 @@ def notification_requests(
             chosen = [(channel, address) for channel, address in reachable_by(recipient) if channel == only_channel]
         for channel, address in chosen:
             notification_id = notification_id_for(
-                case_id, rung=rung, person_id=recipient.person_id, channel=channel, repeat=repeat
+                case_id, rung=rung, person_id=recipient.person_id, channel=channel, repeat=repeat, topic=topic
             )
             requests.append(
                 NotificationRequested.new(

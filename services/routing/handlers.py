@@ -14,6 +14,7 @@ from services.routing.case import CommandRejected
 from services.routing.case.commands import Acknowledge
 from services.routing.case_command_edge import record_command
 from services.routing.command_auth import CommandRefused, log_refusal, refusal_event, role_in_policy
+from services.routing.debrief_reminders import DEBRIEF_ACTION, remind_debrief_action
 from services.routing.domain import (
     ROUTING,
     STANDING_ALERT,
@@ -63,6 +64,7 @@ class Routing:
     deadlines: Deadlines
     clock: Callable[[], datetime]
     alert_every: timedelta = timedelta(minutes=30)
+    debrief_every: timedelta = timedelta(days=7)
 
 
 async def on_concern_received(event: ConcernReceived, *, work: Work, routing: Routing) -> list[Event[Any]]:
@@ -167,6 +169,17 @@ async def on_deadline_due(due: DueDeadline, *, session: AsyncSession, routing: R
         number = int(due.detail.get("alert_number", 0)) + 1
         events = await _standing_alert(due, number=number, cause=cause, session=session, routing=routing, now=now)
         outcome = "reminded"
+    elif due.kind == DEBRIEF_ACTION:
+        events, outcome = await remind_debrief_action(
+            due,
+            session=session,
+            case_events=routing.case_events,
+            deadlines=routing.deadlines,
+            policy=routing.policies.current(due.school_id),
+            every=routing.debrief_every,
+            cause=cause,
+            now=now,
+        )
     elif due.kind == POLICY_REVIEW:
         events, outcome = _remind_policy_review(due, cause=cause, routing=routing, now=now), "reminded"
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -220,7 +220,13 @@ class Deadlines(Protocol):
     async def bring_forward(self, session: AsyncSession, *, deadline_id: str, to: datetime) -> None: ...
 
     async def cancel_for_case(
-        self, session: AsyncSession, *, case_id: str, kinds: Sequence[str], at: datetime
+        self,
+        session: AsyncSession,
+        *,
+        case_id: str,
+        kinds: Sequence[str],
+        at: datetime,
+        matching: Mapping[str, str] | None = None,
     ) -> int: ...
 
 
@@ -292,11 +298,22 @@ class SqlDeadlines:
             .values(due_at=to)
         )
 
-    async def cancel_for_case(self, session: AsyncSession, *, case_id: str, kinds: Sequence[str], at: datetime) -> int:
-        """Cancel the case's pending deadlines of these kinds; how many there were."""
+    async def cancel_for_case(
+        self,
+        session: AsyncSession,
+        *,
+        case_id: str,
+        kinds: Sequence[str],
+        at: datetime,
+        matching: Mapping[str, str] | None = None,
+    ) -> int:
+        """Cancel the case's pending deadlines of these kinds (whose detail has `matching`); how many there were."""
+        which = [deadlines.c.case_id == case_id, deadlines.c.kind.in_(kinds), deadlines.c.status == "pending"]
+        if matching:
+            which.append(deadlines.c.detail.contains(dict(matching)))
         cancelled = await session.execute(
             sa.update(deadlines)
-            .where(deadlines.c.case_id == case_id, deadlines.c.kind.in_(kinds), deadlines.c.status == "pending")
+            .where(*which)
             .values(status="cancelled", fired_at=at)
             .returning(deadlines.c.deadline_id)
         )

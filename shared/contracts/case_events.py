@@ -233,6 +233,29 @@ class CaseDebriefActionCompleted(Event[CaseDebriefActionCompletedPayload]):
     AGGREGATE: ClassVar[str] = "case"
 
 
+# The `reason` of a notification reminding an owner of a debrief action: its own words per channel, no case detail.
+DEBRIEF_ACTION_DUE = "debrief_action_due"
+
+
+class DebriefActionDuePayload(_Payload):
+    case_id: str
+    reference: str = Field(description="the case's reference, as notifications name it")
+    action_id: str = Field(min_length=1, max_length=100)
+    owner_id: str = Field(description="person id of the action's owner, who is reminded")
+    reminded: list[str] = Field(description="person ids reminded: the owner, or the DSLs when the owner has left")
+    due_on: date
+    reminder_number: int = Field(ge=1, description="1 on the due date, then one more at each repeat")
+    repeats_every_hours: float = Field(gt=0, description="until the action is marked done")
+
+
+class DebriefActionDue(Event[DebriefActionDuePayload]):
+    """A debrief action is due and not done: its owner is reminded, again at a fixed interval until it is."""
+
+    TYPE: ClassVar[str] = "debrief.action_due"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "debrief"
+
+
 class CaseClosedPayload(_Payload):
     case_id: str
     case_type: CaseType

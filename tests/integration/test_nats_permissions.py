@@ -138,7 +138,7 @@ async def _pull_one(js: nats.js.JetStreamContext, bus: Bus, consumer: PullConsum
 
 JOBS: dict[str, tuple[str, ...]] = {
     "intake": ("concern.received", "intake.quarantined"),
-    "routing": ("case.opened", "deadline.set", "notification.requested", "policy.adopted"),
+    "routing": ("case.opened", "deadline.set", "notification.requested", "policy.adopted", "debrief.action_due"),
     "notifications": ("notification.sent", "notification.failed", "notification.acknowledged"),
     "audit": (),  # its checkpoints: the test below
 }

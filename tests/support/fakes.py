@@ -145,9 +145,22 @@ class FakeDeadlines:
         if deadline_id in self.rows:
             self.rows[deadline_id] = replace(self.rows[deadline_id], status=status, fired_at=at)
 
-    async def cancel_for_case(self, session: object, *, case_id: str, kinds: Sequence[str], at: datetime) -> int:
+    async def cancel_for_case(
+        self,
+        session: object,
+        *,
+        case_id: str,
+        kinds: Sequence[str],
+        at: datetime,
+        matching: Mapping[str, str] | None = None,
+    ) -> int:
         pending = [
-            r for r in self.rows.values() if r.due.case_id == case_id and r.due.kind in kinds and r.status == "pending"
+            r
+            for r in self.rows.values()
+            if r.due.case_id == case_id
+            and r.due.kind in kinds
+            and r.status == "pending"
+            and all(r.due.detail.get(key) == value for key, value in (matching or {}).items())
         ]
         for row in pending:
             await self.close(session, deadline_id=row.due.deadline_id, status="cancelled", at=at)

@@ -26,7 +26,10 @@ def test_no_identity_but_the_admin_may_touch_stream_or_consumer_lifecycles(name:
     ("name", "events"),
     [
         ("intake", ["sg.*.concern.received", "sg.*.intake.quarantined", DEAD]),
-        ("routing", ["sg.*.case.*", "sg.*.deadline.*", "sg.*.notification.requested", "sg.*.policy.*", DEAD]),
+        (
+            "routing",
+            ["sg.*.case.*", "sg.*.deadline.*", "sg.*.notification.requested", "sg.*.policy.*", "sg.*.debrief.*", DEAD],
+        ),
         (
             "notifications",
             ["sg.*.notification.sent", "sg.*.notification.failed", "sg.*.notification.acknowledged", DEAD],

@@ -37,6 +37,7 @@ KINDS: dict[str, dict[str, Any]] = {
     "escalation": {"reason": "escalation rung 1", "escalation_rung": 1},
     "case_reminder": {"reason": "reminder: call Learner A's parent about the hurtful group chat"},
     "policy_review": {"reference": "policy v3", "reason": "policy review was due on 2026-03-01", "urgency": "medium"},
+    "debrief_action": {"reason": "debrief_action_due", "urgency": "medium"},
     "parent": {"role": "parent_carer", "reason": "parents: inform"},
     # Who broke glass on which reference, and when: never the case's content or the reason they stated.
     "break_glass": {"reference": "SG-2026-ABCDEFGH opened by d-hill at 09:00 UTC", "reason": "ops: break glass"},
@@ -100,9 +101,15 @@ def test_the_policy_review_reminder_is_not_worded_as_a_concern() -> None:
         assert "policy review due" in text.lower() and "concern" not in text.lower()
 
 
+def test_the_debrief_action_reminder_is_worded_as_a_reminder_to_mark_an_action_done() -> None:
+    for channel in ("push", "email", "sms"):
+        text = sent_text(request_of("debrief_action", channel=channel)).lower()
+        assert "debrief action due" in text and "concern" not in text and "acknowledge that" not in text
+
+
 @pytest.mark.parametrize("urgency", ["immediate", "high", "medium", "low"])
 def test_every_staff_sms_keeps_its_link_within_one_segment(urgency: str) -> None:
-    for kind in ("case", "escalation", "case_reminder", "policy_review"):
+    for kind in ("case", "escalation", "case_reminder", "policy_review", "debrief_action"):
         sms = sent_text(request_of(kind, channel="sms", urgency=urgency))
         assert re.search(rf"{CONSOLE}/n/[0-9a-f-]{{36}}\?t=\S+$", sms), sms
 

@@ -233,7 +233,7 @@ def _record_debrief(state: CaseState, command: RecordDebrief, actor: Actor) -> R
     _must_be(actor, case_managers(state), to="record a debrief")
     if not state.investigation_completed:
         raise CommandRejected("a debrief follows a completed investigation: complete the investigation first")
-    taken = set(state.open_debrief_actions) & {a.action_id for a in command.actions}
+    taken = {a.action_id for a in state.open_debrief_actions} & {a.action_id for a in command.actions}
     if taken:
         raise CommandRejected(f"debrief action {sorted(taken)[0]} is already open on this case")
     payload = ev.CaseDebriefRecordedPayload(
@@ -248,8 +248,12 @@ def _record_debrief(state: CaseState, command: RecordDebrief, actor: Actor) -> R
 
 
 def _complete_debrief_action(state: CaseState, command: CompleteDebriefAction, actor: Actor) -> Recorded:
-    if command.action_id not in state.open_debrief_actions:
+    action = state.debrief_action(command.action_id)
+    if action is None:
         raise CommandRejected(f"no open debrief action {command.action_id} on this case")
+    managers = case_managers(state)
+    if actor.id != action.owner and actor.role not in managers:
+        raise CommandRejected(f"only the action's owner or {spoken(managers)} may mark it done; you are {actor.role}")
     payload = ev.CaseDebriefActionCompletedPayload(
         case_id=state.case_id, action_id=command.action_id, note=command.note
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from functools import reduce
 from typing import Any, Literal
 
@@ -53,6 +53,15 @@ class RecordedDecision:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenDebriefAction:
+    """A debrief action not yet marked done: who owns it and when it is due."""
+
+    action_id: str
+    owner: str
+    due_on: date
+
+
+@dataclass(frozen=True, slots=True)
 class CaseState:
     """Everything the workflow rules look at, folded from the case's events."""
 
@@ -81,7 +90,7 @@ class CaseState:
     investigation_completed: bool = False
     debrief_requested: bool = False
     debriefed: bool = False
-    open_debrief_actions: tuple[str, ...] = ()
+    open_debrief_actions: tuple[OpenDebriefAction, ...] = ()
     times_reopened: int = 0
 
     @property
@@ -100,6 +109,10 @@ class CaseState:
     def people_it_is_about(self) -> tuple[LinkedPerson, ...]:
         """Subjects and alleged perpetrators: never told, never acting on the case."""
         return tuple(p for p in self.people if p.involvement in ABOUT)
+
+    def debrief_action(self, action_id: str) -> OpenDebriefAction | None:
+        """The open debrief action with this id, if any."""
+        return next((a for a in self.open_debrief_actions if a.action_id == action_id), None)
 
     def has_decision(self, *kinds: str) -> bool:
         """Whether a decision of one of these kinds is recorded."""
@@ -202,12 +215,16 @@ def _debrief_requested(state: CaseState, event: CaseDebriefRequested) -> CaseSta
 
 
 def _debrief_recorded(state: CaseState, event: CaseDebriefRecorded) -> CaseState:
-    added = tuple(a.action_id for a in event.payload.actions if a.action_id not in state.open_debrief_actions)
+    added = tuple(
+        OpenDebriefAction(action_id=a.action_id, owner=a.owner, due_on=a.due_on)
+        for a in event.payload.actions
+        if state.debrief_action(a.action_id) is None
+    )
     return replace(state, debriefed=True, open_debrief_actions=(*state.open_debrief_actions, *added))
 
 
 def _debrief_action_completed(state: CaseState, event: CaseDebriefActionCompleted) -> CaseState:
-    remaining = tuple(a for a in state.open_debrief_actions if a != event.payload.action_id)
+    remaining = tuple(a for a in state.open_debrief_actions if a.action_id != event.payload.action_id)
     return replace(state, open_debrief_actions=remaining)
 
 

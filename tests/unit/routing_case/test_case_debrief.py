@@ -6,6 +6,7 @@ import pytest
 
 from services.routing.case import CommandRejected, apply
 from shared.contracts.case_events import CaseDebriefRecorded
+from shared.contracts.envelope import Actor
 from tests.unit.routing_case.cases import (
     CLOSED,
     INVESTIGATED,
@@ -42,7 +43,11 @@ def test_a_debrief_on_a_closed_investigation_records_its_lessons_changes_and_act
     assert [a.owner for a in event.payload.actions] == ["r-crane", "head-1"]
     assert event.payload.curriculum_changes == ["Year 9 PSHE: anonymous accounts and image sharing"]
     after_debrief = apply(state, event)
-    assert after_debrief.debriefed and after_debrief.open_debrief_actions == ("brief-tutors", "update-pshe")
+    assert after_debrief.debriefed
+    assert [(a.action_id, a.owner, a.due_on.isoformat()) for a in after_debrief.open_debrief_actions] == [
+        ("brief-tutors", "r-crane", "2026-04-01"),
+        ("update-pshe", "head-1", "2026-05-01"),
+    ]
 
 
 def test_a_policy_change_links_to_the_policy_version_that_decided_the_case() -> None:
@@ -56,7 +61,7 @@ def test_a_policy_change_links_to_the_policy_version_that_decided_the_case() -> 
 def test_an_action_stays_open_until_it_is_marked_done() -> None:
     state = after(closed_case(), DEBRIEF)
     done = after(state, step("complete_debrief_action", action_id="brief-tutors", note="Done at the staff meeting"))
-    assert done.open_debrief_actions == ("update-pshe",)
+    assert [a.action_id for a in done.open_debrief_actions] == ["update-pshe"]
     with pytest.raises(CommandRejected, match="no open debrief action brief-tutors"):
         run(done, "complete_debrief_action", action_id="brief-tutors")
 
@@ -72,3 +77,16 @@ def test_an_action_stays_open_until_it_is_marked_done() -> None:
 def test_a_debrief_is_refused(state, by, refusal) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(CommandRejected, match=refusal):
         run(state, "record_debrief", **({"by": by} if by else {}), **DEBRIEF[2])
+
+
+def test_the_owner_may_mark_their_action_done_though_they_do_not_manage_the_case() -> None:
+    state = after(closed_case(), DEBRIEF)
+    owner = Actor(id="r-crane", role="staff")
+    (event,) = run(state, "complete_debrief_action", by=owner, action_id="brief-tutors")
+    assert event.payload.action_id == "brief-tutors" and event.actor == owner
+
+
+def test_someone_else_who_does_not_manage_the_case_may_not_mark_an_action_done() -> None:
+    state = after(closed_case(), DEBRIEF)
+    with pytest.raises(CommandRejected, match="only the action's owner or the DSL"):
+        run(state, "complete_debrief_action", by=TEACHER, action_id="brief-tutors")
