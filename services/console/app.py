@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.console.commands import ISSUER, CaseCommands
+from services.console.device import IntakeDoor, device_router
 from services.console.pages import pages_router
 from services.console.projection import CONSOLE_READ_MODEL, on_event
 from services.console.settings import ConsoleSettings
@@ -35,6 +36,11 @@ HEADINGS = {400: "That did not make sense", 403: "Not for you", 404: "Not found"
 def school_trusts(settings: Settings) -> dict[str, str | None]:
     """Each school with a policy, and the trust the policy names (None: a school on its own)."""
     return {policy.school.id: policy.school.trust for _, policy in policies_in(settings.policy_dir)}
+
+
+def school_kinds(settings: Settings) -> dict[str, list[tuple[str, str]]]:
+    """Each school's kinds of concern (id and label), for the report form."""
+    return {policy.school.id: [(k.id, k.label) for k in policy.kinds] for _, policy in policies_in(settings.policy_dir)}
 
 
 def create_app(
@@ -106,6 +112,7 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(sign_in_router(context))
+    app.include_router(device_router(context, kinds=school_kinds(settings), intake=IntakeDoor(console.intake_url)))
     # The console vouches for the signed-in person to routing with its own key (routing never believes a role).
     key = load_or_create_issuer_key(settings.actor_keys_dir, issuer=ISSUER)
     # Tokens carry real time (the page clock is a test seam), so routing never sees one from the future.

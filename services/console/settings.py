@@ -24,3 +24,6 @@ class ConsoleSettings(BaseSettings):
     inbox_poll_seconds: float = Field(default=2.0, gt=0, description="how often the live inbox looks for news")
     events_stream_seconds: float = Field(default=300.0, gt=0, description="a live inbox stream ends (and reconnects)")
     totp_issuer: str = "Safeguard"
+    intake_url: str = Field(
+        default="http://127.0.0.1:8080", description="intake's base URL: the console's report form sends concerns there"
+    )
