@@ -38,6 +38,41 @@ URGENT = {
     "kind": "online_grooming",
 }
 WAIT_MS = 30_000
+OUTBOX = """
+  const db = await new Promise((ok) => {
+    const opening = indexedDB.open("safeguard-outbox");
+    opening.onsuccess = () => ok(opening.result);
+  });
+  const read = (store, act) => new Promise((ok) => {
+    const asked = act(db.transaction(store).objectStore(store));
+    asked.onsuccess = () => ok(asked.result);
+  });
+  const items = await read("items", (store) => store.getAll());
+"""
+# What IndexedDB holds: the items' bytes as text, and the key's own flags.
+AT_REST = (
+    "async () => {"
+    + OUTBOX
+    + """
+  const key = await read("keys", (store) => store.get("outbox-key"));
+  db.close();
+  const text = items.map((item) => new TextDecoder("latin1").decode(item.data)).join("");
+  return {text, extractable: key.extractable, algorithm: key.algorithm.name};
+}"""
+)
+# Every kept item stored a second time, as if the device sent it again.
+EACH_TWICE = (
+    "async () => {"
+    + OUTBOX
+    + """
+  await new Promise((ok) => {
+    const adding = db.transaction("items", "readwrite");
+    items.forEach((item) => adding.objectStore("items").add(item));
+    adding.oncomplete = ok;
+  });
+  db.close();
+}"""
+)
 
 
 @pytest.fixture
@@ -100,7 +135,12 @@ async def new_browser(playwright: Any) -> Any:
 
 def watch_for_blocked_scripts(page: Any, blocked: list[str]) -> None:
     """Collect what the page's CSP refused: none of the console's own script or style may need an exception."""
-    page.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None)
+
+    def seen(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            blocked.append(message.text)
+
+    page.on("console", seen)
 
 
 async def test_a_dsl_signs_in_and_works_an_urgent_concern_from_inbox_to_debrief(
@@ -198,6 +238,10 @@ async def test_a_dsl_signs_in_and_works_an_urgent_concern_from_inbox_to_debrief(
     assert [change.change for change in debriefs[0].payload.policy_changes] == ["Name the online safety lead"]
 
 
+async def outbox_notices(*pages: Any) -> list[str]:
+    return [await page.locator("#outbox").inner_text() for page in pages]
+
+
 async def kept_items(page: Any) -> int:
     return int(await page.evaluate("SafeguardQueue.count()"))
 
@@ -233,34 +277,23 @@ async def test_offline_an_acknowledgement_and_a_report_are_kept_encrypted_and_ar
             await report.get_by_text("kept on this device").wait_for()
             assert await kept_items(report) == 2
             # Only ciphertext at rest: the items store holds no word of the report.
-            stored = await report.evaluate(
-                """async () => {
-                    const db = await new Promise((ok) => { const r = indexedDB.open("safeguard-outbox"); r.onsuccess = () => ok(r.result); });
-                    const all = await new Promise((ok) => { const r = db.transaction("items").objectStore("items").getAll(); r.onsuccess = () => ok(r.result); });
-                    const key = await new Promise((ok) => { const r = db.transaction("keys").objectStore("keys").get("outbox-key"); r.onsuccess = () => ok(r.result); });
-                    db.close();
-                    const text = all.map((i) => new TextDecoder("latin1").decode(i.data)).join("");
-                    return {text, extractable: key.extractable, algorithm: key.algorithm.name};
-                }"""
-            )
+            stored = await report.evaluate(AT_REST)
             assert "no signal" not in stored["text"] and "acknowledge" not in stored["text"]
             assert stored["extractable"] is False and stored["algorithm"] == "AES-GCM"
             # Each kept item twice, as if the device sent it again (a retried sync): still one of each arrives.
-            await report.evaluate(
-                """async () => {
-                    const db = await new Promise((ok) => { const r = indexedDB.open("safeguard-outbox"); r.onsuccess = () => ok(r.result); });
-                    const all = await new Promise((ok) => { const r = db.transaction("items").objectStore("items").getAll(); r.onsuccess = () => ok(r.result); });
-                    await new Promise((ok) => { const t = db.transaction("items", "readwrite"); all.forEach((i) => t.objectStore("items").add(i)); t.oncomplete = ok; });
-                    db.close();
-                }"""
-            )
+            await report.evaluate(EACH_TWICE)
             assert await kept_items(report) == 4
 
             await context.set_offline(False)
             await eventually(lambda: kept_items(report), until=lambda left: left == 0, timeout=30, what="sent")
-            await report.get_by_text("Sent what this device kept").or_(
-                inbox.get_by_text("Sent what this device kept")
-            ).first.wait_for(timeout=WAIT_MS)
+            # Whichever page sent them (one at a time, under a Web Lock) tells the person so.
+            told = await eventually(
+                lambda: outbox_notices(inbox, report),
+                until=lambda said: any("Sent what this device kept" in text for text in said),
+                timeout=30,
+                what="the notice that the kept items were sent",
+            )
+            assert not any("still waiting" in text for text in told), told
         finally:
             await browser.close()
 
