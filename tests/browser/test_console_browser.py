@@ -35,7 +35,7 @@ pytestmark = [
 URGENT = {
     "summary": "A learner says an adult online asked to meet them tonight",
     "immediate_risk": "yes",
-    "kind": "online_grooming",
+    "kind": "grooming_or_exploitation",
 }
 WAIT_MS = 30_000
 OUTBOX = """
