@@ -131,6 +131,9 @@ async def test_every_role_sees_only_what_it_needs_and_a_refusal_writes_nothing(
             people = await client.get("/people")
             assert people.status_code == (200 if role in SEES_PEOPLE else 403), role
             assert (await client.get("/my-reports")).status_code == 200
+            # Anyone signed in may report a concern, and the device's outbox may ask for the session's token.
+            assert (await client.get("/report")).status_code == 200, role
+            assert (await client.get("/session/csrf", headers={"Accept": "application/json"})).status_code == 200
             for overview in ("/overview", "/overview.csv"):
                 answer = await client.get(overview)
                 assert answer.status_code == (200 if role in SEES_OVERVIEW else 403), (role, overview)
