@@ -35,5 +35,5 @@ COPY --from=build /opt/safeguard /opt/safeguard
 WORKDIR /app
 COPY deploy/policies ./deploy/policies
 USER 10001:10001
-EXPOSE 8080 8081
+EXPOSE 8080 8081 8082
 CMD ["python", "-m", "services.intake"]

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench docs
+.PHONY: run test lint bench docs screenshots
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,7 @@ bench: $(VENV)/.installed
 
 docs: $(VENV)/.installed
 	$(BIN)/python -m services.docs
+
+# The console's main pages at phone and desktop widths, into docs/screenshots/ (needs Debian's chromium).
+screenshots: $(VENV)/.installed
+	$(BIN)/python scripts/screenshots.py

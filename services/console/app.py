@@ -19,6 +19,7 @@ from services.console.audit_client import AuditClient
 from services.console.auditor import auditor_router
 from services.console.break_glass import break_glass_router
 from services.console.commands import ISSUER, CaseCommands
+from services.console.device import IntakeDoor, device_router
 from services.console.oidc import OidcClient, load_providers
 from services.console.oidc_signin import oidc_router
 from services.console.pages import pages_router
@@ -44,6 +45,11 @@ HEADINGS = {400: "That did not make sense", 403: "Not for you", 404: "Not found"
 def folder_policies(settings: Settings) -> dict[str, Policy]:
     """Each school's policy in the policy folder (the admin pages use it until routing's adoption is projected)."""
     return {policy.school.id: policy for _, policy in policies_in(settings.policy_dir)}
+
+
+def school_kinds(settings: Settings) -> dict[str, list[tuple[str, str]]]:
+    """Each school's kinds of concern (id and label), for the report form."""
+    return {policy.school.id: [(k.id, k.label) for k in policy.kinds] for _, policy in policies_in(settings.policy_dir)}
 
 
 def create_app(
@@ -129,6 +135,7 @@ def create_app(
     redirect_uri = console.public_url.rstrip("/") + "/sign-in/oidc-callback"
     clients = {p.id: OidcClient(p, redirect_uri=redirect_uri) for p in providers.values()}
     app.include_router(oidc_router(context, clients=clients, folder=folder))
+    app.include_router(device_router(context, kinds=school_kinds(settings), intake=IntakeDoor(console.intake_url)))
     # The console vouches for the signed-in person to routing with its own key (routing never believes a role).
     key = load_or_create_issuer_key(settings.actor_keys_dir, issuer=ISSUER)
     # Tokens carry real time (the page clock is a test seam), so routing never sees one from the future.

@@ -61,3 +61,19 @@ def add(
     typer.echo(f"Account {username} created for {person} ({role}) at {school}.")
     typer.echo(f"TOTP secret (add it to an authenticator app now; it is not shown again): {secret}")
     typer.echo(provisioning_uri(secret, username=username, issuer="Safeguard"))
+
+
+@user_app.command("code")
+def code(
+    data_dir: Annotated[
+        Path, typer.Option(envvar="SAFEGUARD_DATA_DIR", help="The data folder `safeguard up` uses.")
+    ] = Path(".safeguard-data"),
+) -> None:
+    """Print the current six-digit code of the DSL account `safeguard up` seeded (a local run only)."""
+    from services.launcher.seed import current_code, seed_file
+
+    file = seed_file(data_dir)
+    if not file.is_file():
+        typer.echo(f"safeguard user code: no seeded account in {data_dir} (start `safeguard up` first)", err=True)
+        raise typer.Exit(2)
+    typer.echo(current_code(file))

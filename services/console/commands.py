@@ -33,10 +33,13 @@ COMMAND_FIELDS: dict[str, tuple[str, ...]] = {
     "complete_investigation": ("summary",),
     "request_debrief": ("focus",),
     "complete_debrief_action": ("action_id", "note"),
+    "record_debrief": ("lessons_learnt",),
     "close": ("summary",),
     "reopen": ("reason",),
 }
 
+# Fields written one item a line in a textarea, sent as lists.
+LIST_FIELDS: dict[str, tuple[str, ...]] = {"record_debrief": ("policy_changes", "curriculum_changes")}
 
 ISSUER = "console"
 
@@ -58,7 +61,11 @@ def command_document(
 ) -> dict[str, Any]:
     """The JSON routing reads for this command; an unknown command raises KeyError."""
     allowed = COMMAND_FIELDS[command]
-    fields = {name: form[name] for name in allowed if form.get(name, "").strip()}
+    fields: dict[str, Any] = {name: form[name] for name in allowed if form.get(name, "").strip()}
+    for name in LIST_FIELDS.get(command, ()):
+        lines = [line.strip() for line in form.get(name, "").splitlines() if line.strip()]
+        if lines:
+            fields[name] = lines
     asking = actor_assertion(principal, key=key, school_id=school_id, now=now)
     return {"command": command, "case_id": case_id, "school_id": school_id, **fields, **asking}
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.responses import RedirectResponse, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from services.console.access import CASE_READERS, STAFF, Page, Principal, may_break_glass, may_open, may_see_case
 from services.console.commands import COMMAND_FIELDS, CaseCommands
@@ -16,9 +16,11 @@ from services.console.overview import Tally, bars, overview_csv, tallies, totals
 from services.console.read_audit import record_case_read
 from services.console.reading import account_rows, case_file, case_row, case_rows, facts, inbox_order, latest_change
 from services.console.store import scoped
-from services.console.web import Context, Visit, form_with_csrf, page, signed_in
+from services.console.web import Context, Visit, form_with_csrf, page, signed_in, wants_json
 
 NOT_FOUND = "There is no such case, or it is not yours to see."
+# How long a case page opened after a command waits for the read model to show what the command recorded.
+CATCH_UP_SECONDS = 3.0
 
 
 def _refuse(verdict: str) -> None:
@@ -106,9 +108,20 @@ def pages_router(context: Context, *, commands: CaseCommands) -> APIRouter:
         async with scope(visit.principal) as session:
             return _checked(visit.principal, await case_row(session, case_id), kind)
 
+    async def caught_up(visit: Visit, case_id: str, seen: int) -> None:
+        """After a command, wait (briefly) until the read model holds the version routing answered with."""
+        ends = asyncio.get_running_loop().time() + CATCH_UP_SECONDS
+        while seen and asyncio.get_running_loop().time() < ends:
+            async with scope(visit.principal) as session:
+                row = await case_row(session, case_id)
+            if row is None or row.version >= seen:
+                return
+            await asyncio.sleep(0.05)
+
     @router.get("/cases/{case_id}")
-    async def case_view(request: Request, case_id: str) -> Response:
+    async def case_view(request: Request, case_id: str, seen: int = 0) -> Response:
         visit = await signed_in(context, request)
+        await caught_up(visit, case_id, seen)
         async with scope(visit.principal) as session:
             found = await case_row(session, case_id)
             if found is not None and may_break_glass(visit.principal, facts(found)) == "allowed":
@@ -134,8 +147,14 @@ def pages_router(context: Context, *, commands: CaseCommands) -> APIRouter:
             name, case_id=case_id, school_id=row.school_id, principal=visit.principal, form=form
         )
         reply = await commands.send(document)
+        if wants_json(request):  # a queued send from the device: the answer, not a page
+            said = {"ok": bool(reply.get("ok")), "error": str(reply.get("error", ""))}
+            status = 200 if reply.get("ok") else 503 if reply.get("code") == "unavailable" else 409
+            return JSONResponse(said, status_code=status)
         if reply.get("ok"):
-            return RedirectResponse(f"/cases/{case_id}", status_code=303)
+            version = reply.get("version")
+            after = f"?seen={version}" if isinstance(version, int) else ""
+            return RedirectResponse(f"/cases/{case_id}{after}", status_code=303)
         async with scope(visit.principal) as session:
             file = await case_file(session, row)
         return page(

@@ -28,3 +28,6 @@ class ConsoleSettings(BaseSettings):
         default="http://127.0.0.1:8082", description="the console's address as browsers see it (OIDC redirect URI)"
     )
     oidc_file: str | None = Field(default=None, description="YAML file of the trusts' OpenID Connect providers")
+    intake_url: str = Field(
+        default="http://127.0.0.1:8080", description="intake's base URL: the console's report form sends concerns there"
+    )

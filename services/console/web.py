@@ -114,15 +114,26 @@ async def current_session(context: Context, request: Request) -> tuple[str, Sess
     return (cookie, found) if found else None
 
 
+def wants_json(request: Request) -> bool:
+    """A script asking (the device's queue sending what it kept offline), not a page being opened."""
+    return "application/json" in request.headers.get("accept", "")
+
+
+def _to_sign_in(request: Request) -> HTTPException:
+    if wants_json(request):
+        return HTTPException(status_code=401, detail="Sign in again.")
+    return HTTPException(status_code=303, headers={"Location": "/sign-in"})
+
+
 async def signed_in(context: Context, request: Request) -> Visit:
-    """The signed-in person, or a redirect to sign-in (raised as an HTTP 303)."""
+    """The signed-in person, or a redirect to sign-in (raised as an HTTP 303; 401 to a script)."""
     current = await current_session(context, request)
     if current is None or current[1].stage != SIGNED_IN:
-        raise HTTPException(status_code=303, headers={"Location": "/sign-in"})
+        raise _to_sign_in(request)
     async with context.sessions() as session, session.begin():
         account = await account_row(session, current[1].account_id)
     if account is None or account.disabled_at is not None:
-        raise HTTPException(status_code=303, headers={"Location": "/sign-in"})
+        raise _to_sign_in(request)
     principal = Principal(
         account_id=account.account_id,
         username=account.username,
@@ -134,10 +145,14 @@ async def signed_in(context: Context, request: Request) -> Visit:
     return Visit(principal, current[1].csrf_token)
 
 
+CSRF_HEADER = "x-csrf-token"
+
+
 async def form_with_csrf(request: Request, expected: str) -> dict[str, str]:
-    """The posted form, once its CSRF token matches; 403 otherwise."""
+    """The posted form, once its CSRF token (the form's field, or the `X-CSRF-Token` header a queued send
+    carries) matches the session's; 403 otherwise."""
     form = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
-    if not same(form.get("csrf_token", ""), expected):
+    if not same(form.get("csrf_token") or request.headers.get(CSRF_HEADER, ""), expected):
         raise HTTPException(status_code=403, detail="This form has expired. Go back, reload the page and try again.")
     return form
 

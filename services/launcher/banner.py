@@ -9,7 +9,7 @@ from dataclasses import dataclass
 CONCERNS_PATH = "/api/v1/schools/{school_id}/concerns"
 SAMPLE_SCHOOL_ID = "st-marks"
 CONSOLE_ACCOUNT = (
-    "sign in after: safeguard user add dsl --school st-marks --person s-bird --role designated_safeguarding_lead"
+    "make an account: safeguard user add NAME --school st-marks --person s-bird --role designated_safeguarding_lead"
 )
 SAMPLE_CONCERN: dict[str, object] = {
     "reporter": {"role": "staff", "name": "Test Teacher", "contact": "teacher@example.org"},
@@ -36,6 +36,7 @@ class Endpoints:
     nats_url: str
     database_url: str
     console_base: str = ""
+    console_sign_in: str = ""
 
     @property
     def concerns_url(self) -> str:
@@ -52,12 +53,13 @@ def sample_curl(endpoints: Endpoints) -> str:
 
 def format_banner(endpoints: Endpoints) -> str:
     """The ready message: one `label: value` line per endpoint, then a sample request."""
+    how = endpoints.console_sign_in or CONSOLE_ACCOUNT
     return "\n".join(
         [
             "Safeguard is up.",
             f"  intake API:    {endpoints.concerns_url}",
             f"  notifications: {endpoints.notifications_base}",
-            *([f"  console:       {endpoints.console_base} ({CONSOLE_ACCOUNT})"] if endpoints.console_base else []),
+            *([f"  console:       {endpoints.console_base} ({how})"] if endpoints.console_base else []),
             f"  NATS:          {endpoints.nats_url}",
             f"  database:      {endpoints.database_url}",
             "Report a synthetic concern:",

@@ -2,7 +2,9 @@
 
 `python -m services.launcher.deployment secrets OUT` writes one folder per consumer, so each container
 mounts only its own: `OUT/<service>/{nats.password,database.password}`, `OUT/nats/auth.conf`,
-`OUT/postgres/superuser.password`, `OUT/setup/…` (what the setup job needs). Existing passwords are kept.
+`OUT/postgres/superuser.password`, `OUT/setup/…` (what the setup job needs), and the actor-token issuers'
+keys: `OUT/<issuer>/<issuer>.key` for the console and the operator, their `.pub` only in `OUT/routing/` (the
+one service that checks them). Existing passwords and keys are kept.
 `python -m services.launcher.deployment setup SECRETS` (the one-shot job): database roles, every schema
 migrated as the owner, streams declared as the admin identity.
 """
@@ -13,14 +15,21 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from services.console.commands import ISSUER as CONSOLE_ISSUER
 from services.launcher.database_roles import role_passwords
 from services.launcher.nats_auth import NatsAuth, declare_streams, prepare_nats_auth
 from services.launcher.secret_files import persistent_secret, write_private
+from shared.actor_tokens import load_or_create_issuer_key
 from shared.db import ensure_database
 from shared.db_roles import OWNER, SERVICE_SCHEMAS, ensure_roles, migrate_and_grant, role_url, service_role
 from shared.identities import ADMIN, OPERATOR
 from shared.settings import Settings
 from shared.subjects import Subjects
+
+# Who signs actor tokens routing believes: the staff console, and the operator's command line.
+ISSUERS = (CONSOLE_ISSUER, OPERATOR)
 
 
 def _private_folder(folder: Path) -> Path:
@@ -46,6 +55,15 @@ def write_deployment_secrets(out: Path, *, subjects: Subjects) -> None:
         write_private(folder / "nats.password", auth.password(name) + "\n")
         if name in SERVICE_SCHEMAS:
             write_private(folder / "database.password", database[service_role(name)] + "\n")
+    for issuer in ISSUERS:
+        write_private(out / "routing" / f"{issuer}.pub", issuer_key(out / issuer, issuer=issuer))
+
+
+def issuer_key(folder: Path, *, issuer: str) -> str:
+    """Make (once) the issuer's private key in its own folder; its public key, for routing, as PEM."""
+    key = load_or_create_issuer_key(folder, issuer=issuer)
+    (folder / f"{issuer}.pub").unlink(missing_ok=True)  # routing's copy is the one that counts
+    return key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 async def set_up(settings: Settings, *, secrets: Path) -> None:

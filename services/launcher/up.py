@@ -16,6 +16,7 @@ from typing import TextIO
 
 import asyncpg
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.launcher.banner import Endpoints, browsable_host, format_banner
 from services.launcher.database_roles import prepare_database_roles, shown_database_url
@@ -26,6 +27,7 @@ from services.launcher.nats_auth import NatsAuth, declare_streams, prepare_nats_
 from services.launcher.ports import port_is_free
 from services.launcher.privileges import DEFAULT_POSTGRES_SYSTEM_USER
 from services.launcher.secret_files import persistent_secret
+from services.launcher.seed import seed_dsl, sign_in_hint
 from services.launcher.supervisor import (
     SERVICE_NAMES,
     ServiceGroup,
@@ -149,6 +151,8 @@ class _Launch:
             signing_key=persistent_secret(options.data_dir / "signing.key"),
         )
         environment["SAFEGUARD_CONSOLE_HTTP_PORT"] = str(options.console_port)
+        intake = f"http://{browsable_host(environment.get('SAFEGUARD_INTAKE_HTTP_HOST', ''))}:{options.http_port}"
+        environment.setdefault("SAFEGUARD_CONSOLE_INTAKE_URL", intake)
         stand_ins = add_stand_ins(environment, data_dir=options.data_dir)
         self.services = ServiceGroup(
             environment=environment,
@@ -158,14 +162,23 @@ class _Launch:
             own_environment=own_environment,
         )
         self.services.start()
-        intake = f"http://{browsable_host(environment.get('SAFEGUARD_INTAKE_HTTP_HOST', ''))}:{options.http_port}"
         notifications_host = browsable_host(environment.get("SAFEGUARD_NOTIFICATIONS_HTTP_HOST", ""))
         notifications = f"http://{notifications_host}:{options.notifications_port}"
         console = f"http://127.0.0.1:{options.console_port}"
         if not self._wait_ready([f"{intake}/healthz", f"{notifications}/healthz", f"{console}/healthz"]):
             return None
         shown = shown_database_url(database_url, per_service_roles=database_roles is not None)
-        return Endpoints(intake, notifications, nats_url, shown, console_base=console)
+        hint = self._seed_console_account(database_url, policy_dir=Path(environment.get("SAFEGUARD_POLICY_DIR", "")))
+        return Endpoints(intake, notifications, nats_url, shown, console_base=console, console_sign_in=hint)
+
+    def _seed_console_account(self, database_url: str, *, policy_dir: Path) -> str:
+        """The seeded DSL (made on the first start), and how to sign in as them; empty when none could be made."""
+        try:
+            made = asyncio.run(seed_dsl(database_url, data_dir=self.options.data_dir, policy_dir=policy_dir))
+        except (OSError, ValueError, asyncpg.PostgresError, SQLAlchemyError) as error:
+            self.say(f"no console account was seeded: {type(error).__name__}")
+            return ""
+        return sign_in_hint(self.options.data_dir) if made else ""
 
     def supervise(self) -> int:
         """Keep the services up (restarting the dead) until asked to stop (0) or one is in a crash loop (1)."""

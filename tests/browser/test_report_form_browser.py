@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import uvicorn
@@ -16,38 +13,18 @@ import uvicorn
 from services.intake.app import create_app
 from shared.settings import Settings
 from tests.conftest import REPO_ROOT
+from tests.support.browser import CHROMIUM, PHONE, serious_violations
 from tests.support.intake import free_port
 from tests.support.running import jetstream, stream_events
 from tests.support.waiting import eventually
 
 pytest.importorskip("playwright", reason="needs the playwright package (dev extra)")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.integration,
     pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"),
 ]
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
-PHONE: Any = {"width": 360, "height": 740}
-
-
-@pytest.fixture(scope="session")
-def axe_script(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """axe-core's script, installed from npm into a folder of this test session's own."""
-    folder = tmp_path_factory.mktemp("axe")
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("needs npm to install axe-core")
-    done = subprocess.run(
-        [npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(folder), "axe-core@4"],
-        capture_output=True,
-        timeout=180,
-        check=False,
-    )
-    script = folder / "node_modules" / "axe-core" / "axe.min.js"
-    if done.returncode != 0 or not script.is_file():
-        pytest.skip(f"axe-core could not be installed from npm: {done.stderr.decode(errors='replace')[-300:]}")
-    return script.read_text(encoding="utf-8")
 
 
 @pytest.fixture
@@ -69,16 +46,6 @@ async def intake_url(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[
     finally:
         server.should_exit = True
         await serving
-
-
-async def serious_violations(page: Any, axe: str) -> list[str]:
-    await page.add_script_tag(content=axe)
-    result = await page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [
-        f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes)"
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 async def test_a_parent_reports_on_a_phone_with_a_screenshot_and_reads_the_reference(

@@ -20,6 +20,8 @@ from tests.conftest import REPO_ROOT, drop_test_resources, make_settings
 from tests.support.waiting import eventually
 
 SERVICES = ("audit", "routing", "notifications", "intake")
+# The staff console too, started before intake like the others that consume (`safeguard up`'s order).
+WITH_CONSOLE = ("audit", "routing", "notifications", "console", "intake")
 
 
 @dataclass
@@ -36,6 +38,10 @@ class System:
     @property
     def notifications_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.notifications_http_port}"
+
+    @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['SAFEGUARD_CONSOLE_HTTP_PORT']}"
 
     @property
     def dsn(self) -> str:
@@ -68,6 +74,10 @@ def environment(settings: Settings, mail_dir: Path) -> dict[str, str]:
     env["SAFEGUARD_AUDIT_WITNESS_LOG_PATH"] = str(mail_dir.parent / "audit" / "witness.jsonl")
     # A send cut off by a killed process is resolved after this long (production: 2 minutes).
     env["SAFEGUARD_DELIVERY_SENDING_TIMEOUT_SECONDS"] = "3"
+    # The console on plain http on loopback (as `safeguard up` serves it), sending reports to this intake.
+    env["SAFEGUARD_CONSOLE_HTTP_PORT"] = str(free_port())
+    env["SAFEGUARD_CONSOLE_SECURE_COOKIES"] = "false"
+    env["SAFEGUARD_CONSOLE_INTAKE_URL"] = f"http://127.0.0.1:{settings.intake_http_port}"
     return env
 
 
@@ -75,8 +85,11 @@ async def ready(system: System) -> bool:
     for name, process in system.processes.items():
         if process.poll() is not None:
             raise AssertionError(f"{name} exited with {process.returncode}:\n{system.log_of(name)[-3000:]}")
+    urls = [system.intake_url, system.notifications_url]
+    if "console" in system.processes:
+        urls.append(system.console_url)
     async with httpx.AsyncClient(timeout=1) as client:
-        for url in (system.intake_url, system.notifications_url):
+        for url in urls:
             try:
                 if (await client.get(f"{url}/healthz")).status_code != 200:
                     return False
@@ -98,14 +111,18 @@ def e2e_settings(tmp_path: Path) -> Iterator[Settings]:
 
 @asynccontextmanager
 async def started_system(
-    settings: Settings, tmp_path: Path, *, extra_env: Mapping[str, str] | None = None
+    settings: Settings,
+    tmp_path: Path,
+    *,
+    extra_env: Mapping[str, str] | None = None,
+    services: tuple[str, ...] = SERVICES,
 ) -> AsyncIterator[System]:
-    """Every service as its own process (with `extra_env` added); stopped and its database dropped after."""
+    """These services, each its own process (with `extra_env` added); stopped and its database dropped after."""
     await ensure_database(settings.database_url)
     logs = tmp_path / "logs"
     logs.mkdir()
     running = System(settings, {**environment(settings, tmp_path / "mail"), **(extra_env or {})}, logs)
-    for name in SERVICES:
+    for name in services:
         running.start(name)
     try:
         await eventually(lambda: ready(running), timeout=60, interval=0.2, what="all services ready")

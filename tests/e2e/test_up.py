@@ -286,6 +286,10 @@ async def test_the_console_runs_as_its_own_identities_a_dsl_signs_in_sees_a_new_
         endpoints = running.endpoints()
         console = running.console_url()
         assert (data_dir / "nats" / "credentials" / "console.password").is_file()
+        # The README's promise: the banner names the console and how to sign in as the DSL it seeded.
+        [console_line] = [line for line in running.lines if CONSOLE_LINE.match(line)]
+        assert "sign in as dsl" in console_line and str(data_dir / "console-dsl.txt") in console_line
+        assert "password: " in (data_dir / "console-dsl.txt").read_text()
         totp_secret = await _console_account(data_dir, endpoints["database"], username=f"dsl-{os.getpid()}")
         async with httpx.AsyncClient(timeout=10) as client:
             accepted = await client.post(endpoints["intake API"].replace("{school_id}", "st-marks"), json=report_json())

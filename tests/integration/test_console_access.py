@@ -165,6 +165,9 @@ async def test_every_role_sees_only_what_it_needs_and_a_refusal_writes_nothing(
             if role not in SEES_AUDIT:
                 verify = await client.post("/audit/verify", data={"csrf_token": csrf, "school": "st-marks"})
                 assert verify.status_code == 403, role
+            # Anyone signed in may report a concern, and the device's outbox may ask for the session's token.
+            assert (await client.get("/report")).status_code == 200, role
+            assert (await client.get("/session/csrf", headers={"Accept": "application/json"})).status_code == 200
             for overview in ("/overview", "/overview.csv"):
                 answer = await client.get(overview)
                 assert answer.status_code == (200 if role in SEES_OVERVIEW else 403), (role, overview)

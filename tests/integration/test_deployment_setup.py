@@ -12,6 +12,8 @@ import pytest
 
 from services.launcher.deployment import set_up, write_deployment_secrets
 from services.launcher.embedded_nats import EmbeddedNats
+from shared.actor_tokens import ActorVerifier, issue, load_or_create_issuer_key
+from shared.contracts.envelope import utc_now
 from shared.db import asyncpg_dsn
 from shared.db_roles import role_url
 from shared.settings import Settings
@@ -23,8 +25,23 @@ SERVICES = ("intake", "routing", "notifications", "audit")
 def test_each_consumer_gets_a_private_folder_with_only_its_own_secrets(tmp_path: Path) -> None:
     out = tmp_path / "secrets"
     write_deployment_secrets(out, subjects=Subjects(root="sg", stream="SAFEGUARD_EVENTS"))
-    for service in SERVICES:
+    for service in ("intake", "notifications", "audit"):
         assert sorted(path.name for path in (out / service).iterdir()) == ["database.password", "nats.password"]
+    # The console signs actor tokens with its own key; routing holds only the issuers' public keys.
+    assert sorted(path.name for path in (out / "console").iterdir()) == [
+        "console.key",
+        "database.password",
+        "nats.password",
+    ]
+    assert sorted(path.name for path in (out / "routing").iterdir()) == [
+        "console.pub",
+        "database.password",
+        "nats.password",
+        "operator.pub",
+    ]
+    key = load_or_create_issuer_key(out / "console", issuer="console")
+    signed = issue(key, issuer="console", person_id="s-bird", school_id="st-marks", now=utc_now())
+    assert ActorVerifier.from_folder(out / "routing").verify(signed, now=utc_now()).person_id == "s-bird"
     assert [path.name for path in (out / "postgres").iterdir()] == ["superuser.password"]
     assert "auth.conf" in {path.name for path in (out / "nats").iterdir()}
     for path in out.rglob("*"):
@@ -33,9 +50,10 @@ def test_each_consumer_gets_a_private_folder_with_only_its_own_secrets(tmp_path:
     users = json.loads((out / "nats" / "auth.conf").read_text())["accounts"]["SAFEGUARD"]["users"]
     by_name = {user["user"]: user["password"] for user in users}
     assert by_name["intake"] == (out / "intake" / "nats.password").read_text().strip()
-    before = (out / "audit" / "database.password").read_text()
+    before = (out / "audit" / "database.password").read_text(), (out / "console" / "console.key").read_text()
     write_deployment_secrets(out, subjects=Subjects(root="sg", stream="SAFEGUARD_EVENTS"))
-    assert (out / "audit" / "database.password").read_text() == before, "passwords are kept across runs"
+    after = (out / "audit" / "database.password").read_text(), (out / "console" / "console.key").read_text()
+    assert after == before, "passwords and keys are kept across runs"
 
 
 async def test_the_setup_job_creates_roles_schemas_and_streams(settings: Settings, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 K8S_DIR = REPO_ROOT / "deploy" / "k8s"
-SAFEGUARD_SERVICES = ("intake", "routing", "notifications", "audit")
+SAFEGUARD_SERVICES = ("intake", "routing", "notifications", "audit", "console")
 BACKBONE = ("nats", "postgres")
 ONE_SHOT = ("credentials", "setup")
 
@@ -30,7 +30,7 @@ def _service(compose: dict[str, Any], name: str) -> dict[str, Any]:
     return compose["services"][name]
 
 
-def test_the_stack_is_nats_postgres_and_the_four_services(compose: dict[str, Any]) -> None:
+def test_the_stack_is_nats_postgres_and_the_five_services(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {*BACKBONE, *SAFEGUARD_SERVICES, *ONE_SHOT}
 
 
@@ -68,7 +68,22 @@ def test_every_awaited_health_is_one_the_service_checks(compose: dict[str, Any])
 
 
 def test_intake_waits_for_the_consumers_so_no_concern_meets_an_empty_room(compose: dict[str, Any]) -> None:
-    assert {"audit", "routing", "notifications"} <= set(_service(compose, "intake")["depends_on"])
+    assert {"audit", "routing", "notifications", "console"} <= set(_service(compose, "intake")["depends_on"])
+
+
+def test_the_console_is_published_on_loopback_checks_its_health_and_signs_with_its_own_key(
+    compose: dict[str, Any],
+) -> None:
+    console = _service(compose, "console")
+    assert console["ports"] == ["127.0.0.1:8082:8082"]
+    assert "8082/healthz" in " ".join(console["healthcheck"]["test"])
+    environment = console["environment"]
+    assert environment["SAFEGUARD_CONSOLE_HTTP_PORT"] == "8082"
+    assert environment["SAFEGUARD_CONSOLE_INTAKE_URL"] == "http://intake:8080"
+    assert environment["SAFEGUARD_SIGNING_KEY"].startswith("${SAFEGUARD_SIGNING_KEY:?")
+    # console.key is in the console's own credentials folder; routing's folder holds the public keys.
+    assert environment["SAFEGUARD_ACTOR_KEYS_DIR"] == "/run/safeguard"
+    assert _service(compose, "routing")["environment"]["SAFEGUARD_ACTOR_KEYS_DIR"] == "/run/safeguard"
 
 
 def test_nats_runs_jetstream_on_a_named_volume(compose: dict[str, Any]) -> None:
@@ -263,3 +278,20 @@ def test_notifications_in_k8s_cannot_start_without_the_signing_key_secret() -> N
         "optional": False,
     }
     assert "SAFEGUARD_EPHEMERAL_SIGNING_KEY" not in str(container)
+
+
+def test_the_k8s_console_signs_with_its_own_key_kept_owner_only_and_routing_holds_the_public_keys() -> None:
+    pod = _named("Deployment", "safeguard-console")["spec"]["template"]["spec"]
+    [copy] = pod["initContainers"]
+    assert "/run/actor-keys/console.key" in " ".join(copy["command"]) and "0o600" in " ".join(copy["command"])
+    environment = {item["name"]: item.get("value") for item in pod["containers"][0]["env"]}
+    assert environment["SAFEGUARD_ACTOR_KEYS_DIR"] == "/run/actor-keys"
+    issuer = next(volume for volume in pod["volumes"] if volume["name"] == "issuer")
+    assert issuer["secret"]["items"] == [{"key": "console.key", "path": "console.key"}]
+    assert _named("Service", "safeguard-console")["spec"]["ports"][0]["targetPort"] == "http"
+    routing = _named("Deployment", "safeguard-routing")["spec"]["template"]["spec"]
+    routing_env = {item["name"]: item.get("value") for item in routing["containers"][0]["env"]}
+    assert routing_env["SAFEGUARD_ACTOR_KEYS_DIR"] == "/run/safeguard"
+    [credentials] = [volume for volume in routing["volumes"] if volume["name"] == "credentials"]
+    assert {"key": "console.pub", "path": "console.pub"} in credentials["secret"]["items"]
+    assert all(not item["key"].endswith(".key") for item in credentials["secret"]["items"])
