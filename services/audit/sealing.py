@@ -1,0 +1,147 @@
+"""Sealing personal fields in a ledger document with AES-256-GCM, and opening them again; pure, no I/O.
+
+A sealed value replaces the field in place:
+
+    {"sealed": "A256GCM", "kid": "case:…", "type": "str", "ct": "<base64: 12-byte nonce, ciphertext, tag>"}
+
+The associated data binds the ciphertext to its school, its event id, its field path, its key's name and the
+value's JSON type, so a ciphertext copied into another entry, another field or another school does not open: it
+reads as tampered, never as data. A value whose key is gone (crypto-shredded) reads as erased. The ledger's
+hashes are computed over the sealed document, so verifying needs no key and holds after shredding.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from services.audit.domain import canonical_json
+from services.audit.personal import Path
+
+ALGORITHM = "A256GCM"
+KEY_BYTES = 32
+NONCE_BYTES = 12
+ERASED = "[erased]"
+TAMPERED = "[tampered]"
+_TYPES: dict[type, str] = {str: "str", int: "num", float: "num", bool: "bool", dict: "obj", list: "arr"}
+_PLACEHOLDERS: dict[str, Any] = {"obj": {}, "arr": []}  # what an unreadable value reads as; None for num/bool
+
+
+def new_key() -> bytes:
+    """A fresh 256-bit key."""
+    return AESGCM.generate_key(bit_length=KEY_BYTES * 8)
+
+
+def aead_seal(key: bytes, plaintext: bytes, *, associated: bytes) -> bytes:
+    """AES-256-GCM under a fresh random nonce: nonce || ciphertext || tag."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, associated)
+
+
+def aead_open(key: bytes, sealed: bytes, *, associated: bytes) -> bytes:
+    """The plaintext of `aead_seal`'s output; raises InvalidTag if anything (data, key, associated data) differs."""
+    return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], associated)
+
+
+def associated_data(*, school_id: str, event_id: str, path: Path, key_id: str, kind: str) -> bytes:
+    """What a sealed value is bound to: its school, its entry's event id, its field path, its key and its type."""
+    where = "/".join(str(step) for step in path)
+    return canonical_json({"school": school_id, "event": event_id, "path": where, "kid": key_id, "type": kind})
+
+
+def seal_value(value: Any, *, key: bytes, key_id: str, school_id: str, event_id: str, path: Path) -> dict[str, str]:
+    """The sealed form of one JSON value."""
+    kind = _TYPES[type(value)]
+    associated = associated_data(school_id=school_id, event_id=event_id, path=path, key_id=key_id, kind=kind)
+    sealed = aead_seal(key, canonical_json({"v": value}), associated=associated)
+    return {"sealed": ALGORITHM, "kid": key_id, "type": kind, "ct": base64.b64encode(sealed).decode()}
+
+
+def is_sealed(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("sealed") == ALGORITHM and "ct" in value
+
+
+KeyLookup = Callable[[str], bytes | None]  # a data key by name; None when shredded, b"" when it cannot be unwrapped
+
+
+@dataclass
+class Opened:
+    """A document with its sealed values opened, and the paths that could not be: erased or tampered."""
+
+    document: dict[str, Any]
+    erased: list[str] = field(default_factory=list)
+    tampered: list[str] = field(default_factory=list)
+
+
+def open_value(
+    envelope: Mapping[str, Any], *, key_for: KeyLookup, school_id: str, event_id: str, path: Path
+) -> tuple[Any, str]:
+    """The value and "opened"; else a placeholder and "erased" (its key is shredded) or "tampered" (it won't open)."""
+    kind = str(envelope.get("type", "str"))
+    key_id = str(envelope.get("kid", ""))
+    key = key_for(key_id)
+    if key is None:
+        return _placeholder(kind, ERASED), "erased"
+    try:
+        associated = associated_data(school_id=school_id, event_id=event_id, path=path, key_id=key_id, kind=kind)
+        plain = aead_open(key, base64.b64decode(str(envelope["ct"]), validate=True), associated=associated)
+        return json.loads(plain)["v"], "opened"
+    except (InvalidTag, ValueError, KeyError, TypeError):
+        return _placeholder(kind, TAMPERED), "tampered"
+
+
+def _placeholder(kind: str, text: str) -> Any:
+    return text if kind == "str" else _PLACEHOLDERS.get(kind)
+
+
+def seal_document(
+    document: dict[str, Any], found: Iterable[tuple[Path, str]], *, keys: Mapping[str, bytes], school_id: str
+) -> dict[str, Any]:
+    """Seal each (path, key id) of the document, in place; returns the document."""
+    event_id = str(document["event_id"])
+    for path, key_id in found:
+        parent = _parent(document, path)
+        parent[path[-1]] = seal_value(
+            parent[path[-1]], key=keys[key_id], key_id=key_id, school_id=school_id, event_id=event_id, path=path
+        )
+    return document
+
+
+def open_document(document: dict[str, Any], *, key_for: KeyLookup, school_id: str) -> Opened:
+    """Open every sealed value of the document, in place (wherever it is: the field map may have changed since)."""
+    opened = Opened(document)
+    event_id = str(document.get("event_id"))
+    for path in list(_sealed_paths(document, ())):
+        parent = _parent(document, path)
+        value, outcome = open_value(
+            parent[path[-1]], key_for=key_for, school_id=school_id, event_id=event_id, path=path
+        )
+        parent[path[-1]] = value
+        if outcome != "opened":
+            getattr(opened, outcome).append(".".join(str(step) for step in path))
+    return opened
+
+
+def _sealed_paths(node: Any, path: Path) -> Iterable[Path]:
+    if is_sealed(node):
+        yield path
+    elif isinstance(node, dict):
+        for name, child in node.items():
+            yield from _sealed_paths(child, (*path, name))
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            yield from _sealed_paths(child, (*path, index))
+
+
+def _parent(document: dict[str, Any], path: Path) -> Any:
+    node: Any = document
+    for step in path[:-1]:
+        node = node[step]
+    return node
