@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 
 import pytest
 
 from services.audit.app import create_app
 from services.audit.reads import who_read
 from shared.db import transaction
-from shared.settings import Settings, as_environment
-from tests.conftest import REPO_ROOT
+from shared.settings import Settings
+from tests.support.audit_cli import safeguard
 from tests.support.audit_keys import audit_keyring, sealing_ledger
 from tests.support.running import running
 from tests.support.waiting import eventually
 from tests.unit.routing_case.cases import opening_events
 
 pytestmark = pytest.mark.integration
-
-
-async def safeguard(settings: Settings, *args: str) -> tuple[int, str]:
-    """Run the `safeguard` command line as an operator would, against this test's database and streams."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEGUARD_")}
-    env.update(as_environment(settings))
-    for name in ("SAFEGUARD_AUDIT_SIGNING_KEY_PATH", "SAFEGUARD_AUDIT_WITNESS_LOG_PATH", "SAFEGUARD_AUDIT_KEK_PATH"):
-        env[name] = os.environ[name]
-    env["SAFEGUARD_OPERATOR_ID"], env["SAFEGUARD_OPERATOR_ROLE"] = "s-bird", "designated_safeguarding_lead"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", *args, cwd=REPO_ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    output = (await process.communicate())[0].decode()
-    return process.returncode or 0, output
 
 
 async def test_replaying_a_case_records_who_read_it_and_why(settings: Settings) -> None:

@@ -74,3 +74,25 @@ def _string(schema: Mapping[str, Any], token: Token) -> str:
     if schema.get("pattern") == "^[0-9a-f]{64}$":
         return "ab" * 32
     return token()
+
+
+def personal_strings(document: Mapping[str, Any]) -> set[str]:
+    """Every string (keys of objects too) in the document's personal fields, as the field map finds them."""
+    from services.audit.personal import locate
+
+    found: set[str] = set()
+    for item in locate(document):
+        value: Any = document
+        for step in item.path:
+            value = value[step]
+        found.update(strings_in(value))
+    return found
+
+
+def strings_in(value: Any) -> list[str]:
+    """Every string in a JSON value, object keys included."""
+    if isinstance(value, dict):
+        return [text for key, item in value.items() for text in (key, *strings_in(item))]
+    if isinstance(value, list):
+        return [text for item in value for text in strings_in(item)]
+    return [value] if isinstance(value, str) else []

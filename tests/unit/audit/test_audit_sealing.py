@@ -16,7 +16,7 @@ from services.audit.kek import LocalKek, WrongKeyEncryptionKey, load_or_create_k
 from services.audit.personal import PERSONAL, key_id_for, locate
 from services.audit.sealing import ERASED, TAMPERED, new_key, open_document, seal_document, seal_value
 from shared.contracts.envelope import parse_event
-from tests.support.samples import current_classes, sample_event, tokens
+from tests.support.samples import current_classes, personal_strings, sample_event, strings_in, tokens
 
 PERSONAL_CLASSES = [cls for cls in current_classes() if cls.TYPE in PERSONAL]
 
@@ -26,7 +26,7 @@ def sealed_sample(cls: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, b
     plain = sample_event(cls, token=tokens()).model_dump(mode="json")
     found = list(locate(plain))
     keys = {key_id_for(item.subject, item.subject_id): new_key() for item in found}
-    personal = {token for item in found for token in _strings(_at(plain, item.path))}
+    personal = personal_strings(plain)
     named = [(item.path, key_id_for(item.subject, item.subject_id)) for item in found]
     sealed = seal_document(copy.deepcopy(plain), named, keys=keys, school_id="st-marks")
     return plain, sealed, keys, personal
@@ -38,20 +38,12 @@ def _at(document: Any, path: tuple[Any, ...]) -> Any:
     return document
 
 
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        return [s for key, item in value.items() for s in (key, *_strings(item))]
-    if isinstance(value, list):
-        return [s for item in value for s in _strings(item)]
-    return [value] if isinstance(value, str) else []
-
-
 @pytest.mark.parametrize("cls", PERSONAL_CLASSES, ids=lambda cls: cls.TYPE)
 def test_no_personal_string_is_left_in_the_clear_and_the_rest_is(cls: Any) -> None:
     plain, sealed, keys, personal = sealed_sample(cls)
     stored = canonical_json(sealed).decode()
     assert personal and not [token for token in personal if token in stored]
-    others = set(_strings(plain)) - personal
+    others = set(strings_in(plain)) - personal
     assert others and all(token in stored for token in others)  # ids, codes and times stay readable
     opened = open_document(sealed, key_for=keys.get, school_id="st-marks")
     assert (opened.document, opened.erased, opened.tampered) == (plain, [], [])
