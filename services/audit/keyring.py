@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
-from sqlalchemy.dialects.postgresql import insert
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit.kek import KeyEncryptionKey, WrongKeyEncryptionKey
@@ -50,22 +50,31 @@ class SchoolKeys:
     def __init__(self, school_id: str, *, school_key: bytes | None, wrapped: dict[str, bytes]) -> None:
         self.school_id = school_id
         self._school_key = school_key
+        self._unwrapper = AESGCM(school_key) if school_key is not None else None
         self._wrapped = wrapped
         self._opened: dict[str, bytes] = {}
+        self._ciphers: dict[str, AESGCM | bytes | None] = {}
 
     def key(self, key_id: str) -> bytes | None:
         """The data key; None when shredded (or the school's key is), b"" when its row does not unwrap."""
         if key_id in self._opened:
             return self._opened[key_id]
         wrapped = self._wrapped.get(key_id)
-        if wrapped is None or self._school_key is None:
+        if wrapped is None or self._unwrapper is None:
             return None
         try:
-            key = aead_open(self._school_key, wrapped, associated=_data_context(self.school_id, key_id))
+            key = aead_open(self._unwrapper, wrapped, associated=_data_context(self.school_id, key_id))
         except (InvalidTag, ValueError):
             key = b""  # an altered or moved key row: its fields read as tampered
         self._opened[key_id] = key
         return key
+
+    def cipher(self, key_id: str) -> AESGCM | bytes | None:
+        """The data key ready to open with (made once per key); None when shredded, b"" when unusable."""
+        if key_id not in self._ciphers:
+            key = self.key(key_id)
+            self._ciphers[key_id] = AESGCM(key) if key else key
+        return self._ciphers[key_id]
 
     def pseudonym(self, contact: str) -> str:
         """A reporter's name for their key: a hash of their contact keyed by the school's key (no dictionary)."""
@@ -79,11 +88,11 @@ class SchoolKeys:
 
     def open(self, document: dict[str, Any]) -> Opened:
         """The document with its sealed fields opened (in place), erased or marked tampered."""
-        return open_document(document, key_for=self.key, school_id=self.school_id)
+        return open_document(document, key_for=self.cipher, school_id=self.school_id)
 
     async def ensure(self, session: AsyncSession, key_ids: Iterable[str]) -> dict[str, bytes]:
         """Each named data key: read from the table, or made (and stored wrapped) when the school has none yet."""
-        assert self._school_key is not None
+        assert self._unwrapper is not None
         wanted = set(key_ids)
         unknown = sorted(wanted - self._wrapped.keys())
         if unknown:
@@ -96,14 +105,14 @@ class SchoolKeys:
         made = {key_id: new_key() for key_id in sorted(wanted - self._wrapped.keys())}
         if made:
             wrapped = {
-                key_id: aead_seal(self._school_key, key, associated=_data_context(self.school_id, key_id))
+                key_id: aead_seal(self._unwrapper, key, associated=_data_context(self.school_id, key_id))
                 for key_id, key in made.items()
             }
             rows_made = [
                 {"school_id": self.school_id, "key_id": key_id, "wrapped": sealed, "wrapped_by": WRAPPED_BY_SCHOOL}
                 for key_id, sealed in wrapped.items()
             ]
-            await session.execute(insert(data_keys).values(rows_made))  # under the school's lock: nobody races us
+            await session.execute(sa.insert(data_keys), rows_made)  # under the school's lock: nobody races us
             self._opened.update(made)
             self._wrapped.update(wrapped)
         found = {key_id: self.key(key_id) for key_id in wanted}
@@ -162,7 +171,7 @@ class KeyRing:
             "wrapped": await self.kek.wrap(school_key, context=_school_context(school_id)),
             "wrapped_by": self.kek.key_id,
         }
-        await session.execute(insert(data_keys).values(row))
+        await session.execute(sa.insert(data_keys), [row])
         return SchoolKeys(school_id, school_key=school_key, wrapped={})
 
     async def check(self, session: AsyncSession) -> None:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from functools import cache
+from typing import Any, Literal, NamedTuple
 
 from services.routing.domain import derived_id
 
@@ -127,8 +128,7 @@ def normalised_contact(contact: str) -> str:
     return "".join(contact.split()).casefold()
 
 
-@dataclass(frozen=True)
-class Located:
+class Located(NamedTuple):
     """A personal value found in a document: its path, and whose it is (a reporter by their contact)."""
 
     path: Path
@@ -138,50 +138,59 @@ class Located:
 
 def locate(document: Mapping[str, Any]) -> Iterator[Located]:
     """Every personal value present (not None) in an event document, with its subject."""
+    fields = PERSONAL.get(str(document.get("type")))
+    if not fields:
+        return
     case_id = case_of(document)
-    for field in PERSONAL.get(str(document.get("type")), ()):
+    case: tuple[Subject, str] = ("case", case_id) if case_id else ("record", "")
+    for field in fields:
         for path, parent, value in _walk(document, _split(field.path)):
             if value is not None:
-                yield _subject(field, document, parent, path, case_id=case_id)
+                yield Located(path, *_subject(field, document, parent, case=case))
 
 
-def _subject(field: Personal, document: Mapping[str, Any], parent: Any, path: Path, *, case_id: str) -> Located:
-    case = Located(path, "case", case_id) if case_id else Located(path, "record", "")
+def _subject(
+    field: Personal, document: Mapping[str, Any], parent: Any, *, case: tuple[Subject, str]
+) -> tuple[Subject, str]:
     if field.subject == "record":
-        return Located(path, "record", "")
+        return "record", ""
     if field.subject == "case":
         return case
     if field.subject == "person":
         person_id = _find(document, parent, field.person_id)
-        return Located(path, "person", str(person_id)) if person_id else case
+        return ("person", str(person_id)) if person_id else case
     reporter = (document.get("payload") or {}).get("reporter") or {}
     if reporter.get("person_id"):
-        return Located(path, "person", str(reporter["person_id"]))
+        return "person", str(reporter["person_id"])
     if reporter.get("contact"):
-        return Located(path, "reporter", normalised_contact(str(reporter["contact"])))
+        return "reporter", normalised_contact(str(reporter["contact"]))
     return case
 
 
 def _find(document: Mapping[str, Any], parent: Any, where: str) -> Any:
     if where.startswith("@"):
-        return parent.get(where[1:]) if isinstance(parent, Mapping) else None
+        return parent.get(where[1:]) if type(parent) is dict else None
     found = [value for _, _, value in _walk(document, _split(where))]
     return found[0] if found else None
 
 
-def _split(path: str) -> list[str]:
-    return path.replace("[]", ".[]").split(".")
+@cache
+def _split(path: str) -> tuple[str, ...]:
+    return tuple(path.replace("[]", ".[]").split("."))
 
 
-def _walk(node: Any, steps: list[str], path: Path = (), parent: Any = None) -> Iterator[tuple[Path, Any, Any]]:
-    """(path, containing object, value) for every value the steps reach."""
-    if not steps:
-        yield path, parent, node
-        return
-    step, rest = steps[0], steps[1:]
-    if step == "[]":
-        if isinstance(node, list):
-            for index, item in enumerate(node):
-                yield from _walk(item, rest, (*path, index), node)
-    elif isinstance(node, Mapping) and step in node:
-        yield from _walk(node[step], rest, (*path, step), node)
+def _walk(document: Any, steps: tuple[str, ...]) -> list[tuple[Path, Any, Any]]:
+    """(path, containing object, value) for every value the steps reach (documents are plain JSON: dicts, lists)."""
+    found: list[tuple[Path, Any, Any]] = [((), None, document)]
+    for step in steps:
+        reached: list[tuple[Path, Any, Any]] = []
+        for path, _, node in found:
+            if step == "[]":
+                if type(node) is list:
+                    reached.extend(((*path, index), node, item) for index, item in enumerate(node))
+            elif type(node) is dict and step in node:
+                reached.append(((*path, step), node, node[step]))
+        if not reached:
+            return []
+        found = reached
+    return found

@@ -22,7 +22,6 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from services.audit.domain import canonical_json
 from services.audit.personal import Path
 
 ALGORITHM = "A256GCM"
@@ -32,6 +31,7 @@ ERASED = "[erased]"
 TAMPERED = "[tampered]"
 _TYPES: dict[type, str] = {str: "str", int: "num", float: "num", bool: "bool", dict: "obj", list: "arr"}
 _PLACEHOLDERS: dict[str, Any] = {"obj": {}, "arr": []}  # what an unreadable value reads as; None for num/bool
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def new_key() -> bytes:
@@ -39,28 +39,35 @@ def new_key() -> bytes:
     return AESGCM.generate_key(bit_length=KEY_BYTES * 8)
 
 
-def aead_seal(key: bytes, plaintext: bytes, *, associated: bytes) -> bytes:
+def aead_seal(key: bytes | AESGCM, plaintext: bytes, *, associated: bytes) -> bytes:
     """AES-256-GCM under a fresh random nonce: nonce || ciphertext || tag."""
     nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, associated)
+    return nonce + _cipher(key).encrypt(nonce, plaintext, associated)
 
 
-def aead_open(key: bytes, sealed: bytes, *, associated: bytes) -> bytes:
+def aead_open(key: bytes | AESGCM, sealed: bytes, *, associated: bytes) -> bytes:
     """The plaintext of `aead_seal`'s output; raises InvalidTag if anything (data, key, associated data) differs."""
-    return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], associated)
+    return _cipher(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], associated)
+
+
+def _cipher(key: bytes | AESGCM) -> AESGCM:
+    return key if isinstance(key, AESGCM) else AESGCM(key)
 
 
 def associated_data(*, school_id: str, event_id: str, path: Path, key_id: str, kind: str) -> bytes:
     """What a sealed value is bound to: its school, its entry's event id, its field path, its key and its type."""
-    where = "/".join(str(step) for step in path)
-    return canonical_json({"school": school_id, "event": event_id, "path": where, "kid": key_id, "type": kind})
+    where = "/".join(map(str, path))
+    # NUL never occurs in a stored document (PostgreSQL's JSONB refuses it), so the parts cannot run together.
+    return "\x00".join(("safeguard-sealed/1", school_id, event_id, where, key_id, kind)).encode()
 
 
-def seal_value(value: Any, *, key: bytes, key_id: str, school_id: str, event_id: str, path: Path) -> dict[str, str]:
+def seal_value(
+    value: Any, *, key: bytes | AESGCM, key_id: str, school_id: str, event_id: str, path: Path
+) -> dict[str, str]:
     """The sealed form of one JSON value."""
     kind = _TYPES[type(value)]
     associated = associated_data(school_id=school_id, event_id=event_id, path=path, key_id=key_id, kind=kind)
-    sealed = aead_seal(key, canonical_json({"v": value}), associated=associated)
+    sealed = aead_seal(key, _JSON.encode(value).encode(), associated=associated)
     return {"sealed": ALGORITHM, "kid": key_id, "type": kind, "ct": base64.b64encode(sealed).decode()}
 
 
@@ -68,7 +75,8 @@ def is_sealed(value: Any) -> bool:
     return isinstance(value, dict) and value.get("sealed") == ALGORITHM and "ct" in value
 
 
-KeyLookup = Callable[[str], bytes | None]  # a data key by name; None when shredded, b"" when it cannot be unwrapped
+# A data key by name (or its cipher); None when shredded, b"" when its row does not unwrap.
+KeyLookup = Callable[[str], "bytes | AESGCM | None"]
 
 
 @dataclass
@@ -92,7 +100,7 @@ def open_value(
     try:
         associated = associated_data(school_id=school_id, event_id=event_id, path=path, key_id=key_id, kind=kind)
         plain = aead_open(key, base64.b64decode(str(envelope["ct"]), validate=True), associated=associated)
-        return json.loads(plain)["v"], "opened"
+        return json.loads(plain), "opened"
     except (InvalidTag, ValueError, KeyError, TypeError):
         return _placeholder(kind, TAMPERED), "tampered"
 
@@ -106,10 +114,12 @@ def seal_document(
 ) -> dict[str, Any]:
     """Seal each (path, key id) of the document, in place; returns the document."""
     event_id = str(document["event_id"])
+    ciphers: dict[str, AESGCM] = {}
     for path, key_id in found:
+        cipher = ciphers.get(key_id) or ciphers.setdefault(key_id, AESGCM(keys[key_id]))
         parent = _parent(document, path)
         parent[path[-1]] = seal_value(
-            parent[path[-1]], key=keys[key_id], key_id=key_id, school_id=school_id, event_id=event_id, path=path
+            parent[path[-1]], key=cipher, key_id=key_id, school_id=school_id, event_id=event_id, path=path
         )
     return document
 
