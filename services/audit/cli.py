@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -105,8 +106,9 @@ def export(
                     created_at=created_at,
                     progress=lambda done: bar.advance(task, done),
                 )
-            if decrypted is not None:
-                with decrypted.open("w", encoding="utf-8") as file:
+            if decrypted is not None:  # personal data in clear: readable by its owner only
+                descriptor = os.open(decrypted, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(descriptor, "w", encoding="utf-8") as file:
                     opened = await write_decrypted_view(
                         session,
                         file,

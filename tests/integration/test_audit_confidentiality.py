@@ -28,6 +28,7 @@ from services.audit.kek import LocalKek, WrongKeyEncryptionKey
 from services.audit.keyring import KeyRing
 from services.audit.replay import replay_case
 from services.audit.sealing import ERASED, new_key
+from services.audit.settings import AuditSettings
 from services.audit.shred import shred
 from services.audit.store import SCHEMA, SqlLedger, ledger
 from services.audit.verify_export import verify_bundle
@@ -306,9 +307,17 @@ async def test_the_shred_command_records_who_shredded_what_in_the_ledger_and_a_w
 ) -> None:
     _, runtime = create_app(settings)
     case_id, events = a_worked_case()
+    configured = AuditSettings()  # the files this test's settings name, as the command line finds them
+    signing_key = load_or_create_signing_key(configured.signing_key_path)
+    checkpointer = Checkpointer(
+        key=signing_key,
+        witness=WitnessLog(configured.witness_log_path),
+        clock=lambda: datetime.now(UTC),
+    )
     async with running(runtime):
         async with transaction(runtime.sessions) as session:
             await sealing_ledger().append(session, events)
+            await checkpointer.checkpoint_once(session)
         code, output = await safeguard(
             settings, "audit", "shred", "--school", SCHOOL, "--person", "learner-7", "--basis", "erasure_request"
         )
@@ -324,6 +333,10 @@ async def test_the_shred_command_records_who_shredded_what_in_the_ledger_and_a_w
         code, replayed = await safeguard(
             settings, "audit", "replay", "--school", SCHOOL, "--case", case_id, "--reason", "Subject access request"
         )
+        exported, _ = await safeguard(
+            settings, "audit", "export", "--school", SCHOOL, "--case", case_id, "--out", str(tmp_path / "b.jsonl"),
+            "--decrypted", str(tmp_path / "sar.jsonl"), "--reason", "Subject access request",
+        )  # fmt: skip
         again, nothing = await safeguard(settings, "audit", "shred", "--school", SCHOOL, "--person", "learner-7")
         wrong, refused = await safeguard(
             settings, "audit", "replay", "--school", SCHOOL, "--case", case_id, "--reason", "Checking",
@@ -336,4 +349,8 @@ async def test_the_shred_command_records_who_shredded_what_in_the_ledger_and_a_w
     }  # fmt: skip
     assert code == 0 and people(json.loads(replayed)) == {"learner-7": ERASED, "learner-8": "Blake Eightname"}
     assert (again, nothing.strip()) == (1, "no person key to shred at st-marks: nothing was destroyed")
+    bundle, view = (tmp_path / "b.jsonl").read_text(), (tmp_path / "sar.jsonl").read_text()
+    assert exported == 0 and verify_bundle(bundle.splitlines(), public_key=signing_key.public_key()).ok
+    assert "Blake Eightname" not in bundle and "Blake Eightname" in view and f'"name":"{ERASED}"' in view
+    assert (tmp_path / "sar.jsonl").stat().st_mode & 0o777 == 0o600
     assert wrong == 1 and "SAFEGUARD_AUDIT_KEK_PATH" in refused and "Traceback" not in refused
