@@ -71,10 +71,6 @@ def seal_value(
     return {"sealed": ALGORITHM, "kid": key_id, "type": kind, "ct": base64.b64encode(sealed).decode()}
 
 
-def is_sealed(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("sealed") == ALGORITHM and "ct" in value
-
-
 # A data key by name (or its cipher); None when shredded, b"" when its row does not unwrap.
 KeyLookup = Callable[[str], "bytes | AESGCM | None"]
 
@@ -99,7 +95,7 @@ def open_value(
         return _placeholder(kind, ERASED), "erased"
     try:
         associated = associated_data(school_id=school_id, event_id=event_id, path=path, key_id=key_id, kind=kind)
-        plain = aead_open(key, base64.b64decode(str(envelope["ct"]), validate=True), associated=associated)
+        plain = aead_open(key, base64.b64decode(str(envelope["ct"])), associated=associated)  # GCM checks it all
         return json.loads(plain), "opened"
     except (InvalidTag, ValueError, KeyError, TypeError):
         return _placeholder(kind, TAMPERED), "tampered"
@@ -125,29 +121,30 @@ def seal_document(
 
 
 def open_document(document: dict[str, Any], *, key_for: KeyLookup, school_id: str) -> Opened:
-    """Open every sealed value of the document, in place (wherever it is: the field map may have changed since)."""
+    """Open every sealed value of the payload, in place (wherever it is: the field map may have changed since)."""
     opened = Opened(document)
     event_id = str(document.get("event_id"))
-    for path in list(_sealed_paths(document, ())):
-        parent = _parent(document, path)
-        value, outcome = open_value(
-            parent[path[-1]], key_for=key_for, school_id=school_id, event_id=event_id, path=path
-        )
-        parent[path[-1]] = value
+    for parent, name, path in _sealed(document):
+        value, outcome = open_value(parent[name], key_for=key_for, school_id=school_id, event_id=event_id, path=path)
+        parent[name] = value
         if outcome != "opened":
-            getattr(opened, outcome).append(".".join(str(step) for step in path))
+            getattr(opened, outcome).append(".".join(map(str, path)))
     return opened
 
 
-def _sealed_paths(node: Any, path: Path) -> Iterable[Path]:
-    if is_sealed(node):
-        yield path
-    elif isinstance(node, dict):
-        for name, child in node.items():
-            yield from _sealed_paths(child, (*path, name))
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            yield from _sealed_paths(child, (*path, index))
+def _sealed(document: dict[str, Any]) -> list[tuple[Any, str | int, Path]]:
+    """(containing object, key or index, path) of each sealed value; only payloads carry personal fields."""
+    found: list[tuple[Any, str | int, Path]] = []
+    stack: list[tuple[Any, Path]] = [(document.get("payload"), ("payload",))]
+    while stack:
+        node, path = stack.pop()
+        items = node.items() if type(node) is dict else enumerate(node) if type(node) is list else ()
+        for name, child in items:
+            if type(child) is dict and child.get("sealed") == ALGORITHM:
+                found.append((node, name, (*path, name)))
+            elif type(child) is dict or type(child) is list:
+                stack.append((child, (*path, name)))
+    return found
 
 
 def _parent(document: dict[str, Any], path: Path) -> Any:
