@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.audit.app import create_app
+from services.audit.app import AuditService, create_app
 from services.audit.checkpoint import Checkpointer
 from services.audit.checks import verify_school
 from services.audit.domain import verify_chain
@@ -265,7 +265,9 @@ async def test_the_decrypted_view_opens_what_the_bundle_holds_sealed(audit: Audi
     assert sequences == [line["school_sequence"] for line in proved if line["kind"] == "entry"]
 
 
-async def test_a_wrong_kek_is_refused_with_a_clear_error_and_nothing_is_sealed_under_it(audit: Audit) -> None:
+async def test_a_wrong_kek_is_refused_with_a_clear_error_and_nothing_is_sealed_under_it(
+    audit: Audit, tmp_path: Path
+) -> None:
     case_id, events = a_worked_case()
     await audit.append(events)
     stranger = KeyRing(LocalKek(new_key()))
@@ -280,6 +282,13 @@ async def test_a_wrong_kek_is_refused_with_a_clear_error_and_nothing_is_sealed_u
             await SqlLedger(sealer=stranger).append(session, [concern_received(school_id=SCHOOL)])
     assert len(await audit.raw("select 1 from audit.ledger where school_id = $1", SCHOOL)) == len(events)
     assert people(await audit.case(case_id))["learner-7"] == "Alex Sevenname"
+    # The audit service given another KEK file refuses to start: it would seal nothing and read nothing.
+    service = AuditService(audit.settings, AuditSettings(kek_path=tmp_path / "another-kek"))
+    try:
+        with pytest.raises(WrongKeyEncryptionKey, match="SAFEGUARD_AUDIT_KEK_PATH"):
+            await service.start()
+    finally:
+        await service.stop()
 
 
 async def test_a_data_key_row_moved_to_another_subject_reads_as_tampered_not_as_data(audit: Audit) -> None:
