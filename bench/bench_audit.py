@@ -38,6 +38,8 @@ from sqlalchemy.schema import CreateSchema  # noqa: E402
 
 from services.audit.checks import verify_school  # noqa: E402
 from services.audit.heads import WitnessLog  # noqa: E402
+from services.audit.kek import load_or_create_kek  # noqa: E402
+from services.audit.keyring import KeyRing  # noqa: E402
 from services.audit.parallel_verify import verify_school_parallel  # noqa: E402
 from services.audit.replay import replay_cases  # noqa: E402
 from services.audit.store import SCHEMA, metadata  # noqa: E402
@@ -113,7 +115,7 @@ async def _jetstream_read(settings: Settings, stream: str, subject: str, total: 
 
 
 async def _timed_paths(
-    settings: Settings, database: str, witness: WitnessLog, ledger: SyntheticLedger, processes: int
+    settings: Settings, database: str, witness: WitnessLog, ledger: SyntheticLedger, processes: int, keyring: KeyRing
 ) -> dict[str, Any]:
     url = settings.database_url.rsplit("/", 1)[0] + f"/{database}"
     engine = make_engine(url, pool_size=1)
@@ -123,7 +125,7 @@ async def _timed_paths(
     try:
         async with transaction(sessions) as session:
             started = time.perf_counter()
-            cases = await replay_cases(session, school_id=SCHOOL)
+            cases = await replay_cases(session, keyring=keyring, school_id=SCHOOL)
             timings["replay"] = time.perf_counter() - started
             assert len(cases) == -(-ledger.size // EVENTS_PER_CASE), "every case replayed"
         async with transaction(sessions) as session:
@@ -168,7 +170,8 @@ async def run(events: int, processes: int) -> dict[str, Any]:
             witness.path.write_text("".join(ledger.witness_lines()))
             made = time.perf_counter() - started
             js_seconds = await _jetstream_read(settings, stream, subject, events)
-            timings = await _timed_paths(settings, database, witness, ledger, processes)
+            keyring = KeyRing(load_or_create_kek(Path(folder) / "key-encryption-key"))
+            timings = await _timed_paths(settings, database, witness, ledger, processes, keyring)
     finally:
         await client.jetstream().delete_stream(stream)
         await client.close()

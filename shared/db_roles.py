@@ -4,6 +4,8 @@
 - `safeguard_<service>` may use its own schema only: DML on its tables, its sequences; no DDL, not the owner
   (so it cannot disable a trigger), no other schema. `SET session_replication_role` needs a superuser.
 - Append-only tables (the audit ledger) are INSERT + SELECT only for their service.
+- Never-updated tables (audit's data keys) are INSERT + SELECT + DELETE: a key is made, read, and destroyed
+  (crypto-shredding), never rewritten.
 - `safeguard_console_request` (NOLOGIN) is what the console `SET ROLE`s to for a signed-in person's queries,
   under row-level security by school; its migration grants it its tables and creates the policies.
 Default privileges grant tables a later migration creates; `apply_grants` runs after every migration anyway.
@@ -34,6 +36,8 @@ REQUEST_ROLES: dict[str, str] = {"console": "safeguard_console_request"}
 _NO_PRIVILEGES = "nosuperuser nocreatedb nocreaterole noinherit noreplication nobypassrls"
 # Tables whose rows, once written, no service may change or remove.
 APPEND_ONLY: dict[str, tuple[str, ...]] = {"audit": ("ledger",)}
+# Tables whose rows a service may remove but never change.
+NEVER_UPDATED: dict[str, tuple[str, ...]] = {"audit": ("data_keys",)}
 
 
 def service_role(service: str) -> str:
@@ -77,6 +81,8 @@ def grant_statements(service: str, *, schema: str | None = None) -> list[str]:
     ]
     for table in APPEND_ONLY.get(service, ()):
         statements.append(f"revoke update, delete, truncate on {name}.{quoted(table)} from {role}")
+    for table in NEVER_UPDATED.get(service, ()):
+        statements.append(f"revoke update, truncate on {name}.{quoted(table)} from {role}")
     return statements
 
 

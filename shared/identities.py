@@ -43,8 +43,8 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
     "intake": ("concern.received", "intake.quarantined"),
     "routing": ("case.*", "deadline.*", "notification.requested", "policy.*", "debrief.*"),
     "notifications": ("notification.sent", "notification.failed", "notification.acknowledged"),
-    # Reads of the record: audit's command line (replay, export) and the console's case view.
-    "audit": ("record.viewed",),
+    # Reads of the record: audit's command line (replay, export) and the console's case view; crypto-shredding.
+    "audit": ("record.viewed", "key.shredded"),
     "console": ("record.viewed", "account.changed"),
 }
 # Every service announces the dead letters it parks (count and reason code, never the content).

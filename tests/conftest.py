@@ -100,6 +100,7 @@ async def settings(
     """This test's own database (created), stream names and audit key files; all removed afterwards."""
     monkeypatch.setenv("SAFEGUARD_AUDIT_SIGNING_KEY_PATH", str(tmp_path / "audit" / "head-signing-key.pem"))
     monkeypatch.setenv("SAFEGUARD_AUDIT_WITNESS_LOG_PATH", str(tmp_path / "audit" / "witness.jsonl"))
+    monkeypatch.setenv("SAFEGUARD_AUDIT_KEK_PATH", str(tmp_path / "audit" / "key-encryption-key"))
     chosen = make_settings(uuid.uuid4().hex[:8], actor_keys_dir=str(tmp_path / "actor-keys"))
     await ensure_database(chosen.database_url)
     yield chosen

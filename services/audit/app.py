@@ -13,13 +13,15 @@ from services.audit.checks import verify_ledger
 from services.audit.exports import ExportFiles
 from services.audit.handlers import on_events
 from services.audit.heads import WitnessLog, load_or_create_signing_key
+from services.audit.kek import load_or_create_kek
+from services.audit.keyring import KeyRing
 from services.audit.query_edge import AuditQueries, register_queries
 from services.audit.query_gate import QueryGate
 from services.audit.settings import AuditSettings
 from services.audit.store import SCHEMA, SqlLedger
 from shared.background import PollingLoop
 from shared.contracts.envelope import Event, utc_now
-from shared.contracts.record_events import RecordViewed
+from shared.contracts.record_events import KeyShredded, RecordViewed
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
 from shared.subjects import AUDIT_LEDGER
@@ -33,7 +35,8 @@ class AuditService:
 
     def __init__(self, settings: Settings, audit_settings: AuditSettings) -> None:
         self.runtime = ServiceRuntime(settings, service="audit", schema=SCHEMA)
-        append = partial(on_events, ledger=SqlLedger())
+        self.keyring = KeyRing(load_or_create_kek(audit_settings.kek_path))
+        append = partial(on_events, ledger=SqlLedger(sealer=self.keyring))
         append.__doc__ = "Append every domain event to its school's hash-chained ledger, a pulled batch at a time."
         self.runtime.consumer(
             Event,
@@ -43,7 +46,8 @@ class AuditService:
             batch_size=256,
         )
         declare_checkpoint_publisher(self.runtime.broker, subjects=self.runtime.subjects)
-        self.runtime.publishes(RecordViewed)  # views recorded by the audit command line, through audit's outbox
+        # Views and shreddings recorded by the audit command line, through audit's outbox.
+        self.runtime.publishes(RecordViewed, KeyShredded)
         self.witness = WitnessLog(audit_settings.witness_log_path)
         self.key = load_or_create_signing_key(audit_settings.signing_key_path)
         self.checkpointer = Checkpointer(key=self.key, witness=self.witness, clock=utc_now)
@@ -55,6 +59,7 @@ class AuditService:
             witness=self.witness,
             public_key=self.key.public_key(),
             exports=self.exports,
+            keyring=self.keyring,
             clock=utc_now,
         )
         register_queries(self.runtime, queries)  # the console's auditor view: replay, verify, export
@@ -63,9 +68,10 @@ class AuditService:
         )
 
     async def start(self) -> None:
-        """Connect and migrate, verify the record so far (a failure is an alert, not a stop), then checkpoint."""
+        """Connect, migrate, refuse a wrong KEK, verify the record (a failure is an alert, not a stop), checkpoint."""
         await self.runtime.start()
         async with self.runtime.sessions() as session:
+            await self.keyring.check(session)  # WrongKeyEncryptionKey: nothing could be sealed or read
             reports = await verify_ledger(session, witness=self.witness, public_key=self.key.public_key())
         for report in reports:
             if not report.ok:  # standing alert: the checkpointer also refuses to sign over this school

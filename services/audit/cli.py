@@ -1,62 +1,32 @@
-"""`safeguard audit ...`: verify the ledger against its signed heads, and export a self-verifying bundle."""
+"""`safeguard audit ...`: verify the ledger against its signed heads, replay and export it, shred keys."""
 
 from __future__ import annotations
 
-import asyncio
+import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    from services.audit.heads import WitnessLog
+from services.audit.cli_support import (
+    BreakGlass,
+    Reason,
+    Viewer,
+    ViewerRole,
+    audit_session,
+    finish,
+    load_keyring,
+    now,
+    record_view,
+    utc,
+    witness_and_key,
+)
 
 audit_app = typer.Typer(
     help="Prove the record: verify, replay and export it for an outside auditor.", no_args_is_help=True
 )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-Viewer = Annotated[str, typer.Option("--viewer", envvar="SAFEGUARD_OPERATOR_ID", help="Your person id (recorded).")]
-ViewerRole = Annotated[
-    str, typer.Option("--viewer-role", envvar="SAFEGUARD_OPERATOR_ROLE", help="Your role in the school (recorded).")
-]
-Reason = Annotated[str, typer.Option("--reason", help="Why you are reading the record (recorded).")]
-BreakGlass = Annotated[
-    bool, typer.Option("--break-glass", help="Emergency access outside your usual need to know (flagged).")
-]
-
-
-async def _record_view(
-    record_id: str, *, school_id: str, view: str, viewer: str, role: str, reason: str, break_glass: bool
-) -> None:
-    """Put a record.viewed in audit's outbox and commit it before anything is shown."""
-    from services.audit.reads import note_view
-    from shared.contracts.envelope import Actor
-    from shared.read_audit import record_viewed
-
-    viewed = record_viewed(
-        record_id,
-        school_id=school_id,
-        viewer=Actor(id=viewer, role=role),
-        view=view,
-        reason=reason,
-        now=_now(),
-        record_kind="case" if record_id != school_id else "school_record",
-        break_glass=break_glass,
-    )
-    async with _session() as session:
-        await note_view(session, viewed)
 
 
 @audit_app.command("verify")
@@ -68,8 +38,8 @@ def verify(
     from services.audit.checks import verify_ledger
 
     async def run() -> int:
-        witness, key = _witness_and_key()
-        async with _session() as session:
+        witness, key = witness_and_key()
+        async with audit_session() as session:
             reports = await verify_ledger(
                 session, witness=witness, public_key=key.public_key(), school_id=school, processes=processes
             )
@@ -81,7 +51,7 @@ def verify(
             )
         return 0 if all(report.ok for report in reports) else 1
 
-    raise typer.Exit(asyncio.run(run()))
+    finish(run())
 
 
 @audit_app.command("export")
@@ -91,6 +61,10 @@ def export(
     end: Annotated[datetime | None, typer.Option("--to", help="Entries that occurred before this.")] = None,
     case: Annotated[str | None, typer.Option("--case", help="Only this case's entries.")] = None,
     out: Annotated[Path | None, typer.Option(help="Bundle file (default: a name saying what it holds).")] = None,
+    decrypted: Annotated[
+        Path | None,
+        typer.Option(help="Also write the entries opened (names, narrative) here: NOT covered by the hashes."),
+    ] = None,
     *,
     viewer: Viewer,
     viewer_role: ViewerRole,
@@ -100,27 +74,27 @@ def export(
     """Write a bundle (JSON Lines, signed heads, proofs, public key) that verify_export checks without a database."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from services.audit.export import Selection, default_bundle_path, export_bundle
+    from services.audit.export import Selection, default_bundle_path, export_bundle, write_decrypted_view
     from services.audit.reading import schools_with_entries
 
     if case is not None and (start is not None or end is not None):
         raise typer.BadParameter("choose --case or --from/--to, not both")
-    selection = Selection(start=_utc(start), end=_utc(end), case_id=case)
-    created_at = _now()
+    selection = Selection(start=utc(start), end=utc(end), case_id=case)
+    created_at = now()
     target = out or default_bundle_path(school, selection=selection, created_at=created_at)
 
     async def run() -> int:
-        witness, key = _witness_and_key()
-        await _record_view(
+        witness, key = witness_and_key()
+        await record_view(
             case or school,
             school_id=school,
-            view="export",
+            view="export" if decrypted is None else "export_decrypted",
             viewer=viewer,
             role=viewer_role,
             reason=reason,
             break_glass=break_glass,
         )
-        async with _session() as session:
+        async with audit_session() as session:
             total = (await schools_with_entries(session)).get(school, 0)
             columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
             with Progress(*columns, transient=True) as bar, target.open("w", encoding="utf-8") as file:
@@ -135,14 +109,23 @@ def export(
                     created_at=created_at,
                     progress=lambda done: bar.advance(task, done),
                 )
+            if decrypted is not None:  # personal data in clear: readable by its owner only
+                descriptor = os.open(decrypted, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                    opened = await write_decrypted_view(
+                        session,
+                        file,
+                        keyring=load_keyring(),
+                        school_id=school,
+                        selection=selection,
+                        bundle=target.name,
+                        through=summary.tree_size,
+                    )
+                print(f"wrote {decrypted}: {opened} entries opened (a reading aid, not proved by the bundle)")
         print(f"wrote {target}: {summary.entries} entries proved against the signed head over {summary.tree_size}")
         return 0
 
-    try:
-        raise typer.Exit(asyncio.run(run()))
-    except LookupError as missing:
-        print(str(missing), file=sys.stderr)
-        raise typer.Exit(1) from None
+    finish(run())
 
 
 @audit_app.command("replay")
@@ -168,10 +151,10 @@ def replay(
 
     if read_model not in (None, "routing.cases"):
         raise typer.BadParameter("the read models replay rebuilds: routing.cases")
-    moment = _utc(as_of)
+    moment = utc(as_of)
 
     async def run() -> int:
-        await _record_view(
+        await record_view(
             case or school,
             school_id=school,
             view="replay",
@@ -180,21 +163,22 @@ def replay(
             reason=reason,
             break_glass=break_glass,
         )
-        async with _session() as session:
+        keyring = load_keyring()
+        async with audit_session() as session:
             if read_model is not None:
-                document: object = await rebuild_case_index(session, school_id=school, as_of=moment)
+                document: object = await rebuild_case_index(session, keyring=keyring, school_id=school, as_of=moment)
             elif case is not None:
-                document = await replay_case(session, school_id=school, case_id=case, as_of=moment)
+                document = await replay_case(session, keyring=keyring, school_id=school, case_id=case, as_of=moment)
                 if document is None:
                     print(f"no case {case} at {school} by then", file=sys.stderr)
                     return 1
             else:
-                cases = await replay_cases(session, school_id=school, as_of=moment)
+                cases = await replay_cases(session, keyring=keyring, school_id=school, as_of=moment)
                 document = {case_id: state_json(state) for case_id, state in sorted(cases.items())}
         print(json.dumps(document, indent=2, default=str, ensure_ascii=False))
         return 0
 
-    raise typer.Exit(asyncio.run(run()))
+    finish(run())
 
 
 @audit_app.command("who-read")
@@ -206,8 +190,8 @@ def who_read(
     from services.audit.reads import who_read as views_of
 
     async def run() -> int:
-        async with _session() as session:
-            views = await views_of(session, case_id=case, school_id=school)
+        async with audit_session() as session:
+            views = await views_of(session, keyring=load_keyring(), case_id=case, school_id=school)
         for view in views:
             flag = "  BREAK-GLASS" if view["break_glass"] else ""
             print(
@@ -218,7 +202,62 @@ def who_read(
             print(f"no recorded views of {case}")
         return 0
 
-    raise typer.Exit(asyncio.run(run()))
+    finish(run())
+
+
+@audit_app.command("shred")
+def shred(
+    school: Annotated[str, typer.Option(help="The school whose key(s) to destroy.")],
+    person: Annotated[str | None, typer.Option(help="A person id: their names and details, in every case.")] = None,
+    case: Annotated[str | None, typer.Option("--case", help="A case id: its narrative and unnamed children.")] = None,
+    reporter: Annotated[str | None, typer.Option(help="A reporter's contact, as they gave it.")] = None,
+    whole_school: Annotated[bool, typer.Option("--whole-school", help="Every key of the school.")] = False,
+    basis: Annotated[
+        str, typer.Option(help="retention_ended, erasure_request or other (recorded).")
+    ] = "retention_ended",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask to confirm shredding a whole school.")] = False,
+    *,
+    viewer: Viewer,
+    viewer_role: ViewerRole,
+) -> None:
+    """Crypto-shred: destroy data keys so the fields they sealed read as erased; every hash and proof still holds."""
+    from services.audit.shred import BASES
+    from services.audit.shred import shred as destroy
+    from shared.contracts.envelope import Actor
+
+    chosen = [(scope, value) for scope, value in (("person", person), ("case", case), ("reporter", reporter)) if value]
+    if whole_school:
+        chosen.append(("school", ""))
+    if len(chosen) != 1:
+        raise typer.BadParameter("choose one of --person, --case, --reporter or --whole-school")
+    if basis not in BASES:
+        raise typer.BadParameter(f"--basis is one of {', '.join(BASES)}")
+    [(scope, subject)] = chosen
+    if scope == "school" and not yes:
+        typer.confirm(f"Destroy every key of {school}? Its names and narrative can never be read again", abort=True)
+
+    async def run() -> int:
+        async with audit_session() as session:
+            event = await destroy(
+                session,
+                keyring=load_keyring(),
+                school_id=school,
+                scope=scope,  # type: ignore[arg-type]
+                subject=subject,
+                basis=basis,  # type: ignore[arg-type]
+                actor=Actor(id=viewer, role=viewer_role),
+                now=now(),
+            )
+        if event is None:
+            print(f"no {scope} key to shred at {school}: nothing was destroyed", file=sys.stderr)
+            return 1
+        print(
+            f"shredded {event.payload.keys_destroyed} key(s) of {school} ({scope} {event.payload.subject}): "
+            f"those fields now read as erased; recorded as key.shredded {event.event_id}"
+        )
+        return 0
+
+    finish(run())
 
 
 @audit_app.command("public-key")
@@ -226,31 +265,5 @@ def public_key() -> None:
     """Print the audit public key (PEM) to give to an outside auditor with an export."""
     from services.audit.heads import public_key_pem
 
-    _, key = _witness_and_key()
+    _, key = witness_and_key()
     print(public_key_pem(key.public_key()), end="")
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
-def _witness_and_key() -> tuple[WitnessLog, Ed25519PrivateKey]:
-    from services.audit.heads import WitnessLog, load_or_create_signing_key
-    from services.audit.settings import AuditSettings
-
-    settings = AuditSettings()
-    return WitnessLog(settings.witness_log_path), load_or_create_signing_key(settings.signing_key_path)
-
-
-@asynccontextmanager
-async def _session() -> AsyncIterator[AsyncSession]:
-    """One read-only transaction on the audit database."""
-    from shared.db import make_engine, session_factory, transaction
-    from shared.settings import get_settings
-
-    engine = make_engine(get_settings().database_url, pool_size=1)
-    try:
-        async with transaction(session_factory(engine)) as session:
-            yield session
-    finally:
-        await engine.dispose()

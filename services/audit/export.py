@@ -4,6 +4,10 @@ The bundle is one JSON Lines file: a header with the public key, then the chosen
 every signed head with a consistency proof from the head before, then an inclusion proof for the last entry of
 each run of consecutive entries (the chain links inside a run carry the proof to the others). Only entries
 covered by a signed head are exported. `python -m services.audit.verify_export` checks it without a database.
+
+Entries go into the bundle exactly as stored: personal fields sealed, so the bundle verifies with no key, also
+after crypto-shredding. A separate decrypted view (`write_decrypted_view`) opens them for a subject access
+request; it is marked as not covered by the hashes.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit.heads import SignedHead, WitnessLog, public_key_pem
+from services.audit.keyring import KeyRing
 from services.audit.merkle import Range, SubtreeCollector, consistency_ranges, entry_leaf, inclusion_ranges
 from services.audit.reading import stream_chain
 from services.audit.verify_export import BUNDLE_FORMAT
@@ -161,3 +166,34 @@ def default_bundle_path(school_id: str, *, selection: Selection, created_at: dat
     """A file name that says what the bundle holds."""
     what = f"case-{selection.case_id}" if selection.case_id else "record"
     return Path(f"audit-{school_id}-{what}-{created_at:%Y%m%dT%H%M%SZ}.jsonl")
+
+
+DECRYPTED_VIEW_FORMAT = "safeguard-audit-decrypted-view/1"
+NOT_PROVED = (
+    "A reading aid for a subject access request: these entries are opened with the school's keys and are NOT "
+    "covered by the bundle's hashes, heads or proofs. The bundle (sealed fields as stored) is the proved record; "
+    "each entry here names the school_sequence and event_id of the bundle entry it opens."
+)
+
+
+async def write_decrypted_view(
+    session: AsyncSession,
+    out: IO[str],
+    *,
+    keyring: KeyRing,
+    school_id: str,
+    selection: Selection,
+    bundle: str,
+    through: int,
+) -> int:
+    """Write the bundle's chosen entries with their sealed fields opened (erased when shredded); how many."""
+    keys = await keyring.reader(session, school_id=school_id)
+    _line(out, {"kind": "decrypted_view", "format": DECRYPTED_VIEW_FORMAT, "bundle": bundle, "not_proved": NOT_PROVED})
+    written = 0
+    async for entry in stream_chain(session, school_id=school_id, through=through):
+        if selection.wants(entry.event):
+            opened = keys.open(dict(entry.event))
+            line = {"kind": "opened_entry", "school_sequence": entry.school_sequence, "event": opened.document}
+            _line(out, {**line, "erased": opened.erased, "tampered": opened.tampered})
+            written += 1
+    return written

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from services.audit.domain import canonical_json
+from services.audit.key_files import load_or_create_secret
 
 SIGNING_CONTEXT = b"safeguard tree head v1\n"  # a signature over a head can never be mistaken for another use
 
@@ -107,23 +108,16 @@ def head_signature_holds(signed: SignedHead, *, public_key: Ed25519PublicKey) ->
 
 def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     """The audit signing key from its file, created (mode 0600) on first use; refuses a file others can read."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def make() -> bytes:
         key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
+        return key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        # O_EXCL: two processes starting together never overwrite each other's key.
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return load_or_create_signing_key(path)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(pem)
-        return key
-    if path.stat().st_mode & 0o077:
-        raise PermissionError(f"the audit signing key {path.name} is readable by others: chmod 600 it")
-    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+
+    loaded = serialization.load_pem_private_key(
+        load_or_create_secret(path, make=make, what="signing key"), password=None
+    )
     if not isinstance(loaded, Ed25519PrivateKey):
         raise ValueError(f"{path.name} does not hold an Ed25519 private key")
     return loaded

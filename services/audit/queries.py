@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit.checks import verify_school
 from services.audit.heads import WitnessLog
+from services.audit.keyring import KeyRing
 from services.audit.replay import CaseFolder, chronology_line, state_json, stream_documents
 from services.audit.verify import Report
 from services.routing.case.about import people_about
@@ -57,11 +58,20 @@ def case_summary(state: CaseState) -> dict[str, Any]:
 
 
 async def replay_school(
-    session: AsyncSession, *, school_id: str, as_of: datetime, viewer: str, offset: int = 0, limit: int = PAGE
+    session: AsyncSession,
+    *,
+    keyring: KeyRing,
+    school_id: str,
+    as_of: datetime,
+    viewer: str,
+    offset: int = 0,
+    limit: int = PAGE,
 ) -> dict[str, Any]:
     """A page of the school's cases as they stood at `as_of`, oldest first; cases about `viewer` left out."""
     folder = _Folder()
-    async for _, document in stream_documents(session, school_id=school_id, as_of=as_of, types=folder.wanted):
+    async for _, document in stream_documents(
+        session, keyring=keyring, school_id=school_id, as_of=as_of, types=folder.wanted
+    ):
         folder.add(document)
     shown = [state for case_id, state in folder.cases.items() if viewer not in folder.about(case_id)]
     shown.sort(key=lambda s: (s.opened_at.isoformat() if s.opened_at else "", s.case_id))
@@ -71,12 +81,14 @@ async def replay_school(
 
 
 async def case_chronology(
-    session: AsyncSession, *, school_id: str, case_id: str, as_of: datetime, viewer: str
+    session: AsyncSession, *, keyring: KeyRing, school_id: str, case_id: str, as_of: datetime, viewer: str
 ) -> dict[str, Any] | None:
     """One case as it stood at `as_of` with every event about it in order; None if unknown or about `viewer`."""
     folder = _Folder()
     chronology = []
-    async for sequence, document in stream_documents(session, school_id=school_id, as_of=as_of, case_id=case_id):
+    async for sequence, document in stream_documents(
+        session, keyring=keyring, school_id=school_id, as_of=as_of, case_id=case_id
+    ):
         chronology.append(chronology_line(sequence, document))
         if document["aggregate_id"] == case_id:
             folder.add(document)
@@ -90,10 +102,10 @@ async def case_chronology(
     return answer
 
 
-async def cases_about(session: AsyncSession, *, school_id: str, viewer: str) -> frozenset[str]:
+async def cases_about(session: AsyncSession, *, keyring: KeyRing, school_id: str, viewer: str) -> frozenset[str]:
     """The ids (case and correlation) of every case about `viewer`: an export leaves their entries out."""
     folder = _Folder()
-    async for _, document in stream_documents(session, school_id=school_id, types=folder.wanted):
+    async for _, document in stream_documents(session, keyring=keyring, school_id=school_id, types=folder.wanted):
         folder.add(document)
     left_out: set[str] = set()
     for case_id, state in folder.cases.items():

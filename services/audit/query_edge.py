@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.audit.export import Selection
 from services.audit.exports import ExportFiles, ExportGone
 from services.audit.heads import WitnessLog
+from services.audit.keyring import KeyRing
 from services.audit.queries import case_chronology, cases_about, replay_school, verify_record
 from services.audit.query_gate import USED_ASSERTIONS, Asker, QueryGate, QueryRefused
 from shared.contracts.envelope import Actor
@@ -76,6 +77,7 @@ class AuditQueries:
     witness: WitnessLog
     public_key: Ed25519PublicKey
     exports: ExportFiles
+    keyring: KeyRing
     clock: Callable[[], datetime]
 
     async def answer(self, body: bytes) -> dict[str, Any]:
@@ -124,14 +126,16 @@ class AuditQueries:
                 offset = int(document.get("offset") or 0)
             except (TypeError, ValueError):
                 raise QueryRefused("invalid", "offset must be a whole number") from None
-            page = await replay_school(session, school_id=school_id, as_of=as_of, viewer=asker.person_id, offset=offset)
+            page = await replay_school(
+                session, keyring=self.keyring, school_id=school_id, as_of=as_of, viewer=asker.person_id, offset=offset
+            )
             return {**page, "as_of": as_of.isoformat()}, [
                 view(school_id, "school_record", "replay", f"audit replay of the school's cases {when}")
             ]
         if query == "case":
             case_id = str(document.get("case_id", ""))
             found = await case_chronology(
-                session, school_id=school_id, case_id=case_id, as_of=as_of, viewer=asker.person_id
+                session, keyring=self.keyring, school_id=school_id, case_id=case_id, as_of=as_of, viewer=asker.person_id
             )
             if found is None:
                 raise QueryRefused("not_found", f"no case {case_id} at {school_id} {when}")
@@ -139,7 +143,7 @@ class AuditQueries:
         if query == "verify":
             result = await verify_record(session, school_id=school_id, witness=self.witness, public_key=self.public_key)
             return result, [view(school_id, "school_record", "verify", "audit verification of the record")]
-        left_out = await cases_about(session, school_id=school_id, viewer=asker.person_id)
+        left_out = await cases_about(session, keyring=self.keyring, school_id=school_id, viewer=asker.person_id)
         try:
             made = await self.exports.write(
                 session,

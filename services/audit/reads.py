@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.audit.keyring import KeyRing, SchoolKeys
 from services.audit.store import SCHEMA, ledger
 from shared.contracts.record_events import RecordViewed
 from shared.inbox_outbox import InboxOutbox
@@ -17,15 +18,24 @@ async def note_view(session: AsyncSession, viewed: RecordViewed) -> None:
     await InboxOutbox(SCHEMA).enqueue(session, [viewed])
 
 
-async def who_read(session: AsyncSession, *, case_id: str, school_id: str | None = None) -> list[dict[str, Any]]:
-    """Every recorded view of the case, oldest first: who, in what role, when, how, why, and whether break-glass."""
-    query = sa.select(ledger.c.school_sequence, ledger.c.event).where(
+async def who_read(
+    session: AsyncSession, *, keyring: KeyRing, case_id: str, school_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Every recorded view of the case, oldest first: who, in what role, when, how, why (opened: the reason is
+    sealed under the case's key, so it reads as erased once that is shredded), and whether break-glass."""
+    query = sa.select(ledger.c.school_id, ledger.c.school_sequence, ledger.c.event).where(
         ledger.c.event_type == RecordViewed.TYPE, ledger.c.aggregate_id == case_id
     )
     if school_id is not None:
         query = query.where(ledger.c.school_id == school_id)
     rows = await session.execute(query.order_by(ledger.c.school_id, ledger.c.school_sequence))
-    return [_view(row.event) for row in rows]
+    keys: dict[str, SchoolKeys] = {}
+    views = []
+    for row in rows:
+        if row.school_id not in keys:
+            keys[row.school_id] = await keyring.reader(session, school_id=row.school_id)
+        views.append(_view(keys[row.school_id].open(row.event).document))
+    return views
 
 
 def _view(document: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.audit.keyring import KeyRing
 from services.audit.reading import CHUNK
 from services.audit.store import ledger
 from services.routing.case.state import CaseState, apply
@@ -98,12 +99,15 @@ def case_index_row(state: CaseState) -> dict[str, Any]:
 async def stream_documents(
     session: AsyncSession,
     *,
+    keyring: KeyRing,
     school_id: str,
     as_of: datetime | None = None,
     types: Iterable[str] | None = None,
     case_id: str | None = None,
 ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
-    """(sequence, event document) in chain order: those that occurred by `as_of`, of these types, about this case."""
+    """(sequence, opened event document) in chain order: those that occurred by `as_of`, of these types, about this
+    case. Sealed fields are opened; those whose key was shredded read as erased."""
+    keys = await keyring.reader(session, school_id=school_id)
     query = sa.select(ledger.c.school_sequence, ledger.c.event).where(ledger.c.school_id == school_id)
     if as_of is not None:
         query = query.where(ledger.c.occurred_at <= as_of)
@@ -114,7 +118,7 @@ async def stream_documents(
     result = await session.stream(query.order_by(ledger.c.school_sequence), execution_options={"yield_per": CHUNK})
     async for rows in result.partitions():  # one await a chunk, not a greenlet switch a row
         for sequence, event in rows:
-            yield sequence, event
+            yield sequence, keys.open(event).document
 
 
 def _about_case(school_id: str, case_id: str) -> sa.ColumnElement[bool]:
@@ -133,21 +137,25 @@ def _about_case(school_id: str, case_id: str) -> sa.ColumnElement[bool]:
     )
 
 
-async def replay_cases(session: AsyncSession, *, school_id: str, as_of: datetime | None = None) -> dict[str, CaseState]:
+async def replay_cases(
+    session: AsyncSession, *, keyring: KeyRing, school_id: str, as_of: datetime | None = None
+) -> dict[str, CaseState]:
     """Every case of the school as it stood at `as_of` (now, when None)."""
     folder = CaseFolder()
-    async for _, document in stream_documents(session, school_id=school_id, as_of=as_of, types=folder.wanted):
+    documents = stream_documents(session, keyring=keyring, school_id=school_id, as_of=as_of, types=folder.wanted)
+    async for _, document in documents:
         folder.add(document)
     return folder.cases
 
 
 async def replay_case(
-    session: AsyncSession, *, school_id: str, case_id: str, as_of: datetime | None = None
+    session: AsyncSession, *, keyring: KeyRing, school_id: str, case_id: str, as_of: datetime | None = None
 ) -> dict[str, Any] | None:
     """One case as it stood at `as_of`, with its full chronology (every event about it, in order); None if unknown."""
     folder = CaseFolder()
     chronology = []
-    async for sequence, document in stream_documents(session, school_id=school_id, as_of=as_of, case_id=case_id):
+    documents = stream_documents(session, keyring=keyring, school_id=school_id, as_of=as_of, case_id=case_id)
+    async for sequence, document in documents:
         chronology.append(chronology_line(sequence, document))
         if document["aggregate_id"] == case_id:
             folder.add(document)
@@ -158,8 +166,8 @@ async def replay_case(
 
 
 async def rebuild_case_index(
-    session: AsyncSession, *, school_id: str, as_of: datetime | None = None
+    session: AsyncSession, *, keyring: KeyRing, school_id: str, as_of: datetime | None = None
 ) -> list[dict[str, Any]]:
     """Routing's case index (`routing.cases`) for the school, rebuilt from scratch out of the ledger."""
-    cases = await replay_cases(session, school_id=school_id, as_of=as_of)
+    cases = await replay_cases(session, keyring=keyring, school_id=school_id, as_of=as_of)
     return sorted((case_index_row(state) for state in cases.values()), key=lambda row: row["case_id"])

@@ -1,4 +1,4 @@
-"""The audit schema: the ledger table and its queries."""
+"""The audit schema: the ledger, the data keys that seal its personal fields, and their queries."""
 
 from __future__ import annotations
 
@@ -42,6 +42,31 @@ ledger = sa.Table(
     sa.Index("ledger_correlation", "correlation_id"),
 )
 
+# Each school's key (wrapped by the KEK) and its subjects' data keys (wrapped by the school's key). Never updated;
+# deleting a row is crypto-shredding (services/audit/keyring.py).
+data_keys = sa.Table(
+    "data_keys",
+    metadata,
+    sa.Column("school_id", sa.Text, primary_key=True),
+    sa.Column("key_id", sa.Text, primary_key=True),  # school | record | person:<id> | case:<id> | reporter:<hash>
+    sa.Column("wrapped", sa.LargeBinary, nullable=False),
+    sa.Column("wrapped_by", sa.Text, nullable=False),  # the KEK's id for the school key; "school" for the others
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+
+class Sealer(Protocol):
+    """Seals the personal fields of ledger documents before they are hashed (KeyRing; a fake seals nothing)."""
+
+    async def seal(self, session: AsyncSession, *, school_id: str, documents: list[dict[str, Any]]) -> None: ...
+
+
+async def lock_school(session: AsyncSession, *, school_id: str) -> None:
+    """One writer per school's chain and keys until the transaction ends (appends and shredding take it)."""
+    await session.execute(
+        sa.text("select pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(f"ledger:{school_id}".encode())}
+    )
+
 
 class Ledger(Protocol):
     """What audit asks of its record (`SqlLedger`; a fake in tests/support/fakes.py)."""
@@ -58,7 +83,10 @@ class Ledger(Protocol):
 
 
 class SqlLedger:
-    """Appends events to the per-school hash chains."""
+    """Appends events to the per-school hash chains, their personal fields sealed first (hashes cover the seal)."""
+
+    def __init__(self, *, sealer: Sealer) -> None:
+        self.sealer = sealer
 
     async def append(
         self,
@@ -87,9 +115,7 @@ class SqlLedger:
     async def _append_school(
         self, session: AsyncSession, school_id: str, events: list[Event[Any]], positions: Mapping[uuid.UUID, int]
     ) -> int:
-        await session.execute(
-            sa.text("select pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(f"ledger:{school_id}".encode())}
-        )
+        await lock_school(session, school_id=school_id)
         last = (
             await session.execute(
                 sa.select(ledger.c.school_sequence, ledger.c.entry_hash, ledger.c.stream_sequence)
@@ -110,10 +136,11 @@ class SqlLedger:
                 first,
                 last.stream_sequence,
             )
+        documents = [event.model_dump(mode="json") for event in events]
+        await self.sealer.seal(session, school_id=school_id, documents=documents)
         rows = []
-        for event in events:
+        for event, document in zip(events, documents, strict=True):
             sequence += 1
-            document = event.model_dump(mode="json")
             digest = entry_hash(previous_hash=previous, school_sequence=sequence, event=document)
             rows.append(
                 {

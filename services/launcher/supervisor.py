@@ -56,6 +56,7 @@ def service_environment(
         "SAFEGUARD_AUDIT_SIGNING_KEY_PATH", str(data_dir.absolute() / "audit" / "head-signing-key.pem")
     )
     environment.setdefault("SAFEGUARD_AUDIT_WITNESS_LOG_PATH", str(data_dir.absolute() / "audit" / "witness.jsonl"))
+    environment.setdefault("SAFEGUARD_AUDIT_KEK_PATH", str(data_dir.absolute() / "audit" / "key-encryption-key"))
     # A kept key keeps acknowledgement links sent before a restart working after it.
     environment.setdefault("SAFEGUARD_SIGNING_KEY", signing_key)
     environment.setdefault("SAFEGUARD_CONSOLE_URL", f"http://127.0.0.1:{notifications_port}")

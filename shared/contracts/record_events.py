@@ -1,4 +1,4 @@
-"""Reads of the confidential record: who looked at what, when, and why (one frozen class per version)."""
+"""Reads and erasures of the confidential record: who looked at what, when and why; which keys were shredded."""
 
 from __future__ import annotations
 
@@ -32,3 +32,32 @@ class RecordViewed(Event[RecordViewedPayload]):
     TYPE: ClassVar[str] = "record.viewed"
     VERSION: ClassVar[int] = 1
     AGGREGATE: ClassVar[str] = "record"
+
+
+ShredScope = Literal["person", "reporter", "case", "school"]
+ShredBasis = Literal["retention_ended", "erasure_request", "other"]
+
+
+class KeyShreddedPayload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scope: ShredScope = Field(description="whose key: a person's, a reporter's, a case's, or the whole school's")
+    subject: str = Field(
+        max_length=200, description="the person id, reporter pseudonym or case id; empty for the whole school"
+    )
+    key_ids: list[str] = Field(
+        max_length=50, description="the data keys destroyed (empty for a whole school: see keys_destroyed)"
+    )
+    keys_destroyed: int = Field(ge=1, description="how many data keys were destroyed, the school's own among them")
+    basis: ShredBasis = Field(description="why, as a word: never the content of what was erased")
+
+
+class KeyShredded(Event[KeyShreddedPayload]):
+    """Data keys were destroyed (crypto-shredding): the fields they sealed now read as erased; every hash still holds.
+
+    Recorded by audit itself in the same transaction that deletes the keys; the actor is whoever asked for it.
+    """
+
+    TYPE: ClassVar[str] = "key.shredded"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "key"

@@ -72,6 +72,7 @@ def environment(settings: Settings, mail_dir: Path) -> dict[str, str]:
     env["SAFEGUARD_MAIL_SINK_DIR"] = str(mail_dir)
     env["SAFEGUARD_AUDIT_SIGNING_KEY_PATH"] = str(mail_dir.parent / "audit" / "head-signing-key.pem")
     env["SAFEGUARD_AUDIT_WITNESS_LOG_PATH"] = str(mail_dir.parent / "audit" / "witness.jsonl")
+    env["SAFEGUARD_AUDIT_KEK_PATH"] = str(mail_dir.parent / "audit" / "key-encryption-key")
     # A send cut off by a killed process is resolved after this long (production: 2 minutes).
     env["SAFEGUARD_DELIVERY_SENDING_TIMEOUT_SECONDS"] = "3"
     # The console on plain http on loopback (as `safeguard up` serves it), sending reports to this intake.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -10,6 +11,8 @@ import nats
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.audit.kek import load_or_create_kek
+from services.audit.keyring import KeyRing
 from services.audit.replay import CASE_INDEX_COLUMNS, rebuild_case_index
 from shared.actor_tokens import issue, load_or_create_issuer_key
 from shared.contracts.envelope import utc_now
@@ -37,13 +40,15 @@ async def rebuilt_index(system: System) -> list[dict[str, Any]]:
     engine = make_engine(system.settings.database_url, pool_size=1)
     try:
         async with transaction(session_factory(engine)) as session:
-            return await _rebuilt(session)
+            return await _rebuilt(session, system)
     finally:
         await engine.dispose()
 
 
-async def _rebuilt(session: AsyncSession) -> list[dict[str, Any]]:
-    return await rebuild_case_index(session, school_id="st-marks")
+async def _rebuilt(session: AsyncSession, system: System) -> list[dict[str, Any]]:
+    # The KEK the audit process seals with: replay opens what it needs to fold the cases.
+    keyring = KeyRing(load_or_create_kek(Path(system.env["SAFEGUARD_AUDIT_KEK_PATH"])))
+    return await rebuild_case_index(session, keyring=keyring, school_id="st-marks")
 
 
 async def acknowledge(system: System, case_id: str) -> dict[str, Any]:

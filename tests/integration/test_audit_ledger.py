@@ -8,9 +8,10 @@ import sqlalchemy as sa
 
 from services.audit.app import create_app
 from services.audit.domain import verify_chain
-from services.audit.store import SqlLedger, ledger
+from services.audit.store import ledger
 from shared.db import asyncpg_dsn, transaction
 from shared.settings import Settings
+from tests.support.audit_keys import sealing_ledger
 from tests.support.factories import concern_received
 from tests.support.running import jetstream, publish_raw, running, stream_messages
 from tests.support.waiting import eventually
@@ -51,7 +52,7 @@ async def test_the_chain_verifies_and_the_database_refuses_changes(settings: Set
             await publish_raw(js, settings, event)
         await eventually(lambda: ledger_rows(runtime), until=lambda rows: len(rows) == 5, what="five rows")
         async with transaction(runtime.sessions) as session:
-            chain = await SqlLedger().chain(session, school_id="st-marks")
+            chain = await sealing_ledger().chain(session, school_id="st-marks")
     assert [entry.school_sequence for entry in chain] == [1, 2, 3, 4, 5]
     assert verify_chain(chain) == []
     connection = await asyncpg.connect(asyncpg_dsn(settings.database_url))

@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 
 import pytest
 
 from services.audit.app import create_app
 from services.audit.reads import who_read
-from services.audit.store import SqlLedger
 from shared.db import transaction
-from shared.settings import Settings, as_environment
-from tests.conftest import REPO_ROOT
+from shared.settings import Settings
+from tests.support.audit_cli import safeguard
+from tests.support.audit_keys import audit_keyring, sealing_ledger
 from tests.support.running import running
 from tests.support.waiting import eventually
 from tests.unit.routing_case.cases import opening_events
 
 pytestmark = pytest.mark.integration
-
-
-async def safeguard(settings: Settings, *args: str) -> tuple[int, str]:
-    """Run the `safeguard` command line as an operator would, against this test's database and streams."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEGUARD_")}
-    env.update(as_environment(settings))
-    for name in ("SAFEGUARD_AUDIT_SIGNING_KEY_PATH", "SAFEGUARD_AUDIT_WITNESS_LOG_PATH"):
-        env[name] = os.environ[name]
-    env["SAFEGUARD_OPERATOR_ID"], env["SAFEGUARD_OPERATOR_ROLE"] = "s-bird", "designated_safeguarding_lead"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", *args, cwd=REPO_ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    output = (await process.communicate())[0].decode()
-    return process.returncode or 0, output
 
 
 async def test_replaying_a_case_records_who_read_it_and_why(settings: Settings) -> None:
@@ -43,7 +25,7 @@ async def test_replaying_a_case_records_who_read_it_and_why(settings: Settings) 
     case_id = case[0].aggregate_id
     async with running(runtime):
         async with transaction(runtime.sessions) as session:
-            await SqlLedger().append(session, case)
+            await sealing_ledger().append(session, case)
         code, output = await safeguard(
             settings, "audit", "replay", "--school", "st-marks", "--case", case_id,
             "--reason", "Preparing the strategy meeting",
@@ -59,7 +41,7 @@ async def test_replaying_a_case_records_who_read_it_and_why(settings: Settings) 
 
         async def views() -> list[dict[str, object]]:
             async with transaction(runtime.sessions) as session:
-                return await who_read(session, case_id=case_id)
+                return await who_read(session, keyring=audit_keyring(), case_id=case_id)
 
         recorded = await eventually(views, until=lambda found: len(found) == 2, what="both views in the ledger")
         code, listing = await safeguard(settings, "audit", "who-read", "--case", case_id)

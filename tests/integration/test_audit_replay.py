@@ -10,13 +10,14 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.audit.replay import rebuild_case_index, replay_case, replay_cases, state_json
-from services.audit.store import SCHEMA, SqlLedger
+from services.audit.store import SCHEMA
 from services.routing.case import fold
 from shared.contracts.envelope import Event
 from shared.contracts.events import PersonRef
 from shared.db import make_engine, session_factory, transaction
 from shared.migrations import migrate
 from shared.settings import Settings
+from tests.support.audit_keys import audit_keyring, sealing_ledger
 from tests.support.factories import notification_requested
 from tests.unit.routing_case.cases import MONDAY, opening_events, run
 
@@ -33,7 +34,7 @@ async def sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[Async
 
 async def appended(sessions: async_sessionmaker[AsyncSession], events: list[Event[Any]]) -> None:
     async with transaction(sessions) as session:
-        await SqlLedger().append(session, events)
+        await sealing_ledger().append(session, events)
 
 
 def a_worked_case() -> list[Event[Any]]:
@@ -55,9 +56,13 @@ async def test_as_of_a_moment_between_two_events_gives_the_earlier_state(
     case_id = events[0].aggregate_id
     await appended(sessions, events)
     async with transaction(sessions) as session:
-        before_ack = await replay_cases(session, school_id="st-marks", as_of=MONDAY + timedelta(seconds=30))
-        after_ack = await replay_cases(session, school_id="st-marks", as_of=MONDAY + timedelta(seconds=90))
-        now = await replay_cases(session, school_id="st-marks")
+        before_ack = await replay_cases(
+            session, keyring=audit_keyring(), school_id="st-marks", as_of=MONDAY + timedelta(seconds=30)
+        )
+        after_ack = await replay_cases(
+            session, keyring=audit_keyring(), school_id="st-marks", as_of=MONDAY + timedelta(seconds=90)
+        )
+        now = await replay_cases(session, keyring=audit_keyring(), school_id="st-marks")
     assert before_ack[case_id] == fold(events[:2])
     assert (before_ack[case_id].status, before_ack[case_id].acknowledged_by) == ("open", None)
     assert after_ack[case_id] == fold(events[:3])
@@ -70,9 +75,19 @@ async def test_nothing_is_replayed_before_the_case_opened(sessions: async_sessio
     events = a_worked_case()
     await appended(sessions, events)
     async with transaction(sessions) as session:
-        assert await replay_cases(session, school_id="st-marks", as_of=MONDAY - timedelta(seconds=1)) == {}
+        assert (
+            await replay_cases(
+                session, keyring=audit_keyring(), school_id="st-marks", as_of=MONDAY - timedelta(seconds=1)
+            )
+            == {}
+        )
         early = MONDAY - timedelta(seconds=1)
-        assert await replay_case(session, school_id="st-marks", case_id=events[0].aggregate_id, as_of=early) is None
+        assert (
+            await replay_case(
+                session, keyring=audit_keyring(), school_id="st-marks", case_id=events[0].aggregate_id, as_of=early
+            )
+            is None
+        )
 
 
 async def test_one_case_comes_with_its_chronology_and_other_cases_stay_out(
@@ -88,7 +103,7 @@ async def test_one_case_comes_with_its_chronology_and_other_cases_stay_out(
     ).model_copy(update={"occurred_at": MONDAY + timedelta(seconds=5)})
     await appended(sessions, [ours[0], theirs[0], ours[1], told, *theirs[1:], *ours[2:]])
     async with transaction(sessions) as session:
-        replayed = await replay_case(session, school_id="st-marks", case_id=case_id)
+        replayed = await replay_case(session, keyring=audit_keyring(), school_id="st-marks", case_id=case_id)
     assert replayed is not None
     assert replayed["case"] == state_json(fold(ours))
     steps = replayed["chronology"]
@@ -108,7 +123,7 @@ async def test_the_rebuilt_case_index_says_what_routing_would_hold(sessions: asy
     events = a_worked_case()
     await appended(sessions, events)
     async with transaction(sessions) as session:
-        rows = await rebuild_case_index(session, school_id="st-marks")
+        rows = await rebuild_case_index(session, keyring=audit_keyring(), school_id="st-marks")
     live = fold(events)
     assert rows == [
         {

@@ -18,6 +18,7 @@ from services.routing.app import RoutingService
 from services.routing.break_glass import REASON
 from shared.db import transaction
 from shared.settings import Settings
+from tests.support.audit_keys import audit_keyring
 from tests.support.console import add_user, console_running, csrf_of, sign_in
 from tests.support.factories import concern_received
 from tests.support.running import jetstream, publish_raw, running, stream_events
@@ -65,7 +66,7 @@ async def test_a_governor_breaks_glass_with_a_reason_the_ledger_keeps_it_and_the
 
             async def views() -> list[dict[str, Any]]:
                 async with transaction(audit.sessions) as session:
-                    return await who_read(session, case_id=row.case_id, school_id="st-marks")
+                    return await who_read(session, keyring=audit_keyring(), case_id=row.case_id, school_id="st-marks")
 
             recorded = await eventually(views, until=lambda found: len(found) >= 1, what="the view in the ledger")
 

@@ -10,6 +10,7 @@ from services.audit.app import create_app as create_audit
 from services.audit.reads import who_read
 from shared.db import transaction
 from shared.settings import Settings
+from tests.support.audit_keys import audit_keyring
 from tests.support.console import add_user, console_running, open_case, projected, sign_in
 from tests.support.running import jetstream, running
 from tests.support.waiting import eventually
@@ -30,7 +31,7 @@ async def test_opening_a_case_puts_who_opened_it_in_the_audit_ledger(settings: S
 
         async def views() -> list[dict[str, Any]]:
             async with transaction(audit.sessions) as session:
-                return await who_read(session, case_id=case.case_id, school_id="st-marks")
+                return await who_read(session, keyring=audit_keyring(), case_id=case.case_id, school_id="st-marks")
 
         recorded = await eventually(views, until=lambda found: len(found) >= 1, what="the view in the ledger")
     assert [(v["viewer"], v["role"], v["view"], v["via"], v["break_glass"]) for v in recorded] == [

@@ -98,6 +98,25 @@ async def test_the_audit_role_can_append_and_read_the_ledger_and_nothing_more(co
     assert await audit.fetchval("select entry_hash from audit.ledger") == "h1"
 
 
+async def test_the_audit_role_makes_reads_and_destroys_data_keys_but_never_rewrites_one(connect: Connect) -> None:
+    audit = await connect(service_role("audit"))
+    insert = (
+        "insert into audit.data_keys (school_id, key_id, wrapped, wrapped_by) values ('st-marks', $1, $2, 'school')"
+    )
+    await audit.execute(insert, "person:p-1", b"wrapped-1")
+    await audit.execute(insert, "person:p-2", b"wrapped-2")
+    assert await audit.fetchval("select count(*) from audit.data_keys") == 2
+    for statement in (
+        "update audit.data_keys set wrapped = 'swapped'",  # a key swapped for another would unseal the wrong data
+        "truncate audit.data_keys",
+        "alter table audit.data_keys add column smuggled text",
+    ):
+        await _refused(audit, statement)
+    assert await audit.execute("delete from audit.data_keys where key_id = 'person:p-1'") == "DELETE 1"  # shredding
+    assert await audit.fetchval("select wrapped from audit.data_keys") == b"wrapped-2"
+    await _refused(audit, "delete from audit.ledger")  # the record itself still only grows
+
+
 @pytest.mark.parametrize(("reader", "owner"), [(a, b) for a in SERVICES for b in SERVICES if a != b])
 async def test_no_service_can_read_another_services_schema(connect: Connect, reader: str, owner: str) -> None:
     connection = await connect(service_role(reader))

@@ -140,7 +140,7 @@ JOBS: dict[str, tuple[str, ...]] = {
     "intake": ("concern.received", "intake.quarantined"),
     "routing": ("case.opened", "deadline.set", "notification.requested", "policy.adopted", "debrief.action_due"),
     "notifications": ("notification.sent", "notification.failed", "notification.acknowledged"),
-    "audit": (),  # its checkpoints: the test below
+    "audit": ("record.viewed", "key.shredded"),  # and its checkpoints: the test below
 }
 # What each durable consumer is fed before its service pulls (published by the admin).
 FEEDS = {

@@ -13,6 +13,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.audit.domain import verify_chain
+from services.audit.kek import LocalKek
+from services.audit.keyring import KeyRing
+from services.audit.sealing import new_key
 from services.audit.store import Ledger, SqlLedger
 from services.intake.domain import concern_received as build_concern_received
 from services.intake.store import IntakeStore, SqlIntakeStore
@@ -223,7 +226,7 @@ async def test_policy_versions_are_found_by_number_and_the_latest_is_the_highest
 
 
 async def test_the_ledger_extends_each_schools_chain_and_the_chain_verifies(backend: Backend) -> None:
-    store: Ledger = pick(backend, FakeLedger(), SqlLedger())
+    store: Ledger = pick(backend, FakeLedger(), SqlLedger(sealer=KeyRing(LocalKek(new_key()))))
     schools = [f"school-{uuid.uuid4().hex[:8]}", f"school-{uuid.uuid4().hex[:8]}"]
     first = [concern_received(school_id=schools[0]), concern_received(school_id=schools[1])]
     then = [concern_received(school_id=schools[0]), concern_received(school_id=schools[0])]

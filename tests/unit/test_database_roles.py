@@ -16,8 +16,12 @@ def test_a_service_gets_dml_on_its_own_schema_and_on_tables_later_migrations_add
     assert not any("revoke update" in statement for statement in statements)
 
 
-def test_the_audit_role_may_only_append_to_and_read_the_ledger() -> None:
-    assert grant_statements("audit")[-1] == 'revoke update, delete, truncate on "audit"."ledger" from "safeguard_audit"'
+def test_the_audit_role_may_only_append_to_and_read_the_ledger_and_never_rewrites_a_data_key() -> None:
+    statements = grant_statements("audit")
+    assert 'revoke update, delete, truncate on "audit"."ledger" from "safeguard_audit"' in statements
+    # Data keys are made, read and destroyed (crypto-shredding), never updated.
+    assert 'revoke update, truncate on "audit"."data_keys" from "safeguard_audit"' in statements
+    assert not any("data_keys" in statement for statement in grant_statements("routing"))
 
 
 def test_nobody_but_the_owner_creates_anything_in_the_database() -> None:

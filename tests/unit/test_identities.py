@@ -34,7 +34,7 @@ def test_no_identity_but_the_admin_may_touch_stream_or_consumer_lifecycles(name:
             "notifications",
             ["sg.*.notification.sent", "sg.*.notification.failed", "sg.*.notification.acknowledged", DEAD],
         ),
-        ("audit", ["sg.*.record.viewed", DEAD, "sg-audit.*.ledger.checkpointed"]),
+        ("audit", ["sg.*.record.viewed", "sg.*.key.shredded", DEAD, "sg-audit.*.ledger.checkpointed"]),
         ("console", ["sg.*.record.viewed", "sg.*.account.changed", DEAD]),
     ],
 )

@@ -1,0 +1,201 @@
+"""The data keys that seal the ledger's personal fields, kept wrapped in `audit.data_keys`.
+
+Two levels, so that both erasures are a single deletion:
+
+- each school has a **school key**, wrapped by the key-encryption key (KEK, services/audit/kek.py);
+- each subject (a person, a reporter, a case, the school record: services/audit/personal.py) has a **data key**,
+  wrapped by its school's key. Fields are sealed with data keys only.
+
+Destroying a subject's row erases that subject's fields throughout the school's ledger; destroying the school's
+row makes every data key of the school unopenable at once (shredding a school deletes all its rows). Keys are read
+fresh in each transaction (never cached across them), so a key shredded by another process is never used again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.audit.kek import KeyEncryptionKey, WrongKeyEncryptionKey
+from services.audit.personal import Located, key_id_for, locate
+from services.audit.sealing import Opened, aead_open, aead_seal, new_key, open_document, seal_document
+from services.audit.store import data_keys
+
+SCHOOL_KEY = "school"
+WRAPPED_BY_SCHOOL = "school"
+
+
+class DataKeyAltered(Exception):
+    """A data key's row does not unwrap with its school's key: nothing new is sealed under it."""
+
+
+def _school_context(school_id: str) -> bytes:
+    return f"safeguard audit school key\n{school_id}".encode()
+
+
+def _data_context(school_id: str, key_id: str) -> bytes:
+    return f"safeguard audit data key\n{school_id}\n{key_id}".encode()
+
+
+class SchoolKeys:
+    """One school's keys as read in this transaction: data keys unwrapped on first use."""
+
+    def __init__(self, school_id: str, *, school_key: bytes | None, wrapped: dict[str, bytes]) -> None:
+        self.school_id = school_id
+        self._school_key = school_key
+        self._unwrapper = AESGCM(school_key) if school_key is not None else None
+        self._wrapped = wrapped
+        self._opened: dict[str, bytes] = {}
+        self._ciphers: dict[str, AESGCM | bytes | None] = {}
+
+    def key(self, key_id: str) -> bytes | None:
+        """The data key; None when shredded (or the school's key is), b"" when its row does not unwrap."""
+        if key_id in self._opened:
+            return self._opened[key_id]
+        wrapped = self._wrapped.get(key_id)
+        if wrapped is None or self._unwrapper is None:
+            return None
+        try:
+            key = aead_open(self._unwrapper, wrapped, associated=_data_context(self.school_id, key_id))
+        except (InvalidTag, ValueError):
+            key = b""  # an altered or moved key row: its fields read as tampered
+        self._opened[key_id] = key
+        return key
+
+    def cipher(self, key_id: str) -> AESGCM | bytes | None:
+        """The data key ready to open with (made once per key); None when shredded, b"" when unusable."""
+        if key_id not in self._ciphers:
+            key = self.key(key_id)
+            self._ciphers[key_id] = AESGCM(key) if key else key
+        return self._ciphers[key_id]
+
+    def pseudonym(self, contact: str) -> str:
+        """A reporter's name for their key: a hash of their contact keyed by the school's key (no dictionary)."""
+        assert self._school_key is not None
+        secret = hmac.new(self._school_key, b"safeguard audit reporter pseudonyms", hashlib.sha256).digest()
+        return hmac.new(secret, contact.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def key_id(self, located: Located) -> str:
+        subject_id = self.pseudonym(located.subject_id) if located.subject == "reporter" else located.subject_id
+        return key_id_for(located.subject, subject_id)
+
+    def open(self, document: dict[str, Any]) -> Opened:
+        """The document with its sealed fields opened (in place), erased or marked tampered."""
+        return open_document(document, key_for=self.cipher, school_id=self.school_id)
+
+    async def ensure(self, session: AsyncSession, key_ids: Iterable[str]) -> dict[str, bytes]:
+        """Each named data key: read from the table, or made (and stored wrapped) when the school has none yet."""
+        assert self._unwrapper is not None
+        wanted = set(key_ids)
+        unknown = sorted(wanted - self._wrapped.keys())
+        if unknown:
+            rows = await session.execute(
+                sa.select(data_keys.c.key_id, data_keys.c.wrapped).where(
+                    data_keys.c.school_id == self.school_id, data_keys.c.key_id.in_(unknown)
+                )
+            )
+            self._wrapped.update({row.key_id: bytes(row.wrapped) for row in rows})
+        made = {key_id: new_key() for key_id in sorted(wanted - self._wrapped.keys())}
+        if made:
+            wrapped = {
+                key_id: aead_seal(self._unwrapper, key, associated=_data_context(self.school_id, key_id))
+                for key_id, key in made.items()
+            }
+            rows_made = [
+                {"school_id": self.school_id, "key_id": key_id, "wrapped": sealed, "wrapped_by": WRAPPED_BY_SCHOOL}
+                for key_id, sealed in wrapped.items()
+            ]
+            await session.execute(sa.insert(data_keys), rows_made)  # under the school's lock: nobody races us
+            self._opened.update(made)
+            self._wrapped.update(wrapped)
+        found = {key_id: self.key(key_id) for key_id in wanted}
+        broken = sorted(key_id for key_id, key in found.items() if not key)
+        if broken:
+            raise DataKeyAltered(f"data keys {broken} of {self.school_id} do not unwrap: their rows were altered")
+        return {key_id: key for key_id, key in found.items() if key}
+
+
+class KeyRing:
+    """Seals documents before they are chained and opens them when read, with keys from `audit.data_keys`."""
+
+    def __init__(self, kek: KeyEncryptionKey) -> None:
+        self.kek = kek
+
+    async def seal(self, session: AsyncSession, *, school_id: str, documents: list[dict[str, Any]]) -> None:
+        """Seal every personal field of these documents (in place), making keys for new subjects."""
+        found = [list(locate(document)) for document in documents]
+        if not any(found):
+            return  # no key is made for a school until it has something to seal
+        keys = await self.school(session, school_id=school_id, key_ids=(), create=True)
+        assert keys is not None
+        named = [[(item.path, keys.key_id(item)) for item in items] for items in found]
+        opened = await keys.ensure(session, {key_id for items in named for _, key_id in items})
+        for document, items in zip(documents, named, strict=True):
+            seal_document(document, items, keys=opened, school_id=school_id)
+
+    async def reader(self, session: AsyncSession, *, school_id: str) -> SchoolKeys:
+        """Every key of the school, to open its documents (none after a whole-school shred: all reads erased)."""
+        keys = await self.school(session, school_id=school_id, key_ids=None, create=False)
+        return keys or SchoolKeys(school_id, school_key=None, wrapped={})
+
+    async def school(
+        self, session: AsyncSession, *, school_id: str, key_ids: Iterable[str] | None, create: bool
+    ) -> SchoolKeys | None:
+        """The school's keys (all, or those named); its school key made first when `create` and it has none."""
+        query = sa.select(data_keys.c.key_id, data_keys.c.wrapped, data_keys.c.wrapped_by).where(
+            data_keys.c.school_id == school_id
+        )
+        if key_ids is not None:
+            query = query.where(data_keys.c.key_id.in_([SCHOOL_KEY, *key_ids]))
+        rows = {row.key_id: row for row in await session.execute(query)}
+        school_row = rows.pop(SCHOOL_KEY, None)
+        wrapped = {key_id: bytes(row.wrapped) for key_id, row in rows.items()}
+        if school_row is not None:
+            if school_row.wrapped_by != self.kek.key_id:
+                raise self._wrong(school_id, wrapped_by=school_row.wrapped_by)
+            school_key = await self.kek.unwrap(bytes(school_row.wrapped), context=_school_context(school_id))
+            return SchoolKeys(school_id, school_key=school_key, wrapped=wrapped)
+        if not create:
+            return None
+        school_key = new_key()
+        row = {
+            "school_id": school_id,
+            "key_id": SCHOOL_KEY,
+            "wrapped": await self.kek.wrap(school_key, context=_school_context(school_id)),
+            "wrapped_by": self.kek.key_id,
+        }
+        await session.execute(sa.insert(data_keys), [row])
+        return SchoolKeys(school_id, school_key=school_key, wrapped={})
+
+    async def check(self, session: AsyncSession) -> None:
+        """Refuse a KEK that did not wrap the school keys already stored: a clear error, never silent erasure."""
+        rows = await session.execute(
+            sa.select(data_keys.c.school_id, data_keys.c.wrapped, data_keys.c.wrapped_by).where(
+                data_keys.c.key_id == SCHOOL_KEY
+            )
+        )
+        for row in rows:
+            if row.wrapped_by != self.kek.key_id:
+                raise self._wrong(row.school_id, wrapped_by=row.wrapped_by)
+            await self.kek.unwrap(bytes(row.wrapped), context=_school_context(row.school_id))
+
+    def _wrong(self, school_id: str, *, wrapped_by: str) -> WrongKeyEncryptionKey:
+        return WrongKeyEncryptionKey(
+            f"the keys of {school_id} were wrapped by key-encryption key {wrapped_by}, but audit holds "
+            f"{self.kek.key_id}: point SAFEGUARD_AUDIT_KEK_PATH at the right file (nothing was read or sealed)"
+        )
+
+    async def shred(self, session: AsyncSession, *, school_id: str, key_ids: list[str] | None) -> list[str]:
+        """Destroy the named data keys (all the school's, the school key with them, when None); the ones destroyed."""
+        statement = sa.delete(data_keys).where(data_keys.c.school_id == school_id)
+        if key_ids is not None:
+            statement = statement.where(data_keys.c.key_id.in_(key_ids))
+        deleted = await session.execute(statement.returning(data_keys.c.key_id))
+        return sorted(deleted.scalars())
