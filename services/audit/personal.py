@@ -87,6 +87,8 @@ PERSONAL: Mapping[str, tuple[Personal, ...]] = {
     "policy.adopted": (Personal("payload.document", "record"),),
     "policy.review_due": _people("payload.recipients[]", "name"),
     "record.viewed": _case("payload.reason"),
+    # A console username is often the person's email address.
+    "account.changed": (Personal("payload.username", "person", "payload.person_id"),),
 }
 
 # Ids, codes, policy wording and times only (person ids are pseudonymous and stay readable, so keys can be found).
@@ -103,6 +105,7 @@ NO_PERSONAL_DATA: frozenset[str] = frozenset(
         "intake.quarantined",
         "ledger.checkpointed",
         "key.shredded",
+        "debrief.action_due",
     }
 )
 
