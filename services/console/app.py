@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from services.console.commands import ISSUER, CaseCommands
 from services.console.pages import pages_router
-from services.console.projection import CONSOLE_READ_MODEL, on_event
+from services.console.projection import CONSOLE_READ_MODEL, on_events
 from services.console.settings import ConsoleSettings
 from services.console.signin import sign_in_router
 from services.console.store import SCHEMA
@@ -43,7 +43,9 @@ def create_app(
     """Build the console for these settings."""
     console = console or ConsoleSettings()
     runtime = ServiceRuntime(settings, service="console", schema=SCHEMA)
-    runtime.consumer(Event, durable=CONSOLE_READ_MODEL, handler=on_event, filter_subject=runtime.subjects.all_events)
+    runtime.consumer(
+        Event, durable=CONSOLE_READ_MODEL, batch_handler=on_events, filter_subject=runtime.subjects.all_events
+    )
     runtime.publishes(RecordViewed)
     subject = runtime.subjects.command("routing", "case")
 
