@@ -97,26 +97,34 @@ class SqlDeliveries:
 
     async def record_requested(self, session: AsyncSession, request: NotificationRequested, *, at: datetime) -> bool:
         """Record the request (due now); False when this notification was already recorded."""
-        payload = request.payload
+        return request.payload.notification_id in await self.record_all_requested(session, [request], at=at)
+
+    async def record_all_requested(
+        self, session: AsyncSession, requests: Sequence[NotificationRequested], *, at: datetime
+    ) -> set[str]:
+        """Record many requests in one statement; returns the notification ids that were not recorded before."""
+        if not requests:
+            return set()
         result = await session.execute(
-            insert(deliveries)
-            .values(
-                notification_id=payload.notification_id,
-                school_id=request.school_id,
-                case_id=payload.case_id,
-                recipient_person_id=payload.recipient.person_id,
-                channel=payload.channel,
-                status="requested",
-                requested_event_id=request.event_id,
-                correlation_id=request.correlation_id,
-                traceparent=request.traceparent,
-                request=request.model_dump(mode="json"),
-                ready_at=at,
-            )
-            .on_conflict_do_nothing()
-            .returning(deliveries.c.notification_id)
+            insert(deliveries).on_conflict_do_nothing().returning(deliveries.c.notification_id),
+            [
+                {
+                    "notification_id": request.payload.notification_id,
+                    "school_id": request.school_id,
+                    "case_id": request.payload.case_id,
+                    "recipient_person_id": request.payload.recipient.person_id,
+                    "channel": request.payload.channel,
+                    "status": "requested",
+                    "requested_event_id": request.event_id,
+                    "correlation_id": request.correlation_id,
+                    "traceparent": request.traceparent,
+                    "request": request.model_dump(mode="json"),
+                    "ready_at": at,
+                }
+                for request in requests
+            ],
         )
-        return result.first() is not None
+        return set(result.scalars())
 
     async def claim_ready(
         self, session: AsyncSession, *, now: datetime, limit: int, sending_timeout: timedelta
