@@ -159,11 +159,9 @@ def _entry(event: Event[Any], case_id: str) -> dict[str, Any]:
 async def on_events(
     events: Sequence[Event[Any]], *, work: Work, stream_sequences: Mapping[uuid.UUID, int] | None = None
 ) -> None:
-    """Keep the batch's concerns, add case events to their chronologies, refold each case it touched once.
-
-    A batch costs a handful of statements whatever its size: one insert each for concerns and chronology
-    entries, one update for late reporters, one read of the touched cases' events, one upsert of their rows.
-    """
+    """Keep the batch's concerns, add case events to their chronologies, refold each case it touched once."""
+    # A handful of statements whatever the batch's size: one insert each for concerns and chronology entries,
+    # one update for late reporters, one read of the touched cases' events and reporters, one upsert of rows.
     session = work.session
     received = [e for e in events if isinstance(e, ConcernReceived)]
     if received:
