@@ -11,6 +11,7 @@ policy is parked with its reason (shared/consumer.py) and never acted on or reco
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 KnownSchool = Callable[[str], bool]
 
 
+@functools.lru_cache(maxsize=512)  # a handful of types in practice; bounded against made-up ones
 def publisher_of(event_type: str) -> str | None:
     """The service that may publish `event_type` (from the permission matrix), or None when none may."""
     for service, patterns in PUBLISHES.items():

@@ -29,6 +29,7 @@ from shared.contracts.events import OpsDeadLettered
 from shared.db import ensure_database, make_engine, session_factory
 from shared.inbox_outbox import InboxOutbox
 from shared.logs import configure_logging
+from shared.long_poll import long_poll
 from shared.messaging import ensure_streams, jetstream, make_broker, pull_inbox_prefix
 from shared.migrations import migrate
 from shared.relay import OutboxRelay
@@ -148,6 +149,7 @@ class ServiceRuntime:
             description=description or ((handler or batch_handler).__doc__ or "").strip(),
         )
         subscriber(typed_batch_subscriber(edge, event_class))
+        long_poll(subscriber)  # one lingering pull request instead of two per batch window
         return edge
 
     def publishes(self, *event_classes: type[Event[Any]]) -> None:

@@ -26,6 +26,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+# Whether finished spans go anywhere; configure_tracing clears it when no exporter is configured, so spans made
+# after the fact for a batch (one per event) are not built only to be dropped.
+_exporting = True
 OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
@@ -50,8 +53,11 @@ def tracer_provider(service: str, *, console: bool = False) -> TracerProvider:
 
 def configure_tracing(service: str, *, console: bool = False) -> TracerProvider:
     """Install this process's tracer provider (see `tracer_provider`)."""
+    global _exporting
     provider = tracer_provider(service, console=console)
     trace.set_tracer_provider(provider)
+    # A provider installed earlier in this process stays (OpenTelemetry allows one); then keep recording.
+    _exporting = trace.get_tracer_provider() is not provider or console or otlp_wanted(os.environ)
     return provider
 
 
@@ -107,6 +113,8 @@ def span_in_trace(name: str, *, traceparent: str | None, **attributes: Any) -> I
 
 def record_batch_spans(name: str, handled: Iterable[tuple[str, Any, str | None]], *, started_ns: int) -> None:
     """One span per (event type, event id, traceparent) handled in a batch, from the batch's start to now."""
+    if not _exporting:
+        return
     ended_ns = time.time_ns()
     for event_type, event_id, traceparent in handled:
         parent = _PROPAGATOR.extract({"traceparent": traceparent}) if traceparent else None

@@ -23,7 +23,7 @@ from services.console.device import IntakeDoor, device_router
 from services.console.oidc import OidcClient, load_providers
 from services.console.oidc_signin import oidc_router
 from services.console.pages import pages_router
-from services.console.projection import CONSOLE_READ_MODEL, on_event
+from services.console.projection import CONSOLE_READ_MODEL, on_events
 from services.console.settings import ConsoleSettings
 from services.console.signin import sign_in_router
 from services.console.store import SCHEMA
@@ -58,7 +58,9 @@ def create_app(
     """Build the console for these settings."""
     console = console or ConsoleSettings()
     runtime = ServiceRuntime(settings, service="console", schema=SCHEMA)
-    runtime.consumer(Event, durable=CONSOLE_READ_MODEL, handler=on_event, filter_subject=runtime.subjects.all_events)
+    runtime.consumer(
+        Event, durable=CONSOLE_READ_MODEL, batch_handler=on_events, filter_subject=runtime.subjects.all_events
+    )
     runtime.publishes(RecordViewed, AccountChanged)
     subject = runtime.subjects.command("routing", "case")
 

@@ -6,7 +6,8 @@ the console shows the case exactly as routing decides on it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from shared.contracts.events import CaseEscalated, CaseOpened, CaseTriaged, Conc
 from shared.subjects import CONSOLE_READ_MODEL
 from shared.unit_of_work import Work
 
-__all__ = ["CONSOLE_READ_MODEL", "on_event"]
+__all__ = ["CONSOLE_READ_MODEL", "on_events"]
 
 
 def told(events: Iterable[Event[Any]]) -> list[str]:
@@ -79,81 +80,126 @@ async def case_events(session: AsyncSession, case_id: str) -> list[Event[Any]]:
     return [parse_event(body) for body in bodies.scalars()]
 
 
-async def _reporter(session: AsyncSession, concern_event_id: str | None) -> str | None:
-    if concern_event_id is None:
-        return None
-    body = (
-        await session.execute(sa.select(concerns.c.body).where(concerns.c.event_id == concern_event_id))
-    ).scalar_one_or_none()
-    return ((body or {}).get("payload", {}).get("reporter") or {}).get("person_id")
+async def _reporters(session: AsyncSession, concern_event_ids: Iterable[str]) -> dict[str, str | None]:
+    """Who reported each of these concerns (one statement)."""
+    wanted = list(dict.fromkeys(concern_event_ids))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        sa.select(concerns.c.event_id, concerns.c.body["payload"]["reporter"]["person_id"].astext).where(
+            concerns.c.event_id.in_(wanted)
+        )
+    )
+    return {event_id: person_id for event_id, person_id in rows}
 
 
-async def _refresh_case(session: AsyncSession, case_id: str) -> None:
-    events = await case_events(session, case_id)
-    if not events:
+async def _histories(
+    session: AsyncSession, case_ids: list[str], *, known: Mapping[uuid.UUID, Event[Any]]
+) -> dict[str, list[Event[Any]]]:
+    """Each case's own events in stream order (one statement); events of this batch are not parsed again."""
+    rows = await session.execute(
+        sa.select(case_entries.c.case_id, case_entries.c.event_id, sa.cast(case_entries.c.body, sa.Text))
+        .where(case_entries.c.case_id.in_(case_ids), case_entries.c.event_type.like("case.%"))
+        .order_by(case_entries.c.position)
+    )
+    histories: dict[str, list[Event[Any]]] = {case_id: [] for case_id in case_ids}
+    for case_id, event_id, body in rows:
+        event = known.get(event_id)
+        histories[case_id].append(event if event is not None else parse_event(body))
+    return histories
+
+
+async def _refresh_cases(session: AsyncSession, case_ids: list[str], *, known: Mapping[uuid.UUID, Event[Any]]) -> None:
+    """Refold each case once from its stored events and upsert its summary row (one statement for all)."""
+    histories = {
+        case_id: events for case_id, events in (await _histories(session, case_ids, known=known)).items() if events
+    }
+    if not histories:
         return
-    opened = next((e for e in events if isinstance(e, CaseOpened)), None)
-    reporter = await _reporter(session, opened.payload.concern_event_id if opened else None)
-    row = summary_row(events, reporter_person_id=reporter)
-    statement = insert(cases).values(**row)
+    opened = {
+        case_id: next((e for e in events if isinstance(e, CaseOpened)), None) for case_id, events in histories.items()
+    }
+    concern_of = {case_id: o.payload.concern_event_id if o is not None else None for case_id, o in opened.items()}
+    reporters = await _reporters(session, (c for c in concern_of.values() if c is not None))
+    rows = [
+        summary_row(events, reporter_person_id=reporters.get(concern_of[case_id] or ""))
+        for case_id, events in histories.items()
+    ]
+    statement = insert(cases)
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=[cases.c.case_id],
-            set_={**{k: statement.excluded[k] for k in row if k != "case_id"}, "change": sa.text("default")},
-        )
+            set_={**{k: statement.excluded[k] for k in rows[0] if k != "case_id"}, "change": sa.text("default")},
+        ),
+        rows,
     )
 
 
-async def on_event(event: Event[Any], *, work: Work) -> list[Event[Any]]:
-    """Keep a concern or an adopted policy, add a case's event to its chronology and refresh its summary row."""
+def _entry(event: Event[Any], case_id: str) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "case_id": case_id,
+        "school_id": event.school_id,
+        "event_type": event.type,
+        "occurred_at": event.occurred_at,
+        "body": event.model_dump(mode="json"),
+    }
+
+
+async def on_events(
+    events: Sequence[Event[Any]], *, work: Work, stream_sequences: Mapping[uuid.UUID, int] | None = None
+) -> None:
+    """Keep the batch's concerns, add case events to their chronologies, refold each case it touched once."""
+    # A handful of statements whatever the batch's size: one insert each for concerns and chronology entries,
+    # one update for late reporters, one read of the touched cases' events and reporters, one upsert of rows.
     session = work.session
-    if isinstance(event, PolicyAdopted):
+    adopted = [e for e in events if isinstance(e, PolicyAdopted)]
+    if adopted:
         await session.execute(
-            insert(policies)
-            .values(
-                school_id=event.school_id,
-                version=event.payload.version,
-                digest=event.payload.digest,
-                document=event.payload.document,
-                adopted_at=event.occurred_at,
-                adopted_by=event.actor.id,
-            )
-            .on_conflict_do_nothing()
+            insert(policies).on_conflict_do_nothing(),
+            [
+                {
+                    "school_id": e.school_id,
+                    "version": e.payload.version,
+                    "digest": e.payload.digest,
+                    "document": e.payload.document,
+                    "adopted_at": e.occurred_at,
+                    "adopted_by": e.actor.id,
+                }
+                for e in adopted
+            ],
         )
-        return []
-    if isinstance(event, ConcernReceived):
+    received = [e for e in events if isinstance(e, ConcernReceived)]
+    if received:
         await session.execute(
-            insert(concerns)
-            .values(
-                event_id=str(event.event_id),
-                school_id=event.school_id,
-                reference=event.payload.reference,
-                body=event.model_dump(mode="json"),
-            )
-            .on_conflict_do_nothing()
+            insert(concerns).on_conflict_do_nothing(),
+            [
+                {
+                    "event_id": str(e.event_id),
+                    "school_id": e.school_id,
+                    "reference": e.payload.reference,
+                    "body": e.model_dump(mode="json"),
+                }
+                for e in received
+            ],
         )
-        reporter = event.payload.reporter.person_id
+        # A case projected before its concern arrived learns its reporter now.
         await session.execute(
             sa.update(cases)
-            .where(cases.c.concern_event_id == str(event.event_id))
-            .values(reporter_person_id=reporter, change=sa.text("default"))
+            .where(cases.c.concern_event_id == sa.bindparam("concern"))
+            .values(reporter_person_id=sa.bindparam("reporter"), change=sa.text("default")),
+            [{"concern": str(e.event_id), "reporter": e.payload.reporter.person_id} for e in received],
         )
-        return []
-    case_id = getattr(event.payload, "case_id", None)
-    if not isinstance(case_id, str):
-        return []
-    await session.execute(
-        insert(case_entries)
-        .values(
-            event_id=event.event_id,
-            case_id=case_id,
-            school_id=event.school_id,
-            event_type=event.type,
-            occurred_at=event.occurred_at,
-            body=event.model_dump(mode="json"),
-        )
-        .on_conflict_do_nothing()
-    )
-    if event.AGGREGATE == "case":
-        await _refresh_case(session, case_id)
-    return []
+    entries: list[dict[str, Any]] = []
+    touched: dict[str, None] = {}
+    for event in events:
+        case_id = getattr(event.payload, "case_id", None)
+        if isinstance(event, ConcernReceived) or not isinstance(case_id, str):
+            continue
+        entries.append(_entry(event, case_id))
+        if event.AGGREGATE == "case":
+            touched[case_id] = None
+    if entries:
+        await session.execute(insert(case_entries).on_conflict_do_nothing(), entries)
+    if touched:
+        await _refresh_cases(session, list(touched), known={e.event_id: e for e in events})

@@ -11,7 +11,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from services.notifications.dispatcher import DeliveryRules, Dispatcher
-from services.notifications.handlers import on_notification_requested
+from services.notifications.handlers import on_notifications_requested
 from services.notifications.http import router
 from services.notifications.settings import NotificationSettings
 from services.notifications.store import SCHEMA, SqlDeliveries
@@ -54,9 +54,9 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
         ),
         poll_seconds=options.delivery_poll_seconds,
     )
-    record = partial(on_notification_requested, deliveries=deliveries, clock=utc_now, wake=dispatcher.wake)
+    record = partial(on_notifications_requested, deliveries=deliveries, clock=utc_now, wake=dispatcher.wake)
     record.__doc__ = "Record each requested notification once; the dispatcher sends it and reports sent or failed."
-    runtime.consumer(NotificationRequested, durable=NOTIFICATIONS_REQUESTS, handler=record)
+    runtime.consumer(NotificationRequested, durable=NOTIFICATIONS_REQUESTS, batch_handler=record)
     runtime.keep_running(dispatcher)
 
     @asynccontextmanager

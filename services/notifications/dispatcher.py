@@ -20,7 +20,7 @@ from services.notifications.attempts import AttemptOutcome, after_attempt
 from services.notifications.channels import Channel, Delivery, DeliveryFailed
 from services.notifications.domain import render
 from services.notifications.links import AckLinks
-from services.notifications.store import Attempt, SqlDeliveries
+from services.notifications.store import Attempt, Finished, SqlDeliveries
 from shared.background import PollingLoop
 from shared.contracts.envelope import Actor, Event
 from shared.contracts.events import (
@@ -48,6 +48,53 @@ class DeliveryRules:
     concurrency: int = 16
 
 
+class Outcomes:
+    """Records finished attempts in groups: everything that finished while the previous group was being written.
+
+    One unit of work (one statement, one commit) per group instead of one per delivery; an attempt's `record`
+    returns only once its outcome is committed, so nothing is reported done before it is.
+    """
+
+    def __init__(self, *, uow: UnitOfWork, deliveries: SqlDeliveries, clock: Callable[[], datetime]) -> None:
+        self._uow = uow
+        self._deliveries = deliveries
+        self._clock = clock
+        self._waiting: list[tuple[Finished, list[Event[Any]], asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, attempt: Attempt, outcome: AttemptOutcome, *, announce: list[Event[Any]]) -> bool:
+        """Record this outcome (with its announcement); False when the attempt was no longer the current one."""
+        finished = Finished(attempt.notification_id, attempt.attempt, outcome.status, outcome.detail, outcome.retry_at)
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((finished, announce, done))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all())
+        return await done
+
+    async def _write_all(self) -> None:
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                try:
+                    async with self._uow.begin() as work:
+                        current = await self._deliveries.finish_all(
+                            work.session, [finished for finished, _, _ in group], at=self._clock()
+                        )
+                        for finished, announce, _ in group:
+                            if finished.notification_id in current:
+                                work.emit(announce)
+                except Exception as failure:
+                    for _, _, done in group:
+                        if not done.done():  # its attempt may have been cancelled (the dispatcher stopping)
+                            done.set_exception(failure)
+                else:
+                    for finished, _, done in group:
+                        if not done.done():
+                            done.set_result(finished.notification_id in current)
+        finally:
+            self._writer = None
+
+
 class Dispatcher:
     """Claims due deliveries, sends them, records each outcome once (woken after a request commits)."""
 
@@ -71,6 +118,7 @@ class Dispatcher:
         self._clock = clock
         self._rules = rules
         self._in_flight = asyncio.Semaphore(rules.concurrency)
+        self._outcomes = Outcomes(uow=uow, deliveries=deliveries, clock=clock)
         self._loop = PollingLoop(self.dispatch_due, name="notification-dispatcher", poll_seconds=poll_seconds)
 
     def wake(self) -> None:
@@ -106,18 +154,8 @@ class Dispatcher:
         ):
             async with self._in_flight:
                 outcome = await self._send(attempt)
-            async with self._uow.begin() as work:
-                recorded = await self._deliveries.finish(
-                    work.session,
-                    notification_id=attempt.notification_id,
-                    attempt=attempt.attempt,
-                    status=outcome.status,
-                    detail=outcome.detail,
-                    at=self._clock(),
-                    retry_at=outcome.retry_at,
-                )
-                if recorded:
-                    work.emit(self._announce(attempt, outcome))
+            # Built in this span, so the announcement is a child of the delivery that caused it.
+            recorded = await self._outcomes.record(attempt, outcome, announce=self._announce(attempt, outcome))
         log.info(
             "notification %s via %s, attempt %d: %s",
             attempt.notification_id,

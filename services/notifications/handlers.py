@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,18 +19,18 @@ from shared.contracts.events import (
 from shared.unit_of_work import Work
 
 
-async def on_notification_requested(
-    event: NotificationRequested,
+async def on_notifications_requested(
+    events: Sequence[NotificationRequested],
     *,
     work: Work,
     deliveries: SqlDeliveries,
     clock: Callable[[], datetime],
     wake: Callable[[], None],
-) -> list[Event[Any]]:
-    """Record the delivery as requested (once per notification id); the dispatcher sends it after this commits."""
-    if await deliveries.record_requested(work.session, event, at=clock()):
+    stream_sequences: Mapping[uuid.UUID, int] | None = None,
+) -> None:
+    """Record a batch's deliveries as requested, once per notification id; the dispatcher sends them after commit."""
+    if await deliveries.record_all_requested(work.session, events, at=clock()):
         work.wake_after_commit(wake)
-    return []
 
 
 async def acknowledge(

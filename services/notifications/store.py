@@ -7,6 +7,7 @@ committed) before the channel is called, and records `sent`, `failed`, or `reque
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -68,31 +69,62 @@ class Attempt:
     interrupted: bool
 
 
+@dataclass(frozen=True)
+class Finished:
+    """An attempt's outcome to record: the delivery's next status, its detail, and when to retry."""
+
+    notification_id: str
+    attempt: int
+    status: str
+    detail: str
+    retry_at: datetime | None = None
+
+
+# Only the attempt that is still current is recorded (a row reclaimed after a cut-off send has a higher count).
+_FINISH_ALL = sa.text(
+    f"update {SCHEMA}.deliveries d set status = v.status, detail = v.detail, ready_at = v.retry_at, "
+    "delivered_at = case when v.status = 'sent' then cast(:at as timestamptz) else d.delivered_at end "
+    "from unnest(cast(:ids as text[]), cast(:attempts as integer[]), cast(:statuses as text[]), "
+    "cast(:details as text[]), cast(:retry_ats as timestamptz[])) "
+    "as v(notification_id, attempt, status, detail, retry_at) "
+    "where d.notification_id = v.notification_id and d.status = 'sending' and d.attempts = v.attempt "
+    "returning d.notification_id"
+)
+
+
 class SqlDeliveries:
     """Delivery rows: one per notification id, so a second request for the same notification sends nothing."""
 
     async def record_requested(self, session: AsyncSession, request: NotificationRequested, *, at: datetime) -> bool:
         """Record the request (due now); False when this notification was already recorded."""
-        payload = request.payload
+        return request.payload.notification_id in await self.record_all_requested(session, [request], at=at)
+
+    async def record_all_requested(
+        self, session: AsyncSession, requests: Sequence[NotificationRequested], *, at: datetime
+    ) -> set[str]:
+        """Record many requests in one statement; returns the notification ids that were not recorded before."""
+        if not requests:
+            return set()
         result = await session.execute(
-            insert(deliveries)
-            .values(
-                notification_id=payload.notification_id,
-                school_id=request.school_id,
-                case_id=payload.case_id,
-                recipient_person_id=payload.recipient.person_id,
-                channel=payload.channel,
-                status="requested",
-                requested_event_id=request.event_id,
-                correlation_id=request.correlation_id,
-                traceparent=request.traceparent,
-                request=request.model_dump(mode="json"),
-                ready_at=at,
-            )
-            .on_conflict_do_nothing()
-            .returning(deliveries.c.notification_id)
+            insert(deliveries).on_conflict_do_nothing().returning(deliveries.c.notification_id),
+            [
+                {
+                    "notification_id": request.payload.notification_id,
+                    "school_id": request.school_id,
+                    "case_id": request.payload.case_id,
+                    "recipient_person_id": request.payload.recipient.person_id,
+                    "channel": request.payload.channel,
+                    "status": "requested",
+                    "requested_event_id": request.event_id,
+                    "correlation_id": request.correlation_id,
+                    "traceparent": request.traceparent,
+                    "request": request.model_dump(mode="json"),
+                    "ready_at": at,
+                }
+                for request in requests
+            ],
         )
-        return result.first() is not None
+        return set(result.scalars())
 
     async def claim_ready(
         self, session: AsyncSession, *, now: datetime, limit: int, sending_timeout: timedelta
@@ -152,6 +184,23 @@ class SqlDeliveries:
             .returning(deliveries.c.notification_id)
         )
         return result.first() is not None
+
+    async def finish_all(self, session: AsyncSession, finished: Sequence[Finished], *, at: datetime) -> set[str]:
+        """Record many attempts' outcomes in one statement; returns the ids whose attempt was still the current one."""
+        if not finished:
+            return set()
+        result = await session.execute(
+            _FINISH_ALL,
+            {
+                "ids": [f.notification_id for f in finished],
+                "attempts": [f.attempt for f in finished],
+                "statuses": [f.status for f in finished],
+                "details": [f.detail for f in finished],
+                "retry_ats": [f.retry_at for f in finished],
+                "at": at,
+            },
+        )
+        return set(result.scalars())
 
     async def acknowledge(self, session: AsyncSession, *, notification_id: str, by: str, at: datetime) -> sa.Row | None:
         """Mark acknowledged once; returns the row when this call acknowledged it, None otherwise."""

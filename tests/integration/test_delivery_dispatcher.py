@@ -142,3 +142,38 @@ async def test_an_attempt_cut_off_by_a_crash_is_reconciled_after_the_timeout(
     assert channel.sent == ([notification_id] if resend_safe else [])
     if outcome == "failed":
         assert "cut off mid-send" in announced.payload.reason
+
+
+class CountingDeliveries(SqlDeliveries):
+    """Counts the groups of outcomes written (one unit of work each)."""
+
+    def __init__(self) -> None:
+        self.groups: list[int] = []
+
+    async def finish_all(self, session: Any, finished: Any, *, at: datetime) -> set[str]:
+        self.groups.append(len(finished))
+        return await super().finish_all(session, finished, at=at)
+
+
+async def test_outcomes_finished_together_are_recorded_together_each_announced_once(settings: Settings) -> None:
+    runtime, clock = ServiceRuntime(settings, service="notifications", schema=SCHEMA), Clock()
+    channel = ScriptedChannel(*(f"<m{n}@safeguard.local>" for n in range(12)))
+    store = CountingDeliveries()
+    sender = Dispatcher(
+        uow=runtime.uow,
+        deliveries=store,
+        channels={"email": channel},
+        signer=AckLinks(b"test-key"),
+        console_url="http://127.0.0.1:8081",
+        clock=clock,
+    )
+    async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
+        ids = [await record(runtime, clock) for _ in range(12)]
+        assert await sender.dispatch_due() == 12
+        sent = await eventually(
+            lambda: stream_events(js, settings, "notification.sent"), until=lambda found: len(found) == 12, what="sent"
+        )
+    assert sorted(e.payload.notification_id for e in sent) == sorted(ids)
+    assert sum(store.groups) == 12
+    assert len(store.groups) < 12, f"one unit of work per delivery: {store.groups}"
+    assert {(await row(runtime, n)).status for n in ids} == {"sent"}

@@ -94,8 +94,8 @@ def notifications(monkeypatch: pytest.MonkeyPatch) -> tuple[NatsBroker, dict[str
     from services.notifications import app
 
     recorder = Recorder()
-    monkeypatch.setattr(app, "on_notification_requested", recorder)
-    return app.create_app(SETTINGS)[1].broker, {"on_notification_requested": recorder}
+    monkeypatch.setattr(app, "on_notifications_requested", recorder)
+    return app.create_app(SETTINGS)[1].broker, {"on_notifications_requested": recorder}
 
 
 def audit(monkeypatch: pytest.MonkeyPatch) -> tuple[NatsBroker, dict[str, Recorder]]:
@@ -134,7 +134,7 @@ LEAD_REQUEST = {"channel": "email", "address": "lead@example.org"}
     ("service", "handler", "event"),
     [
         (routing, "on_concern_received", concern_received),
-        (notifications, "on_notification_requested", lambda: notification_requested(**LEAD_REQUEST, recipient=LEAD)),
+        (notifications, "on_notifications_requested", lambda: notification_requested(**LEAD_REQUEST, recipient=LEAD)),
         (audit, "on_events", concern_received),
     ],
     ids=["routing", "notifications", "audit"],
