@@ -4,20 +4,22 @@ Each due row is claimed (`FOR UPDATE SKIP LOCKED`, marked `sending`, attempt cou
 channel is called; the outcome is recorded in a unit of work of its own, with notification.sent or
 notification.failed in the outbox. A row still `sending` after `sending_timeout` was cut off mid-send (the
 process died): it is re-sent only through a channel whose re-send the recipient sees once (`resend_safe`),
-otherwise it is reported failed so routing moves on instead of waiting.
+otherwise it is reported failed so routing moves on instead of waiting. A channel with a point of no return
+(SMTP's end of data) awaits the delivery's commit point there, which records the attempt `committing`: one cut
+off after that is recorded `sent_unconfirmed` and never re-sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.notifications.attempts import AttemptOutcome, after_attempt
-from services.notifications.channels import Channel, Delivery, DeliveryFailed
+from services.notifications.attempts import AttemptOutcome, after_attempt, unconfirmed
+from services.notifications.channels import Channel, Delivery, DeliveryFailed, SentUnconfirmed
 from services.notifications.domain import render
 from services.notifications.links import AckLinks
 from services.notifications.store import Attempt, SqlDeliveries
@@ -131,6 +133,9 @@ class Dispatcher:
         now = self._clock()
         rules = self._rules
         channel = self._channels.get(request.channel)
+        if attempt.past_commit_point:
+            # Cut off between "committing" and the server's reply: it may well have arrived; never send it twice.
+            return unconfirmed("cut off after the end of data was committed")
         try:
             if channel is None:
                 raise DeliveryFailed(f"no {request.channel} channel is configured", retryable=False)
@@ -139,7 +144,10 @@ class Dispatcher:
                 raise DeliveryFailed("cut off mid-send; this channel cannot re-send safely", retryable=False)
             token = self._signer.token(request.notification_id, person_id=request.recipient.person_id, now=now)
             message = render(request, console_url=self._console_url, ack_token=token)
-            provider_id = await channel.send(Delivery(request.notification_id, request.address, message))
+            delivery = Delivery(request.notification_id, request.address, message, self._commit_point(attempt))
+            provider_id = await channel.send(delivery)
+        except SentUnconfirmed as cut_off:
+            return unconfirmed(str(cut_off))
         except DeliveryFailed as failed:
             return after_attempt(
                 attempt.attempt,
@@ -150,6 +158,20 @@ class Dispatcher:
                 backoff=rules.backoff_seconds,
             )
         return after_attempt(attempt.attempt, now=now, provider_id=provider_id, max_attempts=rules.max_attempts)
+
+    def _commit_point(self, attempt: Attempt) -> Callable[[], Awaitable[None]]:
+        """Records the attempt `committing` (committed) before the channel passes its point of no return."""
+
+        async def committing() -> None:
+            async with self._uow.begin() as work:
+                current = await self._deliveries.mark_committing(
+                    work.session, notification_id=attempt.notification_id, attempt=attempt.attempt
+                )
+            if not current:
+                # Reclaimed by another instance after the sending timeout: it owns the delivery now.
+                raise DeliveryFailed("superseded before the point of no return", retryable=True)
+
+        return committing
 
     def _announce(self, attempt: Attempt, outcome: AttemptOutcome) -> list[Event[Any]]:
         request = attempt.request
