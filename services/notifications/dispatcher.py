@@ -143,7 +143,8 @@ class Dispatcher:
                 # The last attempt may have reached the person; a blind re-send could reach them twice.
                 raise DeliveryFailed("cut off mid-send; this channel cannot re-send safely", retryable=False)
             token = self._signer.token(request.notification_id, person_id=request.recipient.person_id, now=now)
-            message = render(request, console_url=self._console_url, ack_token=token)
+            receipt = self._signer.receipt_token(request.notification_id)
+            message = render(request, console_url=self._console_url, ack_token=token, receipt_token=receipt)
             delivery = Delivery(request.notification_id, request.address, message, self._commit_point(attempt))
             provider_id = await channel.send(delivery)
         except SentUnconfirmed as cut_off:

@@ -134,6 +134,8 @@ class RenderedNotification:
     sms: str = ""
     footer: str = STAFF_FOOTER
     with_link: bool = True
+    receipt_url: str = ""
+    receipt_token: str = ""
 
 
 def message_kind(request: NotificationRequestedPayload) -> MessageKind:
@@ -190,6 +192,7 @@ def render(
     *,
     console_url: str,
     ack_token: str,
+    receipt_token: str = "",
     templates: Mapping[str, MessageTemplate] = DEFAULT_TEMPLATES,
 ) -> RenderedNotification:
     """Lock-screen-safe text: urgency, reference and a link; never a name or what happened."""
@@ -209,4 +212,6 @@ def render(
         sms=sms,
         footer=template.footer.format(**facts, link=long_link),
         with_link=template.with_link,
+        receipt_url=f"{console_url.rstrip('/')}/api/v1/push/receipts" if receipt_token else "",
+        receipt_token=receipt_token,
     )

@@ -201,6 +201,23 @@ class NotificationSent(Event[NotificationSentPayload]):
     AGGREGATE: ClassVar[str] = "notification"
 
 
+class NotificationDeliveredPayload(_Payload):
+    notification_id: str
+    case_id: str
+    channel: NotificationChannel
+    recipient_person_id: str
+    receipt: str = Field(description="what the channel reported: `delivered` (SMS provider), `shown` (push)")
+    provider_message_id: str = ""
+
+
+class NotificationDelivered(Event[NotificationDeliveredPayload]):
+    """The channel reported the notification reached the person's device (SMS receipt, push shown). Not for email."""
+
+    TYPE: ClassVar[str] = "notification.delivered"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "notification"
+
+
 class NotificationFailedPayload(_Payload):
     notification_id: str
     case_id: str

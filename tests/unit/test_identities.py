@@ -29,7 +29,13 @@ def test_no_identity_but_the_admin_may_touch_stream_or_consumer_lifecycles(name:
         ("routing", ["sg.*.case.*", "sg.*.deadline.*", "sg.*.notification.requested", "sg.*.policy.*", DEAD]),
         (
             "notifications",
-            ["sg.*.notification.sent", "sg.*.notification.failed", "sg.*.notification.acknowledged", DEAD],
+            [
+                "sg.*.notification.sent",
+                "sg.*.notification.delivered",
+                "sg.*.notification.failed",
+                "sg.*.notification.acknowledged",
+                DEAD,
+            ],
         ),
         ("audit", ["sg.*.record.viewed", DEAD, "sg-audit.*.ledger.checkpointed"]),
         ("console", ["sg.*.record.viewed", DEAD]),
