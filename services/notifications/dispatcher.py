@@ -20,7 +20,7 @@ from typing import Any
 
 from services.notifications.attempts import AttemptOutcome, after_attempt, unconfirmed
 from services.notifications.channels import Channel, Delivery, DeliveryFailed, SentUnconfirmed
-from services.notifications.domain import render
+from services.notifications.domain import NoParentWords, render
 from services.notifications.links import AckLinks
 from services.notifications.store import Attempt, SqlDeliveries
 from shared.background import PollingLoop
@@ -144,7 +144,10 @@ class Dispatcher:
                 raise DeliveryFailed("cut off mid-send; this channel cannot re-send safely", retryable=False)
             token = self._signer.token(request.notification_id, person_id=request.recipient.person_id, now=now)
             receipt = self._signer.receipt_token(request.notification_id)
-            message = render(request, console_url=self._console_url, ack_token=token, receipt_token=receipt)
+            try:
+                message = render(request, console_url=self._console_url, ack_token=token, receipt_token=receipt)
+            except NoParentWords as missing:
+                raise DeliveryFailed(str(missing), retryable=False) from missing
             delivery = Delivery(request.notification_id, request.address, message, self._commit_point(attempt))
             provider_id = await channel.send(delivery)
         except SentUnconfirmed as cut_off:

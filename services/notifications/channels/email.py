@@ -32,7 +32,7 @@ def compose_email(delivery: Delivery, *, sender: str, at: datetime) -> EmailMess
     email = EmailMessage(policy=policy.SMTP)
     email["From"] = sender
     email["To"] = delivery.address
-    email["Subject"] = message.title
+    email["Subject"] = message.subject or message.title
     email["Date"] = format_datetime(at)
     # RFC 5322 section 3.6.4: the same message keeps the same id. make_msgid would add a time and a random part,
     # so a re-send after a crash would look like a second message; this id is the notification's own.
@@ -40,7 +40,8 @@ def compose_email(delivery: Delivery, *, sender: str, at: datetime) -> EmailMess
     email["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies to an alert
     link = f"\n\n{message.action}:\n{message.ack_url}" if message.with_link else ""
     footer = f"\n\n{message.footer}" if message.footer else ""
-    plain = f"{message.body}{link}{footer}\n"
+    text = message.email_body or message.body
+    plain = f"{text}{link}{footer}\n"
     email.set_content(plain, cte=_transfer_encoding(plain))
     button = (
         f'<p><a href="{html.escape(message.ack_url, quote=True)}" '
@@ -49,7 +50,7 @@ def compose_email(delivery: Delivery, *, sender: str, at: datetime) -> EmailMess
     )
     page = (
         '<!doctype html><html><body style="font-family:sans-serif">'
-        f"<p>{html.escape(message.body)}</p>{button if message.with_link else ''}"
+        f"<p>{html.escape(text)}</p>{button if message.with_link else ''}"
         f'<p style="color:#555">{html.escape(message.footer)}</p></body></html>\n'
     )
     email.add_alternative(page, subtype="html", cte=_transfer_encoding(page))
