@@ -163,17 +163,27 @@ class Dispatcher:
             )
         return after_attempt(attempt.attempt, now=now, provider_id=provider_id, max_attempts=rules.max_attempts)
 
-    def _commit_point(self, attempt: Attempt) -> Callable[[], Awaitable[None]]:
-        """Records the attempt `committing` (committed) before the channel passes its point of no return."""
+    def _commit_point(self, attempt: Attempt) -> Callable[[Callable[[], None]], Awaitable[None]]:
+        """Records the attempt `committing` and makes the send final in the same instant as that commit leaves."""
 
-        async def committing() -> None:
-            async with self._uow.begin() as work:
+        async def committing(end_of_data: Callable[[], None]) -> None:
+            async with self._uow.sessions() as session:
+                await session.begin()
                 current = await self._deliveries.mark_committing(
-                    work.session, notification_id=attempt.notification_id, attempt=attempt.attempt
-                )
-            if not current:
-                # Reclaimed by another instance after the sending timeout: it owns the delivery now.
-                raise DeliveryFailed("superseded before the point of no return", retryable=True)
+                    session, notification_id=attempt.notification_id, attempt=attempt.attempt
+                )  # the row is now locked by this transaction: nothing can change it before the COMMIT
+                if not current:
+                    await session.rollback()
+                    # Reclaimed by another instance after the sending timeout: it owns the delivery now.
+                    raise DeliveryFailed("superseded before the point of no return", retryable=True)
+                commit = asyncio.ensure_future(session.commit())
+                # One turn of the loop runs the commit's first step, which writes COMMIT to PostgreSQL's socket;
+                # the terminator follows at once. A kill -9 now leaves both on their way (PostgreSQL commits
+                # what it has read), only the COMMIT (a few microseconds: the message is lost, recorded
+                # `committing`), or neither (`sending`: re-sent, the server discarded the body).
+                await asyncio.sleep(0)
+                end_of_data()
+                await commit
 
         return committing
 

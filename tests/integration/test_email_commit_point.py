@@ -9,6 +9,7 @@ is recorded `sent_unconfirmed` and never sent again. The "kill" is the sending t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifications import mailbox
-from services.notifications.channels import Delivery
+from services.notifications.channels import Delivery, SentUnconfirmed
 from services.notifications.channels.email import SmtpChannel
 from services.notifications.dispatcher import DeliveryRules, Dispatcher
 from services.notifications.domain import RenderedNotification
@@ -83,7 +84,7 @@ async def test_a_send_cut_off_before_the_terminator_leaves_nothing_at_the_server
     server = await serve(tmp_path / "mail", session_class=observed_sessions(ended))
     at_commit_point = asyncio.Event()
 
-    async def killed_here() -> None:
+    async def killed_here(end_of_data: Callable[[], None]) -> None:
         at_commit_point.set()
         await asyncio.Event().wait()  # the process dies here: the terminator is never written
 
@@ -103,6 +104,58 @@ async def test_a_send_cut_off_before_the_terminator_leaves_nothing_at_the_server
         server.close()
         await server.wait_closed()
     assert ids_kept(tmp_path / "mail") == ["<n-cut-off@safeguard.local>"]
+
+
+def replies_signalled(replied: asyncio.Event) -> type[ReadsInOrder]:
+    class Signals(ReadsInOrder):
+        async def push(self, status: Any) -> None:
+            await super().push(status)
+            if str(status).startswith("250 Message accepted"):
+                replied.set()
+
+    return Signals
+
+
+async def test_the_reply_is_read_even_when_it_comes_while_the_commit_point_still_waits(tmp_path: Path) -> None:
+    replied = asyncio.Event()
+    server = await serve(tmp_path / "mail", session_class=replies_signalled(replied))
+
+    async def slow_commit(end_of_data: Callable[[], None]) -> None:
+        end_of_data()
+        await asyncio.wait_for(replied.wait(), 10)  # the server has replied 250 while the COMMIT is still out
+        for _ in range(10):
+            await asyncio.sleep(0)  # loop turns (not time): the client's socket reads the reply meanwhile
+
+    message = RenderedNotification(title="Safeguarding concern: SG-2026-SLOW", body="Sign in.", ack_url="https://x/")
+    channel = smtp(server)
+    channel._server["timeout"] = 3  # a lost reply would end in a timeout (SentUnconfirmed), not this id
+    try:
+        sent = await channel.send(Delivery("n-slow", "lead@example.org", message, slow_commit))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert sent == "<n-slow@safeguard.local>"
+
+
+class KeepsThenHangsUp(KeepInFolder):
+    """Keeps the message, then drops the connection before its 250: the sender cannot know it arrived."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        kept = await super().handle_DATA(server, session, envelope)
+        server.transport.close()
+        return kept
+
+
+async def test_no_reply_to_the_terminator_is_sent_unconfirmed_never_an_error_to_retry(tmp_path: Path) -> None:
+    server = await serve(tmp_path / "mail", handler=KeepsThenHangsUp(tmp_path / "mail"))
+    message = RenderedNotification(title="Safeguarding concern: SG-2026-HANGUP", body="Sign in.", ack_url="https://x/")
+    try:
+        with pytest.raises(SentUnconfirmed, match="no reply to the end of data"):
+            await smtp(server).send(Delivery("n-hang-up", "lead@example.org", message))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert ids_kept(tmp_path / "mail") == ["<n-hang-up@safeguard.local>"]
 
 
 class Clock:
@@ -169,7 +222,10 @@ async def test_a_restart_resends_only_what_the_server_cannot_have_kept(
                 handler.gate.set()
             else:
                 await asyncio.wait_for(handler.arrived.wait(), 10)  # the terminator reached the server
-                assert await status(runtime, notification_id) == ("committing", 1)
+                committed = await eventually(
+                    lambda: status(runtime, notification_id), until=lambda found: found[0] == "committing"
+                )
+                assert committed == ("committing", 1), "COMMIT went before the terminator"
             sending.cancel()  # kill -9, at exactly that point
             with pytest.raises(asyncio.CancelledError):
                 await sending

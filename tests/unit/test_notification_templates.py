@@ -84,7 +84,8 @@ def request_of(
 def sent_text(request: NotificationRequestedPayload) -> str:
     """Everything the channel would put in front of the recipient (and their lock screen)."""
     token = AckLinks(b"k" * 32).token(request.notification_id, person_id=request.recipient.person_id, now=NOW)
-    message = render(request, console_url=CONSOLE, ack_token=token)
+    receipt = AckLinks(b"k" * 32).receipt_token(request.notification_id)
+    message = render(request, console_url=CONSOLE, ack_token=token, receipt_token=receipt)
     delivery = Delivery(request.notification_id, request.address, message)
     if request.channel == "push":
         return json.dumps(json.loads(push_payload(delivery)))

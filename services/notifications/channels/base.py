@@ -24,8 +24,9 @@ class SentUnconfirmed(Exception):
     """Cut off after the point of no return: the message may have reached the person, so it is never re-sent."""
 
 
-async def no_commit_point() -> None:
-    """For channels and callers with nothing to record before the message becomes final."""
+async def no_commit_point(end_of_data: Callable[[], None]) -> None:
+    """For callers with nothing to record before the message becomes final: end it at once."""
+    end_of_data()
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,8 @@ class Delivery:
     notification_id: str
     address: str
     message: RenderedNotification
-    commit_point: Callable[[], Awaitable[None]] = field(default=no_commit_point, compare=False)
-    """Awaited just before the send can no longer be taken back (SMTP's end of data); raising aborts the send."""
+    commit_point: Callable[[Callable[[], None]], Awaitable[None]] = field(default=no_commit_point, compare=False)
+    """Given the action that makes the send final (SMTP's end of data), records the attempt and calls it."""
 
 
 class Channel(Protocol):
