@@ -9,6 +9,7 @@ is recorded `sent_unconfirmed` and never sent again. The "kill" is the sending t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -255,3 +256,31 @@ async def test_a_restart_resends_only_what_the_server_cannot_have_kept(
 
 async def _ids(folder: Path) -> list[str]:
     return ids_kept(folder)
+
+
+async def test_a_commit_given_one_loop_turn_is_durable_even_if_the_process_dies_at_once(settings: Settings) -> None:
+    """The premise of the dispatcher's commit point: after one turn, the COMMIT has left for PostgreSQL."""
+    runtime, clock = ServiceRuntime(settings, service="notifications", schema=SCHEMA), Clock()
+    request = notification_requested(channel="email", address="lead@example.org", recipient=PERSON)
+    notification_id = request.payload.notification_id
+    async with running(runtime, subscribers=False):
+        async with runtime.uow.begin() as work:
+            assert await SqlDeliveries().record_requested(work.session, request, at=clock())
+            await work.session.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.notification_id == notification_id)
+                .values(status="sending", attempts=1)
+            )
+        session = runtime.sessions()
+        await session.begin()
+        assert await SqlDeliveries().mark_committing(session, notification_id=notification_id, attempt=1)
+        driver = (await (await session.connection()).get_raw_connection()).driver_connection
+        commit = asyncio.ensure_future(session.commit())
+        await asyncio.sleep(0)  # what the dispatcher does before writing the terminator
+        driver._transport.abort()  # killed here: nothing more leaves this process on that connection
+        with contextlib.suppress(Exception):
+            await commit
+        with contextlib.suppress(Exception):
+            await session.close()
+        found = await eventually(lambda: status(runtime, notification_id), until=lambda s: s[0] == "committing")
+    assert found == ("committing", 1)
