@@ -275,6 +275,7 @@ async def test_a_commit_given_one_loop_turn_is_durable_even_if_the_process_dies_
         await session.begin()
         assert await SqlDeliveries().mark_committing(session, notification_id=notification_id, attempt=1)
         driver = (await (await session.connection()).get_raw_connection()).driver_connection
+        assert driver is not None
         commit = asyncio.ensure_future(session.commit())
         await asyncio.sleep(0)  # what the dispatcher does before writing the terminator
         driver._transport.abort()  # killed here: nothing more leaves this process on that connection
