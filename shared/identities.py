@@ -42,7 +42,12 @@ ACCOUNT = "SAFEGUARD"
 PUBLISHES: dict[str, tuple[str, ...]] = {
     "intake": ("concern.received", "intake.quarantined"),
     "routing": ("case.*", "deadline.*", "notification.requested", "policy.*", "debrief.*"),
-    "notifications": ("notification.sent", "notification.failed", "notification.acknowledged"),
+    "notifications": (
+        "notification.sent",
+        "notification.delivered",
+        "notification.failed",
+        "notification.acknowledged",
+    ),
     # Reads of the record: audit's command line (replay, export) and the console's case view; crypto-shredding.
     "audit": ("record.viewed", "key.shredded"),
     "console": ("record.viewed", "account.changed"),

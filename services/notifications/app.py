@@ -13,12 +13,14 @@ from fastapi import FastAPI
 from services.notifications.dispatcher import DeliveryRules, Dispatcher
 from services.notifications.handlers import on_notifications_requested
 from services.notifications.http import router
+from services.notifications.receipts_http import receipts_router
 from services.notifications.settings import NotificationSettings
 from services.notifications.store import SCHEMA, SqlDeliveries
 from services.notifications.wiring import ack_links, build_channels, channel_routers
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import (
     NotificationAcknowledged,
+    NotificationDelivered,
     NotificationFailed,
     NotificationRequested,
     NotificationSent,
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     """Build the notifications app for these settings."""
     runtime = ServiceRuntime(settings, service="notifications", schema=SCHEMA)
-    runtime.publishes(NotificationSent, NotificationFailed, NotificationAcknowledged)
+    runtime.publishes(NotificationSent, NotificationDelivered, NotificationFailed, NotificationAcknowledged)
     options = NotificationSettings()
     signer = ack_links(settings, options)
     deliveries = SqlDeliveries()
@@ -77,6 +79,16 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
             signer=signer,
             clock=utc_now,
             console_url=settings.console_url,
+        )
+    )
+    app.include_router(
+        receipts_router(
+            uow=runtime.uow,
+            deliveries=deliveries,
+            signer=signer,
+            sms_callback_url=options.sms_status_callback_url,
+            sms_auth_token=options.sms_auth_token.get_secret_value(),
+            clock=utc_now,
         )
     )
     for extra in channel_routers(kit, sessions=runtime.sessions, deliveries=deliveries, signer=signer, clock=utc_now):

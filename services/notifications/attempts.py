@@ -15,14 +15,25 @@ DEFAULT_BACKOFF_SECONDS = (5.0, 30.0, 120.0, 600.0)
 class AttemptOutcome:
     """The delivery's next state, and which event (if any) announces it."""
 
-    status: Literal["sent", "requested", "failed"]
+    status: Literal["sent", "sent_unconfirmed", "requested", "failed"]
     detail: str
     retry_at: datetime | None = None
 
     @property
     def announced(self) -> Literal["sent", "failed"] | None:
-        """notification.sent or notification.failed once the outcome is final; nothing while retrying."""
-        return None if self.status == "requested" else self.status
+        """notification.sent or notification.failed once the outcome is final; nothing while retrying.
+
+        `sent_unconfirmed` (cut off past the point of no return) is announced sent: the person counts as told,
+        and the acknowledgement deadline, not a second copy, is what catches a message that never arrived.
+        """
+        if self.status == "requested":
+            return None
+        return "failed" if self.status == "failed" else "sent"
+
+
+def unconfirmed(why: str) -> AttemptOutcome:
+    """An attempt that passed its point of no return without a reply: recorded sent, never re-sent."""
+    return AttemptOutcome("sent_unconfirmed", f"unconfirmed: {why}")
 
 
 def after_attempt(

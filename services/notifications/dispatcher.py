@@ -4,21 +4,23 @@ Each due row is claimed (`FOR UPDATE SKIP LOCKED`, marked `sending`, attempt cou
 channel is called; the outcome is recorded in a unit of work of its own, with notification.sent or
 notification.failed in the outbox. A row still `sending` after `sending_timeout` was cut off mid-send (the
 process died): it is re-sent only through a channel whose re-send the recipient sees once (`resend_safe`),
-otherwise it is reported failed so routing moves on instead of waiting.
+otherwise it is reported failed so routing moves on instead of waiting. A channel with a point of no return
+(SMTP's end of data) awaits the delivery's commit point there, which records the attempt `committing`: one cut
+off after that is recorded `sent_unconfirmed` and never re-sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.notifications.attempts import AttemptOutcome, after_attempt
-from services.notifications.channels import Channel, Delivery, DeliveryFailed
-from services.notifications.domain import render
+from services.notifications.attempts import AttemptOutcome, after_attempt, unconfirmed
+from services.notifications.channels import Channel, Delivery, DeliveryFailed, SentUnconfirmed
+from services.notifications.domain import NoParentWords, render
 from services.notifications.links import AckLinks
 from services.notifications.store import Attempt, Finished, SqlDeliveries
 from shared.background import PollingLoop
@@ -169,6 +171,9 @@ class Dispatcher:
         now = self._clock()
         rules = self._rules
         channel = self._channels.get(request.channel)
+        if attempt.past_commit_point:
+            # Cut off between "committing" and the server's reply: it may well have arrived; never send it twice.
+            return unconfirmed("cut off after the end of data was committed")
         try:
             if channel is None:
                 raise DeliveryFailed(f"no {request.channel} channel is configured", retryable=False)
@@ -176,8 +181,15 @@ class Dispatcher:
                 # The last attempt may have reached the person; a blind re-send could reach them twice.
                 raise DeliveryFailed("cut off mid-send; this channel cannot re-send safely", retryable=False)
             token = self._signer.token(request.notification_id, person_id=request.recipient.person_id, now=now)
-            message = render(request, console_url=self._console_url, ack_token=token)
-            provider_id = await channel.send(Delivery(request.notification_id, request.address, message))
+            receipt = self._signer.receipt_token(request.notification_id)
+            try:
+                message = render(request, console_url=self._console_url, ack_token=token, receipt_token=receipt)
+            except NoParentWords as missing:
+                raise DeliveryFailed(str(missing), retryable=False) from missing
+            delivery = Delivery(request.notification_id, request.address, message, self._commit_point(attempt))
+            provider_id = await channel.send(delivery)
+        except SentUnconfirmed as cut_off:
+            return unconfirmed(str(cut_off))
         except DeliveryFailed as failed:
             return after_attempt(
                 attempt.attempt,
@@ -188,6 +200,30 @@ class Dispatcher:
                 backoff=rules.backoff_seconds,
             )
         return after_attempt(attempt.attempt, now=now, provider_id=provider_id, max_attempts=rules.max_attempts)
+
+    def _commit_point(self, attempt: Attempt) -> Callable[[Callable[[], None]], Awaitable[None]]:
+        """Records the attempt `committing` and makes the send final in the same instant as that commit leaves."""
+
+        async def committing(end_of_data: Callable[[], None]) -> None:
+            async with self._uow.sessions() as session:
+                await session.begin()
+                current = await self._deliveries.mark_committing(
+                    session, notification_id=attempt.notification_id, attempt=attempt.attempt
+                )  # the row is now locked by this transaction: nothing can change it before the COMMIT
+                if not current:
+                    await session.rollback()
+                    # Reclaimed by another instance after the sending timeout: it owns the delivery now.
+                    raise DeliveryFailed("superseded before the point of no return", retryable=True)
+                commit = asyncio.ensure_future(session.commit())
+                # One turn of the loop runs the commit's first step, which writes COMMIT to PostgreSQL's socket;
+                # the terminator follows at once. A kill -9 now leaves both on their way (PostgreSQL commits
+                # what it has read), only the COMMIT (a few microseconds: the message is lost, recorded
+                # `committing`), or neither (`sending`: re-sent, the server discarded the body).
+                await asyncio.sleep(0)
+                end_of_data()
+                await commit
+
+        return committing
 
     def _announce(self, attempt: Attempt, outcome: AttemptOutcome) -> list[Event[Any]]:
         request = attempt.request

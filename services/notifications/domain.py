@@ -4,8 +4,9 @@ Every message is built from a template by kind, and a template can only use thre
 words, the reference and the link. A recipient's name, a learner's name, what happened, a phone number
 or an address are not among them, so no template (ours or a policy's) can put one on a lock screen.
 
-The kind is recognised from fields `notification.requested` v1 already has (no new event version):
-- `parent`: the recipient's role is a parent or carer;
+The kind is recognised from the request's own fields:
+- `parent`: the recipient's role is a parent or carer: the words are the school's own, from its policy file,
+  carried by the request (`notification.requested` v2 `parent_message`; see shared/contracts/parent_message.py);
 - `policy_review`: routing's policy-review reminder (reason `policy_review_due`, reference naming the policy and date);
 - `operations`: an operational alert, not a case (reason `ops: ...`, e.g. a dead-lettered message);
 - `quarantine`: reports intake could not accept (reason `ops: reports quarantined ...`): a count, never content;
@@ -27,7 +28,7 @@ from typing import Literal
 
 from shared.contracts.case_events import DEBRIEF_ACTION_DUE
 from shared.contracts.concern import PersonRole
-from shared.contracts.events import POLICY_REVIEW_DUE, NotificationRequestedPayload
+from shared.contracts.events import POLICY_REVIEW_DUE, NotificationRequestedPayload, NotificationRequestedPayloadV2
 
 MessageKind = Literal[
     "case",
@@ -138,15 +139,6 @@ DEFAULT_TEMPLATES: Mapping[str, MessageTemplate] = {
         sms="Break-glass access: {reference} {link}",
         footer="This message carries no case detail.",
     ),
-    "parent": MessageTemplate(
-        title="Message from your child's school",
-        body="The school would like to speak with you. Please contact the school office and quote "
-        "reference {reference}.",
-        action="Confirm you have received this message",
-        sms="Your child's school would like to speak with you. Please call the office, ref {reference}",
-        footer="",
-        with_link=False,
-    ),
 }
 
 
@@ -162,6 +154,16 @@ class RenderedNotification:
     sms: str = ""
     footer: str = STAFF_FOOTER
     with_link: bool = True
+    receipt_url: str = ""
+    receipt_token: str = ""
+    subject: str = ""
+    """The email's subject when it differs from the push title (a parent's message); else the title."""
+    email_body: str = ""
+    """The email's text when it differs from the push body (a parent's message); else the body."""
+
+
+class NoParentWords(ValueError):
+    """A message to a parent or carer without the school's words: nothing is made up in their place."""
 
 
 def message_kind(request: NotificationRequestedPayload) -> MessageKind:
@@ -187,9 +189,29 @@ def message_kind(request: NotificationRequestedPayload) -> MessageKind:
     return "case"
 
 
+def parent_message(request: NotificationRequestedPayload) -> RenderedNotification:
+    """A parent's message in the school's own words (its policy file): school name, reference and contact only."""
+    words = request.parent_message if isinstance(request, NotificationRequestedPayloadV2) else None
+    if words is None:
+        raise NoParentWords(f"notification {request.notification_id} to a parent carries no words from the policy")
+    texts = words.rendered(reference=request.reference)
+    return RenderedNotification(
+        title=texts["push_title"],
+        body=texts["push_body"],
+        ack_url="",
+        urgency=request.urgency,
+        action="",
+        sms=texts["sms"],
+        footer="",
+        with_link=False,
+        subject=texts["email_subject"],
+        email_body=texts["email_body"],
+    )
+
+
 def check_templates(templates: Mapping[str, MessageTemplate]) -> None:
     """Refuse a template set that misses a kind or reaches for a field other than urgency, reference and link."""
-    missing = set(DEFAULT_TEMPLATES) - set(templates)
+    missing = set(DEFAULT_TEMPLATES) - set(templates)  # parents' words come from the policy, not from here
     if missing:
         raise ValueError(f"templates missing for: {', '.join(sorted(missing))}")
     for kind, template in templates.items():
@@ -222,10 +244,14 @@ def render(
     *,
     console_url: str,
     ack_token: str,
+    receipt_token: str = "",
     templates: Mapping[str, MessageTemplate] = DEFAULT_TEMPLATES,
 ) -> RenderedNotification:
     """Lock-screen-safe text: urgency, reference and a link; never a name or what happened."""
-    template = templates[message_kind(request)]
+    kind = message_kind(request)
+    if kind == "parent":
+        return parent_message(request)
+    template = templates[kind]
     long_link = ack_url(console_url, notification_id=request.notification_id, ack_token=ack_token)
     facts = {"urgency_words": _URGENCY_WORDS[request.urgency], "reference": request.reference}
     link = short_url(console_url, notification_id=request.notification_id, ack_token=ack_token)
@@ -241,4 +267,6 @@ def render(
         sms=sms,
         footer=template.footer.format(**facts, link=long_link),
         with_link=template.with_link,
+        receipt_url=f"{console_url.rstrip('/')}/api/v1/push/receipts" if receipt_token else "",
+        receipt_token=receipt_token,
     )

@@ -50,6 +50,13 @@ class AckLinks:
         """The value the link's page embeds and its POST must send back."""
         return self._mac("page", notification_id, token)
 
+    def receipt_token(self, notification_id: str) -> str:
+        """The token a push message carries so its service worker can say it was shown (and nothing else)."""
+        return self._mac("receipt", notification_id)
+
+    def receipt_valid(self, notification_id: str, token: str) -> bool:
+        return hmac.compare_digest(self.receipt_token(notification_id).encode(), token.encode())
+
     def _mac(self, purpose: str, *parts: str) -> str:
         message = "\x1f".join((purpose, *parts)).encode()
         digest = hmac.new(self.key, message, hashlib.sha256).digest()[:16]

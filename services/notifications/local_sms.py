@@ -4,10 +4,15 @@ Run: `python -m services.notifications.local_sms` (SAFEGUARD_SMS_PORT, SAFEGUARD
 SAFEGUARD_SMS_AUTH_TOKEN, SAFEGUARD_SMS_SINK_FILE). A repeated Idempotency-Key gets the first message back (no second
 SMS), as providers with idempotency keys do. Messages are appended to a JSON-lines file (0600:
 it holds phone numbers) and listed at GET /messages. Loopback only.
+
+A message given a `StatusCallback` gets its statuses posted there as Twilio does (form fields, signed
+`X-Twilio-Signature`): `sent`, then `delivered` — or `undelivered` (error 30003, handset unreachable) for
+numbers starting `UNDELIVERED_PREFIX`. A 5xx or unreachable callback is tried again a few times.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import json
@@ -16,13 +21,18 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 from fastapi import FastAPI, Form, Header
 from fastapi.responses import JSONResponse
 
 from services.notifications.channels.sms import e164, one_segment
+from services.notifications.receipts import provider_signature
 
 # Numbers the fake refuses the way a provider refuses an invalid 'To' (Twilio error 21211).
 UNREACHABLE_PREFIX = "+1555000"
+# Numbers it accepts but cannot deliver to (status `undelivered`, Twilio error 30003).
+UNDELIVERED_PREFIX = "+1555001"
+CALLBACK_RETRIES = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
 def create_fake_provider(*, account_sid: str, auth_token: str, sink_file: Path | None = None) -> FastAPI:
@@ -31,6 +41,8 @@ def create_fake_provider(*, account_sid: str, auth_token: str, sink_file: Path |
     app.state.messages = []
     app.state.by_key = {}  # Idempotency-Key -> the message it created
     app.state.repeats = 0
+    app.state.callbacks = []  # (status, HTTP answer) for each status callback made
+    app.state.tasks = set()
     expected = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
 
     def refuse(status: int, code: int, message: str) -> JSONResponse:
@@ -44,6 +56,7 @@ def create_fake_provider(*, account_sid: str, auth_token: str, sink_file: Path |
         body: Annotated[str, Form(alias="Body")],
         authorization: Annotated[str, Header()] = "",
         idempotency_key: Annotated[str, Header()] = "",
+        status_callback: Annotated[str, Form(alias="StatusCallback")] = "",
     ) -> dict[str, Any] | JSONResponse:
         if sid != account_sid or not hmac.compare_digest(authorization.encode(), expected.encode()):
             return refuse(401, 20003, "Authenticate")
@@ -60,7 +73,33 @@ def create_fake_provider(*, account_sid: str, auth_token: str, sink_file: Path |
             app.state.by_key[idempotency_key] = message
         if sink_file is not None:
             _append(sink_file, message)
+        if status_callback:
+            task = asyncio.create_task(report_statuses(status_callback, message))
+            app.state.tasks.add(task)
+            task.add_done_callback(app.state.tasks.discard)
         return message
+
+    async def report_statuses(url: str, message: dict[str, Any]) -> None:
+        final = "undelivered" if str(message["to"]).startswith(UNDELIVERED_PREFIX) else "delivered"
+        async with httpx.AsyncClient(timeout=5) as http:
+            for status in ("sent", final):
+                form = {"MessageSid": message["sid"], "MessageStatus": status, "AccountSid": account_sid}
+                form |= {"To": message["to"], "From": message["from"]}
+                if status == "undelivered":
+                    form["ErrorCode"] = "30003"
+                await post_status(http, url, form)
+
+    async def post_status(http: httpx.AsyncClient, url: str, form: dict[str, str]) -> None:
+        signature = provider_signature(url, form.items(), auth_token=auth_token)
+        for wait in (*CALLBACK_RETRIES, None):
+            try:
+                answer = await http.post(url, data=form, headers={"X-Twilio-Signature": signature})
+            except httpx.HTTPError:
+                answer = None
+            app.state.callbacks.append((form["MessageStatus"], answer.status_code if answer else None))
+            if (answer is not None and answer.status_code < 500) or wait is None:
+                return
+            await asyncio.sleep(wait)  # the provider's own back-off before it tries the callback again
 
     @app.get("/messages")
     async def messages() -> list[dict[str, Any]]:

@@ -43,6 +43,10 @@ class NotificationSettings(BaseSettings):
     sms_auth_token: SecretStr = SecretStr("")
     sms_from: str = Field(default="Safeguard", description="sender number or alphanumeric sender id")
     sms_timeout_seconds: float = Field(default=10.0, gt=0)
+    sms_status_callback_url: str | None = Field(
+        default=None,
+        description="this service's /api/v1/sms/status as the provider reaches it; unset: no delivery receipts",
+    )
 
     delivery_max_attempts: int = Field(default=5, ge=1, description="attempts before a transient fault is final")
     delivery_backoff_seconds: list[float] = Field(

@@ -42,6 +42,9 @@ def add_stand_ins(environment: MutableMapping[str, str], *, data_dir: Path) -> t
                 "SAFEGUARD_SMS_SINK_FILE": str(data_dir.absolute() / "sms.jsonl"),
             }
         )
+        notifications_port = environment.get("SAFEGUARD_NOTIFICATIONS_HTTP_PORT", "8081")
+        callback = f"http://127.0.0.1:{notifications_port}/api/v1/sms/status"
+        environment.setdefault("SAFEGUARD_SMS_STATUS_CALLBACK_URL", callback)
         names.append("local-sms")
     return tuple(names)
 

@@ -1,8 +1,10 @@
-"""Notifications' schema: one delivery row per notification id, from requested to sent or failed.
+"""Notifications' schema: one delivery row per notification id, from requested to sent, delivered or failed.
 
 A row is `requested` in the consumer's transaction; the dispatcher claims it (`sending`, attempt counted,
-committed) before the channel is called, and records `sent`, `failed`, or `requested` again for a retry.
-`ready_at` is when the row is next due: the retry time while requested, the reconcile time while sending.
+committed) before the channel is called; a channel with a point of no return (SMTP's end of data) has it
+recorded `committing` just before; the outcome is `sent`, `sent_unconfirmed` (cut off after that point),
+`failed`, or `requested` again for a retry. A channel's receipt then makes it `delivered` (or `failed`).
+`ready_at` is when the row is next due: the retry time while requested, the reconcile time while in flight.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from shared.contracts.events import NotificationRequested
 
 SCHEMA = "notifications"
 metadata = sa.MetaData(schema=SCHEMA)
+IN_FLIGHT = ("requested", "sending", "committing")  # due again at ready_at (a retry, or a cut-off attempt)
+IN_FLIGHT_SQL = "('requested', 'sending', 'committing')"
+SENT = ("sent", "sent_unconfirmed")
 
 deliveries = sa.Table(
     "deliveries",
@@ -42,7 +47,11 @@ deliveries = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("attempted_at", sa.DateTime(timezone=True)),
     sa.Column("ready_at", sa.DateTime(timezone=True)),
-    sa.Index("deliveries_ready", "ready_at", postgresql_where=sa.text("status IN ('requested', 'sending')")),
+    # migration 0004: the provider's id for the message, and the channel's receipt (delivered or not)
+    sa.Column("provider_message_id", sa.Text),
+    sa.Column("receipt", sa.Text),
+    sa.Column("receipt_at", sa.DateTime(timezone=True)),
+    sa.Index("deliveries_ready", "ready_at", postgresql_where=sa.text(f"status IN {IN_FLIGHT_SQL}")),
 )
 
 
@@ -61,12 +70,14 @@ push_subscriptions = sa.Table(
 
 @dataclass(frozen=True)
 class Attempt:
-    """A claimed delivery: the request, which attempt this is, and whether an earlier one was cut off."""
+    """A claimed delivery: the request, which attempt this is, and whether an earlier one was cut off (and where)."""
 
     notification_id: str
     attempt: int
     request: NotificationRequested
     interrupted: bool
+    past_commit_point: bool = False
+    """The earlier attempt was cut off after its point of no return: it may have arrived, so it is not re-sent."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +144,7 @@ class SqlDeliveries:
         rows = (
             await session.execute(
                 sa.select(deliveries.c.notification_id, deliveries.c.status, deliveries.c.request)
-                .where(deliveries.c.status.in_(("requested", "sending")), deliveries.c.ready_at <= now)
+                .where(deliveries.c.status.in_(IN_FLIGHT), deliveries.c.ready_at <= now)
                 .order_by(deliveries.c.ready_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -154,9 +165,29 @@ class SqlDeliveries:
         )
         attempts = {r.notification_id: r.attempts for r in claimed}
         return [
-            Attempt(r.notification_id, attempts[r.notification_id], _request(r.request), r.status == "sending")
+            Attempt(
+                r.notification_id,
+                attempts[r.notification_id],
+                _request(r.request),
+                interrupted=r.status != "requested",
+                past_commit_point=r.status == "committing",
+            )
             for r in rows
         ]
+
+    async def mark_committing(self, session: AsyncSession, *, notification_id: str, attempt: int) -> bool:
+        """Record that this attempt is about to pass its point of no return; False when it is no longer current."""
+        result = await session.execute(
+            sa.update(deliveries)
+            .where(
+                deliveries.c.notification_id == notification_id,
+                deliveries.c.status == "sending",
+                deliveries.c.attempts == attempt,
+            )
+            .values(status="committing")
+            .returning(deliveries.c.notification_id)
+        )
+        return result.first() is not None
 
     async def finish(
         self,
@@ -171,13 +202,15 @@ class SqlDeliveries:
     ) -> bool:
         """Record an attempt's outcome; False when that attempt was no longer the current one (reclaimed)."""
         values: dict[str, Any] = {"status": status, "detail": detail, "ready_at": retry_at}
-        if status == "sent":
+        if status in SENT:
             values["delivered_at"] = at
+        if status == "sent":
+            values["provider_message_id"] = detail
         result = await session.execute(
             sa.update(deliveries)
             .where(
                 deliveries.c.notification_id == notification_id,
-                deliveries.c.status == "sending",
+                deliveries.c.status.in_(("sending", "committing")),
                 deliveries.c.attempts == attempt,
             )
             .values(**values)
@@ -201,6 +234,30 @@ class SqlDeliveries:
             },
         )
         return set(result.scalars())
+
+    async def record_receipt(
+        self, session: AsyncSession, *, notification_id: str, receipt: str, delivered: bool, detail: str, at: datetime
+    ) -> sa.Row | None:
+        """The channel's receipt, once, for a sent delivery: `delivered`, or `failed`; the row when this recorded it."""
+        values: dict[str, Any] = {
+            "receipt": receipt,
+            "receipt_at": at,
+            "status": "delivered" if delivered else "failed",
+        }
+        if not delivered:
+            values["detail"] = detail
+        return (
+            await session.execute(
+                sa.update(deliveries)
+                .where(
+                    deliveries.c.notification_id == notification_id,
+                    deliveries.c.status.in_(SENT),
+                    deliveries.c.receipt.is_(None),
+                )
+                .values(**values)
+                .returning(deliveries)
+            )
+        ).first()
 
     async def acknowledge(self, session: AsyncSession, *, notification_id: str, by: str, at: datetime) -> sa.Row | None:
         """Mark acknowledged once; returns the row when this call acknowledged it, None otherwise."""

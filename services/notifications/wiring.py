@@ -109,6 +109,7 @@ def sms_channel(options: NotificationSettings) -> Channel:
         auth_token=options.sms_auth_token.get_secret_value(),
         sender=options.sms_from,
         timeout_seconds=options.sms_timeout_seconds,
+        status_callback=options.sms_status_callback_url,
     )
 
 

@@ -27,7 +27,7 @@ from shared.contracts.events import (
     DeadlineSet,
     DeadlineSetPayload,
     NotificationRequested,
-    NotificationRequestedPayload,
+    NotificationRequestedPayloadV2,
     PersonRef,
     PossibleSubjectRef,
 )
@@ -110,7 +110,7 @@ def notification_requests(
             )
             requests.append(
                 NotificationRequested.new(
-                    NotificationRequestedPayload(
+                    NotificationRequestedPayloadV2(
                         notification_id=notification_id,
                         case_id=case_id,
                         reference=reference,

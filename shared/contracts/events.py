@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.contracts import concern_v1
 from shared.contracts.concern import ConcernReceivedPayload, risk_answer_from_old_boolean
 from shared.contracts.envelope import Event, registry
+from shared.contracts.parent_message import ParentMessage
 
 
 class _Payload(BaseModel):
@@ -177,12 +178,39 @@ class NotificationRequestedPayload(_Payload):
     escalation_rung: int = 0
 
 
-class NotificationRequested(Event[NotificationRequestedPayload]):
+class NotificationRequestedV1(Event[NotificationRequestedPayload]):
     """Someone must be told about a case. Carries no child's name and no concern text."""
+
+    # Published as "NotificationRequested": the title is part of the frozen v1 schema.
+    model_config = ConfigDict(title="NotificationRequested")
 
     TYPE: ClassVar[str] = "notification.requested"
     VERSION: ClassVar[int] = 1
     AGGREGATE: ClassVar[str] = "notification"
+
+
+class NotificationRequestedPayloadV2(NotificationRequestedPayload):
+    """Version 2: a message to a parent or carer carries the school's own words from its policy file."""
+
+    parent_message: ParentMessage | None = Field(
+        default=None, description="for a parent or carer: the policy's wording (placeholders checked); else none"
+    )
+
+
+class NotificationRequested(Event[NotificationRequestedPayloadV2]):
+    """Someone must be told about a case. Carries no child's name and no concern text."""
+
+    TYPE: ClassVar[str] = "notification.requested"
+    VERSION: ClassVar[int] = 2
+    AGGREGATE: ClassVar[str] = "notification"
+
+
+def upcast_notification_requested_v1(document: dict[str, Any]) -> dict[str, Any]:
+    """notification.requested v1 -> v2: no parent's wording (v1 carried none)."""
+    return {**document, "version": 2}
+
+
+registry().register_upcaster("notification.requested", 1, upcast_notification_requested_v1)
 
 
 class NotificationSentPayload(_Payload):
@@ -197,6 +225,23 @@ class NotificationSent(Event[NotificationSentPayload]):
     """A notification left through its channel."""
 
     TYPE: ClassVar[str] = "notification.sent"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "notification"
+
+
+class NotificationDeliveredPayload(_Payload):
+    notification_id: str
+    case_id: str
+    channel: NotificationChannel
+    recipient_person_id: str
+    receipt: str = Field(description="what the channel reported: `delivered` (SMS provider), `shown` (push)")
+    provider_message_id: str = ""
+
+
+class NotificationDelivered(Event[NotificationDeliveredPayload]):
+    """The channel reported the notification reached the person's device (SMS receipt, push shown). Not for email."""
+
+    TYPE: ClassVar[str] = "notification.delivered"
     VERSION: ClassVar[int] = 1
     AGGREGATE: ClassVar[str] = "notification"
 

@@ -139,7 +139,12 @@ async def _pull_one(js: nats.js.JetStreamContext, bus: Bus, consumer: PullConsum
 JOBS: dict[str, tuple[str, ...]] = {
     "intake": ("concern.received", "intake.quarantined"),
     "routing": ("case.opened", "deadline.set", "notification.requested", "policy.adopted", "debrief.action_due"),
-    "notifications": ("notification.sent", "notification.failed", "notification.acknowledged"),
+    "notifications": (
+        "notification.sent",
+        "notification.delivered",
+        "notification.failed",
+        "notification.acknowledged",
+    ),
     "audit": ("record.viewed", "key.shredded"),  # and its checkpoints: the test below
 }
 # What each durable consumer is fed before its service pulls (published by the admin).

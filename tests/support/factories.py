@@ -10,7 +10,7 @@ from shared.contracts.envelope import Actor, utc_now
 from shared.contracts.events import (
     ConcernReceived,
     NotificationRequested,
-    NotificationRequestedPayload,
+    NotificationRequestedPayloadV2,
     PersonRef,
 )
 
@@ -62,7 +62,7 @@ def notification_requested(
     """A notification.requested event as routing would publish it (a fresh notification id unless given)."""
     notification_id = notification_id or str(uuid.uuid4())
     return NotificationRequested.new(
-        NotificationRequestedPayload(
+        NotificationRequestedPayloadV2(
             notification_id=notification_id,
             case_id="case-1",
             reference=reference,

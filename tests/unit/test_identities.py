@@ -32,7 +32,13 @@ def test_no_identity_but_the_admin_may_touch_stream_or_consumer_lifecycles(name:
         ),
         (
             "notifications",
-            ["sg.*.notification.sent", "sg.*.notification.failed", "sg.*.notification.acknowledged", DEAD],
+            [
+                "sg.*.notification.sent",
+                "sg.*.notification.delivered",
+                "sg.*.notification.failed",
+                "sg.*.notification.acknowledged",
+                DEAD,
+            ],
         ),
         ("audit", ["sg.*.record.viewed", "sg.*.key.shredded", DEAD, "sg-audit.*.ledger.checkpointed"]),
         ("console", ["sg.*.record.viewed", "sg.*.account.changed", DEAD]),

@@ -1,10 +1,16 @@
-"""Every message kind on every channel: the words say urgency, reference and link, and nothing personal."""
+"""Every message kind on every channel: the words say urgency, reference and link, and nothing personal.
+
+Parents' words come from each school's policy file: for every policy under deploy/policies and every channel,
+a parent's message is rendered with a marker in every staff-only field (the recipient's name, the reason,
+the case, every name, kind, category and rule in the policy) and no marker may reach the parent.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,12 +22,17 @@ from services.notifications.channels.sms import one_segment
 from services.notifications.domain import (
     DEFAULT_TEMPLATES,
     MessageTemplate,
+    NoParentWords,
     check_templates,
     message_kind,
     render,
 )
 from services.notifications.links import AckLinks
-from shared.contracts.events import NotificationRequestedPayload, PersonRef
+from services.routing.policy.load import load_policy
+from services.routing.policy.model import Policy
+from shared.contracts.events import NotificationRequestedPayload, NotificationRequestedPayloadV2, PersonRef
+from shared.contracts.parent_message import ParentMessage
+from tests.conftest import REPO_ROOT
 
 CONSOLE = "https://safeguard.st-marks.example.org"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -38,16 +49,28 @@ KINDS: dict[str, dict[str, Any]] = {
     "case_reminder": {"reason": "reminder: call Learner A's parent about the hurtful group chat"},
     "policy_review": {"reference": "policy v3", "reason": "policy review was due on 2026-03-01", "urgency": "medium"},
     "debrief_action": {"reason": "debrief_action_due", "urgency": "medium"},
+    "unacknowledged": {"reason": "unacknowledged: the ladder ran out (rung 2)"},
+    "operations": {"reference": "1 set aside by routing-concerns since 14:00 UTC", "reason": "ops: dead letters"},
+    "quarantine": {"reference": "2 reports since 14:00 UTC", "reason": "ops: reports quarantined (2)"},
     "parent": {"role": "parent_carer", "reason": "parents: inform"},
     # Who broke glass on which reference, and when: never the case's content or the reason they stated.
     "break_glass": {"reference": "SG-2026-ABCDEFGH opened by d-hill at 09:00 UTC", "reason": "ops: break glass"},
 }
+POLICIES = sorted((REPO_ROOT / "deploy" / "policies").glob("*.yaml"))
+ST_MARKS = load_policy(REPO_ROOT / "deploy" / "policies" / "st-marks.yaml")
+CHANNELS = ["push", "email", "sms", "log"]
 
 
-def request_of(kind: str, *, channel: str, urgency: str = "immediate") -> NotificationRequestedPayload:
+def test_the_table_covers_every_kind_of_message() -> None:
+    assert set(KINDS) == set(DEFAULT_TEMPLATES) | {"parent"}
+
+
+def request_of(
+    kind: str, *, channel: str, urgency: str = "immediate", parent_words: ParentMessage | None = None
+) -> NotificationRequestedPayloadV2:
     fields = {"reference": "SG-2026-ABCDEFGH", "urgency": urgency, "role": "designated_safeguarding_lead"}
     fields.update(KINDS[kind])
-    return NotificationRequestedPayload(
+    return NotificationRequestedPayloadV2(
         notification_id="0f6a2c1e-3b5d-4e7f-8a9b-0c1d2e3f4a5b",
         case_id="case-1",
         reference=fields["reference"],
@@ -57,13 +80,15 @@ def request_of(kind: str, *, channel: str, urgency: str = "immediate") -> Notifi
         urgency=fields["urgency"],
         reason=fields["reason"],
         escalation_rung=fields.get("escalation_rung", 0),
+        parent_message=(parent_words or ST_MARKS.parent_message()) if kind == "parent" else None,
     )
 
 
 def sent_text(request: NotificationRequestedPayload) -> str:
     """Everything the channel would put in front of the recipient (and their lock screen)."""
     token = AckLinks(b"k" * 32).token(request.notification_id, person_id=request.recipient.person_id, now=NOW)
-    message = render(request, console_url=CONSOLE, ack_token=token)
+    receipt = AckLinks(b"k" * 32).receipt_token(request.notification_id)
+    message = render(request, console_url=CONSOLE, ack_token=token, receipt_token=receipt)
     delivery = Delivery(request.notification_id, request.address, message)
     if request.channel == "push":
         return json.dumps(json.loads(push_payload(delivery)))
@@ -77,7 +102,7 @@ def sent_text(request: NotificationRequestedPayload) -> str:
     return f"{message.title} {message.body}"
 
 
-@pytest.mark.parametrize("channel", ["push", "email", "sms", "log"])
+@pytest.mark.parametrize("channel", CHANNELS)
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_no_message_carries_a_name_what_happened_or_contact_details(kind: str, channel: str) -> None:
     request = request_of(kind, channel=channel)
@@ -88,11 +113,49 @@ def test_no_message_carries_a_name_what_happened_or_contact_details(kind: str, c
     assert request.reference in text
 
 
-@pytest.mark.parametrize("channel", ["push", "email", "sms", "log"])
-def test_a_parent_message_carries_no_staff_only_words(channel: str) -> None:
-    text = sent_text(request_of("parent", channel=channel)).lower()
+def marked(policy: Policy) -> Policy:
+    """The policy with a marker in every staff-only text a template might try to reach."""
+    document = policy.model_dump(mode="json")
+    for number, person in enumerate(document["people"]):
+        person["name"] = f"STAFFMARK-person-{number}"
+        person["aliases"] = [f"STAFFMARK-alias-{number}"]
+    for number, kind in enumerate(document["kinds"]):
+        kind["label"] = f"STAFFMARK-kind-{number}"
+    for number, rule in enumerate(document["rules"]):
+        rule["title"] = f"STAFFMARK-rule-{number}"
+        if rule["then"].get("category"):
+            rule["then"]["category"] = f"staffmark_category_{number}"
+        if rule["then"].get("parents_reason"):
+            rule["then"]["parents_reason"] = f"STAFFMARK-parents-reason-{number}"
+    document["fallback"]["guidance"] = "STAFFMARK-guidance"
+    return Policy.model_validate(document, context={"bank_holidays": policy.calendar.bank_holidays})
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize("path", POLICIES, ids=[p.stem for p in POLICIES])
+def test_no_staff_only_detail_reaches_a_parent_from_any_policys_template(path: Path, channel: str) -> None:
+    policy = marked(load_policy(path))
+    words = policy.parent_message()
+    assert words is not None, f"{path.name} gives no words for parents"
+    request = request_of("parent", channel=channel, parent_words=words)
+    request = request.model_copy(
+        update={
+            "recipient": PersonRef(person_id="p-parent", name="STAFFMARK-recipient", role="parent_carer"),
+            "reason": "STAFFMARK-reason rule STAFFMARK-rule-0",
+            "case_id": "STAFFMARK-case",
+        }
+    )
+    text = sent_text(request)
+    assert "STAFFMARK" not in text.upper(), f"{path.name}/{channel}: {text}"
     for staff_only in ("safeguarding", "concern", "escalat", "lado", "designated", "acknowledge", "sign in", "/ack"):
-        assert staff_only not in text, f"{channel}: {staff_only!r} in {text}"
+        assert staff_only not in text.lower(), f"{path.name}/{channel}: {staff_only!r} in {text}"
+    assert request.reference in text and policy.school.name in text
+
+
+def test_a_parent_request_without_the_schools_words_is_refused_not_made_up() -> None:
+    request = request_of("parent", channel="email").model_copy(update={"parent_message": None})
+    with pytest.raises(NoParentWords):
+        render(request, console_url=CONSOLE, ack_token="t0k3n.AbCdEfGhIjKlMnOpQrStUv")
 
 
 def test_the_policy_review_reminder_is_not_worded_as_a_concern() -> None:
@@ -117,7 +180,7 @@ def test_every_staff_sms_keeps_its_link_within_one_segment(urgency: str) -> None
 def test_a_template_may_use_only_urgency_reference_and_link() -> None:
     check_templates(DEFAULT_TEMPLATES)
     nosy = dict(DEFAULT_TEMPLATES)
-    nosy["parent"] = MessageTemplate(title="Dear {recipient_name}", body="{reference}", action="OK", sms="{link}")
+    nosy["case"] = MessageTemplate(title="Dear {recipient_name}", body="{reference}", action="OK", sms="{link}")
     with pytest.raises(ValueError, match="recipient_name"):
         check_templates(nosy)
     with pytest.raises(ValueError, match="missing"):

@@ -5,7 +5,7 @@ Every channel keeps one contract: `async send(Delivery) -> provider id`, raising
 settings configure.
 """
 
-from services.notifications.channels.base import Channel, Delivery, DeliveryFailed, LogChannel
+from services.notifications.channels.base import Channel, Delivery, DeliveryFailed, LogChannel, SentUnconfirmed
 from services.notifications.channels.email import EmailFileSink
 
-__all__ = ["Channel", "Delivery", "DeliveryFailed", "EmailFileSink", "LogChannel"]
+__all__ = ["Channel", "Delivery", "DeliveryFailed", "EmailFileSink", "LogChannel", "SentUnconfirmed"]

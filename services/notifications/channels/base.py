@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from services.notifications.domain import RenderedNotification
@@ -19,11 +20,22 @@ class DeliveryFailed(Exception):
         self.retryable = retryable
 
 
+class SentUnconfirmed(Exception):
+    """Cut off after the point of no return: the message may have reached the person, so it is never re-sent."""
+
+
+async def no_commit_point(end_of_data: Callable[[], None]) -> None:
+    """For callers with nothing to record before the message becomes final: end it at once."""
+    end_of_data()
+
+
 @dataclass(frozen=True)
 class Delivery:
     notification_id: str
     address: str
     message: RenderedNotification
+    commit_point: Callable[[Callable[[], None]], Awaitable[None]] = field(default=no_commit_point, compare=False)
+    """Given the action that makes the send final (SMTP's end of data), records the attempt and calls it."""
 
 
 class Channel(Protocol):
@@ -32,7 +44,7 @@ class Channel(Protocol):
     """Whether a send cut off by a crash may be repeated: the person sees one message either way."""
 
     async def send(self, delivery: Delivery) -> str:
-        """Send; return the provider's message id, or raise DeliveryFailed."""
+        """Send; return the provider's message id, or raise DeliveryFailed (or SentUnconfirmed)."""
         ...
 
 

@@ -10,9 +10,11 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import aiosmtplib
+from aiosmtplib.email import extract_sender, flatten_message
 
 from services.notifications import mailbox
-from services.notifications.channels.base import Delivery, DeliveryFailed
+from services.notifications.channels.base import Delivery, DeliveryFailed, SentUnconfirmed
+from services.notifications.channels.smtp_commit import CommitPointSMTP, EndOfDataUnanswered
 from shared.contracts.envelope import utc_now
 
 
@@ -30,7 +32,7 @@ def compose_email(delivery: Delivery, *, sender: str, at: datetime) -> EmailMess
     email = EmailMessage(policy=policy.SMTP)
     email["From"] = sender
     email["To"] = delivery.address
-    email["Subject"] = message.title
+    email["Subject"] = message.subject or message.title
     email["Date"] = format_datetime(at)
     # RFC 5322 section 3.6.4: the same message keeps the same id. make_msgid would add a time and a random part,
     # so a re-send after a crash would look like a second message; this id is the notification's own.
@@ -38,7 +40,8 @@ def compose_email(delivery: Delivery, *, sender: str, at: datetime) -> EmailMess
     email["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies to an alert
     link = f"\n\n{message.action}:\n{message.ack_url}" if message.with_link else ""
     footer = f"\n\n{message.footer}" if message.footer else ""
-    plain = f"{message.body}{link}{footer}\n"
+    text = message.email_body or message.body
+    plain = f"{text}{link}{footer}\n"
     email.set_content(plain, cte=_transfer_encoding(plain))
     button = (
         f'<p><a href="{html.escape(message.ack_url, quote=True)}" '
@@ -47,7 +50,7 @@ def compose_email(delivery: Delivery, *, sender: str, at: datetime) -> EmailMess
     )
     page = (
         '<!doctype html><html><body style="font-family:sans-serif">'
-        f"<p>{html.escape(message.body)}</p>{button if message.with_link else ''}"
+        f"<p>{html.escape(text)}</p>{button if message.with_link else ''}"
         f'<p style="color:#555">{html.escape(message.footer)}</p></body></html>\n'
     )
     email.add_alternative(page, subtype="html", cte=_transfer_encoding(page))
@@ -71,12 +74,15 @@ class EmailFileSink:
 
 
 class SmtpChannel:
-    """Sends through an SMTP server, with STARTTLS or implicit TLS as configured."""
+    """Sends through an SMTP server, with STARTTLS or implicit TLS as configured.
+
+    The delivery's commit point is awaited just before the end-of-data terminator (see `smtp_commit`): an
+    attempt cut off before it sent nothing the server kept, so it is re-sent; one cut off after it is never
+    re-sent (`SentUnconfirmed`).
+    """
 
     name = "email"
-    # A re-send carries the same Message-ID (derived from the notification id); mail stores that keep one
-    # message per Message-ID show it once, others show a second identical copy. Never a different message.
-    resend_safe = True
+    resend_safe = True  # a re-send only follows an attempt the server discarded (no terminator reached it)
 
     def __init__(
         self,
@@ -105,11 +111,19 @@ class SmtpChannel:
     async def send(self, delivery: Delivery) -> str:
         email = compose_email(delivery, sender=self._sender, at=utc_now())
         try:
-            await aiosmtplib.send(email, **self._server)  # type: ignore[arg-type]
-        except aiosmtplib.SMTPRecipientsRefused as refused:
-            codes = sorted({r.code for r in refused.recipients})
-            retryable = all(code < 500 for code in codes)
-            raise DeliveryFailed(f"mail server refused the recipient ({codes})", retryable=retryable) from refused
+            client = CommitPointSMTP(**self._server)  # type: ignore[arg-type]
+            async with client:
+                await client.mail(extract_sender(email) or self._sender)
+                await client.rcpt(delivery.address)
+                await client.data_with_commit_point(
+                    flatten_message(email, cte_type="7bit"), commit_point=delivery.commit_point
+                )
+        except EndOfDataUnanswered as unanswered:
+            raise SentUnconfirmed(f"no reply to the end of data ({unanswered})") from unanswered
+        except aiosmtplib.SMTPRecipientRefused as refused:
+            raise DeliveryFailed(
+                f"mail server refused the recipient ({refused.code})", retryable=refused.code < 500
+            ) from refused
         except aiosmtplib.SMTPResponseException as error:
             # 4xx is the server asking us to come back later; 5xx is a refusal that will not change.
             raise DeliveryFailed(f"mail server said {error.code}", retryable=error.code < 500) from error

@@ -112,10 +112,13 @@ class WebPushChannel:
 def push_payload(delivery: Delivery) -> bytes:
     """What the service worker shows: title, body and where a tap goes; the same lock-screen-safe words."""
     message = delivery.message
-    body = {
+    body: dict[str, object] = {
         "title": message.title,
         "body": message.body,
         "url": message.ack_url if message.with_link else "",
         "tag": delivery.notification_id,
     }
+    if message.receipt_token:
+        # The service worker posts this back when it shows the notification: delivered, not just sent.
+        body["receipt"] = {"url": message.receipt_url, "token": message.receipt_token}
     return json.dumps(body, separators=(",", ":")).encode()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import urlencode
 
 import httpx
 
@@ -44,12 +45,20 @@ class TwilioStyleSms:
     resend_safe = True
 
     def __init__(
-        self, *, base_url: str, account_sid: str, auth_token: str, sender: str, timeout_seconds: float
+        self,
+        *,
+        base_url: str,
+        account_sid: str,
+        auth_token: str,
+        sender: str,
+        timeout_seconds: float,
+        status_callback: str | None = None,
     ) -> None:
         self._url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self._auth = httpx.BasicAuth(account_sid, auth_token)
         self._sender = sender
         self._timeout = timeout_seconds
+        self._status_callback = status_callback
 
     async def send(self, delivery: Delivery) -> str:
         number = e164(delivery.address)
@@ -59,6 +68,9 @@ class TwilioStyleSms:
         if not one_segment(text):
             raise DeliveryFailed("the SMS text does not fit one GSM-7 segment", retryable=False)
         form = {"To": number, "From": self._sender, "Body": text}
+        if self._status_callback:
+            # The provider posts the message's status here (signed); `n` says which notification it is.
+            form["StatusCallback"] = f"{self._status_callback}?{urlencode({'n': delivery.notification_id})}"
         try:
             async with httpx.AsyncClient(timeout=self._timeout) as http:
                 response = await http.post(

@@ -9,7 +9,7 @@ from itertools import combinations
 
 from services.routing.policy.floor import NEXT_IN_LINE
 from services.routing.policy.match import could_both_match, why_never_matches
-from services.routing.policy.model import Policy, Rule, SchoolRole, When
+from services.routing.policy.model import ParentDecision, Policy, Rule, SchoolRole, When
 from services.routing.policy.urgency_floor import too_slow
 from services.routing.policy.vocabulary import CORE_ROLES
 
@@ -59,6 +59,7 @@ def check_policy(policy: Policy, *, today: date) -> list[Finding]:
         *_overlapping(policy),
         *_unusable_preferences(policy),
         *_administrators_told(policy),
+        *_no_parent_message(policy),
     ]
 
 
@@ -96,6 +97,16 @@ def check_report(text: str, *, source: str, today: date) -> CheckReport:
     lines += [f"warning: {finding}" for finding in findings]
     lines.append(f"{len(findings)} warning{'s' if len(findings) != 1 else ''}")
     return CheckReport(loaded, tuple(lines), refused=False, warnings=len(findings))
+
+
+def _no_parent_message(policy: Policy) -> list[Finding]:
+    """Rules may say parents are informed, but without the school's words Safeguard cannot message them."""
+    if policy.notifications.parent_message is not None:
+        return []
+    informing = [rule.id for rule in policy.rules if rule.then.parents is ParentDecision.inform]
+    if not informing:
+        return []
+    return [Finding(f"rules {informing} inform parents, but notifications.parent_message gives no words to send")]
 
 
 def _review_date(policy: Policy, *, today: date) -> list[Finding]:

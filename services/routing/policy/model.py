@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from services.routing.policy.calendar import BankHolidays, WorkingCalendar
-from services.routing.policy.notifying import ChannelName, NotificationPlan
+from services.routing.policy.notifying import LONGEST_REFERENCE, SMS_SEGMENT, ChannelName, NotificationPlan
 from services.routing.policy.rules import AgeRange, DeadlineRule, Fallback, Rule, Then, When
 from services.routing.policy.vocabulary import (
     ANONYMOUS,
@@ -32,6 +32,7 @@ from services.routing.policy.vocabulary import (
     quoted_time,
 )
 from shared.contracts.concern import ConcernReport
+from shared.contracts.parent_message import ParentMessage
 
 __all__ = [
     "ANONYMOUS",
@@ -239,6 +240,11 @@ class Policy(PolicyPart):
             unknown = sorted(set(rule.when.kinds or ()) - known)
             if unknown:
                 raise ValueError(f"rule {rule.id!r} names kinds the policy does not list: {unknown}")
+        if self.notifications.parent_message is not None:
+            words = self.notifications.parent_message.for_school(self.school.name)
+            sms = words.rendered(reference=LONGEST_REFERENCE)["sms"]
+            if len(sms) > SMS_SEGMENT:
+                raise ValueError(f"notifications.parent_message.sms is {len(sms)} characters filled in; at most 160")
         asked = {q.field for q in self.report_form.questions}
         for needed in ("kind", "immediate_risk"):
             if needed not in asked:
@@ -294,6 +300,11 @@ class Policy(PolicyPart):
     def engine_cache(self) -> dict[Any, Any]:
         """Where the engine keeps what it derives from this policy (indexes, recipients): never changes."""
         return {}
+
+    def parent_message(self) -> ParentMessage | None:
+        """The school's words to parents, as a notification request to a parent or carer carries them."""
+        template = self.notifications.parent_message
+        return template.for_school(self.school.name) if template is not None else None
 
     def person(self, person_id: str) -> Person | None:
         """The person with this id, if the policy names them."""

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator, model_validator
 
 from services.routing.policy.vocabulary import PolicyPart, Urgency, quoted_time
+from shared.contracts.parent_message import AsWritten, ParentMessage, ParentWords
 
 ChannelName = Literal["push", "email", "sms"]
 URGENT = frozenset({Urgency.immediate, Urgency.high})
@@ -45,6 +46,42 @@ class QuietHours(PolicyPart):
         return self
 
 
+class EmailWords(PolicyPart):
+    subject: ParentWords
+    body: ParentWords
+
+
+class PushWords(PolicyPart):
+    title: ParentWords
+    body: ParentWords
+
+
+# A longest reference (SG-<year>-<8>) and the SMS segment: a parent's SMS must fit once filled in.
+LONGEST_REFERENCE = "SG-2026-XXXXXXXX"
+SMS_SEGMENT = 160
+
+
+class ParentMessageTemplate(PolicyPart):
+    """What parents or carers are told, per channel: placeholders `{school_name}`, `{reference}`, `{contact}` only."""
+
+    contact: AsWritten = Field(description="how a parent reaches the school, quoted by `{contact}`")
+    email: EmailWords
+    sms: ParentWords
+    push: PushWords
+
+    def for_school(self, school_name: str) -> ParentMessage:
+        """The words as a notification request carries them."""
+        return ParentMessage(
+            school_name=school_name,
+            contact=self.contact,
+            email_subject=self.email.subject,
+            email_body=self.email.body,
+            sms=self.sms,
+            push_title=self.push.title,
+            push_body=self.push.body,
+        )
+
+
 class NotificationPlan(PolicyPart):
     """Which channels each urgency goes by, quiet hours, and the urgencies where people choose for themselves."""
 
@@ -54,6 +91,9 @@ class NotificationPlan(PolicyPart):
         default=(), description="urgencies for which a person's own `prefer` list replaces the policy's channels"
     )
     section: str = Field(default="", description="the policy section this comes from")
+    parent_message: ParentMessageTemplate | None = Field(
+        default=None, description="the school's words to parents or carers; none: Safeguard cannot message them"
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> NotificationPlan:

@@ -151,6 +151,22 @@ def test_policy_check_refuses_an_invalid_file_with_exit_2(cli: Any, tmp_path: Pa
     assert "version: Input should be a valid integer" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "placeholder", ["{category}", "{learner_name}", "{summary}", "{recipient.name}", "{reference!r}"]
+)
+def test_policy_check_refuses_a_parent_message_reaching_beyond_school_reference_and_contact(
+    cli: Any, tmp_path: Path, placeholder: str
+) -> None:
+    document = yaml.safe_load(ST_MARKS.read_text(encoding="utf-8"))
+    document["notifications"]["parent_message"]["sms"] = f"About {placeholder}: call us, ref {{reference}}"
+    nosy = tmp_path / "nosy.yaml"
+    nosy.write_text(yaml.safe_dump(document), encoding="utf-8")
+    result = cli("policy", "check", str(nosy))
+    assert result.exit_code == 2, result.output
+    assert "notifications.parent_message.sms" in result.stderr
+    assert "['contact', 'reference', 'school_name']" in result.stderr or "plain name" in result.stderr
+
+
 def test_route_remembers_bank_holidays_between_runs(cli: Any, tmp_path: Path) -> None:
     assert cli("route", "--policy", str(ST_MARKS), stdin=json.dumps(concern_json())).exit_code == 0
     remembered = json.loads((tmp_path / "cache" / "bank-holidays-england-and-wales.json").read_text())

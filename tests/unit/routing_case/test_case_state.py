@@ -10,7 +10,7 @@ from services.routing.case.commands import describe_invalid
 from services.routing.case.state import case_type_of
 from shared.contracts.case_events import CasePersonLinked, CasePersonLinkedPayload
 from shared.contracts.envelope import Event
-from shared.contracts.events import NotificationRequested, NotificationRequestedPayload, PersonRef
+from shared.contracts.events import NotificationRequested, NotificationRequestedPayloadV2, PersonRef
 from tests.unit.routing_case.cases import (
     ACKNOWLEDGED,
     CLOSED,
@@ -57,7 +57,7 @@ def test_opening_and_triage_set_up_the_case() -> None:
 def test_events_the_workflow_does_not_track_still_count_towards_the_version() -> None:
     opened, triaged = opening_events()
     other = NotificationRequested.new(
-        NotificationRequestedPayload(
+        NotificationRequestedPayloadV2(
             notification_id="n-1",
             case_id=opened.aggregate_id,
             reference="SG-TEST-1",
