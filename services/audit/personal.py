@@ -106,6 +106,7 @@ NO_PERSONAL_DATA: frozenset[str] = frozenset(
         "ledger.checkpointed",
         "key.shredded",
         "debrief.action_due",
+        "notification.delivered",
     }
 )
 

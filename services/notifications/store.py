@@ -94,11 +94,14 @@ class Finished:
 # Only the attempt that is still current is recorded (a row reclaimed after a cut-off send has a higher count).
 _FINISH_ALL = sa.text(
     f"update {SCHEMA}.deliveries d set status = v.status, detail = v.detail, ready_at = v.retry_at, "
-    "delivered_at = case when v.status = 'sent' then cast(:at as timestamptz) else d.delivered_at end "
+    "delivered_at = case when v.status in ('sent', 'sent_unconfirmed') then cast(:at as timestamptz) "
+    "else d.delivered_at end, "
+    "provider_message_id = case when v.status = 'sent' then v.detail else d.provider_message_id end "
     "from unnest(cast(:ids as text[]), cast(:attempts as integer[]), cast(:statuses as text[]), "
     "cast(:details as text[]), cast(:retry_ats as timestamptz[])) "
     "as v(notification_id, attempt, status, detail, retry_at) "
-    "where d.notification_id = v.notification_id and d.status = 'sending' and d.attempts = v.attempt "
+    "where d.notification_id = v.notification_id and d.status in ('sending', 'committing') "
+    "and d.attempts = v.attempt "
     "returning d.notification_id"
 )
 
@@ -185,35 +188,6 @@ class SqlDeliveries:
                 deliveries.c.attempts == attempt,
             )
             .values(status="committing")
-            .returning(deliveries.c.notification_id)
-        )
-        return result.first() is not None
-
-    async def finish(
-        self,
-        session: AsyncSession,
-        *,
-        notification_id: str,
-        attempt: int,
-        status: str,
-        detail: str,
-        at: datetime,
-        retry_at: datetime | None = None,
-    ) -> bool:
-        """Record an attempt's outcome; False when that attempt was no longer the current one (reclaimed)."""
-        values: dict[str, Any] = {"status": status, "detail": detail, "ready_at": retry_at}
-        if status in SENT:
-            values["delivered_at"] = at
-        if status == "sent":
-            values["provider_message_id"] = detail
-        result = await session.execute(
-            sa.update(deliveries)
-            .where(
-                deliveries.c.notification_id == notification_id,
-                deliveries.c.status.in_(("sending", "committing")),
-                deliveries.c.attempts == attempt,
-            )
-            .values(**values)
             .returning(deliveries.c.notification_id)
         )
         return result.first() is not None
