@@ -86,6 +86,32 @@ def record_action(
     _send("record_action", case_id, school=school, person=person, action=action, details=details)
 
 
+@case_app.command("inform-parents")
+def inform_parents(
+    case_id: CaseId,
+    school: School,
+    person: Person,
+    name: Annotated[str, typer.Option(help="The parent or carer, for the case record (never in the message).")],
+    relationship: Annotated[str, typer.Option(help="Who they are to the child, e.g. mother, father, carer.")],
+    channel: Annotated[str, typer.Option(help="email or sms.")],
+    address: Annotated[str, typer.Option(help="Their email address, or mobile number as +44 7700 900123.")],
+) -> None:
+    """Send a parent or carer the school's message (its policy's words and the reference, nothing else).
+
+    Refused, with the reason recorded, unless the case's parents decision is inform and it is safe to tell them.
+    """
+    _send(
+        "inform_parents",
+        case_id,
+        school=school,
+        person=person,
+        name=name,
+        relationship=relationship,
+        channel=channel,
+        address=address,
+    )
+
+
 @case_app.command("record-decision")
 def record_decision(
     case_id: CaseId,

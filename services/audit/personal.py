@@ -63,6 +63,11 @@ PERSONAL: Mapping[str, tuple[Personal, ...]] = {
     "case.reassigned": _case("payload.reason"),
     "case.action_recorded": _case("payload.details"),
     "case.parent_notification_decided": _case("payload.reason"),
+    # The parent's name, who they are to the child and how to reach them: sealed under their own key.
+    "case.parents_informed": (
+        *(Personal(f"payload.{name}", "person", "payload.parent_id") for name in ("name", "relationship", "address")),
+        *_case("payload.basis"),
+    ),
     "case.person_linked": _people("payload", "name", "age", "year_group"),
     "case.decision_recorded": _case("payload.decision", "payload.reasons", "payload.advice"),
     "case.reclassified": _case("payload.reason"),

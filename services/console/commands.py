@@ -28,6 +28,7 @@ COMMAND_FIELDS: dict[str, tuple[str, ...]] = {
     "acknowledge": (),
     "record_action": ("action", "details"),
     "decide_parent_notification": ("decision", "reason"),
+    "inform_parents": ("name", "relationship", "channel", "address"),
     "record_decision": ("kind", "decision", "reasons", "advice", "agency"),
     "record_outcome": ("outcome", "summary"),
     "complete_investigation": ("summary",),

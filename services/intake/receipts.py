@@ -28,6 +28,7 @@ HANDLING = frozenset(
         "case.reassigned",
         "case.action_recorded",
         "case.parent_notification_decided",
+        "case.parents_informed",
         "case.person_linked",
         "case.decision_recorded",
         "case.reclassified",

@@ -25,8 +25,9 @@ import httpx
 from fastapi import FastAPI, Form, Header
 from fastapi.responses import JSONResponse
 
-from services.notifications.channels.sms import e164, one_segment
+from services.notifications.channels.sms import one_segment
 from services.notifications.receipts import provider_signature
+from shared.contacts import e164
 
 # Numbers the fake refuses the way a provider refuses an invalid 'To' (Twilio error 21211).
 UNREACHABLE_PREFIX = "+1555000"

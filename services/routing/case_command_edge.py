@@ -20,14 +20,17 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.case import CaseCommand, CaseState, CommandRejected, StaleCommand, decide, fold, parse_command
-from services.routing.case.commands import describe_invalid
+from services.routing.case.commands import InformParents, describe_invalid
 from services.routing.case.roles import DEPUTY, DSL, HEADTEACHER, case_managers, spoken
 from services.routing.command_auth import CommandGate, CommandRefused, claim_assertion, log_refusal, refusal_event
 from services.routing.debrief_listing import list_debrief_actions
 from services.routing.debrief_reminders import track_debrief_actions
 from services.routing.domain import STANDING_ALERT
+from services.routing.parent_messages import parent_requests, parent_words
 from services.routing.policy import ACKNOWLEDGE
+from services.routing.policy_book import PolicyBook
 from services.routing.store import CaseEvents, ConcurrencyConflict, Deadlines, SqlCaseEvents, SqlDeadlines
+from shared.actor_tokens import ActorClaims
 from shared.contracts.case_events import CaseAcknowledged
 from shared.contracts.envelope import Actor, Event
 from shared.runtime import ServiceRuntime
@@ -41,6 +44,9 @@ SHOW = "show"  # a query: reads the case, records nothing
 ACTIONS = "debrief_actions"  # a query: the school's open debrief actions and its debriefs' policy changes
 SEE_EVERY_ACTION = frozenset({DSL, DEPUTY, HEADTEACHER})
 ATTEMPTS = 5
+# Commands whose refusal goes into the school's ledger as case.command_refused, not only into the reply:
+# a message to a parent that was asked for and not sent is part of the record.
+RECORDED_REFUSALS = frozenset({"inform_parents"})
 
 
 def _refused(error: str, *, code: str, case_id: str | None = None) -> dict[str, Any]:
@@ -97,11 +103,18 @@ async def _attempt(
     deadlines: SqlDeadlines | None,
     clock: Clock,
     timezone: str,
+    policies: PolicyBook,
 ) -> dict[str, Any]:
     """One try: everything in one transaction; ConcurrencyConflict when another writer got there first."""
     async with uow.begin() as work:
         now_state, events = await record_command(
-            work.session, command, case_events=case_events, deadlines=deadlines, now=clock(), timezone=timezone
+            work.session,
+            command,
+            case_events=case_events,
+            deadlines=deadlines,
+            now=clock(),
+            timezone=timezone,
+            policies=policies,
         )
         work.emit(events)
     return _recorded(now_state, events)
@@ -115,15 +128,20 @@ async def record_command(
     deadlines: Deadlines | None,
     now: datetime,
     timezone: str = "Europe/London",
+    policies: PolicyBook | None = None,
 ) -> tuple[CaseState, list[Event[Any]]]:
     """Decide `command` on the case and append its events at the expected version, in the caller's transaction.
 
     Returns the case as it now stands and the new events (none when the command changes nothing); the caller
     puts the events in the outbox (with the `deadline.set` of any debrief action's reminder, timed in the
-    school's `timezone`). Raises CommandRejected, StaleCommand or ConcurrencyConflict.
+    school's `timezone`, and the `notification.requested` to a parent informed, in the words of the case's
+    policy version from `policies`). Raises CommandRejected, StaleCommand or ConcurrencyConflict.
     """
     state = fold(await case_events.load(session, command.case_id))
-    events = decide(state, command, now=now, actor=command.actor)
+    words = None
+    if isinstance(command, InformParents) and policies is not None and state.opened:
+        words = await parent_words(state, policies=policies, session=session)
+    events = decide(state, command, now=now, actor=command.actor, parent_message=words)
     if not events:
         return state, events
     version = await case_events.append(session, case_id=state.case_id, events=events, expected_version=state.version)
@@ -144,7 +162,7 @@ async def record_command(
         await deadlines.cancel_for_case(session, case_id=state.case_id, kinds=[ACKNOWLEDGE, STANDING_ALERT], at=now)
     if deadlines is not None:
         events = events + await track_debrief_actions(session, events, deadlines=deadlines, timezone=timezone, now=now)
-    return now_state, events
+    return now_state, [*events, *parent_requests(events, state=now_state)]
 
 
 async def execute(
@@ -159,7 +177,7 @@ async def execute(
     """Carry out one case command and say what it recorded: `{"ok": true, ...}` or `{"ok": false, "error": ...}`."""
     try:
         document = _document(command_json)
-        actor = await _asker(document, uow=uow, gate=gate, now=clock())
+        actor, claims = await _asker(document, uow=uow, gate=gate, now=clock())
         if document.get("command") == SHOW:
             return await show(document, actor=actor, uow=uow, case_events=case_events)
         if document.get("command") == ACTIONS:
@@ -173,11 +191,19 @@ async def execute(
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return await _attempt(
-                command, uow=uow, case_events=case_events, deadlines=deadlines, clock=clock, timezone=timezone
+                command,
+                uow=uow,
+                case_events=case_events,
+                deadlines=deadlines,
+                clock=clock,
+                timezone=timezone,
+                policies=gate.policies,
             )
         except StaleCommand as stale:
             return _refused(stale.reason, code="conflict", case_id=command.case_id)
         except CommandRejected as rejected:
+            if command.command in RECORDED_REFUSALS:
+                await _record_refusal(document, rejected, claims=claims, uow=uow, now=clock())
             return _refused(rejected.reason, code="refused", case_id=command.case_id)
         except ConcurrencyConflict:
             log.info("case %s changed under %s (attempt %d); deciding again", command.case_id, command.command, attempt)
@@ -188,13 +214,15 @@ async def execute(
     )
 
 
-async def _asker(document: dict[str, Any], *, uow: UnitOfWork, gate: CommandGate, now: datetime) -> Actor:
+async def _asker(
+    document: dict[str, Any], *, uow: UnitOfWork, gate: CommandGate, now: datetime
+) -> tuple[Actor, ActorClaims]:
     """The verified actor, its assertion marked used; a refusal is recorded in the school's ledger, then raised."""
     try:
         actor, claims = gate.actor(document, now=now)
         async with uow.begin() as work:
             await claim_assertion(work, claims)
-        return actor
+        return actor, claims
     except CommandRefused as refused:
         log_refusal(document, refused)
         school_id = gate.school_of(document, refused)
@@ -202,6 +230,16 @@ async def _asker(document: dict[str, Any], *, uow: UnitOfWork, gate: CommandGate
             async with uow.begin() as work:
                 work.emit([refusal_event(document, refused, school_id=school_id, now=now)])
         raise
+
+
+async def _record_refusal(
+    document: dict[str, Any], rejected: CommandRejected, *, claims: ActorClaims, uow: UnitOfWork, now: datetime
+) -> None:
+    """The workflow's refusal as case.command_refused, in its own transaction (the command's was rolled back)."""
+    refused = CommandRefused(rejected.code, rejected.reason, claims=claims)
+    log_refusal(document, refused)
+    async with uow.begin() as work:
+        work.emit([refusal_event(document, refused, school_id=claims.school_id, now=now)])
 
 
 async def show(

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.envelope import Event
+from shared.contracts.parent_message import ParentMessage
 
 
 class _Payload(BaseModel):
@@ -31,6 +32,7 @@ DecisionKind = Literal["refer", "not_refer", "staff_declaration", "harm_threshol
 Agency = Literal["childrens_social_care", "lado", "police", "early_help"]
 ParentsDecision = Literal["inform", "withhold"]
 ParentsBefore = Literal["inform", "withhold", "not_applicable"]
+ParentChannel = Literal["email", "sms"]
 
 _TEXT = 5_000
 _WORD = r"^[a-z][a-z0-9_]*$"
@@ -285,11 +287,33 @@ class CaseReopened(Event[CaseReopenedPayload]):
     AGGREGATE: ClassVar[str] = "case"
 
 
+class CaseParentsInformedPayload(_Payload):
+    case_id: str
+    parent_id: str = Field(description="the id the parent or carer is told under (made for this case, names nobody)")
+    name: str = Field(max_length=200, description="the parent or carer, as the DSL gave it, for the record")
+    relationship: str = Field(max_length=80, description="who they are to the child, e.g. mother, carer")
+    channel: ParentChannel
+    address: str = Field(max_length=320, description="the email address or phone number the DSL gave")
+    notification_id: str = Field(description="the one message this asks for")
+    policy_version: int = Field(description="the policy version whose words are sent (the case's)")
+    words: ParentMessage = Field(description="the school's words to parents, exactly as sent")
+    basis: str = Field(max_length=_TEXT, description="the parents decision it rests on: its reason")
+
+
+class CaseParentsInformed(Event[CaseParentsInformedPayload]):
+    """The DSL had the school's message sent to a parent or carer, on a case whose decision is to inform them."""
+
+    TYPE: ClassVar[str] = "case.parents_informed"
+    VERSION: ClassVar[int] = 1
+    AGGREGATE: ClassVar[str] = "case"
+
+
 CASE_WORKFLOW_EVENTS: tuple[type[Event[Any]], ...] = (
     CaseAcknowledged,
     CaseReassigned,
     CaseActionRecorded,
     CaseParentNotificationDecided,
+    CaseParentsInformed,
     CasePersonLinked,
     CaseDecisionRecorded,
     CaseReclassified,

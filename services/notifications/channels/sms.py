@@ -7,12 +7,12 @@ and a short link; a phone number never reaches a log line.
 from __future__ import annotations
 
 import logging
-import re
 from urllib.parse import urlencode
 
 import httpx
 
 from services.notifications.channels.base import Delivery, DeliveryFailed
+from shared.contacts import e164
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +22,6 @@ GSM_BASIC = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
     "¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-
-
-def e164(address: str) -> str | None:
-    """The number in E.164 form ('+44 7700 900101' -> '+447700900101'), or None when it is not one."""
-    number = re.sub(r"[\s().-]", "", address)
-    return number if _E164.match(number) else None
 
 
 def one_segment(text: str) -> bool:

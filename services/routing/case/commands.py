@@ -5,9 +5,27 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
-from shared.contracts.case_events import Agency, CaseAction, CaseInvolvement, CaseType, DecisionKind, ParentsDecision
+from shared.contacts import e164, email_address
+from shared.contracts.case_events import (
+    Agency,
+    CaseAction,
+    CaseInvolvement,
+    CaseType,
+    DecisionKind,
+    ParentChannel,
+    ParentsDecision,
+)
 from shared.contracts.concern import PersonRole
 from shared.contracts.envelope import Actor
 from shared.validation import field_path, problems
@@ -65,6 +83,39 @@ class DecideParentNotification(_CaseCommand):
     command: Literal["decide_parent_notification"]
     decision: ParentsDecision
     reason: Text
+
+
+class InformParents(_CaseCommand):
+    """Send the school's words to a parent or carer the DSL names, where the case's decision is to inform them."""
+
+    command: Literal["inform_parents"]
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] = Field(
+        description="the parent or carer, for the record (never in the message)"
+    )
+    relationship: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)] = Field(
+        description="who they are to the child, e.g. mother, father, carer"
+    )
+    channel: ParentChannel
+    address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)] = Field(
+        description="an email address, or a phone number in international form (+44 7700 900123)"
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _reachable(cls, address: str, info: ValidationInfo) -> str:
+        """The address in one form for its channel (the channel is read first); ValueError when it is not one."""
+        channel = info.data.get("channel")
+        if channel is None:  # the channel itself is wrong: that is the problem to name
+            return address
+        if channel == "email":
+            usable = email_address(address)
+            if usable is None:
+                raise ValueError("not an email address (like name@example.org)")
+            return usable
+        usable = e164(address)
+        if usable is None:
+            raise ValueError("not a mobile number in international form (like +44 7700 900123)")
+        return usable
 
 
 class PersonToLink(BaseModel):
@@ -173,6 +224,7 @@ CaseCommand = Annotated[
     | Reassign
     | RecordAction
     | DecideParentNotification
+    | InformParents
     | LinkPerson
     | RecordDecision
     | Reclassify

@@ -18,6 +18,7 @@ from services.routing.case.commands import (
     CompleteDebriefAction,
     CompleteInvestigation,
     DecideParentNotification,
+    InformParents,
     LinkPerson,
     Reassign,
     Reclassify,
@@ -28,32 +29,18 @@ from services.routing.case.commands import (
     Reopen,
     RequestDebrief,
 )
+from services.routing.case.parents import inform_parents
+from services.routing.case.refusals import CommandRejected, StaleCommand, must_be
 from services.routing.case.roles import DECLARATION_DECIDERS, SAFEGUARDING_LEADS, case_managers, spoken
 from services.routing.case.state import ABOUT, CaseState
 from shared.contracts import case_events as ev
 from shared.contracts.concern import ADULTS_WORKING_WITH_CHILDREN
 from shared.contracts.envelope import Actor, Event
+from shared.contracts.parent_message import ParentMessage
 
 ALLEGATION_OUTCOMES = ("substantiated", "false", "malicious", "unsubstantiated", "unfounded")
 
 Recorded = list[tuple[type[Event[Any]], BaseModel]]
-
-
-class CommandRejected(Exception):
-    """The case as it stands does not allow the command; `reason` says why in the school's words."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class StaleCommand(CommandRejected):
-    """The asker saw an older version of the case than the one it is at now."""
-
-
-def _must_be(actor: Actor, allowed: frozenset[str], *, to: str) -> None:
-    if actor.role not in allowed:
-        raise CommandRejected(f"only {spoken(allowed)} may {to}; you are {actor.role}")
 
 
 def _acknowledge(state: CaseState, command: Acknowledge, actor: Actor) -> Recorded:
@@ -68,7 +55,7 @@ def _acknowledge(state: CaseState, command: Acknowledge, actor: Actor) -> Record
 
 
 def _reassign(state: CaseState, command: Reassign, actor: Actor) -> Recorded:
-    _must_be(actor, case_managers(state), to="reassign a case")
+    must_be(actor, case_managers(state), to="reassign a case")
     person = state.person(command.to.person_id)
     if person is not None and person.involvement in ABOUT:
         raise CommandRejected(f"{person.person_id} is named in the case as {person.involvement} and cannot lead it")
@@ -103,7 +90,7 @@ def _record_action(state: CaseState, command: RecordAction, actor: Actor) -> Rec
 
 
 def _decide_parents(state: CaseState, command: DecideParentNotification, actor: Actor) -> Recorded:
-    _must_be(actor, SAFEGUARDING_LEADS, to="decide whether parents are told")
+    must_be(actor, SAFEGUARDING_LEADS, to="decide whether parents are told")
     if command.decision == state.parents and command.reason == state.parents_reason:
         return []
     payload = ev.CaseParentNotificationDecidedPayload(
@@ -155,11 +142,11 @@ def _link_person(state: CaseState, command: LinkPerson, actor: Actor) -> Recorde
 
 
 def _record_decision(state: CaseState, command: RecordDecision, actor: Actor) -> Recorded:
-    _must_be(actor, case_managers(state), to="record a decision")
+    must_be(actor, case_managers(state), to="record a decision")
     if command.kind == "staff_declaration":
         if state.case_type != "staff_declaration":
             raise CommandRejected(f"this case is a {state.case_type}, not a staff declaration")
-        _must_be(actor, DECLARATION_DECIDERS, to="record the decision on a staff declaration")
+        must_be(actor, DECLARATION_DECIDERS, to="record the decision on a staff declaration")
         if not command.advice:
             raise CommandRejected("record the advice given to the member of staff as well as the decision")
     if command.kind == "refer" and command.agency is None:
@@ -179,7 +166,7 @@ def _record_decision(state: CaseState, command: RecordDecision, actor: Actor) ->
 
 
 def _reclassify(state: CaseState, command: Reclassify, actor: Actor) -> Recorded:
-    _must_be(actor, case_managers(state), to="reclassify a case")
+    must_be(actor, case_managers(state), to="reclassify a case")
     if command.case_type == state.case_type:
         raise CommandRejected(f"the case is already a {state.case_type}")
     payload = ev.CaseReclassifiedPayload(
@@ -197,7 +184,7 @@ def _allegation_outcome_check(state: CaseState, outcome: str | None) -> None:
 
 
 def _record_outcome(state: CaseState, command: RecordOutcome, actor: Actor) -> Recorded:
-    _must_be(actor, case_managers(state), to="record an outcome")
+    must_be(actor, case_managers(state), to="record an outcome")
     _allegation_outcome_check(state, command.outcome)
     payload = ev.CaseOutcomeRecordedPayload(
         case_id=state.case_id,
@@ -210,7 +197,7 @@ def _record_outcome(state: CaseState, command: RecordOutcome, actor: Actor) -> R
 
 
 def _complete_investigation(state: CaseState, command: CompleteInvestigation, actor: Actor) -> Recorded:
-    _must_be(actor, case_managers(state), to="complete an investigation")
+    must_be(actor, case_managers(state), to="complete an investigation")
     if state.investigation_completed:
         raise CommandRejected("the investigation is already recorded as complete")
     payload = ev.CaseInvestigationCompletedPayload(case_id=state.case_id, summary=command.summary)
@@ -218,7 +205,7 @@ def _complete_investigation(state: CaseState, command: CompleteInvestigation, ac
 
 
 def _request_debrief(state: CaseState, command: RequestDebrief, actor: Actor) -> Recorded:
-    _must_be(actor, case_managers(state), to="request a debrief")
+    must_be(actor, case_managers(state), to="request a debrief")
     if not state.investigation_completed:
         raise CommandRejected("a debrief follows a completed investigation: complete the investigation first")
     if state.debrief_requested:
@@ -230,7 +217,7 @@ def _request_debrief(state: CaseState, command: RequestDebrief, actor: Actor) ->
 
 
 def _record_debrief(state: CaseState, command: RecordDebrief, actor: Actor) -> Recorded:
-    _must_be(actor, case_managers(state), to="record a debrief")
+    must_be(actor, case_managers(state), to="record a debrief")
     if not state.investigation_completed:
         raise CommandRejected("a debrief follows a completed investigation: complete the investigation first")
     taken = {a.action_id for a in state.open_debrief_actions} & {a.action_id for a in command.actions}
@@ -261,7 +248,7 @@ def _complete_debrief_action(state: CaseState, command: CompleteDebriefAction, a
 
 
 def _close(state: CaseState, command: Close, actor: Actor) -> Recorded:
-    _must_be(actor, case_managers(state), to="close a case")
+    must_be(actor, case_managers(state), to="close a case")
     declaration = state.case_type == "staff_declaration"
     if declaration and not state.has_decision("staff_declaration"):
         raise CommandRejected(
@@ -281,7 +268,7 @@ def _close(state: CaseState, command: Close, actor: Actor) -> Recorded:
 
 
 def _reopen(state: CaseState, command: Reopen, actor: Actor) -> Recorded:
-    _must_be(actor, case_managers(state), to="reopen a case")
+    must_be(actor, case_managers(state), to="reopen a case")
     if not state.closed:
         raise CommandRejected("only a closed case can be reopened")
     payload = ev.CaseReopenedPayload(case_id=state.case_id, reason=command.reason, previous_outcome=state.outcome)
@@ -339,8 +326,21 @@ def _event(cls: type[Event[Any]], payload: BaseModel, *, state: CaseState, actor
     )
 
 
-def decide(state: CaseState, command: CaseCommand, *, now: datetime, actor: Actor) -> list[Event[Any]]:
-    """The events `command` records on the case (none when it changes nothing); CommandRejected when not allowed."""
+def decide(
+    state: CaseState,
+    command: CaseCommand,
+    *,
+    now: datetime,
+    actor: Actor,
+    parent_message: ParentMessage | None = None,
+) -> list[Event[Any]]:
+    """The events `command` records on the case (none when it changes nothing); CommandRejected when not allowed.
+
+    `parent_message` is the school's words to parents under the case's policy version, for inform_parents.
+    """
     _check_case(state, command, actor)
-    recorded = _RULES[type(command)](state, command, actor)
+    if isinstance(command, InformParents):
+        recorded = inform_parents(state, command, actor, words=parent_message)
+    else:
+        recorded = _RULES[type(command)](state, command, actor)
     return [_event(cls, payload, state=state, actor=actor, now=now) for cls, payload in recorded]

@@ -9,6 +9,7 @@ from datetime import date, datetime
 from functools import reduce
 from typing import Any, Literal
 
+from services.routing.policy import floor
 from shared.contracts.case_events import (
     CaseAcknowledged,
     CaseActionRecorded,
@@ -20,6 +21,7 @@ from shared.contracts.case_events import (
     CaseInvestigationCompleted,
     CaseOutcomeRecorded,
     CaseParentNotificationDecided,
+    CaseParentsInformed,
     CasePersonLinked,
     CaseReassigned,
     CaseReclassified,
@@ -62,6 +64,17 @@ class OpenDebriefAction:
 
 
 @dataclass(frozen=True, slots=True)
+class InformedParent:
+    """A parent or carer the school's message was sent to: on which channel, at which address, when."""
+
+    parent_id: str
+    relationship: str
+    channel: str
+    address: str
+    informed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class CaseState:
     """Everything the workflow rules look at, folded from the case's events."""
 
@@ -84,6 +97,10 @@ class CaseState:
     people: tuple[LinkedPerson, ...] = ()
     parents: ParentsBefore = "not_applicable"
     parents_reason: str = ""
+    parents_at_triage: str = ""  # triage's own answer: inform, dsl_decides, must_not_tell or not_applicable
+    parents_floor: tuple[str, ...] = ()  # the safety floor's parent protections triage engaged
+    adults_about: tuple[str, ...] = ()  # the school's people triage found the concern is (or may be) about
+    parents_informed: tuple[InformedParent, ...] = ()
     actions: tuple[str, ...] = ()
     decisions: tuple[RecordedDecision, ...] = ()
     outcome: str | None = None
@@ -148,6 +165,9 @@ def _opened(state: CaseState, event: CaseOpened) -> CaseState:
     )
 
 
+PARENT_PROTECTIONS = frozenset(
+    {floor.PARENTS_RISK, floor.PARENTS_HARM, floor.PARENTS_ADULT, floor.PARENTS_PARENT_SUBJECT}
+)
 # Triage's four answers in the case's own words: until the DSL decides, parents are not contacted either way.
 _AT_TRIAGE = {"must_not_tell": "withhold", "dsl_decides": "withhold"}
 
@@ -162,6 +182,9 @@ def _triaged(state: CaseState, event: CaseTriaged) -> CaseState:
         policy_version=body.policy_version,
         parents=_AT_TRIAGE.get(body.parents, body.parents),  # type: ignore[arg-type]
         parents_reason=body.parents_reason,
+        parents_at_triage=body.parents,
+        parents_floor=tuple(p for p in body.safety_floor if p in PARENT_PROTECTIONS),
+        adults_about=(*body.subject_person_ids, *(p.person_id for p in body.possible_subjects)),
         case_type=case_type,
     )
 
@@ -182,6 +205,18 @@ def _action_recorded(state: CaseState, event: CaseActionRecorded) -> CaseState:
 
 def _parents_decided(state: CaseState, event: CaseParentNotificationDecided) -> CaseState:
     return replace(state, parents=event.payload.decision, parents_reason=event.payload.reason)
+
+
+def _parents_informed(state: CaseState, event: CaseParentsInformed) -> CaseState:
+    body = event.payload
+    told = InformedParent(
+        parent_id=body.parent_id,
+        relationship=body.relationship,
+        channel=body.channel,
+        address=body.address,
+        informed_at=event.occurred_at,
+    )
+    return replace(state, parents_informed=(*state.parents_informed, told))
 
 
 def _person_linked(state: CaseState, event: CasePersonLinked) -> CaseState:
@@ -244,6 +279,7 @@ _FOLDS: dict[type[Event[Any]], Callable[[CaseState, Any], CaseState]] = {
     CaseReassigned: _reassigned,
     CaseActionRecorded: _action_recorded,
     CaseParentNotificationDecided: _parents_decided,
+    CaseParentsInformed: _parents_informed,
     CasePersonLinked: _person_linked,
     CaseDecisionRecorded: _decision_recorded,
     CaseReclassified: _reclassified,

@@ -34,8 +34,9 @@ def opening_events(
     school_id: str = "st-marks",
     parents: str = "inform",
     at: datetime = MONDAY,
+    **triage: Any,
 ) -> list[Event[Any]]:
-    """case.opened and case.triaged as routing records them, for a case of `case_type`."""
+    """case.opened and case.triaged as routing records them, for a case of `case_type` (`triage`: more fields)."""
     category, kind = CATEGORIES[case_type]
     case_id = case_id or f"case-{uuid.uuid4().hex[:12]}"
     reference = f"SG-TEST-{uuid.uuid4().hex[:8].upper()}"
@@ -58,7 +59,7 @@ def opening_events(
             recipients=[],
             # The case's own word "withhold" is what triage's "must_not_tell" becomes in the case.
             parents="must_not_tell" if parents == "withhold" else parents,  # type: ignore[arg-type]
-            parents_reason="" if parents == "inform" else "telling parents may increase the risk",
+            **{"parents_reason": "" if parents == "inform" else "telling parents may increase the risk", **triage},
         ),
         cause=opened,
         **common,
