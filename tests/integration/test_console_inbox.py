@@ -114,3 +114,57 @@ async def test_the_dsl_acknowledges_in_one_tap_and_works_the_case_to_closure(set
     ):
         assert seen in page.text
     assert too_late.status_code == 409 and "reason" in too_late.text
+
+
+async def test_the_dsl_sends_the_schools_message_to_a_parent_from_the_case_page_once_the_decision_is_inform(
+    settings: Settings,
+) -> None:
+    routing = ServiceRuntime(settings, service="routing", schema="routing")
+    book = PolicyBook()
+    gate = CommandGate(verifier=ActorVerifier.from_folder(settings.actor_keys_dir), policies=book)
+    register_commands(routing, clock=utc_now, gate=gate)
+    async with running(routing), console_running(settings) as console, jetstream(settings) as (_, js):
+        async with routing.uow.begin() as work:
+            await book.adopt_folder(settings.policy_dir, session=work.session, deadlines=SqlDeadlines(), now=utc_now())
+        await add_user(console, "dsl@example.org", **DSL)
+        case = await open_case(js, settings)  # triage left parents to the DSL
+        await routing_knows(routing, case)
+        await projected(console, case.case_id)
+        await sign_in(console, "dsl@example.org")
+        undecided = await console.client.get(f"/cases/{case.case_id}")
+        csrf = csrf_of(undecided.text)
+        post = {"csrf_token": csrf, "command": "inform_parents", "name": "Pat Example", "relationship": "mother"}
+        early = await console.client.post(
+            f"/cases/{case.case_id}/commands", data={**post, "channel": "email", "address": "pat@example.org"}
+        )
+        decided = await console.client.post(
+            f"/cases/{case.case_id}/commands",
+            data={
+                "csrf_token": csrf,
+                "command": "decide_parent_notification",
+                "decision": "inform",
+                "reason": "Agreed",
+            },
+        )
+        await projected(console, case.case_id, version=4)  # the decision, and the refusal recorded before it
+        decided_page = await console.client.get(f"/cases/{case.case_id}")
+        typo = await console.client.post(
+            f"/cases/{case.case_id}/commands", data={**post, "channel": "email", "address": "pat-at-example.org"}
+        )
+        sent = await console.client.post(
+            f"/cases/{case.case_id}/commands", data={**post, "channel": "email", "address": "pat@example.org"}
+        )
+        await projected(console, case.case_id, version=5)
+        after = await console.client.get(f"/cases/{case.case_id}")
+        without_csrf = await console.client.post(
+            f"/cases/{case.case_id}/commands", data={**post, "csrf_token": "", "address": "sam@example.org"}
+        )
+    assert 'value="inform_parents"' not in undecided.text  # the form shows only once the decision is inform
+    assert early.status_code == 409 and "nobody has decided to inform them yet" in early.text
+    assert decided.status_code == 303
+    assert 'value="inform_parents"' in decided_page.text and case.reference in decided_page.text
+    assert typo.status_code == 409 and "not an email address" in typo.text
+    assert sent.status_code == 303
+    assert "The school's message went to: mother by email" in after.text
+    assert "case.parents_informed" in after.text and "case.command_refused" in after.text
+    assert without_csrf.status_code == 403
