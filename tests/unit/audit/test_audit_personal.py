@@ -73,3 +73,27 @@ def test_a_view_reason_is_the_cases_or_the_school_records() -> None:
     assert subjects(document) == {"payload.reason": ("case", "case-1")}
     document["payload"].update(record_kind="school_record", record_id="st-marks")
     assert subjects(document) == {"payload.reason": ("record", "")}
+
+
+def test_a_parent_told_is_sealed_under_their_own_key_and_the_decisions_reason_under_the_cases() -> None:
+    document = {
+        "type": "case.parents_informed",
+        "payload": {
+            "case_id": "case-1",
+            "parent_id": "parent-0a1b",
+            "name": "Pat Example",
+            "relationship": "mother",
+            "channel": "email",
+            "address": "pat@example.org",
+            "notification_id": "n-1",
+            "words": {"school_name": "Test Primary School"},
+            "basis": "Agreed with the learner",
+        },
+    }
+    parent = ("person", "parent-0a1b")
+    assert subjects(document) == {
+        "payload.name": parent,
+        "payload.relationship": parent,
+        "payload.address": parent,
+        "payload.basis": ("case", "case-1"),
+    }
