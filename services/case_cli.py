@@ -86,6 +86,18 @@ def record_action(
     _send("record_action", case_id, school=school, person=person, action=action, details=details)
 
 
+@case_app.command("decide-parents")
+def decide_parents(
+    case_id: CaseId,
+    school: School,
+    person: Person,
+    decision: Annotated[str, typer.Option(help="inform or withhold.")],
+    reason: Annotated[str, typer.Option(help="Why, in words a DSL would use.")],
+) -> None:
+    """Decide whether parents or carers are told (or override triage's decision), with the reason."""
+    _send("decide_parent_notification", case_id, school=school, person=person, decision=decision, reason=reason)
+
+
 @case_app.command("inform-parents")
 def inform_parents(
     case_id: CaseId,

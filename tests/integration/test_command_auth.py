@@ -252,6 +252,23 @@ async def test_an_operator_works_a_case_to_closure_with_the_case_commands(settin
         steps = [
             await case("acknowledge", case_id, *who, "s-bird"),
             await case(
+                "decide-parents", case_id, *who, "s-bird", "--decision", "inform", "--reason", "Agreed with the learner"
+            ),
+            await case(
+                "inform-parents",
+                case_id,
+                *who,
+                "s-bird",
+                "--name",
+                "Pat Example",
+                "--relationship",
+                "mother",
+                "--channel",
+                "sms",
+                "--address",
+                "+44 7700 900123",
+            ),
+            await case(
                 "record-decision",
                 case_id,
                 *who,
@@ -277,6 +294,7 @@ async def test_an_operator_works_a_case_to_closure_with_the_case_commands(settin
         ]
         shown = await case("show", case_id, *who, "s-bird")
         refused = await case("close", case_id, *who, "pastoral-lead", "--summary", "Again")
-    assert [step.exit_code for step in steps] == [0, 0, 0, 0], [step.output for step in steps]
+    assert [step.exit_code for step in steps] == [0, 0, 0, 0, 0, 0], [step.output for step in steps]
+    assert json.loads(steps[2].output)["events"] == ["case.parents_informed", "notification.requested"]
     assert shown.exit_code == 0 and json.loads(shown.output)["case"]["status"] == "closed"
     assert refused.exit_code == 1 and json.loads(refused.output)["ok"] is False
