@@ -143,7 +143,8 @@ def overdue_per_school(
 ) -> dict[str, int]:
     """Everything overdue at each school (acknowledgements, deadlines, debrief actions, its policy review)."""
     counts = dict.fromkeys(sorted(schools), 0)
-    for item in (*due, *actions, *reviews):
+    items: list[DueItem | OutstandingAction | PolicyReview] = [*due, *actions, *reviews]
+    for item in items:
         if item.overdue:
             counts[item.school_id] = counts.get(item.school_id, 0) + 1
     return counts

@@ -148,7 +148,8 @@ async def _refresh_cases(
     return states
 
 
-def _entry(event: Event[Any], case_id: str) -> dict[str, Any]:
+def chronology_entry(event: Event[Any], case_id: str) -> dict[str, Any]:
+    """The `case_entries` row of an event about a case."""
     return {
         "event_id": event.event_id,
         "case_id": case_id,
@@ -198,7 +199,7 @@ async def on_events(
         case_id = getattr(event.payload, "case_id", None)
         if isinstance(event, ConcernReceived) or not isinstance(case_id, str):
             continue
-        entries.append(_entry(event, case_id))
+        entries.append(chronology_entry(event, case_id))
         if event.AGGREGATE == "case":
             touched[case_id] = None
     if entries:
