@@ -18,26 +18,17 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from sqlalchemy.exc import DBAPIError
 
-from services.console.projection import chronology_entry
-from services.console.store import case_entries, deadlines, debrief_actions, policies, scoped
+from services.console.store import deadlines, debrief_actions, scoped
 from services.routing.domain import deadline_event
 from services.routing.store import SqlDeadlines
 from shared.contracts.case_events import (
-    CaseDebriefActionCompleted,
-    CaseDebriefActionCompletedPayload,
-    CaseDebriefRecorded,
-    CaseDebriefRecordedPayload,
-    DebriefAction,
     DebriefActionDue,
     DebriefActionDuePayload,
 )
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import DeadlineReached, DeadlineReachedPayload, PolicyReviewDue, PolicyReviewDuePayload
-from shared.db import make_engine
-from shared.migrations import _config, migrate
 from shared.settings import Settings
 from tests.conftest import REPO_ROOT
 from tests.integration.test_console_inbox import routing_knows
@@ -53,7 +44,6 @@ from tests.support.console import (
     projected,
 )
 from tests.support.console import sign_in as console_sign_in
-from tests.support.factories import concern_received
 from tests.support.routing_commands import routing_answering_commands
 from tests.support.running import jetstream, publish_raw, running
 from tests.support.waiting import eventually
@@ -302,90 +292,3 @@ async def test_row_level_security_keeps_the_new_tables_to_the_persons_schools(se
                 async with scoped(console.runtime.sessions, school_ids={"st-marks"}) as session:
                     await session.execute(sa.insert(table).values(school_id=OTHER, **row))
     assert seen == {"deadlines": {"st-marks"}, "debrief_actions": {"st-marks"}}
-
-
-async def test_the_migration_fills_the_new_tables_from_the_chronology_already_kept(settings: Settings) -> None:
-    case = OpenedCase("case-1", "REF-1", "st-marks", [concern_received()])
-    lado = lado_deadline(case)
-    at = utc_now()
-    common: dict[str, Any] = {"school_id": "st-marks", "aggregate_id": "case-1", "actor": ROUTING, "occurred_at": at}
-    due_on = date(2026, 1, 5)
-    kept = [
-        lado,
-        deadline_event(  # routing's own timer: not a policy deadline
-            case_id="case-1",
-            kind="acknowledge",
-            due_at=at,
-            description="",
-            rung=0,
-            school_id="st-marks",
-            cause=lado,
-            now=at,
-        ),
-        DeadlineReached.new(
-            DeadlineReachedPayload(
-                deadline_id=lado.payload.deadline_id,
-                case_id="case-1",
-                kind=lado.payload.kind,
-                due_at=lado.payload.due_at,
-                outcome="reminded",
-            ),
-            **{**common, "aggregate_id": lado.payload.deadline_id},
-        ),
-        CaseDebriefRecorded.new(
-            CaseDebriefRecordedPayload(
-                case_id="case-1",
-                lessons_learnt="Synthetic",
-                actions=[
-                    DebriefAction(action_id=name, description="Synthetic", owner="s-bird", due_on=due_on)
-                    for name in ("one", "two", "three")
-                ],
-            ),
-            **common,
-        ),
-        CaseDebriefActionCompleted.new(CaseDebriefActionCompletedPayload(case_id="case-1", action_id="two"), **common),
-        DebriefActionDue.new(
-            DebriefActionDuePayload(
-                case_id="case-1",
-                reference="REF-1",
-                action_id="one",
-                owner_id="s-bird",
-                reminded=["s-bird"],
-                due_on=due_on,
-                reminder_number=3,
-                repeats_every_hours=24,
-            ),
-            **{**common, "aggregate_id": "case-1:one"},
-        ),
-    ]
-    engine = make_engine(settings.database_url, pool_size=1)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(sa.text("create schema if not exists console"))
-            await connection.run_sync(lambda sync: command.upgrade(_config("console", "console", sync), "0004"))
-            await connection.execute(sa.insert(case_entries), [chronology_entry(event, "case-1") for event in kept])
-            await connection.execute(
-                sa.insert(policies).values(
-                    school_id="st-marks",
-                    version=1,
-                    digest="d",
-                    adopted_at=at,
-                    adopted_by="routing",
-                    document={"source": {"next_review": "2022-10-31"}},
-                )
-            )
-        await migrate(engine, service="console", schema="console")
-        async with engine.connect() as connection:
-            found = (await connection.execute(sa.select(deadlines))).all()
-            actions = (await connection.execute(sa.select(debrief_actions).order_by(debrief_actions.c.action_id))).all()
-            review = await connection.scalar(sa.select(policies.c.review_due))
-    finally:
-        await engine.dispose()
-    assert [(row.deadline_id, row.kind, row.outcome) for row in found] == [
-        (lado.payload.deadline_id, "consider_lado_referral", "reminded")
-    ]
-    assert [(row.action_id, row.owner, row.due_on, row.reminders) for row in actions] == [
-        ("one", "s-bird", due_on, 3),
-        ("three", "s-bird", due_on, 0),
-    ]
-    assert review == date(2022, 10, 31)
