@@ -56,7 +56,7 @@ def summary_row(
     events: list[Event[Any]], *, reporter_person_id: str | None, state: CaseState | None = None
 ) -> dict[str, Any]:
     """The cases row for a case's events, oldest first (`state`: their fold, when the caller has it)."""
-    state = state or fold(events)
+    state = fold(events) if state is None else state
     opened = next((e for e in events if isinstance(e, CaseOpened)), None)
     return {
         "case_id": state.case_id or events[0].aggregate_id,
