@@ -22,6 +22,7 @@ from services.console.commands import ISSUER, CaseCommands
 from services.console.device import IntakeDoor, device_router
 from services.console.oidc import OidcClient, load_providers
 from services.console.oidc_signin import oidc_router
+from services.console.overview_pages import overview_router
 from services.console.pages import pages_router
 from services.console.projection import CONSOLE_READ_MODEL, on_events
 from services.console.settings import ConsoleSettings
@@ -142,6 +143,7 @@ def create_app(
     key = load_or_create_issuer_key(settings.actor_keys_dir, issuer=ISSUER)
     # Tokens carry real time (the page clock is a test seam), so routing never sees one from the future.
     app.include_router(pages_router(context, commands=CaseCommands(ask_routing, key=key, clock=utc_now)))
+    app.include_router(overview_router(context))
     app.include_router(break_glass_router(context))
     audit = AuditClient(
         ask,

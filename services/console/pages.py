@@ -1,4 +1,6 @@
-"""The pages a signed-in person uses: inbox (live), case view, case commands, own reports, overview, people."""
+"""The pages a signed-in person uses: inbox (live), case view, case commands, own reports, people.
+
+The overview is in `overview_pages.py`."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from services.console.access import CASE_READERS, STAFF, Page, Principal, may_break_glass, may_open, may_see_case
 from services.console.commands import COMMAND_FIELDS, CaseCommands
-from services.console.overview import Tally, bars, overview_csv, tallies, totals
 from services.console.read_audit import record_case_read
 from services.console.reading import account_rows, case_file, case_row, case_rows, facts, inbox_order, latest_change
 from services.console.store import scoped
@@ -180,35 +181,6 @@ def pages_router(context: Context, *, commands: CaseCommands) -> APIRouter:
             and visit.principal.person_id not in (r.subject_person_ids or ())
         ]
         return page(request, "my_reports.html", visit=visit, cases=sorted(mine, key=inbox_order))
-
-    @router.get("/overview")
-    async def overview(request: Request) -> Response:
-        visit = await signed_in(context, request)
-        figures = await overview_figures(visit)
-        by_school, by_kind = totals(figures, by="school_id"), totals(figures, by="kind")
-        return page(
-            request,
-            "overview.html",
-            visit=visit,
-            by_school=by_school,
-            by_school_bars=bars({school: t.concerns for school, t in by_school.items()}),
-            by_kind_bars=bars({kind: t.concerns for kind, t in by_kind.items()}),
-        )
-
-    @router.get("/overview.csv")
-    async def overview_download(request: Request) -> Response:
-        visit = await signed_in(context, request)
-        text = overview_csv(await overview_figures(visit))
-        disposition = 'attachment; filename="safeguard-overview.csv"'
-        return Response(text, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": disposition})
-
-    async def overview_figures(visit: Visit) -> list[Tally]:
-        _require(visit.principal, Page.overview)
-        async with scope(visit.principal) as session:
-            rows = await case_rows(session)
-        # A case about the viewer is not counted either: a count would tell them it exists.
-        counted = [r for r in rows if may_see_case(visit.principal, facts(r), page=Page.overview) == "allowed"]
-        return tallies(counted, now=context.clock())
 
     @router.get("/people")
     async def people(request: Request) -> Response:

@@ -15,8 +15,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.console.projection_duties import (
+    count_reminders,
+    keep_deadlines,
+    keep_debrief_actions,
+    keep_policy_reviews,
+    policy_row,
+)
 from services.console.store import case_entries, cases, concerns, policies
-from services.routing.case import fold
+from services.routing.case import CaseState, fold
 from services.routing.case.about import people_about
 from services.routing.domain import ACKNOWLEDGE
 from shared.contracts import parse_event
@@ -45,9 +52,11 @@ def acknowledge_due(events: Iterable[Event[Any]]) -> datetime | None:
     return None
 
 
-def summary_row(events: list[Event[Any]], *, reporter_person_id: str | None) -> dict[str, Any]:
-    """The cases row for a case's events, oldest first."""
-    state = fold(events)
+def summary_row(
+    events: list[Event[Any]], *, reporter_person_id: str | None, state: CaseState | None = None
+) -> dict[str, Any]:
+    """The cases row for a case's events, oldest first (`state`: their fold, when the caller has it)."""
+    state = fold(events) if state is None else state
     opened = next((e for e in events if isinstance(e, CaseOpened)), None)
     return {
         "case_id": state.case_id or events[0].aggregate_id,
@@ -109,20 +118,23 @@ async def _histories(
     return histories
 
 
-async def _refresh_cases(session: AsyncSession, case_ids: list[str], *, known: Mapping[uuid.UUID, Event[Any]]) -> None:
+async def _refresh_cases(
+    session: AsyncSession, case_ids: list[str], *, known: Mapping[uuid.UUID, Event[Any]]
+) -> dict[str, CaseState]:
     """Refold each case once from its stored events and upsert its summary row (one statement for all)."""
     histories = {
         case_id: events for case_id, events in (await _histories(session, case_ids, known=known)).items() if events
     }
     if not histories:
-        return
+        return {}
+    states = {case_id: fold(events) for case_id, events in histories.items()}
     opened = {
         case_id: next((e for e in events if isinstance(e, CaseOpened)), None) for case_id, events in histories.items()
     }
     concern_of = {case_id: o.payload.concern_event_id if o is not None else None for case_id, o in opened.items()}
     reporters = await _reporters(session, (c for c in concern_of.values() if c is not None))
     rows = [
-        summary_row(events, reporter_person_id=reporters.get(concern_of[case_id] or ""))
+        summary_row(events, reporter_person_id=reporters.get(concern_of[case_id] or ""), state=states[case_id])
         for case_id, events in histories.items()
     ]
     statement = insert(cases)
@@ -133,9 +145,11 @@ async def _refresh_cases(session: AsyncSession, case_ids: list[str], *, known: M
         ),
         rows,
     )
+    return states
 
 
-def _entry(event: Event[Any], case_id: str) -> dict[str, Any]:
+def chronology_entry(event: Event[Any], case_id: str) -> dict[str, Any]:
+    """The `case_entries` row of an event about a case."""
     return {
         "event_id": event.event_id,
         "case_id": case_id,
@@ -155,20 +169,9 @@ async def on_events(
     session = work.session
     adopted = [e for e in events if isinstance(e, PolicyAdopted)]
     if adopted:
-        await session.execute(
-            insert(policies).on_conflict_do_nothing(),
-            [
-                {
-                    "school_id": e.school_id,
-                    "version": e.payload.version,
-                    "digest": e.payload.digest,
-                    "document": e.payload.document,
-                    "adopted_at": e.occurred_at,
-                    "adopted_by": e.actor.id,
-                }
-                for e in adopted
-            ],
-        )
+        await session.execute(insert(policies).on_conflict_do_nothing(), [policy_row(e) for e in adopted])
+    await keep_policy_reviews(session, events)
+    await keep_deadlines(session, events)
     received = [e for e in events if isinstance(e, ConcernReceived)]
     if received:
         await session.execute(
@@ -196,10 +199,12 @@ async def on_events(
         case_id = getattr(event.payload, "case_id", None)
         if isinstance(event, ConcernReceived) or not isinstance(case_id, str):
             continue
-        entries.append(_entry(event, case_id))
+        entries.append(chronology_entry(event, case_id))
         if event.AGGREGATE == "case":
             touched[case_id] = None
     if entries:
         await session.execute(insert(case_entries).on_conflict_do_nothing(), entries)
     if touched:
-        await _refresh_cases(session, list(touched), known={e.event_id: e for e in events})
+        states = await _refresh_cases(session, list(touched), known={e.event_id: e for e in events})
+        await keep_debrief_actions(session, states)
+    await count_reminders(session, events)

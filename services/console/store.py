@@ -117,6 +117,38 @@ policies = sa.Table(
     sa.Column("document", JSONB, nullable=False),
     sa.Column("adopted_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("adopted_by", sa.Text, nullable=False),
+    # The policy's `source.next_review` (from the event), and when routing last reminded that it is due.
+    sa.Column("review_due", sa.Date),
+    sa.Column("review_reminded_at", sa.DateTime(timezone=True)),
+)
+
+deadlines = sa.Table(
+    "deadlines",
+    metadata,
+    # The deadlines a school's policy sets on a case (e.g. consider a LADO referral), from `deadline.set`; routing's
+    # own timers (acknowledgement ladder, standing alert, debrief reminders, policy review) are shown elsewhere.
+    sa.Column("deadline_id", sa.Text, primary_key=True),
+    sa.Column("school_id", sa.Text, nullable=False),
+    sa.Column("case_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+    # From `deadline.reached`: when the timer fired and what routing did (reminded the people told).
+    sa.Column("reached_at", sa.DateTime(timezone=True)),
+    sa.Column("outcome", sa.Text),
+    sa.Index("deadlines_by_case", "case_id"),
+)
+
+debrief_actions = sa.Table(
+    "debrief_actions",
+    metadata,
+    # Each debrief action not yet marked done, as routing's fold of the case has it; no description, only who/when.
+    sa.Column("case_id", sa.Text, primary_key=True),
+    sa.Column("action_id", sa.Text, primary_key=True),
+    sa.Column("school_id", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("due_on", sa.Date, nullable=False),
+    # How many `debrief.action_due` reminders its owner has had.
+    sa.Column("reminders", sa.Integer, nullable=False, server_default="0"),
 )
 
 oidc_requests = sa.Table(
@@ -142,6 +174,8 @@ SCHOOL_TABLES = (
     "concerns",
     "policies",
     "oidc_requests",
+    "deadlines",
+    "debrief_actions",
 )
 
 

@@ -7,16 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from services.routing.case_command_edge import register_commands
-from services.routing.command_auth import CommandGate
-from services.routing.policy_book import PolicyBook
 from services.routing.store import SqlCaseEvents, SqlDeadlines
-from shared.actor_tokens import ActorVerifier
 from shared.contracts.envelope import utc_now
 from shared.db import transaction
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from tests.support.console import OpenedCase, add_user, console_running, csrf_of, open_case, projected, sign_in
+from tests.support.routing_commands import routing_answering_commands
 from tests.support.running import jetstream, running
 from tests.support.schools import OTHER_SCHOOL, with_second_school
 
@@ -62,11 +59,7 @@ async def test_a_new_concern_reaches_the_live_inbox_without_a_reload(settings: S
 
 
 async def test_the_dsl_acknowledges_in_one_tap_and_works_the_case_to_closure(settings: Settings) -> None:
-    routing = ServiceRuntime(settings, service="routing", schema="routing")
-    book = PolicyBook()
-    # Routing checks the console's signed assertions with the console's public key, and roles in the policy.
-    gate = CommandGate(verifier=ActorVerifier.from_folder(settings.actor_keys_dir), policies=book)
-    register_commands(routing, clock=utc_now, gate=gate)
+    routing, book = routing_answering_commands(settings)
     async with running(routing), console_running(settings) as console, jetstream(settings) as (_, js):
         async with routing.uow.begin() as work:
             await book.adopt_folder(settings.policy_dir, session=work.session, deadlines=SqlDeadlines(), now=utc_now())
