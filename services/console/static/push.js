@@ -32,7 +32,9 @@ async function pushManager() {
 async function tellConsole(form, fields, { missingIsFine = false } = {}) {
   const body = new FormData(form);
   for (const [name, value] of Object.entries(fields)) body.set(name, value);
-  const answer = await fetch(form.action, { method: "POST", body, headers: { Accept: "application/json" } });
+  // getAttribute: the form's field named "action" hides the form's own `action` property.
+  const url = form.getAttribute("action");
+  const answer = await fetch(url, { method: "POST", body, headers: { Accept: "application/json" } });
   if (missingIsFine && answer.status === 404) return;
   let said = {};
   try {
