@@ -3,8 +3,9 @@
 `make screenshots` (or `python scripts/screenshots.py`): starts `safeguard up` in a temporary data folder (its
 own NATS and PostgreSQL unless SAFEGUARD_NATS_URL / SAFEGUARD_DATABASE_URL name servers), reports a few
 synthetic concerns, signs in as the DSL it seeds (password and TOTP from the seed file), works one case a
-little, and drives Debian's chromium with Playwright (never a downloaded browser). Everything is stopped and
-the folder removed afterwards.
+little, looks at the admin and device pages, then signs in as an auditor it adds (as `safeguard user add` would)
+for the record as it stood; it drives Debian's chromium with Playwright (never a downloaded browser).
+Everything is stopped and the folder removed afterwards.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ CONCERNS = [
     },
 ]
 REPORTER = {"role": "staff", "name": "A Teacher", "contact": "teacher@example.org"}
+AUDITOR_PASSWORD = "screenshots-only-" + os.urandom(8).hex()
 READY = re.compile(r"^\s+console:\s+(\S+) ")
 INTAKE = re.compile(r"^\s+intake API:\s+(\S+)/api/v1/")
 
@@ -63,7 +65,10 @@ class Up:
 
     def __init__(self, data_dir: Path, log: Path) -> None:
         environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.data_dir = data_dir
+        self.postgres_port = free_port()
         ports = ["--http-port", str(free_port()), "--notifications-port", str(free_port())]
+        ports += ["--postgres-port", str(self.postgres_port)]
         command = [sys.executable, "-m", "services.cli", "up", "--data-dir", str(data_dir), *ports]
         with log.open("ab") as errors:
             self.process = subprocess.Popen(
@@ -93,6 +98,13 @@ class Up:
                 return console[0], intake[0]
             time.sleep(0.2)
         raise SystemExit(f"safeguard up did not come up (exit {self.process.poll()})")
+
+    def database_url(self) -> str:
+        """The application database: the one named by SAFEGUARD_DATABASE_URL, or the embedded server's."""
+        if os.environ.get("SAFEGUARD_DATABASE_URL"):
+            return os.environ["SAFEGUARD_DATABASE_URL"]
+        password = (self.data_dir / "postgres" / "superuser.password").read_text().strip()
+        return f"postgresql+asyncpg://postgres:{password}@127.0.0.1:{self.postgres_port}/safeguard"
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -136,15 +148,36 @@ async def shoot(page: Any, out: Path, name: str) -> None:
         print(f"saved {name}-{width}.png")
 
 
+async def add_auditor(database_url: str) -> tuple[str, str]:
+    """An auditor's account at St Mark's, as `safeguard user add` makes one: its username and TOTP secret."""
+    from services.console.accounts import add_account
+    from shared.db import make_engine, session_factory
+
+    engine = make_engine(database_url)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            made = await add_account(
+                session,
+                username="auditor",
+                password=AUDITOR_PASSWORD,
+                school_id="st-marks",
+                person_id="auditor-1",
+                role="auditor",
+            )
+    finally:
+        await engine.dispose()
+    return "auditor", made.totp_secret
+
+
 def seeded(seed: Path) -> tuple[str, str]:
     """The seeded DSL's password and TOTP secret."""
     password = next(line.split(": ", 1)[1] for line in seed.read_text().splitlines() if line.startswith("password:"))
     return password, totp_secret_in(seed)
 
 
-async def sign_in(page: Any, console: str, *, password: str, secret: str) -> None:
+async def sign_in(page: Any, console: str, *, password: str, secret: str, username: str = "dsl") -> None:
     await page.goto(f"{console}/sign-in")
-    await page.get_by_label("Username").fill("dsl")
+    await page.get_by_label("Username").fill(username)
     await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Continue").click()
     await page.get_by_label("Six-digit code").fill(pyotp.TOTP(secret).now())
@@ -152,7 +185,26 @@ async def sign_in(page: Any, console: str, *, password: str, secret: str) -> Non
     await page.wait_for_url(f"{console}/inbox")
 
 
-async def take(console: str, intake: str, account: tuple[str, str], out: Path, chromium: str) -> None:
+async def as_auditor(browser: Any, console: str, reference: str, auditor: tuple[str, str], out: Path) -> None:
+    """The record as it stood (now), once audit's ledger has the worked case, and that case's chronology."""
+    page = await (await browser.new_context(viewport=WIDTHS["desktop"])).new_page()
+    await sign_in(page, console, password=AUDITOR_PASSWORD, secret=auditor[1], username=auditor[0])
+
+    async def worked_case_in_the_record() -> bool:
+        await page.goto(f"{console}/audit/cases?school=st-marks")
+        row = page.locator("table.replay tr", has_text=reference)
+        return await row.count() == 1 and "in progress" in await row.inner_text()
+
+    await eventually(worked_case_in_the_record, what="the worked case in audit's record")
+    await shoot(page, out, "audit")
+    await page.get_by_role("link", name=reference).click()
+    await page.locator(".chronology").get_by_text("case.action_recorded").wait_for()
+    await shoot(page, out, "audit-case")
+
+
+async def take(
+    console: str, intake: str, account: tuple[str, str], auditor: tuple[str, str], out: Path, chromium: str
+) -> None:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
@@ -185,6 +237,12 @@ async def take(console: str, intake: str, account: tuple[str, str], out: Path, c
             await shoot(page, out, "overview")
             await page.goto(f"{console}/report")
             await shoot(page, out, "report")
+            await page.goto(f"{console}/admin/schools/st-marks")
+            await shoot(page, out, "admin")
+            await page.goto(f"{console}/me/device")
+            await page.locator("#push-state").wait_for()
+            await shoot(page, out, "device")
+            await as_auditor(browser, console, references[1], auditor, out)
         finally:
             await browser.close()
 
@@ -203,7 +261,8 @@ def main() -> None:
     try:
         console, intake = up.urls()
         account = seeded(seed_file(folder / "data"))
-        asyncio.run(take(console, intake, account, arguments.out, chromium))
+        auditor = asyncio.run(add_auditor(up.database_url()))
+        asyncio.run(take(console, intake, account, auditor, arguments.out, chromium))
     except BaseException:
         print((folder / "up.log").read_text(errors="replace")[-3000:], file=sys.stderr)
         raise

@@ -2,9 +2,10 @@
 
 Token: `sgactor1.<claims>.<signature>`, both parts base64url without padding. The claims are JSON: `iss` (the
 issuer, e.g. `operator` for the CLI, `notifications` for the acknowledgement page, `console` for the staff app),
-`sub` (the person id in the school's policy), `school`, `aud` (`routing`, or `audit` for the audit queries), `iat`
-and `exp` (Unix seconds), `jti` (a UUID, refused the second time) and, only from the console to audit, `role`
-(the console account's role: `auditor` exists in no policy, so the console that gives it is the one to vouch).
+`sub` (the person id in the school's policy), `school`, `aud` (`routing`; `audit` for the audit queries;
+`notifications` for the console's push subscriptions), `iat` and `exp` (Unix seconds), `jti` (a UUID, refused
+the second time) and, only from the console to audit, `role` (the console account's role: `auditor` exists in no
+policy, so the console that gives it is the one to vouch).
 The signature is Ed25519 over `sgactor1.<claims>`: each issuer holds its own private key, routing holds only the
 public keys, so a compromised routing cannot speak for anybody. The token says who the person is; never what they
 may do — routing looks their role up in the school's policy (audit too, except for the console's `auditor`).

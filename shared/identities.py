@@ -55,9 +55,9 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
 # Every service announces the dead letters it parks (count and reason code, never the content).
 PUBLISHES = {service: (*types, "ops.dead_lettered") for service, types in PUBLISHES.items()}
 # Who sends commands or queries to which service as a requester (replies come to the sender's own inbox).
-COMMAND_SENDERS: dict[str, tuple[str, ...]] = {"console": ("routing", "audit")}
+COMMAND_SENDERS: dict[str, tuple[str, ...]] = {"console": ("routing", "audit", "notifications")}
 # Services that answer requests on their own command subjects.
-RESPONDERS: tuple[str, ...] = ("routing", "audit")
+RESPONDERS: tuple[str, ...] = ("routing", "audit", "notifications")
 
 
 @dataclass(frozen=True)

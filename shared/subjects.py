@@ -84,6 +84,11 @@ class Subjects:
         """Where the audit instance that wrote an export bundle hands it out, a chunk at a time."""
         return self.command("audit", "export")
 
+    @property
+    def notifications_push(self) -> str:
+        """Where the console asks notifications to subscribe or unsubscribe a person's browser (request/reply)."""
+        return self.command("notifications", "push")
+
 
 # Durable consumer names: one per service role, shared by all instances of that service (pull consumers).
 INTAKE_RECEIPTS = "intake-receipts"  # case events, so a reporter's status page follows the case

@@ -25,6 +25,7 @@ from services.console.oidc_signin import oidc_router
 from services.console.overview_pages import overview_router
 from services.console.pages import pages_router
 from services.console.projection import CONSOLE_READ_MODEL, on_events
+from services.console.push_device import PushDoor, push_device_router
 from services.console.settings import ConsoleSettings
 from services.console.signin import sign_in_router
 from services.console.store import SCHEMA
@@ -40,6 +41,8 @@ from shared.settings import Settings, get_settings
 from shared.tracing import shutdown_tracing
 
 STATIC = Path(str(files("services.console") / "static"))
+# The service worker's push handling is notifications' own (it composes what a push says): one copy, served by both.
+PUSH_ALERTS = Path(str(files("services.notifications") / "static" / "push-alerts.js"))
 HEADINGS = {400: "That did not make sense", 403: "Not for you", 404: "Not found", 409: "Refused"}
 
 
@@ -75,6 +78,10 @@ def create_app(
 
     async def ask_routing_to_adopt(body: bytes) -> bytes:
         reply = await runtime.broker.request(body, runtime.subjects.command("routing", "policy"), timeout=20.0)
+        return bytes(reply.body)
+
+    async def ask_notifications(body: bytes) -> bytes:
+        reply = await runtime.broker.request(body, runtime.subjects.notifications_push, timeout=10.0)
         return bytes(reply.body)
 
     folder = folder_policies(settings)
@@ -129,6 +136,10 @@ def create_app(
     async def service_worker() -> FileResponse:
         return FileResponse(STATIC / "sw.js", media_type="text/javascript")
 
+    @app.get("/push-alerts.js")
+    async def push_alerts() -> FileResponse:
+        return FileResponse(PUSH_ALERTS, media_type="text/javascript")
+
     @app.get("/manifest.webmanifest")
     async def manifest() -> FileResponse:
         return FileResponse(STATIC / "manifest.webmanifest", media_type="application/manifest+json")
@@ -145,6 +156,7 @@ def create_app(
     app.include_router(pages_router(context, commands=CaseCommands(ask_routing, key=key, clock=utc_now)))
     app.include_router(overview_router(context))
     app.include_router(break_glass_router(context))
+    app.include_router(push_device_router(context, push=PushDoor(ask_notifications, key=key, clock=utc_now)))
     audit = AuditClient(
         ask,
         query_subject=runtime.subjects.audit_query,

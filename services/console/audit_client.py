@@ -17,8 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.console.access import Principal
-from services.console.commands import ISSUER
-from shared.actor_tokens import issue
+from services.console.commands import vouch
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +50,7 @@ class AuditClient:
 
     def assertion(self, principal: Principal) -> str:
         """A fresh token saying the console signed this person in, in this console role."""
-        return issue(
-            self._key,
-            issuer=ISSUER,
-            person_id=principal.person_id,
-            school_id=principal.school_id,
-            now=self._clock(),
-            audience=AUDIENCE,
-            role=principal.role,
-        )
+        return vouch(principal, key=self._key, audience=AUDIENCE, now=self._clock(), role=principal.role)
 
     async def _send(self, subject: str, document: dict[str, Any]) -> dict[str, Any]:
         try:

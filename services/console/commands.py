@@ -45,6 +45,21 @@ LIST_FIELDS: dict[str, tuple[str, ...]] = {"record_debrief": ("policy_changes", 
 ISSUER = "console"
 
 
+def vouch(
+    principal: Principal, *, key: Ed25519PrivateKey, audience: str, now: datetime, role: str | None = None
+) -> str:
+    """A fresh token, for `audience` only, saying the console signed this person in (at their home school)."""
+    return issue(
+        key,
+        issuer=ISSUER,
+        person_id=principal.person_id,
+        school_id=principal.school_id,
+        now=now,
+        audience=audience,
+        role=role,
+    )
+
+
 def actor_assertion(principal: Principal, *, key: Ed25519PrivateKey, school_id: str, now: datetime) -> dict[str, Any]:
     """The field that tells routing who asks: a signed, short-lived token for the signed-in person."""
     return {"assertion": issue(key, issuer=ISSUER, person_id=principal.person_id, school_id=school_id, now=now)}

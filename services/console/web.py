@@ -20,6 +20,23 @@ from shared.unit_of_work import UnitOfWork
 
 TEMPLATES = Jinja2Templates(directory=str(files("services.console") / "templates"))
 
+
+def plain(value: Any) -> str:
+    """A recorded value in words for a page: lists one item after another, records as `name: value`, no None."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return "; ".join(shown for shown in map(plain, value) if shown)
+    if isinstance(value, dict):
+        parts = ((str(name).replace("_", " "), plain(item)) for name, item in value.items())
+        return ", ".join(f"{name}: {shown}" for name, shown in parts if shown)
+    return str(value)
+
+
+TEMPLATES.env.filters["plain"] = plain
+
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",

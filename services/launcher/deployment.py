@@ -57,6 +57,10 @@ def write_deployment_secrets(out: Path, *, subjects: Subjects) -> None:
             write_private(folder / "database.password", database[service_role(name)] + "\n")
     for issuer in ISSUERS:
         write_private(out / "routing" / f"{issuer}.pub", issuer_key(out / issuer, issuer=issuer))
+    # Notifications believes only the console, which subscribes a signed-in person's browser to push alerts.
+    write_private(
+        out / "notifications" / f"{CONSOLE_ISSUER}.pub", (out / "routing" / f"{CONSOLE_ISSUER}.pub").read_text()
+    )
 
 
 def issuer_key(folder: Path, *, issuer: str) -> str:

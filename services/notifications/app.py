@@ -13,10 +13,12 @@ from fastapi import FastAPI
 from services.notifications.dispatcher import DeliveryRules, Dispatcher
 from services.notifications.handlers import on_notifications_requested
 from services.notifications.http import router
+from services.notifications.push_command import AUDIENCE, PushRequests, register_push_requests
 from services.notifications.receipts_http import receipts_router
 from services.notifications.settings import NotificationSettings
 from services.notifications.store import SCHEMA, SqlDeliveries
 from services.notifications.wiring import ack_links, build_channels, channel_routers
+from shared.actor_tokens import ActorVerifier
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import (
     NotificationAcknowledged,
@@ -60,6 +62,12 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     record.__doc__ = "Record each requested notification once; the dispatcher sends it and reports sent or failed."
     runtime.consumer(NotificationRequested, durable=NOTIFICATIONS_REQUESTS, batch_handler=record)
     runtime.keep_running(dispatcher)
+    # The console subscribes a signed-in person's browser here, with an assertion it signed for that person.
+    verifier = ActorVerifier.from_folder(settings.actor_keys_dir, audience=AUDIENCE)
+    register_push_requests(
+        runtime,
+        PushRequests(uow=runtime.uow, verifier=verifier, application_server_key=kit.vapid.public, clock=utc_now),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -29,6 +29,7 @@ _STATIC = files("services.notifications") / "static"
 _ASSETS = {
     "manifest.json": "application/manifest+json",
     "sw.js": "text/javascript",
+    "push-alerts.js": "text/javascript",
     "staff.js": "text/javascript",
     "icon.svg": "image/svg+xml",
 }

@@ -13,12 +13,13 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from services.notifications.links import AckLinks
 from services.notifications.receipts import ReceiptOutcome, record_receipt, signature_valid
 from services.notifications.store import SqlDeliveries
 from shared.unit_of_work import UnitOfWork
+from shared.validation import describe
 
 SMS_STATUS_PATH = "/api/v1/sms/status"
 RETRY_AFTER_SECONDS = "2"
@@ -74,9 +75,27 @@ def receipts_router(
         detail = f"SMS provider reported {status}" + (f" (error {error})" if error else "")
         return await record(n, channel="sms", status=status, provider_id=fields.get("MessageSid", ""), detail=detail)
 
-    @api.post("/api/v1/push/receipts", status_code=204, response_class=Response)
-    async def push_shown(receipt: PushReceipt) -> Response:
+    # A service worker on another origin (the console's) sends the receipt as text/plain, a request browsers make
+    # without a CORS preflight; the body is the same JSON either way, and the token is what proves it.
+    @api.post(
+        "/api/v1/push/receipts",
+        status_code=204,
+        response_class=Response,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    kind: {"schema": PushReceipt.model_json_schema()} for kind in ("application/json", "text/plain")
+                },
+            }
+        },
+    )
+    async def push_shown(request: Request) -> Response:
         """The staff service worker showed this push notification (proved by the token the push carried)."""
+        try:
+            receipt = PushReceipt.model_validate_json(await request.body())
+        except ValidationError as error:
+            raise HTTPException(422, describe(error)) from None
         if not signer.receipt_valid(receipt.notification_id, receipt.token):
             raise HTTPException(403, "not a receipt token for this notification")
         return await record(receipt.notification_id, channel="push", status="shown", provider_id="", detail="")

@@ -24,6 +24,29 @@ class PushSubscription:
         return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
 
 
+async def save_subscription(
+    session: AsyncSession, subscription: PushSubscription, *, person_id: str, at: datetime
+) -> None:
+    """In the caller's transaction: keep it for the person (an endpoint subscribing again moves to them)."""
+    values = {"p256dh": subscription.p256dh, "auth": subscription.auth, "person_id": person_id}
+    await session.execute(
+        insert(push_subscriptions)
+        .values(endpoint=subscription.endpoint, created_at=at, **values)
+        .on_conflict_do_update(index_elements=[push_subscriptions.c.endpoint], set_=values)
+    )
+
+
+async def remove_subscription(session: AsyncSession, endpoint: str, *, person_id: str | None = None) -> bool:
+    """In the caller's transaction: forget it (the named person's only, when one is named); True when removed."""
+    condition = push_subscriptions.c.endpoint == endpoint
+    if person_id is not None:
+        condition = condition & (push_subscriptions.c.person_id == person_id)
+    result = await session.execute(
+        sa.delete(push_subscriptions).where(condition).returning(push_subscriptions.c.endpoint)
+    )
+    return result.first() is not None
+
+
 class SqlPushSubscriptions:
     """Subscriptions in the notifications schema; each call is its own short transaction."""
 
@@ -32,24 +55,13 @@ class SqlPushSubscriptions:
 
     async def save(self, subscription: PushSubscription, *, person_id: str, at: datetime) -> None:
         """Keep a subscription for a person; the same endpoint subscribing again moves to this person."""
-        values = {"p256dh": subscription.p256dh, "auth": subscription.auth, "person_id": person_id}
         async with self._sessions.begin() as session:
-            await session.execute(
-                insert(push_subscriptions)
-                .values(endpoint=subscription.endpoint, created_at=at, **values)
-                .on_conflict_do_update(index_elements=[push_subscriptions.c.endpoint], set_=values)
-            )
+            await save_subscription(session, subscription, person_id=person_id, at=at)
 
     async def remove(self, endpoint: str, *, person_id: str | None = None) -> bool:
         """Forget a subscription (for this person only, when one is named); True when one was removed."""
-        condition = push_subscriptions.c.endpoint == endpoint
-        if person_id is not None:
-            condition = condition & (push_subscriptions.c.person_id == person_id)
         async with self._sessions.begin() as session:
-            result = await session.execute(
-                sa.delete(push_subscriptions).where(condition).returning(push_subscriptions.c.endpoint)
-            )
-            return result.first() is not None
+            return await remove_subscription(session, endpoint, person_id=person_id)
 
     async def for_person(self, person_id: str) -> list[PushSubscription]:
         async with self._sessions() as session:

@@ -5,6 +5,8 @@ is worked to its debrief; axe-core on the main pages at 360 px and desktop; offl
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,19 +14,33 @@ from typing import Any
 
 import asyncpg
 import httpx
-import pyotp
 import pytest
 
-from services.console.accounts import add_account
 from services.launcher.ports import free_port
-from shared.db import make_engine, session_factory
 from tests.conftest import make_settings
 from tests.e2e.conftest import WITH_CONSOLE, System, started_system
-from tests.support.browser import CHROMIUM, DESKTOP, PHONE, overflow, serious_violations
-from tests.support.console import PASSWORD
+from tests.support.browser import CHROMIUM, PHONE
+from tests.support.console_browser import (
+    WAIT_MS,
+    a_second_from_now,
+    account,
+    auditor_replays_verifies_and_exports,
+    checked_at_both_widths,
+    fake_push_manager,
+    form_headed,
+    new_browser,
+    passed,
+    recorded,
+    said_on,
+    sign_in,
+    subscriptions_of,
+    this_device_gets_alerts,
+    watch_for_blocked_scripts,
+)
 from tests.support.factories import report_json
 from tests.support.running import jetstream, stream_events
 from tests.support.waiting import eventually
+from tests.support.webpush import local_push_service
 
 pytest.importorskip("playwright", reason="needs the playwright package (dev extra)")
 pytestmark = [
@@ -37,7 +53,6 @@ URGENT = {
     "immediate_risk": "yes",
     "kind": "grooming_or_exploitation",
 }
-WAIT_MS = 30_000
 OUTBOX = """
   const db = await new Promise((ok) => {
     const opening = indexedDB.open("safeguard-outbox");
@@ -85,81 +100,62 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
         mail_sink_dir=str(tmp_path / "mail"),
         actor_keys_dir=str(tmp_path / "actor-keys"),
     )
-    async with started_system(settings, tmp_path, services=WITH_CONSOLE) as running:
+    # Signed heads every second, so an auditor can export (and prove) the record the test just made.
+    fast_heads = {"SAFEGUARD_AUDIT_CHECKPOINT_SECONDS": "1"}
+    async with started_system(settings, tmp_path, services=WITH_CONSOLE, extra_env=fast_heads) as running:
         yield running
 
 
-async def account(system: System, username: str, *, person: str, role: str) -> str:
-    """A console account made as `safeguard user add` makes one; returns its TOTP secret."""
-    engine = make_engine(system.settings.database_url)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            made = await add_account(
-                session, username=username, password=PASSWORD, school_id="st-marks", person_id=person, role=role
-            )
-    finally:
-        await engine.dispose()
-    return made.totp_secret
+async def the_admin_pages(page: Any, base: str, axe: str) -> None:
+    """The DSL looks after their school: the schools, the school's people and accounts, a policy change checked."""
+    await page.goto(f"{base}/admin")
+    await checked_at_both_widths(page, axe)
+    await page.goto(f"{base}/admin/schools/st-marks")
+    await page.get_by_role("heading", name="People and roles (from the policy)").wait_for()
+    await checked_at_both_widths(page, axe)
+    await page.get_by_label("Quiet from").fill("21:00")
+    await page.get_by_label("until").fill("07:00")
+    await page.locator("form", has=page.get_by_label("Quiet from")).get_by_role("button").click()
+    await page.get_by_role("heading", name="A new policy version for st-marks").wait_for(timeout=WAIT_MS)
+    await checked_at_both_widths(page, axe)
 
 
-async def sign_in(page: Any, base: str, username: str, *, secret: str) -> None:
-    await page.goto(f"{base}/sign-in")
-    await page.get_by_label("Username").fill(username)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Continue").click()
-    await page.get_by_label("Six-digit code").fill(pyotp.TOTP(secret).now())
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{base}/inbox")
-
-
-async def checked_at_both_widths(page: Any, axe: str) -> None:
-    """No serious axe-core violation at 360 px or on a desktop, and nothing wider than a phone's screen."""
-    for viewport in (DESKTOP, PHONE):
-        await page.set_viewport_size(viewport)
-        assert await serious_violations(page, axe) == [], (page.url, viewport["width"])
-    assert await overflow(page) == 0, f"{page.url} is wider than 360 px"
-
-
-def form_headed(page: Any, heading: str) -> Any:
-    return page.locator("form", has=page.get_by_role("heading", name=heading))
-
-
-async def recorded(page: Any, event_type: str) -> None:
-    """The case page (opened after the command) lists the event in its chronology."""
-    await page.locator(".chronology").get_by_text(event_type, exact=True).first.wait_for(timeout=WAIT_MS)
-
-
-async def new_browser(playwright: Any) -> Any:
-    return await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-
-
-def watch_for_blocked_scripts(page: Any, blocked: list[str]) -> None:
-    """Collect what the page's CSP refused: none of the console's own script or style may need an exception."""
-
-    def seen(message: Any) -> None:
-        if "Content Security Policy" in message.text:
-            blocked.append(message.text)
-
-    page.on("console", seen)
+async def the_break_glass_page(browser: Any, system: System, axe: str, *, reference: str, case_url: str) -> None:
+    """The named governor opens an ordinary case: outside their need to know, they are asked why (not shown it)."""
+    secret = await account(system, "governor@example.org", person="d-hill", role="named_governor")
+    context = await browser.new_context(viewport=PHONE)
+    page = await context.new_page()
+    await sign_in(page, system.console_url, "governor@example.org", secret=secret)
+    await page.goto(case_url)
+    await page.get_by_role("heading", name="This case is outside your need to know").wait_for()
+    assert reference not in await page.locator("main").inner_text()
+    await checked_at_both_widths(page, axe)
+    await context.close()
 
 
 async def test_a_dsl_signs_in_and_works_an_urgent_concern_from_inbox_to_debrief(
-    system: System, axe_script: str
+    system: System, axe_script: str, tmp_path: Path
 ) -> None:
     from playwright.async_api import async_playwright
 
     base = system.console_url
     secret = await account(system, "dsl@example.org", person="s-bird", role="designated_safeguarding_lead")
     blocked: list[str] = []
-    async with async_playwright() as playwright:
+    async with async_playwright() as playwright, local_push_service() as pushes:
         browser = await new_browser(playwright)
+        device = pushes.new_browser()
         try:
-            page = await (await browser.new_context(viewport=PHONE)).new_page()
+            context = await browser.new_context(viewport=PHONE, permissions=["notifications"])
+            await context.add_init_script(fake_push_manager(device))
+            page = await context.new_page()
             watch_for_blocked_scripts(page, blocked)
             await page.goto(f"{base}/sign-in")
             await checked_at_both_widths(page, axe_script)
             await sign_in(page, base, "dsl@example.org", secret=secret)
             await checked_at_both_widths(page, axe_script)
+            # This phone gets the DSL's alerts (its service worker shows them).
+            await this_device_gets_alerts(page, system, axe_script, browser=device)
+            await page.goto(f"{base}/inbox")
 
             # Posted to intake while the inbox is open: it appears without a reload (server-sent events).
             await page.evaluate("window.stayedOpen = true")
@@ -173,12 +169,23 @@ async def test_a_dsl_signs_in_and_works_an_urgent_concern_from_inbox_to_debrief(
             await item.wait_for(timeout=WAIT_MS)
             assert await page.evaluate("window.stayedOpen === true"), "the inbox was not reloaded"
             assert "urgency-immediate" in (await item.get_attribute("class") or "")
+            # ... and the alert reached this phone's push service, encrypted for it, with nothing of the concern.
+            [alert] = await eventually(
+                lambda: asyncio.sleep(0, result=[r for r in pushes.received if reference in r.payload["title"]]),
+                timeout=30,
+                what="the push alert for the urgent concern",
+            )
+            assert "meet" not in json.dumps(alert.payload) and "Learner" not in json.dumps(alert.payload)
 
             await item.get_by_role("button", name="Acknowledge").click()  # one tap
             await page.wait_for_url(re.compile(r"/cases/"))
             await recorded(page, "case.acknowledged")
             assert "acknowledged by s-bird" in await page.locator("main").inner_text()
+            case_url = page.url
             await checked_at_both_widths(page, axe_script)
+            # The moment the auditor replays: after the acknowledgement, before everything that follows.
+            moment = a_second_from_now()
+            await passed(moment)
 
             action = form_headed(page, "Record an action")
             await action.get_by_label("Action").select_option("spoke_to_learner")
@@ -217,25 +224,37 @@ async def test_a_dsl_signs_in_and_works_an_urgent_concern_from_inbox_to_debrief(
             await recorded(page, "case.debrief_recorded")
             await checked_at_both_widths(page, axe_script)
 
-            # ---- AUDITOR STEP (added with the auditor view, branch console3) --------------------------------
-            # As an auditor: replay st-marks as of a moment before the close (the case open and acknowledged),
-            # then verify the record from the page. Sign in a second account in a new context here.
-            # -----------------------------------------------------------------------------------------------
+            # As an auditor, on another device: the case as it stood at the moment, verified and exported.
+            await auditor_replays_verifies_and_exports(
+                browser, system, axe_script, reference=reference, moment=moment, folder=tmp_path
+            )
+            await the_break_glass_page(browser, system, axe_script, reference=reference, case_url=case_url)
 
             await page.goto(f"{base}/overview")
             await page.get_by_role("heading", name="Overview").wait_for()
             await checked_at_both_widths(page, axe_script)
             await page.goto(f"{base}/report")
             await checked_at_both_widths(page, axe_script)
+            await the_admin_pages(page, base, axe_script)
+            # Handing the phone on: its alerts stop.
+            await page.goto(f"{base}/me/device")
+            await page.get_by_role("button", name="Stop alerts on this device").click()
+            await said_on(page, "This device gets no alerts.")
+            assert await subscriptions_of(system, "s-bird") == []
         finally:
             await browser.close()
     assert blocked == []
     async with jetstream(system.settings) as (_, js):
         debriefs = await stream_events(js, system.settings, "case.debrief_recorded")
+        changes = await stream_events(js, system.settings, "account.changed")
     assert [event.payload.lessons_learnt for event in debriefs] == [
         "Teach learners how to report contact from strangers"
     ]
     assert [change.change for change in debriefs[0].payload.policy_changes] == ["Name the online safety lead"]
+    assert [(c.payload.change, c.actor.id) for c in changes] == [
+        ("push_subscribed", "s-bird"),
+        ("push_unsubscribed", "s-bird"),
+    ]
 
 
 async def outbox_notices(*pages: Any) -> list[str]:

@@ -70,6 +70,7 @@ BREAKS_GLASS = {
     "trust_safeguarding_lead",
 }
 WHY = "Needed in an emergency: the DSL cannot be reached"
+JSON = {"Accept": "application/json"}
 
 
 def expected_case(role: str, which: str) -> int:
@@ -167,6 +168,13 @@ async def test_every_role_sees_only_what_it_needs_and_a_refusal_writes_nothing(
                 assert verify.status_code == 403, role
             # Anyone signed in may report a concern, and the device's outbox may ask for the session's token.
             assert (await client.get("/report")).status_code == 200, role
+            # Anyone signed in may set up alerts on their own device (here notifications is not running: 503), never
+            # without the form's token; nothing is recorded unless notifications did it.
+            assert (await client.get("/me/device")).status_code == 200, role
+            push = {"action": "subscribe", "subscription": '{"endpoint": "https://push.example.org/x", "keys": {}}'}
+            assert (await client.post("/me/device/push", data=push)).status_code == 403, role
+            sent = await client.post("/me/device/push", data={**push, "csrf_token": csrf}, headers=JSON)
+            assert sent.status_code == 503 and sent.json()["ok"] is False, role
             assert (await client.get("/session/csrf", headers={"Accept": "application/json"})).status_code == 200
             for overview in ("/overview", "/overview.csv"):
                 answer = await client.get(overview)
@@ -185,6 +193,10 @@ async def test_every_role_sees_only_what_it_needs_and_a_refusal_writes_nothing(
                 assert listed == {w for w in seeded if expected_case(role, w) == 200}, role
         assert await read_count(console) == reads_before
         assert await versions(console) == versions_before
+        assert await changes_recorded(console) == 0
+        async with another_client(console) as stranger:
+            assert (await stranger.get("/me/device")).status_code == 303
+            assert (await stranger.post("/me/device/push", data={}, headers=JSON)).status_code == 401
         assert denied and all(status in (403, 404) for *_, status in denied)
         for role in READS_CASES:
             page = await clients[role].get(f"/cases/{seeded['own_school'].case_id}")

@@ -112,10 +112,7 @@ async def test_the_dsl_acknowledges_in_one_tap_and_works_the_case_to_closure(set
 async def test_the_dsl_sends_the_schools_message_to_a_parent_from_the_case_page_once_the_decision_is_inform(
     settings: Settings,
 ) -> None:
-    routing = ServiceRuntime(settings, service="routing", schema="routing")
-    book = PolicyBook()
-    gate = CommandGate(verifier=ActorVerifier.from_folder(settings.actor_keys_dir), policies=book)
-    register_commands(routing, clock=utc_now, gate=gate)
+    routing, book = routing_answering_commands(settings)
     async with running(routing), console_running(settings) as console, jetstream(settings) as (_, js):
         async with routing.uow.begin() as work:
             await book.adopt_folder(settings.policy_dir, session=work.session, deadlines=SqlDeadlines(), now=utc_now())

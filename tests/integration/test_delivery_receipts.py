@@ -4,6 +4,7 @@ provider could not deliver is a permanent failure (notification.failed, so routi
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -197,9 +198,17 @@ async def test_the_service_worker_showing_a_push_makes_it_delivered(settings: Se
             forged = await http.post(receipt_url, json={"notification_id": notification_id, "token": "x" * 22})
             first = await http.post(receipt_url, json={"notification_id": notification_id, "token": token})
             again = await http.post(receipt_url, json={"notification_id": notification_id, "token": token})
+            # The console's worker, on another origin, sends the same JSON as text/plain (no CORS preflight).
+            plain = await http.post(
+                receipt_url,
+                content=json.dumps({"notification_id": notification_id, "token": token}),
+                headers={"Content-Type": "text/plain"},
+            )
+            malformed = await http.post(receipt_url, content=b"not json", headers={"Content-Type": "text/plain"})
         [delivered] = await eventually(lambda: events(r, settings, "notification.delivered"), what="delivered")
         recorded = await row(r, notification_id)
-    assert (forged.status_code, first.status_code, again.status_code) == (403, 204, 204)
+    assert (forged.status_code, first.status_code, again.status_code, plain.status_code) == (403, 204, 204, 204)
+    assert malformed.status_code == 422
     assert token == SIGNER.receipt_token(notification_id) and receipt_url.endswith("/api/v1/push/receipts")
     assert (recorded.status, recorded.receipt) == ("delivered", "shown")
     assert delivered.payload.receipt == "shown" and delivered.payload.channel == "push"

@@ -25,8 +25,14 @@ SERVICES = ("intake", "routing", "notifications", "audit")
 def test_each_consumer_gets_a_private_folder_with_only_its_own_secrets(tmp_path: Path) -> None:
     out = tmp_path / "secrets"
     write_deployment_secrets(out, subjects=Subjects(root="sg", stream="SAFEGUARD_EVENTS"))
-    for service in ("intake", "notifications", "audit"):
+    for service in ("intake", "audit"):
         assert sorted(path.name for path in (out / service).iterdir()) == ["database.password", "nats.password"]
+    # Notifications believes the console alone (push subscriptions), from its public key.
+    assert sorted(path.name for path in (out / "notifications").iterdir()) == [
+        "console.pub",
+        "database.password",
+        "nats.password",
+    ]
     # The console signs actor tokens with its own key; routing holds only the issuers' public keys.
     assert sorted(path.name for path in (out / "console").iterdir()) == [
         "console.key",
@@ -42,6 +48,11 @@ def test_each_consumer_gets_a_private_folder_with_only_its_own_secrets(tmp_path:
     key = load_or_create_issuer_key(out / "console", issuer="console")
     signed = issue(key, issuer="console", person_id="s-bird", school_id="st-marks", now=utc_now())
     assert ActorVerifier.from_folder(out / "routing").verify(signed, now=utc_now()).person_id == "s-bird"
+    for_push = issue(
+        key, issuer="console", person_id="s-bird", school_id="st-marks", now=utc_now(), audience="notifications"
+    )
+    notifications = ActorVerifier.from_folder(out / "notifications", audience="notifications")
+    assert notifications.verify(for_push, now=utc_now()).person_id == "s-bird"
     assert [path.name for path in (out / "postgres").iterdir()] == ["superuser.password"]
     assert "auth.conf" in {path.name for path in (out / "nats").iterdir()}
     for path in out.rglob("*"):

@@ -234,3 +234,29 @@ async def test_audit_answers_the_record_queries_and_only_the_console_may_ask(bus
     routing = await bus.connect("routing")
     await routing.subscribe(bus.subjects.command("audit", ">"))
     assert await bus.violations("routing", containing=bus.subjects.command("audit", ">"))
+
+
+async def test_notifications_answers_push_requests_and_only_the_console_may_ask(bus: Bus) -> None:
+    notifications = await bus.connect("notifications")
+
+    async def answer(message: Msg) -> None:
+        await message.respond(b'{"ok": true}')
+
+    await notifications.subscribe(bus.subjects.notifications_push, queue="notifications-push", cb=answer)
+    await notifications.flush()
+    console = await bus.connect("console")
+    reply = await console.request(bus.subjects.notifications_push, b"{}", timeout=5.0)
+    assert json.loads(reply.data) == {"ok": True}
+    for impostor in ("intake", "routing", "audit", "operator"):
+        client = await bus.connect(impostor)
+        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
+            await client.request(bus.subjects.notifications_push, b"{}", timeout=DENIED_WITHIN)
+        assert await bus.violations(impostor, containing=bus.subjects.notifications_push)
+    # Nobody but notifications may listen for the requests (and the subscriptions they carry).
+    routing = await bus.connect("routing")
+    await routing.subscribe(bus.subjects.command("notifications", ">"))
+    assert await bus.violations("routing", containing=bus.subjects.command("notifications", ">"))
+    # Notifications may not send commands anywhere, nor ask audit for the record.
+    with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
+        await notifications.request(bus.subjects.audit_query, b"{}", timeout=DENIED_WITHIN)
+    assert await bus.violations("notifications", containing=bus.subjects.audit_query)

@@ -295,3 +295,10 @@ def test_the_k8s_console_signs_with_its_own_key_kept_owner_only_and_routing_hold
     [credentials] = [volume for volume in routing["volumes"] if volume["name"] == "credentials"]
     assert {"key": "console.pub", "path": "console.pub"} in credentials["secret"]["items"]
     assert all(not item["key"].endswith(".key") for item in credentials["secret"]["items"])
+    # Notifications holds console.pub too (push subscriptions made in the console), and no private key.
+    notifications = _named("Deployment", "safeguard-notifications")["spec"]["template"]["spec"]
+    notifications_env = {item["name"]: item.get("value") for item in notifications["containers"][0]["env"]}
+    assert notifications_env["SAFEGUARD_ACTOR_KEYS_DIR"] == "/run/safeguard"
+    [kept] = [volume for volume in notifications["volumes"] if volume["name"] == "credentials"]
+    assert {"key": "console.pub", "path": "console.pub"} in kept["secret"]["items"]
+    assert all(not item["key"].endswith(".key") for item in kept["secret"]["items"])

@@ -69,7 +69,8 @@ def test_replies_go_to_an_inbox_only_their_identity_can_read() -> None:
 
 
 def test_only_routing_answers_requests_and_only_the_console_and_the_operator_send_it_commands() -> None:
-    assert [name for name, identity in MATRIX.items() if identity.allow_responses] == ["routing", "audit"]
+    answering = [name for name, identity in MATRIX.items() if identity.allow_responses]
+    assert answering == ["routing", "notifications", "audit"]
     assert MATRIX[OPERATOR].publish == ("sg-cmd.routing.>",)
     assert "sg-cmd.routing.>" in MATRIX["routing"].subscribe
     senders = [name for name, identity in MATRIX.items() if "sg-cmd.routing.>" in identity.publish]
@@ -85,6 +86,17 @@ def test_only_the_console_asks_audit_for_the_record() -> None:
     # Routing hears of reads only through its own durable consumer (break-glass alerts), never live.
     create = "$JS.API.CONSUMER.CREATE.SAFEGUARD_EVENTS"
     assert f"{create}.routing-break-glass.sg.*.record.viewed" in MATRIX["routing"].publish
+
+
+def test_only_the_console_asks_notifications_to_subscribe_a_browser() -> None:
+    askers = [name for name, identity in MATRIX.items() if "sg-cmd.notifications.>" in identity.publish]
+    assert askers == ["console"]
+    listeners = [name for name, identity in MATRIX.items() if "sg-cmd.notifications.>" in identity.subscribe]
+    assert listeners == ["notifications"]
+    assert SUBJECTS.notifications_push == "sg-cmd.notifications.push"
+    # Notifications hears requests on its own command subjects and answers to the asker's inbox, nothing else live.
+    assert MATRIX["notifications"].subscribe == ("_INBOX.notifications.>", "sg-cmd.notifications.>")
+    assert not [right for right in MATRIX["notifications"].publish if right.startswith("sg-cmd.")]
 
 
 def test_the_server_config_has_one_user_per_identity_and_no_anonymous_access() -> None:

@@ -1,7 +1,9 @@
 // Service worker: keeps the app shell for a quick start, the report form for use offline (it holds no record),
-// and sends the outbox (queue.js) when Background Sync says the network is back. Case pages are never cached.
+// sends the outbox (queue.js) when Background Sync says the network is back, and shows push alerts (notifications'
+// push-alerts.js: lock-screen-safe words only, the link opened on tap). Case pages are never cached.
 "use strict";
-importScripts("/static/queue.js");
+importScripts("/static/queue.js", "/push-alerts.js");
+SafeguardPushAlerts.listen(self, { icon: "/static/icon.svg", home: "/" });
 
 const SHELL = "safeguard-shell-v2";
 const PAGES = "safeguard-pages-v1";
