@@ -3,8 +3,9 @@
 `python -m services.launcher.deployment secrets OUT` writes one folder per consumer, so each container
 mounts only its own: `OUT/<service>/{nats.password,database.password}`, `OUT/nats/auth.conf`,
 `OUT/postgres/superuser.password`, `OUT/setup/…` (what the setup job needs), and the actor-token issuers'
-keys: `OUT/<issuer>/<issuer>.key` for the console and the operator, their `.pub` only in `OUT/routing/` (the
-one service that checks them). Existing passwords and keys are kept.
+keys: `OUT/<issuer>/<issuer>.key` for the console and the operator, their `.pub` in `OUT/routing/` (which checks
+both) and the console's in `OUT/notifications/` and `OUT/audit/`. Audit's folder also gets its head-signing key
+and key-encryption key (0600, never in the database). Existing passwords and keys are kept.
 `python -m services.launcher.deployment setup SECRETS` (the one-shot job): database roles, every schema
 migrated as the owner, streams declared as the admin identity.
 """
@@ -17,6 +18,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from services.audit.heads import load_or_create_signing_key
+from services.audit.kek import load_or_create_kek
 from services.console.commands import ISSUER as CONSOLE_ISSUER
 from services.launcher.database_roles import role_passwords
 from services.launcher.nats_auth import NatsAuth, declare_streams, prepare_nats_auth
@@ -30,6 +33,11 @@ from shared.subjects import Subjects
 
 # Who signs actor tokens routing believes: the staff console, and the operator's command line.
 ISSUERS = (CONSOLE_ISSUER, OPERATOR)
+# Who believes the console alone: notifications (push subscriptions) and audit (the auditor view).
+CONSOLE_ONLY = ("notifications", "audit")
+# Audit's keys, as named in its folder (and its Secret): a file name is a valid Secret key.
+AUDIT_SIGNING_KEY = "head-signing-key.pem"
+AUDIT_KEK = "key-encryption-key"
 
 
 def _private_folder(folder: Path) -> Path:
@@ -57,10 +65,12 @@ def write_deployment_secrets(out: Path, *, subjects: Subjects) -> None:
             write_private(folder / "database.password", database[service_role(name)] + "\n")
     for issuer in ISSUERS:
         write_private(out / "routing" / f"{issuer}.pub", issuer_key(out / issuer, issuer=issuer))
-    # Notifications believes only the console, which subscribes a signed-in person's browser to push alerts.
-    write_private(
-        out / "notifications" / f"{CONSOLE_ISSUER}.pub", (out / "routing" / f"{CONSOLE_ISSUER}.pub").read_text()
-    )
+    console_pub = (out / "routing" / f"{CONSOLE_ISSUER}.pub").read_text()
+    for name in CONSOLE_ONLY:
+        write_private(out / name / f"{CONSOLE_ISSUER}.pub", console_pub)
+    # Made here once, not by audit on first start: a container's or pod's own disk does not outlive it.
+    load_or_create_signing_key(out / "audit" / AUDIT_SIGNING_KEY)
+    load_or_create_kek(out / "audit" / AUDIT_KEK)
 
 
 def issuer_key(folder: Path, *, issuer: str) -> str:

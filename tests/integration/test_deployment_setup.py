@@ -10,6 +10,7 @@ import asyncpg
 import nats
 import pytest
 
+from services.audit.query_gate import QueryGate
 from services.launcher.deployment import set_up, write_deployment_secrets
 from services.launcher.embedded_nats import EmbeddedNats
 from shared.actor_tokens import ActorVerifier, issue, load_or_create_issuer_key
@@ -19,14 +20,22 @@ from shared.db_roles import role_url
 from shared.settings import Settings
 from shared.subjects import Subjects
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "routing", "notifications", "audit")
 
 
 def test_each_consumer_gets_a_private_folder_with_only_its_own_secrets(tmp_path: Path) -> None:
     out = tmp_path / "secrets"
     write_deployment_secrets(out, subjects=Subjects(root="sg", stream="SAFEGUARD_EVENTS"))
-    for service in ("intake", "audit"):
-        assert sorted(path.name for path in (out / service).iterdir()) == ["database.password", "nats.password"]
+    assert sorted(path.name for path in (out / "intake").iterdir()) == ["database.password", "nats.password"]
+    # Audit believes the console (the auditor view) and keeps its own keys, made once here, never in the database.
+    assert sorted(path.name for path in (out / "audit").iterdir()) == [
+        "console.pub",
+        "database.password",
+        "head-signing-key.pem",
+        "key-encryption-key",
+        "nats.password",
+    ]
     # Notifications believes the console alone (push subscriptions), from its public key.
     assert sorted(path.name for path in (out / "notifications").iterdir()) == [
         "console.pub",
@@ -53,6 +62,10 @@ def test_each_consumer_gets_a_private_folder_with_only_its_own_secrets(tmp_path:
     )
     notifications = ActorVerifier.from_folder(out / "notifications", audience="notifications")
     assert notifications.verify(for_push, now=utc_now()).person_id == "s-bird"
+    # Audit answers the auditor view from the folder it is given (SAFEGUARD_ACTOR_KEYS_DIR=/run/safeguard).
+    gate = QueryGate.from_settings(actor_keys_dir=out / "audit", policy_dir=REPO_ROOT / "deploy" / "policies")
+    for_audit = issue(key, issuer="console", person_id="a-reed", school_id="st-marks", now=utc_now(), audience="audit")
+    assert gate.claims({"assertion": for_audit}, now=utc_now()).person_id == "a-reed"
     assert [path.name for path in (out / "postgres").iterdir()] == ["superuser.password"]
     assert "auth.conf" in {path.name for path in (out / "nats").iterdir()}
     for path in out.rglob("*"):
@@ -61,9 +74,10 @@ def test_each_consumer_gets_a_private_folder_with_only_its_own_secrets(tmp_path:
     users = json.loads((out / "nats" / "auth.conf").read_text())["accounts"]["SAFEGUARD"]["users"]
     by_name = {user["user"]: user["password"] for user in users}
     assert by_name["intake"] == (out / "intake" / "nats.password").read_text().strip()
-    before = (out / "audit" / "database.password").read_text(), (out / "console" / "console.key").read_text()
+    kept = ("audit/database.password", "console/console.key", "audit/head-signing-key.pem", "audit/key-encryption-key")
+    before = [(out / name).read_text() for name in kept]
     write_deployment_secrets(out, subjects=Subjects(root="sg", stream="SAFEGUARD_EVENTS"))
-    after = (out / "audit" / "database.password").read_text(), (out / "console" / "console.key").read_text()
+    after = [(out / name).read_text() for name in kept]
     assert after == before, "passwords and keys are kept across runs"
 
 
