@@ -83,7 +83,8 @@ def test_the_console_is_published_on_loopback_checks_its_health_and_signs_with_i
     assert environment["SAFEGUARD_SIGNING_KEY"].startswith("${SAFEGUARD_SIGNING_KEY:?")
     # console.key is in the console's own credentials folder; routing's folder holds the public keys.
     assert environment["SAFEGUARD_ACTOR_KEYS_DIR"] == "/run/safeguard"
-    assert _service(compose, "routing")["environment"]["SAFEGUARD_ACTOR_KEYS_DIR"] == "/run/safeguard"
+    for believer in ("routing", "notifications", "audit"):
+        assert _service(compose, believer)["environment"]["SAFEGUARD_ACTOR_KEYS_DIR"] == "/run/safeguard", believer
 
 
 def test_nats_runs_jetstream_on_a_named_volume(compose: dict[str, Any]) -> None:
@@ -176,6 +177,14 @@ def test_compose_v2_accepts_the_file(tmp_path: Path) -> None:
     model = json.loads(rendered.stdout)
     assert model["services"]["routing"]["environment"]["SAFEGUARD_NATS_URL"] == "nats://nats:4222"
     assert model["services"]["intake"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # Audit's witness log on its own named volume, its keys and console.pub in its credentials folder.
+    audit = model["services"]["audit"]
+    mounts = {volume["target"]: volume for volume in audit["volumes"]}
+    assert mounts["/data/audit"]["source"] == "audit-data" and "audit-data" in model["volumes"]
+    assert mounts["/run/safeguard"]["volume"]["subpath"] == "audit"
+    assert audit["environment"]["SAFEGUARD_AUDIT_WITNESS_LOG_PATH"].startswith("/data/audit/")
+    assert audit["environment"]["SAFEGUARD_AUDIT_KEK_PATH"].startswith("/run/safeguard/")
+    assert audit["environment"]["SAFEGUARD_ACTOR_KEYS_DIR"] == "/run/safeguard"
 
 
 def test_compose_refuses_to_start_without_a_signing_key(tmp_path: Path) -> None:
