@@ -29,8 +29,8 @@ ENV PATH=/opt/safeguard/bin:$PATH \
     SAFEGUARD_MAIL_SINK_DIR=/data/mail \
     SAFEGUARD_CACHE_DIR=/data/cache
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin safeguard \
-    && mkdir -p /data/mail /data/cache /data/audit \
-    && chown -R safeguard:safeguard /data \
+    && mkdir -p /data/mail /data/cache /data/audit /secrets \
+    && chown -R safeguard:safeguard /data /secrets \
     && chmod 0700 /data/audit
 COPY --from=build /opt/safeguard /opt/safeguard
 WORKDIR /app
