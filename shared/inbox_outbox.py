@@ -90,12 +90,36 @@ class InboxOutbox:
             "select :consumer, unnest(cast(:event_ids as uuid[])) "
             "on conflict do nothing returning event_id"
         )
+        self._schema = schema
         self._enqueue = sa.text(
             f'insert into "{schema}".outbox (event_id, subject_school, event_type, body, traceparent) '
             "select * from unnest(cast(:event_ids as uuid[]), cast(:schools as text[]), cast(:types as text[]), "
             "cast(:bodies as jsonb[]), cast(:traceparents as text[])) "
             "on conflict do nothing"
         )
+
+    def enqueue_one_sql(self, source: str) -> str:
+        """SQL (for a `with` clause) putting the event `one_parameters` gives in the outbox once per row of `source`.
+
+        For a statement that records a change and publishes it at once: `source` names an earlier CTE that returns
+        a row when the change was made and none when it was not.
+        """
+        return (
+            f'insert into "{self._schema}".outbox (event_id, subject_school, event_type, body, traceparent) '
+            "select :outbox_event_id, :outbox_school, :outbox_type, cast(:outbox_body as jsonb), :outbox_traceparent "
+            f"from {source} on conflict do nothing"
+        )
+
+    @staticmethod
+    def one_parameters(event: Event[Any]) -> dict[str, Any]:
+        """The parameters of `enqueue_one_sql` for this event."""
+        return {
+            "outbox_event_id": event.event_id,
+            "outbox_school": event.school_id,
+            "outbox_type": event.type,
+            "outbox_body": event.model_dump_json(),
+            "outbox_traceparent": event.traceparent,
+        }
 
     async def claim(self, session: AsyncSession, *, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Record that `consumer` handles these events (one statement); returns those it had not handled before."""

@@ -1,4 +1,8 @@
-"""Intake's use case: keep the raw input, validate, accept (concern + outbox in one transaction)."""
+"""Intake's use case: keep the raw input, validate, accept (concern, receipt and outbox row in one statement).
+
+Two round trips to PostgreSQL a report: the raw bytes are committed (one statement, atomic alone) before anything
+parses them, then the acceptance is one statement too. Neither opens a transaction block.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from services.intake.domain import concern_received, new_reference, quarantined
 from services.intake.email_in import AutomatedMessage
+from services.intake.receipts import digest as receipt_digest
+from services.intake.receipts import new_receipt_secret
 from services.intake.store import IntakeStore
 from shared.contracts.concern import Channel, ConcernReport
 from shared.contracts.events import ConcernReceived
@@ -29,6 +35,7 @@ class Accepted:
     reference: str
     raw_input_id: uuid.UUID
     repeated: bool = False
+    receipt_secret: str | None = None  # with a first acceptance that asked for a receipt: shown to the reporter once
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,12 @@ class Intake:
         content_type: str,
         parse: Callable[[bytes], ConcernReport],
         idempotency_key: str | None = None,
+        receipt: bool = False,
     ) -> Accepted | Rejected:
-        """Keep `body` as received, then parse it; nothing is lost whether it is accepted or rejected."""
+        """Keep `body` as received, then parse it; nothing is lost whether it is accepted or rejected.
+
+        With `receipt`, a first acceptance also issues a receipt: its one-time secret comes back in `Accepted`.
+        """
         received_at = self.clock()
         raw = await self.uow.run(
             lambda work: self.store.keep_raw(
@@ -67,14 +78,21 @@ class Intake:
                 body=body,
                 received_at=received_at,
                 idempotency_key=idempotency_key,
-            )
+            ),
+            single_statement=True,
         )
         if raw.status == "accepted" and raw.reference:
             return Accepted(raw.reference, raw.raw_input_id, repeated=True)
         if raw.status == "rejected":
             return Rejected(raw.raw_input_id, raw.rejection_reason or "rejected earlier")
         return await self.finish(
-            raw.raw_input_id, body, school_id=school_id, channel=channel, parse=parse, received_at=received_at
+            raw.raw_input_id,
+            body,
+            school_id=school_id,
+            channel=channel,
+            parse=parse,
+            received_at=received_at,
+            receipt_secret=new_receipt_secret() if receipt else None,
         )
 
     async def finish(
@@ -86,6 +104,7 @@ class Intake:
         channel: Channel,
         parse: Callable[[bytes], ConcernReport],
         received_at: datetime,
+        receipt_secret: str | None = None,
     ) -> Accepted | Rejected:
         """Parse a kept raw input and accept it or quarantine it (also what the sweeper does with a stuck one)."""
         quarantine = partial(self._quarantine, raw_input_id, school_id=school_id, channel=channel, at=received_at)
@@ -115,8 +134,11 @@ class Intake:
                 received_at=received_at,
                 traceparent=current_traceparent(),
             )
+            receipt_sha256 = receipt_digest(receipt_secret) if receipt_secret else None
             try:
-                accepted = await self.uow.run(partial(self._accept, event=event))
+                accepted = await self.uow.run(
+                    partial(self._accept, event=event, receipt_sha256=receipt_sha256), single_statement=True
+                )
             except IntegrityError:
                 # The same raw input was accepted concurrently (a retried post, or the sweeper and a slow receive).
                 async with self.uow.begin() as work:
@@ -130,13 +152,13 @@ class Intake:
                 await quarantine(reason, code="unstorable")
                 return Rejected(raw_input_id, reason)
             if accepted:
-                return Accepted(event.payload.reference, raw_input_id)
+                return Accepted(event.payload.reference, raw_input_id, receipt_secret=receipt_secret)
         raise RuntimeError(f"no free reference after {REFERENCE_ATTEMPTS} attempts")
 
-    async def _accept(self, work: Work, *, event: ConcernReceived) -> bool:
-        accepted = await self.store.accept(work.session, event)
+    async def _accept(self, work: Work, *, event: ConcernReceived, receipt_sha256: str | None) -> bool:
+        accepted = await self.store.accept(work.session, event, receipt_sha256=receipt_sha256)
         if accepted:
-            work.emit([event])
+            work.enqueued()
         return accepted
 
     async def _quarantine(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,22 +53,9 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-async def issue_receipt(uow: UnitOfWork, *, reference: str, school_id: str, now: datetime) -> str:
-    """A new one-time secret for `reference` (only its hash is kept): shown to the reporter once."""
-    secret = secrets.token_urlsafe(12)
-    async with uow.begin() as work:
-        await work.session.execute(
-            insert(receipts)
-            .values(
-                reference=reference,
-                school_id=school_id,
-                secret_sha256=digest(secret),
-                status="received",
-                updated_at=now,
-            )
-            .on_conflict_do_update(index_elements=[receipts.c.reference], set_={"secret_sha256": digest(secret)})
-        )
-    return secret
+def new_receipt_secret() -> str:
+    """A new one-time secret for a receipt (only its hash is kept): shown to the reporter once."""
+    return secrets.token_urlsafe(12)
 
 
 async def on_case_event(event: Event[Any], *, work: Work) -> list[Event[Any]]:

@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.events import ConcernReceived
+from shared.inbox_outbox import InboxOutbox
 
 SCHEMA = "intake"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -46,18 +47,41 @@ concerns = sa.Table(
 )
 
 
-# The concern and the link from its raw input, in one round trip; nothing when the reference is taken.
+OUTBOX = InboxOutbox(SCHEMA)
+
+# Keep a raw input as received; nothing when its idempotency key was seen before (then the earlier one is read).
+_KEEP_RAW = sa.text(
+    f"""
+    insert into {SCHEMA}.raw_inputs
+      (raw_input_id, school_id, channel, content_type, body, idempotency_key, received_at, status)
+    values (:raw_input_id, :school_id, :channel, :content_type, :body, :idempotency_key, :received_at, 'received')
+    on conflict do nothing
+    returning raw_input_id
+    """
+)
+
+# The concern, the link from its raw input, its receipt and its outbox row, in one statement (atomic alone, so it
+# needs no transaction block); nothing at all when the reference is taken.
 _ACCEPT = sa.text(
     f"""
     with concern as (
       insert into {SCHEMA}.concerns (reference, school_id, raw_input_id, event_id, received_at, payload)
       values (:reference, :school_id, :raw_input_id, :event_id, :received_at, cast(:payload as jsonb))
       on conflict (reference) do nothing
-      returning reference, raw_input_id
+      returning reference, school_id, raw_input_id
+    ), linked as (
+      update {SCHEMA}.raw_inputs set status = 'accepted', reference = concern.reference
+      from concern where raw_inputs.raw_input_id = concern.raw_input_id
+      returning concern.reference
+    ), receipt as (
+      insert into {SCHEMA}.receipts (reference, school_id, secret_sha256, status, updated_at)
+      select reference, school_id, cast(:receipt_sha256 as text), 'received', :received_at
+      from concern where cast(:receipt_sha256 as text) is not null
+      on conflict (reference) do update set secret_sha256 = excluded.secret_sha256
+    ), published as (
+      {OUTBOX.enqueue_one_sql("concern")}
     )
-    update {SCHEMA}.raw_inputs set status = 'accepted', reference = concern.reference
-    from concern where raw_inputs.raw_input_id = concern.raw_input_id
-    returning concern.reference
+    select reference from linked
     """
 )
 
@@ -100,11 +124,13 @@ class IntakeStore(Protocol):
 
     async def reference_of(self, session: AsyncSession, *, raw_input_id: uuid.UUID) -> str | None: ...
 
-    async def accept(self, session: AsyncSession, event: ConcernReceived) -> bool: ...
+    async def accept(
+        self, session: AsyncSession, event: ConcernReceived, *, receipt_sha256: str | None = None
+    ) -> bool: ...
 
 
 class SqlIntakeStore:
-    """Raw inputs first, then the concern and its outbox row in one transaction."""
+    """Raw inputs first, then the concern, its receipt and its outbox row in one statement."""
 
     async def keep_raw(
         self,
@@ -121,19 +147,16 @@ class SqlIntakeStore:
         new_id = uuid.uuid4()
         inserted = (
             await session.execute(
-                insert(raw_inputs)
-                .values(
-                    raw_input_id=new_id,
-                    school_id=school_id,
-                    channel=channel,
-                    content_type=content_type,
-                    body=body,
-                    idempotency_key=idempotency_key,
-                    received_at=received_at,
-                    status="received",
-                )
-                .on_conflict_do_nothing()
-                .returning(raw_inputs.c.raw_input_id)
+                _KEEP_RAW,
+                {
+                    "raw_input_id": new_id,
+                    "school_id": school_id,
+                    "channel": channel,
+                    "content_type": content_type,
+                    "body": body,
+                    "idempotency_key": idempotency_key,
+                    "received_at": received_at,
+                },
             )
         ).first()
         if inserted is not None:
@@ -181,8 +204,9 @@ class SqlIntakeStore:
             await session.execute(sa.select(concerns.c.reference).where(concerns.c.raw_input_id == raw_input_id))
         ).scalar_one_or_none()
 
-    async def accept(self, session: AsyncSession, event: ConcernReceived) -> bool:
-        """Record the concern and link its raw input (one statement); False if the reference is already taken."""
+    async def accept(self, session: AsyncSession, event: ConcernReceived, *, receipt_sha256: str | None = None) -> bool:
+        """Record the concern, link its raw input, issue its receipt (given the secret's hash) and put the event in
+        the outbox, in one statement; False (and nothing written) if the reference is already taken."""
         payload = event.payload
         accepted = await session.execute(
             _ACCEPT,
@@ -193,6 +217,8 @@ class SqlIntakeStore:
                 "event_id": event.event_id,
                 "received_at": payload.received_at,
                 "payload": payload.model_dump_json(),
+                "receipt_sha256": receipt_sha256,
+                **OUTBOX.one_parameters(event),
             },
         )
         return accepted.first() is not None

@@ -283,7 +283,7 @@ class FakeIntakeStore:
     async def reference_of(self, session: object, *, raw_input_id: uuid.UUID) -> str | None:
         return next((ref for ref, e in self.concerns.items() if e.payload.raw_input_id == str(raw_input_id)), None)
 
-    async def accept(self, session: object, event: ConcernReceived) -> bool:
+    async def accept(self, session: object, event: ConcernReceived, *, receipt_sha256: str | None = None) -> bool:
         payload = event.payload
         if payload.reference in self.concerns:
             return False
