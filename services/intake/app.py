@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from services.intake.channels import include_channels
 from services.intake.handlers import Intake
 from services.intake.openapi import publish_contract
-from services.intake.receipts import on_case_event
+from services.intake.receipts import on_case_events
 from services.intake.smtp import own_domains, smtp_listener
 from services.intake.store import SCHEMA, SqlIntakeStore
 from services.intake.sweeper import Sweeper, channel_parsers
@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     runtime.consumer(
         Event,
         durable=INTAKE_RECEIPTS,
-        handler=on_case_event,
+        batch_handler=on_case_events,
         filter_subject=runtime.subjects.of_type("case.*"),
     )
 
