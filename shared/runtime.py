@@ -116,6 +116,7 @@ class ServiceRuntime:
         batch_size: int = 64,
         max_deliver: int = MAX_DELIVER,
         backoff: Sequence[float] = REDELIVERY_BACKOFF_SECONDS,
+        traces_events: bool = False,
     ) -> EventBatches:
         """A durable pull consumer shared by every instance: batches of `event_class` through the handler, once each."""
         edge = EventBatches(
@@ -126,6 +127,7 @@ class ServiceRuntime:
             batch_handler=batch_handler,
             max_deliver=max_deliver,
             backoff=backoff,
+            traces_events=traces_events,
         )
         subscriber = self.broker.subscriber(
             filter_subject or self.subjects.of_type(event_class.TYPE),

@@ -13,7 +13,7 @@ from services.routing.break_glass import on_record_viewed
 from services.routing.case_command_edge import register_commands
 from services.routing.command_auth import CommandGate
 from services.routing.failures import on_notification_failed
-from services.routing.handlers import Routing, on_concern_received, on_deadline_due, on_notification_acknowledged
+from services.routing.handlers import Routing, on_concerns_received, on_deadline_due, on_notification_acknowledged
 from services.routing.operations import on_dead_lettered
 from services.routing.policy_book import PolicyBook
 from services.routing.policy_command import register_policy_commands
@@ -83,11 +83,11 @@ class RoutingService:
             debrief_every=timedelta(hours=settings.debrief_reminder_hours),
         )
         self.runtime.admission.known_school = self.routing.policies.adopted
-        triage = partial(on_concern_received, routing=self.routing)
-        triage.__doc__ = on_concern_received.__doc__
+        triage = partial(on_concerns_received, routing=self.routing)
+        triage.__doc__ = on_concerns_received.__doc__
         acknowledged = partial(on_notification_acknowledged, routing=self.routing)
         acknowledged.__doc__ = on_notification_acknowledged.__doc__
-        self.runtime.consumer(ConcernReceived, durable=ROUTING_CONCERNS, handler=triage)
+        self.runtime.consumer(ConcernReceived, durable=ROUTING_CONCERNS, batch_handler=triage, traces_events=True)
         self.runtime.consumer(NotificationAcknowledged, durable=ROUTING_ACKNOWLEDGEMENTS, handler=acknowledged)
         verifier = ActorVerifier.from_folder(settings.actor_keys_dir)
         log.info("case commands accepted from issuers: %s", ", ".join(verifier.issuers) or "none")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -90,6 +91,37 @@ class ConcurrencyConflict(Exception):
     """Another writer appended to the case first; reload and decide again."""
 
 
+@dataclass(frozen=True)
+class OpenedCase:
+    """A new case: its first events (versions 1..n) and its index row."""
+
+    case_id: str
+    school_id: str
+    reference: str
+    events: Sequence[Event[Any]]
+    policy_version: int
+    opened_at: datetime
+
+
+# Every opened case's first events and its index row, for a whole batch, in one statement.
+_OPEN_ALL = sa.text(
+    f"""
+    with appended as (
+      insert into {SCHEMA}.case_events (case_id, version, school_id, event_id, event_type, event)
+      select * from unnest(cast(:event_cases as text[]), cast(:versions as integer[]), cast(:event_schools as text[]),
+                           cast(:event_ids as uuid[]), cast(:types as text[]), cast(:bodies as jsonb[]))
+    )
+    insert into {SCHEMA}.cases (case_id, school_id, reference, version, status, policy_version, opened_at)
+    select case_id, school_id, reference, version, 'open', policy_version, opened_at
+    from unnest(cast(:case_ids as text[]), cast(:schools as text[]), cast(:references as text[]),
+                cast(:case_versions as integer[]), cast(:policy_versions as integer[]),
+                cast(:opened_at as timestamptz[]))
+      as opened(case_id, school_id, reference, version, policy_version, opened_at)
+    on conflict (case_id) do update set version = excluded.version, status = excluded.status
+    """
+)
+
+
 class CaseEvents(Protocol):
     """What routing asks of its case event store (`SqlCaseEvents`; a fake in tests/support/fakes.py)."""
 
@@ -115,6 +147,8 @@ class CaseEvents(Protocol):
     async def advance(
         self, session: AsyncSession, *, case_id: str, version: int, status: str | None = None
     ) -> None: ...
+
+    async def open_all(self, session: AsyncSession, opened: Sequence[OpenedCase]) -> None: ...
 
 
 class SqlCaseEvents:
@@ -185,6 +219,33 @@ class SqlCaseEvents:
             values["status"] = status
         await session.execute(sa.update(cases).where(cases.c.case_id == case_id).values(**values))
 
+    async def open_all(self, session: AsyncSession, opened: Sequence[OpenedCase]) -> None:
+        """Append each new case's first events and index it `open`, one statement for them all; raises
+        ConcurrencyConflict if any of them already has events."""
+        if not opened:
+            return
+        appended = [(case, version, event) for case in opened for version, event in enumerate(case.events, start=1)]
+        try:
+            await session.execute(
+                _OPEN_ALL,
+                {
+                    "event_cases": [case.case_id for case, _, _ in appended],
+                    "versions": [version for _, version, _ in appended],
+                    "event_schools": [event.school_id for _, _, event in appended],
+                    "event_ids": [event.event_id for _, _, event in appended],
+                    "types": [event.type for _, _, event in appended],
+                    "bodies": [event.model_dump_json() for _, _, event in appended],
+                    "case_ids": [case.case_id for case in opened],
+                    "schools": [case.school_id for case in opened],
+                    "references": [case.reference for case in opened],
+                    "case_versions": [len(case.events) for case in opened],
+                    "policy_versions": [case.policy_version for case in opened],
+                    "opened_at": [case.opened_at for case in opened],
+                },
+            )
+        except IntegrityError as clash:
+            raise ConcurrencyConflict(f"one of {len(opened)} new cases has events already") from clash
+
 
 @dataclass(frozen=True)
 class DueDeadline:
@@ -211,6 +272,8 @@ class Deadlines(Protocol):
         detail: dict[str, Any],
     ) -> None: ...
 
+    async def set_all(self, session: AsyncSession, rows: Sequence[DueDeadline]) -> None: ...
+
     async def claim_due(self, session: AsyncSession, *, now: datetime, limit: int = 50) -> list[DueDeadline]: ...
 
     async def close(self, session: AsyncSession, *, deadline_id: str, status: str, at: datetime) -> None: ...
@@ -228,6 +291,18 @@ class Deadlines(Protocol):
         at: datetime,
         matching: Mapping[str, str] | None = None,
     ) -> int: ...
+
+
+_SET_ALL = sa.text(
+    f"""
+    insert into {SCHEMA}.deadlines (deadline_id, school_id, case_id, kind, due_at, status, detail)
+    select deadline_id, school_id, case_id, kind, due_at, 'pending', detail
+    from unnest(cast(:ids as text[]), cast(:schools as text[]), cast(:case_ids as text[]), cast(:kinds as text[]),
+                cast(:due as timestamptz[]), cast(:details as jsonb[]))
+      as new(deadline_id, school_id, case_id, kind, due_at, detail)
+    on conflict do nothing
+    """
+)
 
 
 class SqlDeadlines:
@@ -256,6 +331,22 @@ class SqlDeadlines:
                 detail=detail,
             )
             .on_conflict_do_nothing()
+        )
+
+    async def set_all(self, session: AsyncSession, rows: Sequence[DueDeadline]) -> None:
+        """Set these pending deadlines (one statement); a deadline id already set is left as it is."""
+        if not rows:
+            return
+        await session.execute(
+            _SET_ALL,
+            {
+                "ids": [row.deadline_id for row in rows],
+                "schools": [row.school_id for row in rows],
+                "case_ids": [row.case_id for row in rows],
+                "kinds": [row.kind for row in rows],
+                "due": [row.due_at for row in rows],
+                "details": [json.dumps(row.detail) for row in rows],
+            },
         )
 
     async def claim_due(self, session: AsyncSession, *, now: datetime, limit: int = 50) -> list[DueDeadline]:

@@ -25,6 +25,8 @@ from services.routing.store import (
     CaseEvents,
     ConcurrencyConflict,
     Deadlines,
+    DueDeadline,
+    OpenedCase,
     PolicyVersions,
     SqlCaseEvents,
     SqlDeadlines,
@@ -147,7 +149,62 @@ async def test_the_same_event_cannot_be_appended_to_two_cases(backend: Backend) 
             await store.append(session, case_id=f"b-{event.event_id}", events=[event], expected_version=0)
 
 
+async def test_a_batch_of_new_cases_is_opened_and_indexed_at_once_and_an_opened_case_cannot_be_opened_again(
+    backend: Backend,
+) -> None:
+    store: CaseEvents = pick(backend, FakeCaseEvents(), SqlCaseEvents())
+    case_ids = [f"case-{uuid.uuid4().hex}" for _ in range(3)]
+    opened = [
+        OpenedCase(
+            case_id=case_id,
+            school_id="st-marks",
+            reference=f"SG-{case_id}",
+            events=[deadline_event(case_id, n=n) for n in range(1, 1 + size)],
+            policy_version=1,
+            opened_at=NOW,
+        )
+        for size, case_id in enumerate(case_ids, start=1)
+    ]
+    async with backend.transaction() as session:
+        await store.open_all(session, opened)
+        await store.open_all(session, [])
+        for case in opened:
+            assert [e.event_id for e in await store.load(session, case.case_id)] == [e.event_id for e in case.events]
+        # The index knows each case at its version: appending after it works, at a stale one does not.
+        assert (
+            await store.append(
+                session, case_id=case_ids[2], events=[deadline_event(case_ids[2], n=9)], expected_version=3
+            )
+            == 4
+        )
+    with pytest.raises(ConcurrencyConflict):
+        async with backend.transaction() as session:
+            await store.open_all(session, opened[:1])
+
+
 # --- routing: deadlines ---------------------------------------------------------------------------------------
+
+
+async def test_deadlines_set_in_one_batch_are_due_like_any_other_and_an_id_is_set_once(backend: Backend) -> None:
+    store: Deadlines = pick(backend, FakeDeadlines(), SqlDeadlines())
+    case_id, at = f"case-{uuid.uuid4().hex}", NOW - timedelta(days=3650, hours=2)
+    rows = [
+        DueDeadline(f"{case_id}-{n}", "st-marks", case_id, "acknowledge", at + timedelta(minutes=n), {"rung": n})
+        for n in (2, 1)
+    ]
+    async with backend.transaction() as session:
+        await store.set_all(session, rows)
+        await store.set_all(
+            session, [DueDeadline(f"{case_id}-1", "st-marks", case_id, "acknowledge", at, {"rung": 99})]
+        )
+        await store.set_all(session, [])
+        due = [d for d in await store.claim_due(session, now=at + timedelta(minutes=5)) if d.case_id == case_id]
+        for row in rows:  # fired, so the other tests' claims see only their own rows
+            await store.close(session, deadline_id=row.deadline_id, status="fired", at=at)
+    assert [(d.deadline_id, d.due_at, d.detail) for d in due] == [
+        (f"{case_id}-1", at + timedelta(minutes=1), {"rung": 1}),
+        (f"{case_id}-2", at + timedelta(minutes=2), {"rung": 2}),
+    ]
 
 
 async def test_a_deadline_is_claimed_when_due_in_due_order_until_it_is_closed(backend: Backend) -> None:

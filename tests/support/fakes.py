@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit.domain import GENESIS, ChainEntry, entry_hash
 from services.intake.store import RawInput, StuckInput
-from services.routing.store import AdoptedPolicy, ConcurrencyConflict, DueDeadline
+from services.routing.store import AdoptedPolicy, ConcurrencyConflict, DueDeadline, OpenedCase
 from shared.contracts.envelope import Event
 from shared.contracts.events import ConcernReceived
 from shared.inbox_outbox import InboxOutbox
@@ -109,6 +109,20 @@ class FakeCaseEvents:
         if case_id in self.cases:
             self.cases[case_id].update(version=version, **({"status": status} if status is not None else {}))
 
+    async def open_all(self, session: object, opened: Sequence[OpenedCase]) -> None:
+        for case in opened:
+            version = await self.append(session, case_id=case.case_id, events=case.events, expected_version=0)
+            await self.index(
+                session,
+                case_id=case.case_id,
+                school_id=case.school_id,
+                reference=case.reference,
+                version=version,
+                status="open",
+                policy_version=case.policy_version,
+                opened_at=case.opened_at,
+            )
+
 
 @dataclass
 class _Deadline:
@@ -136,6 +150,11 @@ class FakeDeadlines:
     ) -> None:
         if deadline_id not in self.rows:
             self.rows[deadline_id] = _Deadline(DueDeadline(deadline_id, school_id, case_id, kind, due_at, dict(detail)))
+
+    async def set_all(self, session: object, rows: Sequence[DueDeadline]) -> None:
+        for row in rows:
+            if row.deadline_id not in self.rows:
+                self.rows[row.deadline_id] = _Deadline(replace(row, detail=dict(row.detail)))
 
     async def claim_due(self, session: object, *, now: datetime, limit: int = 50) -> list[DueDeadline]:
         due = [r.due for r in self.rows.values() if r.status == "pending" and r.due.due_at <= now]
