@@ -12,7 +12,7 @@ from faststream import FastStream
 from services.routing.break_glass import on_record_viewed
 from services.routing.case_command_edge import register_commands
 from services.routing.command_auth import CommandGate
-from services.routing.failures import on_notification_failed
+from services.routing.failures import on_notifications_failed
 from services.routing.handlers import Routing, on_concerns_received, on_deadline_due, on_notification_acknowledged
 from services.routing.operations import on_dead_lettered
 from services.routing.policy_book import PolicyBook
@@ -104,13 +104,13 @@ class RoutingService:
             poll_seconds=settings.outbox_poll_seconds,
         )
         failed = partial(
-            on_notification_failed,
+            on_notifications_failed,
             routing=self.routing,
             failures=SqlNotificationFailures(),
             wake_scheduler=self.scheduler.wake,
         )
-        failed.__doc__ = on_notification_failed.__doc__
-        self.runtime.consumer(NotificationFailed, durable=ROUTING_FAILURES, handler=failed)
+        failed.__doc__ = on_notifications_failed.__doc__
+        self.runtime.consumer(NotificationFailed, durable=ROUTING_FAILURES, batch_handler=failed, traces_events=True)
         dead = partial(on_dead_lettered, routing=self.routing)
         dead.__doc__ = on_dead_lettered.__doc__
         self.runtime.consumer(OpsDeadLettered, durable=ROUTING_DEAD_LETTERS, handler=dead)

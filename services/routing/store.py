@@ -278,9 +278,9 @@ class Deadlines(Protocol):
 
     async def close(self, session: AsyncSession, *, deadline_id: str, status: str, at: datetime) -> None: ...
 
-    async def pending(self, session: AsyncSession, *, case_id: str, kind: str) -> DueDeadline | None: ...
+    async def pending(self, session: AsyncSession, *, case_ids: Sequence[str], kind: str) -> dict[str, DueDeadline]: ...
 
-    async def bring_forward(self, session: AsyncSession, *, deadline_id: str, to: datetime) -> None: ...
+    async def bring_forward(self, session: AsyncSession, *, deadline_ids: Sequence[str], to: datetime) -> None: ...
 
     async def cancel_for_case(
         self,
@@ -366,26 +366,29 @@ class SqlDeadlines:
             sa.update(deadlines).where(deadlines.c.deadline_id == deadline_id).values(status=status, fired_at=at)
         )
 
-    async def pending(self, session: AsyncSession, *, case_id: str, kind: str) -> DueDeadline | None:
-        """The case's pending deadline of this kind (locked: it is about to be moved or fired), if any."""
-        row = (
-            await session.execute(
-                sa.select(deadlines)
-                .where(deadlines.c.case_id == case_id, deadlines.c.kind == kind, deadlines.c.status == "pending")
-                .order_by(deadlines.c.due_at)
-                .limit(1)
-                .with_for_update()
-            )
-        ).first()
-        if row is None:
-            return None
-        return DueDeadline(row.deadline_id, row.school_id, row.case_id, row.kind, row.due_at, dict(row.detail))
+    async def pending(self, session: AsyncSession, *, case_ids: Sequence[str], kind: str) -> dict[str, DueDeadline]:
+        """Each case's soonest pending deadline of this kind, if it has one (locked: about to be moved or fired)."""
+        if not case_ids:
+            return {}
+        rows = await session.execute(
+            sa.select(deadlines)
+            .where(deadlines.c.case_id.in_(case_ids), deadlines.c.kind == kind, deadlines.c.status == "pending")
+            .order_by(deadlines.c.due_at.desc())
+            .with_for_update()
+        )
+        # Latest first, so the soonest of each case is the one left in the dictionary.
+        return {
+            r.case_id: DueDeadline(r.deadline_id, r.school_id, r.case_id, r.kind, r.due_at, dict(r.detail))
+            for r in rows
+        }
 
-    async def bring_forward(self, session: AsyncSession, *, deadline_id: str, to: datetime) -> None:
-        """Make a pending deadline due at `to` (if that is sooner): the scheduler fires it, once, as usual."""
+    async def bring_forward(self, session: AsyncSession, *, deadline_ids: Sequence[str], to: datetime) -> None:
+        """Make pending deadlines due at `to` (those due later): the scheduler fires each, once, as usual."""
+        if not deadline_ids:
+            return
         await session.execute(
             sa.update(deadlines)
-            .where(deadlines.c.deadline_id == deadline_id, deadlines.c.status == "pending", deadlines.c.due_at > to)
+            .where(deadlines.c.deadline_id.in_(deadline_ids), deadlines.c.status == "pending", deadlines.c.due_at > to)
             .values(due_at=to)
         )
 
@@ -468,25 +471,63 @@ class SqlPolicyVersions:
         )
 
 
+_RECORD_FAILURES = sa.text(
+    f"""
+    insert into {SCHEMA}.notification_failures (notification_id, case_id, person_id, channel, failed_at)
+    select notification_id, case_id, person_id, channel, :at
+    from unnest(cast(:ids as text[]), cast(:case_ids as text[]), cast(:people as text[]), cast(:channels as text[]))
+      as failed(notification_id, case_id, person_id, channel)
+    on conflict do nothing
+    """
+)
+
+
+class NotificationFailures(Protocol):
+    """Failed notifications by case (`SqlNotificationFailures`; a fake in tests/support/fakes.py)."""
+
+    async def record(self, session: AsyncSession, failed: Sequence[FailedNotification], *, at: datetime) -> None: ...
+
+    async def failed_ids(self, session: AsyncSession, *, case_ids: Sequence[str]) -> dict[str, set[str]]: ...
+
+
 class SqlNotificationFailures:
     """Notifications that failed for good, by case: which channels to a person are known dead."""
 
-    async def record(
-        self, session: AsyncSession, *, notification_id: str, case_id: str, person_id: str, channel: str, at: datetime
-    ) -> None:
+    async def record(self, session: AsyncSession, failed: Sequence[FailedNotification], *, at: datetime) -> None:
+        """Record these failures (one statement); one already recorded stays as it was."""
+        if not failed:
+            return
         await session.execute(
-            insert(notification_failures)
-            .values(
-                notification_id=notification_id, case_id=case_id, person_id=person_id, channel=channel, failed_at=at
-            )
-            .on_conflict_do_nothing()
+            _RECORD_FAILURES,
+            {
+                "ids": [f.notification_id for f in failed],
+                "case_ids": [f.case_id for f in failed],
+                "people": [f.person_id for f in failed],
+                "channels": [f.channel for f in failed],
+                "at": at,
+            },
         )
 
-    async def failed_ids(self, session: AsyncSession, *, case_id: str) -> set[str]:
-        rows = await session.execute(
-            sa.select(notification_failures.c.notification_id).where(notification_failures.c.case_id == case_id)
-        )
-        return {row.notification_id for row in rows}
+    async def failed_ids(self, session: AsyncSession, *, case_ids: Sequence[str]) -> dict[str, set[str]]:
+        """The notifications recorded as failed, by case (every case asked for is a key)."""
+        found: dict[str, set[str]] = {case_id: set() for case_id in case_ids}
+        if case_ids:
+            rows = await session.execute(
+                sa.select(notification_failures.c.case_id, notification_failures.c.notification_id).where(
+                    notification_failures.c.case_id.in_(case_ids)
+                )
+            )
+            for row in rows:
+                found[row.case_id].add(row.notification_id)
+        return found
+
+
+@dataclass(frozen=True)
+class FailedNotification:
+    notification_id: str
+    case_id: str
+    person_id: str
+    channel: str
 
 
 async def count_dead_letter(session: AsyncSession, *, school_id: str, consumer: str, window_start: datetime) -> int:

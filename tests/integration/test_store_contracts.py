@@ -26,10 +26,13 @@ from services.routing.store import (
     ConcurrencyConflict,
     Deadlines,
     DueDeadline,
+    FailedNotification,
+    NotificationFailures,
     OpenedCase,
     PolicyVersions,
     SqlCaseEvents,
     SqlDeadlines,
+    SqlNotificationFailures,
     SqlPolicyVersions,
 )
 from shared.contracts.concern import Channel, ConcernReport
@@ -44,6 +47,7 @@ from tests.support.fakes import (
     FakeDeadlines,
     FakeIntakeStore,
     FakeLedger,
+    FakeNotificationFailures,
     FakePolicyVersions,
 )
 
@@ -182,6 +186,21 @@ async def test_a_batch_of_new_cases_is_opened_and_indexed_at_once_and_an_opened_
             await store.open_all(session, opened[:1])
 
 
+async def test_failed_notifications_are_recorded_once_and_read_back_by_case(backend: Backend) -> None:
+    store: NotificationFailures = pick(backend, FakeNotificationFailures(), SqlNotificationFailures())
+    cases = [f"case-{uuid.uuid4().hex}" for _ in range(3)]
+    failed = [FailedNotification(f"{case}-n", case, "s-bird", "push") for case in cases[:2]]
+    async with backend.transaction() as session:
+        await store.record(session, failed, at=NOW)
+        await store.record(session, failed[:1], at=NOW)  # again: nothing new
+        await store.record(session, [], at=NOW)
+        assert await store.failed_ids(session, case_ids=cases) == {
+            cases[0]: {f"{cases[0]}-n"},
+            cases[1]: {f"{cases[1]}-n"},
+            cases[2]: set(),
+        }
+
+
 # --- routing: deadlines ---------------------------------------------------------------------------------------
 
 
@@ -239,6 +258,26 @@ async def test_a_deadline_is_claimed_when_due_in_due_order_until_it_is_closed(ba
         assert [d.deadline_id for d in await store.claim_due(session, now=at + timedelta(minutes=5))] == [
             f"{case_id}-later"
         ]
+
+
+async def test_each_cases_soonest_pending_deadline_of_a_kind_is_found_and_brought_forward(backend: Backend) -> None:
+    store: Deadlines = pick(backend, FakeDeadlines(), SqlDeadlines())
+    cases, at = [f"case-{uuid.uuid4().hex}" for _ in range(3)], NOW + timedelta(days=3650)  # never due in a test
+    rows = [
+        DueDeadline(f"{cases[0]}-later", "st-marks", cases[0], "acknowledge", at + timedelta(hours=2), {}),
+        DueDeadline(f"{cases[0]}-sooner", "st-marks", cases[0], "acknowledge", at + timedelta(hours=1), {}),
+        DueDeadline(f"{cases[1]}-other", "st-marks", cases[1], "lado_consideration", at, {}),
+    ]
+    async with backend.transaction() as session:
+        await store.set_all(session, rows)
+        found = await store.pending(session, case_ids=cases, kind="acknowledge")
+        assert {case: d.deadline_id for case, d in found.items()} == {cases[0]: f"{cases[0]}-sooner"}
+        assert await store.pending(session, case_ids=[], kind="acknowledge") == {}
+        await store.bring_forward(session, deadline_ids=[f"{cases[0]}-later", f"{cases[1]}-other"], to=at)
+        await store.bring_forward(session, deadline_ids=[f"{cases[0]}-sooner"], to=at + timedelta(days=1))  # later
+        found = await store.pending(session, case_ids=cases[:1], kind="acknowledge")
+        assert (found[cases[0]].deadline_id, found[cases[0]].due_at) == (f"{cases[0]}-later", at)
+        assert (await store.pending(session, case_ids=cases[1:2], kind="lado_consideration"))[cases[1]].due_at == at
 
 
 async def test_cancelling_a_cases_deadlines_stops_only_its_pending_ones_of_those_kinds(backend: Backend) -> None:

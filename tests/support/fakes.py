@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit.domain import GENESIS, ChainEntry, entry_hash
 from services.intake.store import RawInput, StuckInput
-from services.routing.store import AdoptedPolicy, ConcurrencyConflict, DueDeadline, OpenedCase
+from services.routing.store import AdoptedPolicy, ConcurrencyConflict, DueDeadline, FailedNotification, OpenedCase
 from shared.contracts.envelope import Event
 from shared.contracts.events import ConcernReceived
 from shared.inbox_outbox import InboxOutbox
@@ -185,18 +185,33 @@ class FakeDeadlines:
             await self.close(session, deadline_id=row.due.deadline_id, status="cancelled", at=at)
         return len(pending)
 
-    async def pending(self, session: object, *, case_id: str, kind: str) -> DueDeadline | None:
-        waiting = [r.due for r in self.rows.values() if r.due.case_id == case_id and r.due.kind == kind]
+    async def pending(self, session: object, *, case_ids: Sequence[str], kind: str) -> dict[str, DueDeadline]:
+        waiting = [r.due for r in self.rows.values() if r.due.case_id in case_ids and r.due.kind == kind]
         waiting = [d for d in waiting if self.rows[d.deadline_id].status == "pending"]
-        return min(waiting, key=lambda d: d.due_at, default=None)
+        return {d.case_id: d for d in sorted(waiting, key=lambda d: d.due_at, reverse=True)}
 
-    async def bring_forward(self, session: object, *, deadline_id: str, to: datetime) -> None:
-        row = self.rows.get(deadline_id)
-        if row is not None and row.status == "pending" and row.due.due_at > to:
-            self.rows[deadline_id] = replace(row, due=replace(row.due, due_at=to))
+    async def bring_forward(self, session: object, *, deadline_ids: Sequence[str], to: datetime) -> None:
+        for deadline_id in deadline_ids:
+            row = self.rows.get(deadline_id)
+            if row is not None and row.status == "pending" and row.due.due_at > to:
+                self.rows[deadline_id] = replace(row, due=replace(row.due, due_at=to))
 
     def status(self, deadline_id: str) -> str:
         return self.rows[deadline_id].status
+
+
+class FakeNotificationFailures:
+    """Failed notification ids by case."""
+
+    def __init__(self) -> None:
+        self.by_case: dict[str, set[str]] = {}
+
+    async def record(self, session: object, failed: Sequence[FailedNotification], *, at: datetime) -> None:
+        for f in failed:
+            self.by_case.setdefault(f.case_id, set()).add(f.notification_id)
+
+    async def failed_ids(self, session: object, *, case_ids: Sequence[str]) -> dict[str, set[str]]:
+        return {case_id: set(self.by_case.get(case_id, ())) for case_id in case_ids}
 
 
 class FakePolicyVersions:
