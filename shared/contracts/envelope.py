@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
 
 from shared.tracing import continuing_traceparent
 from shared.validation import describe
@@ -165,6 +165,8 @@ class EventRegistry:
     def parse(self, raw: bytes | str | dict[str, Any]) -> Event[Any]:
         """Parse a wire event into its class, or raise EventRejected with a clear reason."""
         self._load()
+        if not isinstance(raw, dict) and (event := self._parse_current(raw)) is not None:
+            return event
         if isinstance(raw, dict):
             document = raw
         else:
@@ -188,6 +190,32 @@ class EventRegistry:
             return cls.model_validate(document)
         except ValidationError as exc:
             raise EventRejected(f"malformed {event_type}: {describe(exc, limit=10)}", event_id=event_id) from exc
+
+
+    def _parse_current(self, raw: bytes | str) -> Event[Any] | None:
+        """The common case in one pass over the JSON text, without building a dictionary first: a current version,
+        valid. None for anything else (an old version to upcast, or a body to reject), which `parse` then reads the
+        slow way so that a rejection names its reason."""
+        try:
+            head = _Head.model_validate_json(raw)
+        except ValidationError:
+            return None
+        cls = self._classes.get((head.type, head.version))
+        if cls is None or (head.type, head.version) in self._upcasters:
+            return None
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError:
+            return None
+
+
+class _Head(BaseModel):
+    """An event's type and version, read from its JSON text (nothing else is kept)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: StrictStr
+    version: StrictInt
 
 
 _REGISTRY = EventRegistry(
