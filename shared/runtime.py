@@ -77,7 +77,6 @@ class ServiceRuntime:
         self.tables = InboxOutbox(self.schema)
         self.relay = OutboxRelay(
             engine=self.engine,
-            sessions=self.sessions,
             tables=self.tables,
             jetstream=lambda: jetstream(self.broker),
             subjects=self.subjects,
