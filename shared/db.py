@@ -24,6 +24,15 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine | None:
+    """The sessions' engine with each statement committed alone: no BEGIN and COMMIT (or ROLLBACK) round trips.
+
+    For a single statement, which PostgreSQL makes atomic by itself (a read, or one write). None when the
+    sessions are bound to no engine (tests that stand in for the database)."""
+    engine = sessions.kw.get("bind")
+    return engine.execution_options(isolation_level="AUTOCOMMIT") if isinstance(engine, AsyncEngine) else None
+
+
 @asynccontextmanager
 async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One unit of work: commits on success, rolls back on any exception."""

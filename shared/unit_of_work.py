@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts.envelope import Event
+from shared.db import autocommit
 from shared.inbox_outbox import InboxOutbox
 
 T = TypeVar("T")
@@ -75,8 +76,7 @@ class UnitOfWork:
         self.sessions = sessions
         self.tables = tables
         self._wake = wake
-        engine = sessions.kw.get("bind")
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if engine is not None else None
+        self._autocommit = autocommit(sessions)
 
     async def run(self, step: Callable[[Work], Awaitable[T]], *, single_statement: bool = False) -> T:
         """`step` in a unit of work, tried once more when the pooled connection turns out to be dead.

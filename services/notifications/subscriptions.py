@@ -10,6 +10,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifications.store import push_subscriptions
+from shared.db import autocommit
+
+_FOR_PERSON = sa.text(
+    "select endpoint, p256dh, auth from notifications.push_subscriptions where person_id = :person_id "
+    "order by created_at"
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,8 @@ class SqlPushSubscriptions:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        reads = autocommit(sessions)
+        self._reads = {"bind": reads} if reads is not None else {}
 
     async def save(self, subscription: PushSubscription, *, person_id: str, at: datetime) -> None:
         """Keep a subscription for a person; the same endpoint subscribing again moves to this person."""
@@ -52,10 +60,7 @@ class SqlPushSubscriptions:
             return result.first() is not None
 
     async def for_person(self, person_id: str) -> list[PushSubscription]:
-        async with self._sessions() as session:
-            rows = await session.execute(
-                sa.select(push_subscriptions.c.endpoint, push_subscriptions.c.p256dh, push_subscriptions.c.auth)
-                .where(push_subscriptions.c.person_id == person_id)
-                .order_by(push_subscriptions.c.created_at)
-            )
+        """The person's browsers, oldest subscription first (one statement, one round trip: asked on every push)."""
+        async with self._sessions(**self._reads) as session:
+            rows = await session.execute(_FOR_PERSON, {"person_id": person_id})
             return [PushSubscription(endpoint=r.endpoint, p256dh=r.p256dh, auth=r.auth) for r in rows]

@@ -191,7 +191,6 @@ class EventRegistry:
         except ValidationError as exc:
             raise EventRejected(f"malformed {event_type}: {describe(exc, limit=10)}", event_id=event_id) from exc
 
-
     def _parse_current(self, raw: bytes | str) -> Event[Any] | None:
         """The common case in one pass over the JSON text, without building a dictionary first: a current version,
         valid. None for anything else (an old version to upcast, or a body to reject), which `parse` then reads the
