@@ -10,14 +10,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
-def make_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
+def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 5) -> AsyncEngine:
     """An asyncpg-backed engine for one service.
 
     No pre-ping: it cost a round trip on every checkout (13 % of intake's profile). A connection the server
     closed fails its first statement instead, is discarded by the pool, and the unit of work is retried (a
     consumer's batch is redelivered; intake retries once itself).
+
+    Overflow connections are closed again when they come back: under steady load above `pool_size` each one is
+    a backend started, types introspected and statements prepared anew (see `ServiceRuntime`'s pool).
     """
-    return create_async_engine(database_url, pool_size=pool_size, max_overflow=5, pool_recycle=1800)
+    return create_async_engine(database_url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -18,7 +18,7 @@ from services.intake.sweeper import Sweeper, channel_parsers
 from shared.background import PollingLoop
 from shared.contracts.envelope import Event, utc_now
 from shared.contracts.events import ConcernReceived, IntakeQuarantined
-from shared.runtime import ServiceRuntime
+from shared.runtime import WIDE_POOL, ServiceRuntime
 from shared.settings import Settings, get_settings
 from shared.subjects import INTAKE_RECEIPTS
 from shared.tracing import shutdown_tracing
@@ -26,7 +26,7 @@ from shared.tracing import shutdown_tracing
 
 def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     """Build the intake HTTP app for these settings."""
-    runtime = ServiceRuntime(settings, service="intake", schema=SCHEMA)
+    runtime = ServiceRuntime(settings, service="intake", schema=SCHEMA, pool=WIDE_POOL)
     runtime.publishes(ConcernReceived, IntakeQuarantined)
     intake = Intake(uow=runtime.uow, store=SqlIntakeStore(), clock=utc_now)
     sweeper = Sweeper(
