@@ -98,28 +98,14 @@ class InboxOutbox:
             "on conflict do nothing"
         )
 
-    def enqueue_one_sql(self, source: str) -> str:
-        """SQL (for a `with` clause) putting the event `one_parameters` gives in the outbox once per row of `source`.
-
-        For a statement that records a change and publishes it at once: `source` names an earlier CTE that returns
-        a row when the change was made and none when it was not.
-        """
+    def enqueue_from_sql(self, source: str) -> str:
+        """SQL (for a `with` clause) putting in the outbox each row of `source`, an earlier CTE with the columns
+        event_id, school_id, event_type, body (jsonb) and traceparent: for a statement that records changes and
+        publishes them at once (its CTE returns a row for each change made, none for one that was not)."""
         return (
             f'insert into "{self._schema}".outbox (event_id, subject_school, event_type, body, traceparent) '
-            "select :outbox_event_id, :outbox_school, :outbox_type, cast(:outbox_body as jsonb), :outbox_traceparent "
-            f"from {source} on conflict do nothing"
+            f"select event_id, school_id, event_type, body, traceparent from {source} on conflict do nothing"
         )
-
-    @staticmethod
-    def one_parameters(event: Event[Any]) -> dict[str, Any]:
-        """The parameters of `enqueue_one_sql` for this event."""
-        return {
-            "outbox_event_id": event.event_id,
-            "outbox_school": event.school_id,
-            "outbox_type": event.type,
-            "outbox_body": event.model_dump_json(),
-            "outbox_traceparent": event.traceparent,
-        }
 
     async def claim(self, session: AsyncSession, *, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Record that `consumer` handles these events (one statement); returns those it had not handled before."""

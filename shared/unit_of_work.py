@@ -10,7 +10,7 @@ enqueue, wake the relay" is written once.
 
 A unit of work that is one statement (`uow.single_statement()`) runs without a transaction block: PostgreSQL makes
 the statement atomic on its own, and the BEGIN and COMMIT round trips are saved. Its events go into the outbox in
-that same statement (`InboxOutbox.enqueue_one_sql`), and `work.enqueued()` wakes the relay after it.
+that same statement (`InboxOutbox.enqueue_from_sql`), and `work.enqueued()` wakes the relay after it.
 """
 
 from __future__ import annotations

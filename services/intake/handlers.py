@@ -7,7 +7,7 @@ parses them, then the acceptance is one statement too. Neither opens a transacti
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -20,9 +20,9 @@ from services.intake.domain import concern_received, new_reference, quarantined
 from services.intake.email_in import AutomatedMessage
 from services.intake.receipts import digest as receipt_digest
 from services.intake.receipts import new_receipt_secret
-from services.intake.store import IntakeStore
+from services.intake.store import Acceptance, Arrived, IntakeStore, RawInput
+from shared.coalesce import Coalesced
 from shared.contracts.concern import Channel, ConcernReport
-from shared.contracts.events import ConcernReceived
 from shared.tracing import current_traceparent
 from shared.unit_of_work import UnitOfWork, Work
 from shared.validation import describe, problems
@@ -47,11 +47,34 @@ class Rejected:
 
 @dataclass
 class Intake:
-    """Everything receiving a concern needs; one per process, shared by every channel."""
+    """Everything receiving a concern needs; one per process, shared by every channel.
+
+    Reports arriving together are kept together, and accepted together: one statement (one round trip, one
+    commit) for every raw input that arrived while the previous statement was in flight (`shared.coalesce`).
+    A caller still returns only once its own row is committed, and a failing group is retried one by one.
+    """
 
     uow: UnitOfWork
     store: IntakeStore
     clock: Callable[[], datetime]
+    _keep: Coalesced[Arrived, RawInput] = field(init=False, repr=False)
+    _accept: Coalesced[Acceptance, bool] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._keep = Coalesced(self._keep_all)
+        self._accept = Coalesced(self._accept_all)
+
+    async def _keep_all(self, arrived: Sequence[Arrived]) -> list[RawInput]:
+        return await self.uow.run(lambda work: self.store.keep_raw_all(work.session, arrived), single_statement=True)
+
+    async def _accept_all(self, acceptances: Sequence[Acceptance]) -> list[bool]:
+        async def accept(work: Work) -> list[bool]:
+            accepted = await self.store.accept_all(work.session, acceptances)
+            if any(accepted):
+                work.enqueued()
+            return accepted
+
+        return await self.uow.run(accept, single_statement=True)
 
     async def receive(
         self,
@@ -69,17 +92,8 @@ class Intake:
         With `receipt`, a first acceptance also issues a receipt: its one-time secret comes back in `Accepted`.
         """
         received_at = self.clock()
-        raw = await self.uow.run(
-            lambda work: self.store.keep_raw(
-                work.session,
-                school_id=school_id,
-                channel=channel.value,
-                content_type=content_type,
-                body=body,
-                received_at=received_at,
-                idempotency_key=idempotency_key,
-            ),
-            single_statement=True,
+        raw = await self._keep.submit(
+            Arrived(school_id, channel.value, content_type, body, received_at, idempotency_key)
         )
         if raw.status == "accepted" and raw.reference:
             return Accepted(raw.reference, raw.raw_input_id, repeated=True)
@@ -136,9 +150,7 @@ class Intake:
             )
             receipt_sha256 = receipt_digest(receipt_secret) if receipt_secret else None
             try:
-                accepted = await self.uow.run(
-                    partial(self._accept, event=event, receipt_sha256=receipt_sha256), single_statement=True
-                )
+                accepted = await self._accept.submit(Acceptance(event, receipt_sha256))
             except IntegrityError:
                 # The same raw input was accepted concurrently (a retried post, or the sweeper and a slow receive).
                 async with self.uow.begin() as work:
@@ -154,12 +166,6 @@ class Intake:
             if accepted:
                 return Accepted(event.payload.reference, raw_input_id, receipt_secret=receipt_secret)
         raise RuntimeError(f"no free reference after {REFERENCE_ATTEMPTS} attempts")
-
-    async def _accept(self, work: Work, *, event: ConcernReceived, receipt_sha256: str | None) -> bool:
-        accepted = await self.store.accept(work.session, event, receipt_sha256=receipt_sha256)
-        if accepted:
-            work.enqueued()
-        return accepted
 
     async def _quarantine(
         self, raw_input_id: uuid.UUID, reason: str, *, code: str | None, school_id: str, channel: Channel, at: datetime

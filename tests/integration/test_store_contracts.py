@@ -18,7 +18,7 @@ from services.audit.keyring import KeyRing
 from services.audit.sealing import new_key
 from services.audit.store import Ledger, SqlLedger
 from services.intake.domain import concern_received as build_concern_received
-from services.intake.store import IntakeStore, SqlIntakeStore
+from services.intake.store import Acceptance, Arrived, IntakeStore, SqlIntakeStore
 from services.routing.domain import ROUTING
 from services.routing.store import (
     AdoptedPolicy,
@@ -365,3 +365,28 @@ async def test_raw_input_is_kept_once_per_idempotency_key_and_accepted_under_a_f
         )
         await store.reject(session, raw_input_id=unkeyed[1].raw_input_id, reason="not JSON")
         assert await store.reference_of(session, raw_input_id=unkeyed[1].raw_input_id) is None
+
+
+async def test_a_group_of_inputs_is_kept_and_accepted_at_once_and_repeats_within_it_count_once(
+    backend: Backend,
+) -> None:
+    store: IntakeStore = pick(backend, FakeIntakeStore(), SqlIntakeStore())
+    key = f"key-{uuid.uuid4().hex}"
+    arrived = [
+        Arrived("st-marks", "json_api", "application/json", b"{}", NOW, key),
+        Arrived("st-marks", "json_api", "application/json", b"{}", NOW, None),
+        Arrived("st-marks", "json_api", "application/json", b"{}", NOW, key),  # the same key again in the group
+    ]
+    async with backend.transaction() as session:
+        kept = await store.keep_raw_all(session, arrived)
+    assert kept[0].raw_input_id == kept[2].raw_input_id != kept[1].raw_input_id
+    assert all(raw.status == "received" for raw in kept)
+    taken = f"SG-TEST-{uuid.uuid4().hex[:8]}"
+    group = [
+        Acceptance(accepted(kept[0].raw_input_id, reference=taken), receipt_sha256="0" * 64),
+        Acceptance(accepted(kept[1].raw_input_id, reference=taken)),  # the same reference: not accepted
+    ]
+    async with backend.transaction() as session:
+        assert await store.accept_all(session, group) == [True, False]
+        assert await store.reference_of(session, raw_input_id=kept[0].raw_input_id) == taken
+        assert await store.reference_of(session, raw_input_id=kept[1].raw_input_id) is None

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit.domain import GENESIS, ChainEntry, entry_hash
-from services.intake.store import RawInput, StuckInput
+from services.intake.store import Acceptance, Arrived, RawInput, StuckInput
 from services.routing.store import AdoptedPolicy, ConcurrencyConflict, DueDeadline, FailedNotification, OpenedCase
 from shared.contracts.envelope import Event
 from shared.contracts.events import ConcernReceived
@@ -316,6 +316,23 @@ class FakeIntakeStore:
 
     async def reference_of(self, session: object, *, raw_input_id: uuid.UUID) -> str | None:
         return next((ref for ref, e in self.concerns.items() if e.payload.raw_input_id == str(raw_input_id)), None)
+
+    async def keep_raw_all(self, session: object, arrived: Sequence[Arrived]) -> list[RawInput]:
+        return [
+            await self.keep_raw(
+                session,
+                school_id=a.school_id,
+                channel=a.channel,
+                content_type=a.content_type,
+                body=a.body,
+                received_at=a.received_at,
+                idempotency_key=a.idempotency_key,
+            )
+            for a in arrived
+        ]
+
+    async def accept_all(self, session: object, acceptances: Sequence[Acceptance]) -> list[bool]:
+        return [await self.accept(session, a.event, receipt_sha256=a.receipt_sha256) for a in acceptances]
 
     async def accept(self, session: object, event: ConcernReceived, *, receipt_sha256: str | None = None) -> bool:
         payload = event.payload
