@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,11 +11,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifications.store import push_subscriptions
+from shared.coalesce import Coalesced
 from shared.db import autocommit
 
-_FOR_PERSON = sa.text(
-    "select endpoint, p256dh, auth from notifications.push_subscriptions where person_id = :person_id "
-    "order by created_at"
+_FOR_PEOPLE = sa.text(
+    "select person_id, endpoint, p256dh, auth from notifications.push_subscriptions "
+    "where person_id = any(cast(:people as text[])) order by created_at"
 )
 
 
@@ -37,6 +39,7 @@ class SqlPushSubscriptions:
         self._sessions = sessions
         reads = autocommit(sessions)
         self._reads = {"bind": reads} if reads is not None else {}
+        self._lookups: Coalesced[str, list[PushSubscription]] = Coalesced(self._for_people)
 
     async def save(self, subscription: PushSubscription, *, person_id: str, at: datetime) -> None:
         """Keep a subscription for a person; the same endpoint subscribing again moves to this person."""
@@ -60,7 +63,13 @@ class SqlPushSubscriptions:
             return result.first() is not None
 
     async def for_person(self, person_id: str) -> list[PushSubscription]:
-        """The person's browsers, oldest subscription first (one statement, one round trip: asked on every push)."""
+        """The person's browsers, oldest subscription first. Asked on every push: the sends in flight together
+        share one statement (one round trip, no transaction block)."""
+        return await self._lookups.submit(person_id)
+
+    async def _for_people(self, people: Sequence[str]) -> list[list[PushSubscription]]:
+        found: dict[str, list[PushSubscription]] = {person_id: [] for person_id in people}
         async with self._sessions(**self._reads) as session:
-            rows = await session.execute(_FOR_PERSON, {"person_id": person_id})
-            return [PushSubscription(endpoint=r.endpoint, p256dh=r.p256dh, auth=r.auth) for r in rows]
+            for r in await session.execute(_FOR_PEOPLE, {"people": list(found)}):
+                found[r.person_id].append(PushSubscription(endpoint=r.endpoint, p256dh=r.p256dh, auth=r.auth))
+        return [list(found[person_id]) for person_id in people]
