@@ -305,6 +305,28 @@ _SET_ALL = sa.text(
 )
 
 
+# Array parameters, not IN lists: one statement text (prepared once) whatever the number of cases.
+_PENDING = sa.text(
+    f"""
+    select deadline_id, school_id, case_id, kind, due_at, detail from {SCHEMA}.deadlines
+    where case_id = any(cast(:case_ids as text[])) and kind = :kind and status = 'pending'
+    order by due_at desc
+    for update
+    """
+).columns(
+    deadline_id=sa.Text,
+    school_id=sa.Text,
+    case_id=sa.Text,
+    kind=sa.Text,
+    due_at=sa.DateTime(timezone=True),
+    detail=JSONB,
+)
+_BRING_FORWARD = sa.text(
+    f"update {SCHEMA}.deadlines set due_at = :to "
+    "where deadline_id = any(cast(:ids as text[])) and status = 'pending' and due_at > :to"
+)
+
+
 class SqlDeadlines:
     """The durable due-table: a deadline fires once, in the same transaction as the events it causes."""
 
@@ -370,12 +392,7 @@ class SqlDeadlines:
         """Each case's soonest pending deadline of this kind, if it has one (locked: about to be moved or fired)."""
         if not case_ids:
             return {}
-        rows = await session.execute(
-            sa.select(deadlines)
-            .where(deadlines.c.case_id.in_(case_ids), deadlines.c.kind == kind, deadlines.c.status == "pending")
-            .order_by(deadlines.c.due_at.desc())
-            .with_for_update()
-        )
+        rows = await session.execute(_PENDING, {"case_ids": list(case_ids), "kind": kind})
         # Latest first, so the soonest of each case is the one left in the dictionary.
         return {
             r.case_id: DueDeadline(r.deadline_id, r.school_id, r.case_id, r.kind, r.due_at, dict(r.detail))
@@ -386,11 +403,7 @@ class SqlDeadlines:
         """Make pending deadlines due at `to` (those due later): the scheduler fires each, once, as usual."""
         if not deadline_ids:
             return
-        await session.execute(
-            sa.update(deadlines)
-            .where(deadlines.c.deadline_id.in_(deadline_ids), deadlines.c.status == "pending", deadlines.c.due_at > to)
-            .values(due_at=to)
-        )
+        await session.execute(_BRING_FORWARD, {"ids": list(deadline_ids), "to": to})
 
     async def cancel_for_case(
         self,
@@ -482,6 +495,12 @@ _RECORD_FAILURES = sa.text(
 )
 
 
+_FAILED_IDS = sa.text(
+    f"select case_id, notification_id from {SCHEMA}.notification_failures "
+    "where case_id = any(cast(:case_ids as text[]))"
+)
+
+
 class NotificationFailures(Protocol):
     """Failed notifications by case (`SqlNotificationFailures`; a fake in tests/support/fakes.py)."""
 
@@ -512,11 +531,7 @@ class SqlNotificationFailures:
         """The notifications recorded as failed, by case (every case asked for is a key)."""
         found: dict[str, set[str]] = {case_id: set() for case_id in case_ids}
         if case_ids:
-            rows = await session.execute(
-                sa.select(notification_failures.c.case_id, notification_failures.c.notification_id).where(
-                    notification_failures.c.case_id.in_(case_ids)
-                )
-            )
+            rows = await session.execute(_FAILED_IDS, {"case_ids": list(case_ids)})
             for row in rows:
                 found[row.case_id].add(row.notification_id)
         return found
