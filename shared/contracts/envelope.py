@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -195,17 +196,35 @@ class EventRegistry:
         """The common case in one pass over the JSON text, without building a dictionary first: a current version,
         valid. None for anything else (an old version to upcast, or a body to reject), which `parse` then reads the
         slow way so that a rejection names its reason."""
-        try:
-            head = _Head.model_validate_json(raw)
-        except ValidationError:
-            return None
-        cls = self._classes.get((head.type, head.version))
-        if cls is None or (head.type, head.version) in self._upcasters:
+        key = _head_as_written(raw)
+        if key is None:
+            try:
+                head = _Head.model_validate_json(raw)
+            except ValidationError:
+                return None
+            key = (head.type, head.version)
+        cls = self._classes.get(key)
+        if cls is None or key in self._upcasters:
             return None
         try:
             return cls.model_validate_json(raw)
         except ValidationError:
             return None
+
+
+# How this codebase writes an event (model_dump_json: event_id, type, version first): read without parsing it all.
+# A guess only: the class then validates the whole event, its own type and version included.
+_WRITTEN_HEAD = re.compile(r'^\{"event_id":"[0-9a-f-]{36}","type":"([a-z_.]{1,80})","version":([0-9]{1,6}),')
+_WRITTEN_HEAD_BYTES = re.compile(_WRITTEN_HEAD.pattern.encode())
+
+
+def _head_as_written(raw: bytes | str) -> tuple[str, int] | None:
+    """(type, version) from the start of an event written as `Event.to_json` writes it; None for any other shape."""
+    found = _WRITTEN_HEAD_BYTES.match(raw) if isinstance(raw, bytes) else _WRITTEN_HEAD.match(raw)
+    if found is None:
+        return None
+    event_type, version = found.groups()
+    return (event_type.decode() if isinstance(event_type, bytes) else event_type), int(version)
 
 
 class _Head(BaseModel):

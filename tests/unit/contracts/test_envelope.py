@@ -50,11 +50,20 @@ def test_a_caused_event_inherits_correlation_and_trace() -> None:
         (lambda d: d.update(surprise=True), "surprise"),
     ],
 )
-def test_a_malformed_event_is_rejected_naming_the_problem(mutate, reason: str) -> None:
+@pytest.mark.parametrize("separators", [(", ", ": "), (",", ":")], ids=["spaced", "as-written"])
+def test_a_malformed_event_is_rejected_naming_the_problem(mutate, reason: str, separators: tuple[str, str]) -> None:
+    """Also when written as this codebase writes events, whose type and version are read without parsing it all."""
     document = json.loads(concern_received().to_json())
     mutate(document)
     with pytest.raises(EventRejected, match=reason.replace(".", r"\.")):
-        parse_event(json.dumps(document))
+        parse_event(json.dumps(document, separators=separators))
+
+
+def test_a_type_named_as_written_is_only_a_guess_the_whole_event_is_checked_against() -> None:
+    event = concern_received()
+    wrong = event.to_json().replace(b'"type":"concern.received"', b'"type":"case.opened"', 1)
+    with pytest.raises(EventRejected, match="case.opened"):
+        parse_event(wrong)
 
 
 @pytest.mark.parametrize("raw", [b"", b"[]", b"\xff\xfe", b"null"])
