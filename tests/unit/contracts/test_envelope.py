@@ -62,7 +62,7 @@ def test_a_malformed_event_is_rejected_naming_the_problem(mutate, reason: str, s
 def test_a_type_named_as_written_is_only_a_guess_the_whole_event_is_checked_against() -> None:
     event = concern_received()
     wrong = event.to_json().replace(b'"type":"concern.received"', b'"type":"case.opened"', 1)
-    with pytest.raises(EventRejected, match="case.opened"):
+    with pytest.raises(EventRejected, match=r"case\.opened"):
         parse_event(wrong)
 
 
