@@ -18,9 +18,19 @@ Result = TypeVar("Result")
 class Coalesced(Generic[Item, Result]):
     """`await submit(item)` runs `write_all([..., item, ...])` and returns this item's result (or raises its error)."""
 
-    def __init__(self, write_all: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]], *, limit: int = 200):
+    def __init__(
+        self,
+        write_all: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]],
+        *,
+        limit: int = 200,
+        size: Callable[[Item], int] = lambda item: 0,
+        max_size: int = 8 * 1024 * 1024,
+    ) -> None:
+        """At most `limit` items a group, and items of at most `max_size` (by `size`) together; a bigger one alone."""
         self._write_all = write_all
         self._limit = limit
+        self._size = size
+        self._max_size = max_size
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -34,7 +44,8 @@ class Coalesced(Generic[Item, Result]):
     async def _write_groups(self) -> None:
         try:
             while self._waiting:
-                group, self._waiting = self._waiting[: self._limit], self._waiting[self._limit :]
+                taken = self._group_length()
+                group, self._waiting = self._waiting[:taken], self._waiting[taken:]
                 if len(group) == 1:
                     await self._write(group)
                     continue
@@ -51,6 +62,15 @@ class Coalesced(Generic[Item, Result]):
                             done.set_result(result)
         finally:
             self._writer = None
+
+    def _group_length(self) -> int:
+        """How many of the waiting items the next group takes: within the limits, and always the first."""
+        total = 0
+        for taken, (item, _) in enumerate(self._waiting[: self._limit]):
+            total += self._size(item)
+            if taken and total > self._max_size:
+                return taken
+        return min(len(self._waiting), self._limit)
 
     async def _write(self, group: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         [(item, done)] = group

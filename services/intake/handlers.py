@@ -61,7 +61,7 @@ class Intake:
     _accept: Coalesced[Acceptance, bool] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._keep = Coalesced(self._keep_all)
+        self._keep = Coalesced(self._keep_all, size=lambda arrived: len(arrived.body))  # bodies: up to 8 MB a group
         self._accept = Coalesced(self._accept_all)
 
     async def _keep_all(self, arrived: Sequence[Arrived]) -> list[RawInput]:

@@ -54,3 +54,15 @@ async def test_a_write_that_returns_the_wrong_count_fails_its_callers_instead_of
     coalesced: Coalesced[str, str] = Coalesced(short)
     with pytest.raises(ValueError):
         await asyncio.wait_for(coalesced.submit("a"), timeout=1)
+
+
+async def test_a_group_stops_at_its_size_and_an_item_bigger_than_that_goes_alone() -> None:
+    writes = Writes()
+    coalesced = Coalesced(writes.write_all, size=len, max_size=4)
+    first = asyncio.create_task(coalesced.submit("a"))
+    await asyncio.sleep(0)  # "a" is being written; the rest wait for the next round trips
+    rest = [asyncio.create_task(coalesced.submit(item)) for item in ("bb", "cc", "d", "eeeeee", "f")]
+    await asyncio.sleep(0)
+    writes.gate.set()
+    await asyncio.gather(first, *rest)
+    assert writes.groups == [["a"], ["bb", "cc"], ["d"], ["eeeeee"], ["f"]]
