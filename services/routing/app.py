@@ -12,13 +12,14 @@ from faststream import FastStream
 from services.routing.break_glass import on_record_viewed
 from services.routing.case_command_edge import register_commands
 from services.routing.command_auth import CommandGate
+from services.routing.failure_store import SqlNotificationFailures
 from services.routing.failures import on_notifications_failed
 from services.routing.handlers import Routing, on_concerns_received, on_deadline_due, on_notification_acknowledged
 from services.routing.operations import on_dead_lettered
 from services.routing.policy_book import PolicyBook
 from services.routing.policy_command import register_policy_commands
 from services.routing.quarantines import on_intake_quarantined
-from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines, SqlNotificationFailures
+from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines
 from services.routing.timers import DeadlineScheduler
 from shared.actor_tokens import ActorVerifier
 from shared.contracts.case_events import CASE_WORKFLOW_EVENTS, CaseCommandRefused, DebriefActionDue

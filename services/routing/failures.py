@@ -10,11 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from services.routing.domain import ACKNOWLEDGE, notification_requests
+from services.routing.failure_store import FailedNotification, NotificationFailures
 from services.routing.fallback import next_channel, people_at_rung
 from services.routing.handlers import Routing
 from services.routing.policy.model import Policy
 from services.routing.quiet import quiet_hold
-from services.routing.store import DueDeadline, FailedNotification, NotificationFailures
+from services.routing.store import DueDeadline
 from shared.consumer import handling
 from shared.contracts.envelope import Event
 from shared.contracts.events import NotificationFailed

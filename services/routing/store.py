@@ -13,9 +13,9 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.routing.statements import BRING_FORWARD, OPEN_ALL, PENDING, SCHEMA, SET_ALL
 from shared.contracts.envelope import Event, parse_event
 
-SCHEMA = "routing"
 metadata = sa.MetaData(schema=SCHEMA)
 
 case_events = sa.Table(
@@ -101,25 +101,6 @@ class OpenedCase:
     events: Sequence[Event[Any]]
     policy_version: int
     opened_at: datetime
-
-
-# Every opened case's first events and its index row, for a whole batch, in one statement.
-_OPEN_ALL = sa.text(
-    f"""
-    with appended as (
-      insert into {SCHEMA}.case_events (case_id, version, school_id, event_id, event_type, event)
-      select * from unnest(cast(:event_cases as text[]), cast(:versions as integer[]), cast(:event_schools as text[]),
-                           cast(:event_ids as uuid[]), cast(:types as text[]), cast(:bodies as jsonb[]))
-    )
-    insert into {SCHEMA}.cases (case_id, school_id, reference, version, status, policy_version, opened_at)
-    select case_id, school_id, reference, version, 'open', policy_version, opened_at
-    from unnest(cast(:case_ids as text[]), cast(:schools as text[]), cast(:references as text[]),
-                cast(:case_versions as integer[]), cast(:policy_versions as integer[]),
-                cast(:opened_at as timestamptz[]))
-      as opened(case_id, school_id, reference, version, policy_version, opened_at)
-    on conflict (case_id) do update set version = excluded.version, status = excluded.status
-    """
-)
 
 
 class CaseEvents(Protocol):
@@ -227,7 +208,7 @@ class SqlCaseEvents:
         appended = [(case, version, event) for case in opened for version, event in enumerate(case.events, start=1)]
         try:
             await session.execute(
-                _OPEN_ALL,
+                OPEN_ALL,
                 {
                     "event_cases": [case.case_id for case, _, _ in appended],
                     "versions": [version for _, version, _ in appended],
@@ -293,40 +274,6 @@ class Deadlines(Protocol):
     ) -> int: ...
 
 
-_SET_ALL = sa.text(
-    f"""
-    insert into {SCHEMA}.deadlines (deadline_id, school_id, case_id, kind, due_at, status, detail)
-    select deadline_id, school_id, case_id, kind, due_at, 'pending', detail
-    from unnest(cast(:ids as text[]), cast(:schools as text[]), cast(:case_ids as text[]), cast(:kinds as text[]),
-                cast(:due as timestamptz[]), cast(:details as jsonb[]))
-      as new(deadline_id, school_id, case_id, kind, due_at, detail)
-    on conflict do nothing
-    """
-)
-
-
-# Array parameters, not IN lists: one statement text (prepared once) whatever the number of cases.
-_PENDING = sa.text(
-    f"""
-    select deadline_id, school_id, case_id, kind, due_at, detail from {SCHEMA}.deadlines
-    where case_id = any(cast(:case_ids as text[])) and kind = :kind and status = 'pending'
-    order by due_at desc
-    for update
-    """
-).columns(
-    deadline_id=sa.Text,
-    school_id=sa.Text,
-    case_id=sa.Text,
-    kind=sa.Text,
-    due_at=sa.DateTime(timezone=True),
-    detail=JSONB,
-)
-_BRING_FORWARD = sa.text(
-    f"update {SCHEMA}.deadlines set due_at = :to "
-    "where deadline_id = any(cast(:ids as text[])) and status = 'pending' and due_at > :to"
-)
-
-
 class SqlDeadlines:
     """The durable due-table: a deadline fires once, in the same transaction as the events it causes."""
 
@@ -360,7 +307,7 @@ class SqlDeadlines:
         if not rows:
             return
         await session.execute(
-            _SET_ALL,
+            SET_ALL,
             {
                 "ids": [row.deadline_id for row in rows],
                 "schools": [row.school_id for row in rows],
@@ -392,7 +339,7 @@ class SqlDeadlines:
         """Each case's soonest pending deadline of this kind, if it has one (locked: about to be moved or fired)."""
         if not case_ids:
             return {}
-        rows = await session.execute(_PENDING, {"case_ids": list(case_ids), "kind": kind})
+        rows = await session.execute(PENDING, {"case_ids": list(case_ids), "kind": kind})
         # Latest first, so the soonest of each case is the one left in the dictionary.
         return {
             r.case_id: DueDeadline(r.deadline_id, r.school_id, r.case_id, r.kind, r.due_at, dict(r.detail))
@@ -403,7 +350,7 @@ class SqlDeadlines:
         """Make pending deadlines due at `to` (those due later): the scheduler fires each, once, as usual."""
         if not deadline_ids:
             return
-        await session.execute(_BRING_FORWARD, {"ids": list(deadline_ids), "to": to})
+        await session.execute(BRING_FORWARD, {"ids": list(deadline_ids), "to": to})
 
     async def cancel_for_case(
         self,
@@ -482,67 +429,6 @@ class SqlPolicyVersions:
                 adopted_at=adopted_at,
             )
         )
-
-
-_RECORD_FAILURES = sa.text(
-    f"""
-    insert into {SCHEMA}.notification_failures (notification_id, case_id, person_id, channel, failed_at)
-    select notification_id, case_id, person_id, channel, :at
-    from unnest(cast(:ids as text[]), cast(:case_ids as text[]), cast(:people as text[]), cast(:channels as text[]))
-      as failed(notification_id, case_id, person_id, channel)
-    on conflict do nothing
-    """
-)
-
-
-_FAILED_IDS = sa.text(
-    f"select case_id, notification_id from {SCHEMA}.notification_failures "
-    "where case_id = any(cast(:case_ids as text[]))"
-)
-
-
-class NotificationFailures(Protocol):
-    """Failed notifications by case (`SqlNotificationFailures`; a fake in tests/support/fakes.py)."""
-
-    async def record(self, session: AsyncSession, failed: Sequence[FailedNotification], *, at: datetime) -> None: ...
-
-    async def failed_ids(self, session: AsyncSession, *, case_ids: Sequence[str]) -> dict[str, set[str]]: ...
-
-
-class SqlNotificationFailures:
-    """Notifications that failed for good, by case: which channels to a person are known dead."""
-
-    async def record(self, session: AsyncSession, failed: Sequence[FailedNotification], *, at: datetime) -> None:
-        """Record these failures (one statement); one already recorded stays as it was."""
-        if not failed:
-            return
-        await session.execute(
-            _RECORD_FAILURES,
-            {
-                "ids": [f.notification_id for f in failed],
-                "case_ids": [f.case_id for f in failed],
-                "people": [f.person_id for f in failed],
-                "channels": [f.channel for f in failed],
-                "at": at,
-            },
-        )
-
-    async def failed_ids(self, session: AsyncSession, *, case_ids: Sequence[str]) -> dict[str, set[str]]:
-        """The notifications recorded as failed, by case (every case asked for is a key)."""
-        found: dict[str, set[str]] = {case_id: set() for case_id in case_ids}
-        if case_ids:
-            rows = await session.execute(_FAILED_IDS, {"case_ids": list(case_ids)})
-            for row in rows:
-                found[row.case_id].add(row.notification_id)
-        return found
-
-
-@dataclass(frozen=True)
-class FailedNotification:
-    notification_id: str
-    case_id: str
-    person_id: str
-    channel: str
 
 
 async def count_dead_letter(session: AsyncSession, *, school_id: str, consumer: str, window_start: datetime) -> int:

@@ -20,19 +20,17 @@ from services.audit.store import Ledger, SqlLedger
 from services.intake.domain import concern_received as build_concern_received
 from services.intake.store import Acceptance, Arrived, IntakeStore, SqlIntakeStore
 from services.routing.domain import ROUTING
+from services.routing.failure_store import FailedNotification, NotificationFailures, SqlNotificationFailures
 from services.routing.store import (
     AdoptedPolicy,
     CaseEvents,
     ConcurrencyConflict,
     Deadlines,
     DueDeadline,
-    FailedNotification,
-    NotificationFailures,
     OpenedCase,
     PolicyVersions,
     SqlCaseEvents,
     SqlDeadlines,
-    SqlNotificationFailures,
     SqlPolicyVersions,
 )
 from shared.contracts.concern import Channel, ConcernReport

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit.domain import GENESIS, ChainEntry, entry_hash
 from services.intake.store import Acceptance, Arrived, RawInput, StuckInput
-from services.routing.store import AdoptedPolicy, ConcurrencyConflict, DueDeadline, FailedNotification, OpenedCase
+from services.routing.failure_store import FailedNotification
+from services.routing.store import AdoptedPolicy, ConcurrencyConflict, DueDeadline, OpenedCase
 from shared.contracts.envelope import Event
 from shared.contracts.events import ConcernReceived
 from shared.inbox_outbox import InboxOutbox
