@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from faststream import BaseMiddleware
@@ -37,12 +38,20 @@ Handler = Callable[..., Awaitable[list[Event[Any]]]]
 BatchHandler = Callable[..., Awaitable[None]]
 """`async (events, *, work, stream_sequences) -> None`: the whole batch at once (audit appends it with one insert).
 
-`stream_sequences` maps each event id to its sequence in the stream (empty when there is no broker)."""
+`stream_sequences` maps each event id to its sequence in the stream (empty when there is no broker). A batch handler
+that emits events builds each one inside `handling(consumer, cause)`, so the next hop is a child of that span."""
 
 # How long JetStream waits before redelivering an event whose handler failed: the n-th failure waits the n-th
 # entry (the last one repeats). Also given to the consumer as its `backoff`, for deliveries nobody acked.
 REDELIVERY_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 PARSED = "_safeguard_events"
+
+
+def handling(consumer: str, event: Event[Any]) -> AbstractContextManager[Any]:
+    """The span in which `consumer` handles `event`: events built inside it carry it as their trace parent."""
+    return span_in_trace(
+        f"{consumer} {event.type}", traceparent=event.traceparent, **{"safeguard.event_id": str(event.event_id)}
+    )
 
 
 def redelivery_delay(delivered: int, backoff: Sequence[float] = REDELIVERY_BACKOFF_SECONDS) -> float:
@@ -166,9 +175,11 @@ class EventBatches:
         batch_handler: BatchHandler | None = None,
         max_deliver: int = 10,
         backoff: Sequence[float] = REDELIVERY_BACKOFF_SECONDS,
+        traces_events: bool = False,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler and batch_handler")
+        self._traces_events = traces_events  # the batch handler opens `handling` spans itself
         self.name = name
         self._uow = uow
         self._dead_letters = dead_letters
@@ -214,17 +225,14 @@ class EventBatches:
             if fresh:
                 started_ns = time.time_ns()
                 await self._batch_handler(fresh, work=work, stream_sequences=sequences)
-                record_batch_spans(
-                    self.name, [(e.type, e.event_id, e.traceparent) for e in fresh], started_ns=started_ns
-                )
+                if not self._traces_events:
+                    record_batch_spans(
+                        self.name, [(e.type, e.event_id, e.traceparent) for e in fresh], started_ns=started_ns
+                    )
             return len(fresh)
         assert self._handler is not None
         for event in fresh:
-            with span_in_trace(
-                f"{self.name} {event.type}",
-                traceparent=event.traceparent,
-                **{"safeguard.event_id": str(event.event_id)},
-            ):
+            with handling(self.name, event):
                 # Events the handler built are children of this span (the next hop hangs off this one).
                 work.emit(in_current_span(await self._handler(event, work=work)))
         return len(fresh)

@@ -90,11 +90,21 @@ class InboxOutbox:
             "select :consumer, unnest(cast(:event_ids as uuid[])) "
             "on conflict do nothing returning event_id"
         )
+        self._schema = schema
         self._enqueue = sa.text(
             f'insert into "{schema}".outbox (event_id, subject_school, event_type, body, traceparent) '
             "select * from unnest(cast(:event_ids as uuid[]), cast(:schools as text[]), cast(:types as text[]), "
             "cast(:bodies as jsonb[]), cast(:traceparents as text[])) "
             "on conflict do nothing"
+        )
+
+    def enqueue_from_sql(self, source: str) -> str:
+        """SQL (for a `with` clause) putting in the outbox each row of `source`, an earlier CTE with the columns
+        event_id, school_id, event_type, body (jsonb) and traceparent: for a statement that records changes and
+        publishes them at once (its CTE returns a row for each change made, none for one that was not)."""
+        return (
+            f'insert into "{self._schema}".outbox (event_id, subject_school, event_type, body, traceparent) '
+            f"select event_id, school_id, event_type, body, traceparent from {source} on conflict do nothing"
         )
 
     async def claim(self, session: AsyncSession, *, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:

@@ -2,10 +2,11 @@
 
 One relay per schema publishes at a time (a PostgreSQL session advisory lock held on its own connection; another
 instance takes over when that connection goes), so the stream receives each service's events in outbox order.
-A batch is read in a short transaction, published asynchronously (every publish in flight at once, then the acks
-awaited), and the acknowledged prefix is marked in a second short transaction: no transaction is held open across
-the network. A publish that reached the stream but whose row was not marked (a crash in between) is published
-again and dropped by the stream's duplicate window, since the message id is the event id.
+A batch is read with one statement, published asynchronously (every publish in flight at once, then the acks
+awaited), and the acknowledged prefix is marked with a second statement: no transaction is held open across the
+network, and neither needs a transaction block of its own (each is atomic alone: one round trip each). A publish
+that reached the stream but whose row was not marked (a crash in between) is published again and dropped by the
+stream's duplicate window, since the message id is the event id.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 from nats.js import JetStreamContext
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.background import PollingLoop
 from shared.inbox_outbox import InboxOutbox
@@ -35,7 +36,6 @@ class OutboxRelay:
         self,
         *,
         engine: AsyncEngine,
-        sessions: async_sessionmaker[AsyncSession],
         tables: InboxOutbox,
         jetstream: Callable[[], JetStreamContext],
         subjects: Subjects,
@@ -45,8 +45,14 @@ class OutboxRelay:
         publish_timeout: float = 10.0,
     ) -> None:
         self._engine = engine
-        self._sessions = sessions
-        self._outbox = tables.outbox
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._read = sa.text(
+            "select position, event_id, subject_school, event_type, body::text as body, traceparent "
+            f'from "{schema}".outbox where published_at is null order by position limit :limit'
+        )
+        self._mark = sa.text(
+            f'update "{schema}".outbox set published_at = now() where position = any(cast(:positions as bigint[]))'
+        )
         self._jetstream = jetstream
         self._subjects = subjects
         self._lock_key = zlib.crc32(f"safeguard-relay:{schema}".encode())
@@ -100,23 +106,8 @@ class OutboxRelay:
                 await connection.invalidate()
 
     async def _flush_batch(self) -> int:
-        outbox = self._outbox
-        async with self._sessions() as session, session.begin():
-            rows = (
-                await session.execute(
-                    sa.select(
-                        outbox.c.position,
-                        outbox.c.event_id,
-                        outbox.c.subject_school,
-                        outbox.c.event_type,
-                        sa.cast(outbox.c.body, sa.Text).label("body"),
-                        outbox.c.traceparent,
-                    )
-                    .where(outbox.c.published_at.is_(None))
-                    .order_by(outbox.c.position)
-                    .limit(self._batch_size)
-                )
-            ).all()
+        async with self._autocommit.connect() as connection:
+            rows = (await connection.execute(self._read, {"limit": self._batch_size})).all()
         if not rows:
             return 0
         started_ns = time.time_ns()
@@ -146,10 +137,8 @@ class OutboxRelay:
             started_ns=started_ns,
         )
         if acknowledged:
-            async with self._sessions() as session, session.begin():
-                await session.execute(
-                    sa.update(outbox).where(outbox.c.position.in_(acknowledged)).values(published_at=sa.func.now())
-                )
+            async with self._autocommit.connect() as connection:
+                await connection.execute(self._mark, {"positions": acknowledged})
         if len(acknowledged) < len(rows):
             raise RuntimeError(f"{len(rows) - len(acknowledged)} outbox events not acknowledged by the stream")
         return len(acknowledged)

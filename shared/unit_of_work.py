@@ -7,6 +7,10 @@
 
 Intake, every consumer, the deadline loop and the command handlers all write through this, so "transaction,
 enqueue, wake the relay" is written once.
+
+A unit of work that is one statement (`uow.single_statement()`) runs without a transaction block: PostgreSQL makes
+the statement atomic on its own, and the BEGIN and COMMIT round trips are saved. Its events go into the outbox in
+that same statement (`InboxOutbox.enqueue_from_sql`), and `work.enqueued()` wakes the relay after it.
 """
 
 from __future__ import annotations
@@ -21,9 +25,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts.envelope import Event
+from shared.db import autocommit
 from shared.inbox_outbox import InboxOutbox
 
 T = TypeVar("T")
+
+
+def _nothing() -> None:
+    """No relay to wake (a work without a service behind it, in tests)."""
 
 
 @dataclass
@@ -34,11 +43,16 @@ class Work:
     tables: InboxOutbox
     emitted: list[Event[Any]] = field(default_factory=list)
     woken: list[Callable[[], None]] = field(default_factory=list)
+    relay: Callable[[], None] = _nothing
 
     def wake_after_commit(self, wake: Callable[[], None]) -> None:
         """Call `wake` once this transaction has committed (a background worker with new rows to act on)."""
         if wake not in self.woken:
             self.woken.append(wake)
+
+    def enqueued(self) -> None:
+        """This work's own statement put events in the outbox: wake the relay once it has committed."""
+        self.wake_after_commit(self.relay)
 
     def emit(self, events: Iterable[Event[Any]]) -> None:
         """Publish these events if (and only if) the transaction commits."""
@@ -62,32 +76,54 @@ class UnitOfWork:
         self.sessions = sessions
         self.tables = tables
         self._wake = wake
+        self._autocommit = autocommit(sessions)
 
-    async def run(self, step: Callable[[Work], Awaitable[T]]) -> T:
+    async def run(self, step: Callable[[Work], Awaitable[T]], *, single_statement: bool = False) -> T:
         """`step` in a unit of work, tried once more when the pooled connection turns out to be dead.
 
         The pool does not ping a connection before lending it (a round trip on every checkout), so after the
         database restarts the first statement on a stale connection fails; nothing was written then, so the step
         is safe to repeat. Intake goes through here: a report must not get a 5xx for a connection it never used.
+        With `single_statement`, the step runs in `single_statement()`.
         """
+        begin = self.single_statement if single_statement else self.begin
         try:
-            async with self.begin() as work:
+            async with begin() as work:
                 return await step(work)
         except DBAPIError as failure:
             if not failure.connection_invalidated:
                 raise
-        async with self.begin() as work:
+        async with begin() as work:
             return await step(work)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[Work]:
         """One transaction: commits (with the emitted events in the outbox) on success, rolls back on error."""
         async with self.sessions() as session, session.begin():
-            work = Work(session, self.tables)
+            work = Work(session, self.tables, relay=self._wake)
             yield work
             if work.emitted:
                 await self.tables.enqueue(session, work.emitted)
         if work.emitted:
             self._wake()
+        for wake in work.woken:
+            wake()
+
+    @asynccontextmanager
+    async def single_statement(self) -> AsyncIterator[Work]:
+        """A unit of work of statements each atomic alone (autocommit): no BEGIN or COMMIT round trip.
+
+        For work that is one statement (or several that need no common transaction). It cannot `emit`: a
+        statement that publishes puts its events in the outbox itself and calls `work.enqueued()`.
+        """
+        if self._autocommit is None:
+            async with self.begin() as work:
+                yield work
+            return
+        async with self.sessions(bind=self._autocommit) as session:
+            work = Work(session, self.tables, relay=self._wake)
+            yield work
+            if work.emitted:
+                raise RuntimeError("a single-statement unit of work enqueues its events in its statement")
         for wake in work.woken:
             wake()

@@ -253,8 +253,8 @@ class _Measurement:
         self.progress.remove_task(task)
         cpu = cpu_delta(cpu_before, monitor.cpu_snapshot())
         await asyncio.sleep(1.0)  # PostgreSQL publishes its transaction counters at most once a second
-        commits_after, rollbacks_after = await self._transactions()
-        commits, rollbacks = commits_after - transactions_before[0], rollbacks_after - transactions_before[1]
+        after = await self._transactions()
+        commits, rollbacks, sessions = (a - b for a, b in zip(after, transactions_before, strict=True))
         events = (await self.js.stream_info(self.system.names.stream)).state.messages - events_before
         reached = await observe.timings(self.db, (reply.reference for reply in result.replies))
         ends = [at for timing in reached.values() for at in (timing.audit_last, timing.channel) if at is not None]
@@ -271,16 +271,18 @@ class _Measurement:
             "events_per_second": figures.rate(events, seconds),
             "postgres_commits_per_concern": round(commits / count, 1),
             "postgres_rollbacks_per_concern": round(rollbacks / count, 1),
+            "postgres_sessions_per_concern": round(sessions / count, 2),
             "profiles": profiler.hot_spots(),
         }, cpu
 
-    async def _transactions(self) -> tuple[int, int]:
+    async def _transactions(self) -> tuple[int, int, int]:
+        """Commits, rollbacks and sessions (connections opened) so far in the run's database."""
         await self.db.execute("select pg_stat_clear_snapshot()")
         row = await self.db.fetchrow(
-            "select xact_commit, xact_rollback from pg_stat_database where datname = current_database()"
+            "select xact_commit, xact_rollback, sessions from pg_stat_database where datname = current_database()"
         )
         assert row is not None
-        return int(row["xact_commit"]), int(row["xact_rollback"])
+        return int(row["xact_commit"]), int(row["xact_rollback"]), int(row["sessions"])
 
     async def _completeness(self) -> dict[str, Any]:
         task = self.progress.add_task("completeness: reading the stream and the ledger", total=None)

@@ -11,14 +11,14 @@ from fastapi import FastAPI
 from services.intake.channels import include_channels
 from services.intake.handlers import Intake
 from services.intake.openapi import publish_contract
-from services.intake.receipts import on_case_event
+from services.intake.receipts import on_case_events
 from services.intake.smtp import own_domains, smtp_listener
 from services.intake.store import SCHEMA, SqlIntakeStore
 from services.intake.sweeper import Sweeper, channel_parsers
 from shared.background import PollingLoop
 from shared.contracts.envelope import Event, utc_now
 from shared.contracts.events import ConcernReceived, IntakeQuarantined
-from shared.runtime import ServiceRuntime
+from shared.runtime import WIDE_POOL, ServiceRuntime
 from shared.settings import Settings, get_settings
 from shared.subjects import INTAKE_RECEIPTS
 from shared.tracing import shutdown_tracing
@@ -26,7 +26,7 @@ from shared.tracing import shutdown_tracing
 
 def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     """Build the intake HTTP app for these settings."""
-    runtime = ServiceRuntime(settings, service="intake", schema=SCHEMA)
+    runtime = ServiceRuntime(settings, service="intake", schema=SCHEMA, pool=WIDE_POOL)
     runtime.publishes(ConcernReceived, IntakeQuarantined)
     intake = Intake(uow=runtime.uow, store=SqlIntakeStore(), clock=utc_now)
     sweeper = Sweeper(
@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     runtime.consumer(
         Event,
         durable=INTAKE_RECEIPTS,
-        handler=on_case_event,
+        batch_handler=on_case_events,
         filter_subject=runtime.subjects.of_type("case.*"),
     )
 

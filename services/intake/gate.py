@@ -10,7 +10,6 @@ from starlette.requests import Request
 
 from services.intake.door import Body, RateLimiter, escape_unstorable, read_limited, refuse, retry_after_header
 from services.intake.handlers import Accepted, Intake, Rejected
-from services.intake.receipts import issue_receipt
 from shared.contracts.concern import Channel, ConcernReport
 from shared.settings import Settings
 
@@ -82,6 +81,7 @@ class Gate:
             content_type=arrival.content_type or "(none)",
             parse=parse,
             idempotency_key=idempotency_key,
+            receipt=refusal is None,
         )
         if refusal is not None:
             headers = {"Retry-After": retry_after_header(arrival.wait)} if refusal[0] == 429 else {}
@@ -89,10 +89,7 @@ class Gate:
         if isinstance(outcome, Accepted) and outcome.repeated:
             return Admission(outcome, 200)
         if isinstance(outcome, Accepted):
-            secret = await issue_receipt(
-                self.intake.uow, reference=outcome.reference, school_id=school_id, now=self.intake.clock()
-            )
-            return Admission(outcome, 202, receipt_secret=secret)
+            return Admission(outcome, 202, receipt_secret=outcome.receipt_secret)
         return Admission(outcome, 422)
 
 

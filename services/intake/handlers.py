@@ -1,9 +1,13 @@
-"""Intake's use case: keep the raw input, validate, accept (concern + outbox in one transaction)."""
+"""Intake's use case: keep the raw input, validate, accept (concern, receipt and outbox row in one statement).
+
+Two round trips to PostgreSQL a report: the raw bytes are committed (one statement, atomic alone) before anything
+parses them, then the acceptance is one statement too. Neither opens a transaction block.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -14,9 +18,11 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from services.intake.domain import concern_received, new_reference, quarantined
 from services.intake.email_in import AutomatedMessage
-from services.intake.store import IntakeStore
+from services.intake.receipts import digest as receipt_digest
+from services.intake.receipts import new_receipt_secret
+from services.intake.store import Acceptance, Arrived, IntakeStore, RawInput
+from shared.coalesce import Coalesced
 from shared.contracts.concern import Channel, ConcernReport
-from shared.contracts.events import ConcernReceived
 from shared.tracing import current_traceparent
 from shared.unit_of_work import UnitOfWork, Work
 from shared.validation import describe, problems
@@ -29,6 +35,7 @@ class Accepted:
     reference: str
     raw_input_id: uuid.UUID
     repeated: bool = False
+    receipt_secret: str | None = None  # with a first acceptance that asked for a receipt: shown to the reporter once
 
 
 @dataclass(frozen=True)
@@ -40,11 +47,34 @@ class Rejected:
 
 @dataclass
 class Intake:
-    """Everything receiving a concern needs; one per process, shared by every channel."""
+    """Everything receiving a concern needs; one per process, shared by every channel.
+
+    Reports arriving together are kept together, and accepted together: one statement (one round trip, one
+    commit) for every raw input that arrived while the previous statement was in flight (`shared.coalesce`).
+    A caller still returns only once its own row is committed, and a failing group is retried one by one.
+    """
 
     uow: UnitOfWork
     store: IntakeStore
     clock: Callable[[], datetime]
+    _keep: Coalesced[Arrived, RawInput] = field(init=False, repr=False)
+    _accept: Coalesced[Acceptance, bool] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._keep = Coalesced(self._keep_all, size=lambda arrived: len(arrived.body))  # bodies: up to 8 MB a group
+        self._accept = Coalesced(self._accept_all)
+
+    async def _keep_all(self, arrived: Sequence[Arrived]) -> list[RawInput]:
+        return await self.uow.run(lambda work: self.store.keep_raw_all(work.session, arrived), single_statement=True)
+
+    async def _accept_all(self, acceptances: Sequence[Acceptance]) -> list[bool]:
+        async def accept(work: Work) -> list[bool]:
+            accepted = await self.store.accept_all(work.session, acceptances)
+            if any(accepted):
+                work.enqueued()
+            return accepted
+
+        return await self.uow.run(accept, single_statement=True)
 
     async def receive(
         self,
@@ -55,26 +85,28 @@ class Intake:
         content_type: str,
         parse: Callable[[bytes], ConcernReport],
         idempotency_key: str | None = None,
+        receipt: bool = False,
     ) -> Accepted | Rejected:
-        """Keep `body` as received, then parse it; nothing is lost whether it is accepted or rejected."""
+        """Keep `body` as received, then parse it; nothing is lost whether it is accepted or rejected.
+
+        With `receipt`, a first acceptance also issues a receipt: its one-time secret comes back in `Accepted`.
+        """
         received_at = self.clock()
-        raw = await self.uow.run(
-            lambda work: self.store.keep_raw(
-                work.session,
-                school_id=school_id,
-                channel=channel.value,
-                content_type=content_type,
-                body=body,
-                received_at=received_at,
-                idempotency_key=idempotency_key,
-            )
+        raw = await self._keep.submit(
+            Arrived(school_id, channel.value, content_type, body, received_at, idempotency_key)
         )
         if raw.status == "accepted" and raw.reference:
             return Accepted(raw.reference, raw.raw_input_id, repeated=True)
         if raw.status == "rejected":
             return Rejected(raw.raw_input_id, raw.rejection_reason or "rejected earlier")
         return await self.finish(
-            raw.raw_input_id, body, school_id=school_id, channel=channel, parse=parse, received_at=received_at
+            raw.raw_input_id,
+            body,
+            school_id=school_id,
+            channel=channel,
+            parse=parse,
+            received_at=received_at,
+            receipt_secret=new_receipt_secret() if receipt else None,
         )
 
     async def finish(
@@ -86,6 +118,7 @@ class Intake:
         channel: Channel,
         parse: Callable[[bytes], ConcernReport],
         received_at: datetime,
+        receipt_secret: str | None = None,
     ) -> Accepted | Rejected:
         """Parse a kept raw input and accept it or quarantine it (also what the sweeper does with a stuck one)."""
         quarantine = partial(self._quarantine, raw_input_id, school_id=school_id, channel=channel, at=received_at)
@@ -115,8 +148,9 @@ class Intake:
                 received_at=received_at,
                 traceparent=current_traceparent(),
             )
+            receipt_sha256 = receipt_digest(receipt_secret) if receipt_secret else None
             try:
-                accepted = await self.uow.run(partial(self._accept, event=event))
+                accepted = await self._accept.submit(Acceptance(event, receipt_sha256))
             except IntegrityError:
                 # The same raw input was accepted concurrently (a retried post, or the sweeper and a slow receive).
                 async with self.uow.begin() as work:
@@ -130,14 +164,8 @@ class Intake:
                 await quarantine(reason, code="unstorable")
                 return Rejected(raw_input_id, reason)
             if accepted:
-                return Accepted(event.payload.reference, raw_input_id)
+                return Accepted(event.payload.reference, raw_input_id, receipt_secret=receipt_secret)
         raise RuntimeError(f"no free reference after {REFERENCE_ATTEMPTS} attempts")
-
-    async def _accept(self, work: Work, *, event: ConcernReceived) -> bool:
-        accepted = await self.store.accept(work.session, event)
-        if accepted:
-            work.emit([event])
-        return accepted
 
     async def _quarantine(
         self, raw_input_id: uuid.UUID, reason: str, *, code: str | None, school_id: str, channel: Channel, at: datetime

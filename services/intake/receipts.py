@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 
 from services.intake.tables import receipts
 from shared.contracts.envelope import Event
@@ -55,53 +56,75 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-async def issue_receipt(uow: UnitOfWork, *, reference: str, school_id: str, now: datetime) -> str:
-    """A new one-time secret for `reference` (only its hash is kept): shown to the reporter once."""
-    secret = secrets.token_urlsafe(12)
-    async with uow.begin() as work:
-        await work.session.execute(
-            insert(receipts)
-            .values(
-                reference=reference,
-                school_id=school_id,
-                secret_sha256=digest(secret),
-                status="received",
-                updated_at=now,
-            )
-            .on_conflict_do_update(index_elements=[receipts.c.reference], set_={"secret_sha256": digest(secret)})
-        )
-    return secret
+def new_receipt_secret() -> str:
+    """A new one-time secret for a receipt (only its hash is kept): shown to the reporter once."""
+    return secrets.token_urlsafe(12)
 
 
-async def on_case_event(event: Event[Any], *, work: Work) -> list[Event[Any]]:
-    """Move a receipt's stage on from the case events routing publishes (case.opened links case and reference)."""
-    payload = event.payload
-    if event.type == "case.opened":
+# The case events that can move a receipt's stage (stage_after leaves every other one where it is).
+MOVES = SEEN | HANDLING | {"case.closed", "case.reopened"}
+
+# case.opened links each case to its concern's reference (a receipt row exists already when one was issued).
+_LINK = sa.text(
+    """
+    insert into intake.receipts (reference, school_id, case_id, status, updated_at)
+    select reference, school_id, case_id, 'received', updated_at
+    from unnest(cast(:references as text[]), cast(:schools as text[]), cast(:case_ids as text[]),
+                cast(:times as timestamptz[])) as opened(reference, school_id, case_id, updated_at)
+    on conflict (reference) do update set case_id = excluded.case_id
+    """
+)
+_STAGES = sa.text(
+    "select case_id, status from intake.receipts "
+    "where case_id = any(cast(:case_ids as text[])) order by case_id for update"
+)
+_MOVE = sa.text(
+    """
+    update intake.receipts set status = moved.status, updated_at = moved.updated_at
+    from unnest(cast(:case_ids as text[]), cast(:statuses as text[]), cast(:times as timestamptz[]))
+      as moved(case_id, status, updated_at)
+    where receipts.case_id = moved.case_id
+    """
+)
+
+
+async def on_case_events(
+    events: Sequence[Event[Any]], *, work: Work, stream_sequences: Mapping[uuid.UUID, int] | None = None
+) -> None:
+    """Move receipts' stages on from a batch of case events (case.opened links case and reference), in at most
+    three statements: link the opened cases, read the stages that may move (locked), write the ones that moved."""
+    opened = {event.payload.reference: event for event in events if event.type == "case.opened"}
+    if opened:
         await work.session.execute(
-            insert(receipts)
-            .values(
-                reference=payload.reference,
-                school_id=event.school_id,
-                case_id=payload.case_id,
-                status="received",
-                updated_at=event.occurred_at,
-            )
-            .on_conflict_do_update(index_elements=[receipts.c.reference], set_={"case_id": payload.case_id})
+            _LINK,
+            {
+                "references": list(opened),
+                "schools": [event.school_id for event in opened.values()],
+                "case_ids": [event.payload.case_id for event in opened.values()],
+                "times": [event.occurred_at for event in opened.values()],
+            },
         )
-        return []
-    case_id = getattr(payload, "case_id", None)
-    if case_id is None:
-        return []
-    current = (
-        await work.session.execute(sa.select(receipts.c.status).where(receipts.c.case_id == case_id).with_for_update())
-    ).scalar_one_or_none()
-    if current is not None and stage_after(current, event.type) != current:
+    moving = [event for event in events if event.type in MOVES and getattr(event.payload, "case_id", None)]
+    if not moving:
+        return
+    case_ids = sorted({event.payload.case_id for event in moving})
+    stages = {row.case_id: row.status for row in await work.session.execute(_STAGES, {"case_ids": case_ids})}
+    moved: dict[str, tuple[str, datetime]] = {}
+    for event in moving:
+        case_id = event.payload.case_id
+        current = stages.get(case_id)
+        if current is not None and (stage := stage_after(current, event.type)) != current:
+            stages[case_id] = stage
+            moved[case_id] = (stage, event.occurred_at)
+    if moved:
         await work.session.execute(
-            sa.update(receipts)
-            .where(receipts.c.case_id == case_id)
-            .values(status=stage_after(current, event.type), updated_at=event.occurred_at)
+            _MOVE,
+            {
+                "case_ids": list(moved),
+                "statuses": [stage for stage, _ in moved.values()],
+                "times": [at for _, at in moved.values()],
+            },
         )
-    return []
 
 
 async def stage_of(uow: UnitOfWork, *, reference: str, secret: str) -> str | None:

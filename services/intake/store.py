@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.intake.statements import ACCEPT_ALL, EARLIER_RAW, KEEP_RAW_ALL, SCHEMA
 from shared.contracts.events import ConcernReceived
 
-SCHEMA = "intake"
 metadata = sa.MetaData(schema=SCHEMA)
 
 raw_inputs = sa.Table(
@@ -46,28 +47,32 @@ concerns = sa.Table(
 )
 
 
-# The concern and the link from its raw input, in one round trip; nothing when the reference is taken.
-_ACCEPT = sa.text(
-    f"""
-    with concern as (
-      insert into {SCHEMA}.concerns (reference, school_id, raw_input_id, event_id, received_at, payload)
-      values (:reference, :school_id, :raw_input_id, :event_id, :received_at, cast(:payload as jsonb))
-      on conflict (reference) do nothing
-      returning reference, raw_input_id
-    )
-    update {SCHEMA}.raw_inputs set status = 'accepted', reference = concern.reference
-    from concern where raw_inputs.raw_input_id = concern.raw_input_id
-    returning concern.reference
-    """
-)
-
-
 @dataclass(frozen=True)
 class RawInput:
     raw_input_id: uuid.UUID
     status: str
     reference: str | None
     rejection_reason: str | None
+
+
+@dataclass(frozen=True)
+class Arrived:
+    """An input to keep as it was received."""
+
+    school_id: str
+    channel: str
+    content_type: str
+    body: bytes
+    received_at: datetime
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """A concern to accept, with its receipt's secret hash when a receipt was asked for."""
+
+    event: ConcernReceived
+    receipt_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,11 +105,17 @@ class IntakeStore(Protocol):
 
     async def reference_of(self, session: AsyncSession, *, raw_input_id: uuid.UUID) -> str | None: ...
 
-    async def accept(self, session: AsyncSession, event: ConcernReceived) -> bool: ...
+    async def accept(
+        self, session: AsyncSession, event: ConcernReceived, *, receipt_sha256: str | None = None
+    ) -> bool: ...
+
+    async def keep_raw_all(self, session: AsyncSession, arrived: Sequence[Arrived]) -> list[RawInput]: ...
+
+    async def accept_all(self, session: AsyncSession, acceptances: Sequence[Acceptance]) -> list[bool]: ...
 
 
 class SqlIntakeStore:
-    """Raw inputs first, then the concern and its outbox row in one transaction."""
+    """Raw inputs first, then the concern, its receipt and its outbox row in one statement."""
 
     async def keep_raw(
         self,
@@ -118,36 +129,35 @@ class SqlIntakeStore:
         idempotency_key: str | None,
     ) -> RawInput:
         """Store the input exactly as received; with a repeated idempotency key, return the earlier one."""
-        new_id = uuid.uuid4()
-        inserted = (
-            await session.execute(
-                insert(raw_inputs)
-                .values(
-                    raw_input_id=new_id,
-                    school_id=school_id,
-                    channel=channel,
-                    content_type=content_type,
-                    body=body,
-                    idempotency_key=idempotency_key,
-                    received_at=received_at,
-                    status="received",
-                )
-                .on_conflict_do_nothing()
-                .returning(raw_inputs.c.raw_input_id)
-            )
-        ).first()
-        if inserted is not None:
-            return RawInput(new_id, "received", None, None)
-        earlier = (
-            await session.execute(
-                sa.select(raw_inputs).where(
-                    raw_inputs.c.school_id == school_id,
-                    raw_inputs.c.channel == channel,
-                    raw_inputs.c.idempotency_key == idempotency_key,
-                )
-            )
-        ).one()
-        return RawInput(earlier.raw_input_id, earlier.status, earlier.reference, earlier.rejection_reason)
+        arrived = Arrived(school_id, channel, content_type, body, received_at, idempotency_key)
+        [kept] = await self.keep_raw_all(session, [arrived])
+        return kept
+
+    async def keep_raw_all(self, session: AsyncSession, arrived: Sequence[Arrived]) -> list[RawInput]:
+        """Store inputs exactly as received, one statement for all; a repeated idempotency key gives the earlier."""
+        new_ids = [uuid.uuid4() for _ in arrived]
+        inserted = await session.execute(
+            KEEP_RAW_ALL,
+            {
+                "ids": new_ids,
+                "schools": [a.school_id for a in arrived],
+                "channels": [a.channel for a in arrived],
+                "content_types": [a.content_type for a in arrived],
+                "bodies": [a.body for a in arrived],
+                "keys": [a.idempotency_key for a in arrived],
+                "received": [a.received_at for a in arrived],
+            },
+        )
+        kept = set(inserted.scalars())
+        found = []
+        for new_id, a in zip(new_ids, arrived, strict=True):
+            if new_id in kept:
+                found.append(RawInput(new_id, "received", None, None))
+                continue
+            parameters = {"school_id": a.school_id, "channel": a.channel, "idempotency_key": a.idempotency_key}
+            earlier = (await session.execute(EARLIER_RAW, parameters)).one()
+            found.append(RawInput(earlier.raw_input_id, earlier.status, earlier.reference, earlier.rejection_reason))
+        return found
 
     async def reject(self, session: AsyncSession, *, raw_input_id: uuid.UUID, reason: str) -> bool:
         """Mark a raw input still `received` as quarantined with its reason (the bytes stay); False if it was not."""
@@ -181,18 +191,29 @@ class SqlIntakeStore:
             await session.execute(sa.select(concerns.c.reference).where(concerns.c.raw_input_id == raw_input_id))
         ).scalar_one_or_none()
 
-    async def accept(self, session: AsyncSession, event: ConcernReceived) -> bool:
-        """Record the concern and link its raw input (one statement); False if the reference is already taken."""
-        payload = event.payload
-        accepted = await session.execute(
-            _ACCEPT,
+    async def accept(self, session: AsyncSession, event: ConcernReceived, *, receipt_sha256: str | None = None) -> bool:
+        """Record the concern, link its raw input, issue its receipt (given the secret's hash) and put the event in
+        the outbox, in one statement; False (and nothing written) if the reference is already taken."""
+        [accepted] = await self.accept_all(session, [Acceptance(event, receipt_sha256)])
+        return accepted
+
+    async def accept_all(self, session: AsyncSession, acceptances: Sequence[Acceptance]) -> list[bool]:
+        """`accept` for many concerns in one statement; each False one wrote nothing (its reference was taken)."""
+        events = [a.event for a in acceptances]
+        linked = await session.execute(
+            ACCEPT_ALL,
             {
-                "reference": payload.reference,
-                "school_id": event.school_id,
-                "raw_input_id": uuid.UUID(payload.raw_input_id),
-                "event_id": event.event_id,
-                "received_at": payload.received_at,
-                "payload": payload.model_dump_json(),
+                "references": [e.payload.reference for e in events],
+                "schools": [e.school_id for e in events],
+                "raw_ids": [uuid.UUID(e.payload.raw_input_id) for e in events],
+                "event_ids": [e.event_id for e in events],
+                "received": [e.payload.received_at for e in events],
+                "payloads": [e.payload.model_dump_json() for e in events],
+                "receipts": [a.receipt_sha256 for a in acceptances],
+                "types": [e.type for e in events],
+                "bodies": [e.model_dump_json() for e in events],
+                "traceparents": [e.traceparent for e in events],
             },
         )
-        return accepted.first() is not None
+        done = set(linked.scalars())
+        return [e.event_id in done for e in events]

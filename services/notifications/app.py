@@ -27,7 +27,7 @@ from shared.contracts.events import (
     NotificationRequested,
     NotificationSent,
 )
-from shared.runtime import ServiceRuntime
+from shared.runtime import WIDE_POOL, ServiceRuntime
 from shared.settings import Settings, get_settings
 from shared.subjects import NOTIFICATIONS_REQUESTS
 from shared.tracing import shutdown_tracing
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     """Build the notifications app for these settings."""
-    runtime = ServiceRuntime(settings, service="notifications", schema=SCHEMA)
+    runtime = ServiceRuntime(settings, service="notifications", schema=SCHEMA, pool=WIDE_POOL)
     runtime.publishes(NotificationSent, NotificationDelivered, NotificationFailed, NotificationAcknowledged)
     options = NotificationSettings()
     signer = ack_links(settings, options)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.envelope import parse_event
@@ -157,7 +157,11 @@ class SqlDeliveries:
             return []
         claimed = await session.execute(
             sa.update(deliveries)
-            .where(deliveries.c.notification_id.in_([r.notification_id for r in rows]))
+            # An array parameter, not an IN list: one statement text (prepared once) whatever the batch's size.
+            .where(
+                deliveries.c.notification_id
+                == sa.any_(sa.bindparam("ids", [r.notification_id for r in rows], type_=ARRAY(sa.Text)))
+            )
             .values(
                 status="sending",
                 attempts=deliveries.c.attempts + 1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,6 +11,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifications.store import push_subscriptions
+from shared.coalesce import Coalesced
+from shared.db import autocommit
+
+_FOR_PEOPLE = sa.text(
+    "select person_id, endpoint, p256dh, auth from notifications.push_subscriptions "
+    "where person_id = any(cast(:people as text[])) order by created_at"
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,9 @@ class SqlPushSubscriptions:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        reads = autocommit(sessions)
+        self._reads = {"bind": reads} if reads is not None else {}
+        self._lookups: Coalesced[str, list[PushSubscription]] = Coalesced(self._for_people)
 
     async def save(self, subscription: PushSubscription, *, person_id: str, at: datetime) -> None:
         """Keep a subscription for a person; the same endpoint subscribing again moves to this person."""
@@ -64,10 +75,13 @@ class SqlPushSubscriptions:
             return await remove_subscription(session, endpoint, person_id=person_id)
 
     async def for_person(self, person_id: str) -> list[PushSubscription]:
-        async with self._sessions() as session:
-            rows = await session.execute(
-                sa.select(push_subscriptions.c.endpoint, push_subscriptions.c.p256dh, push_subscriptions.c.auth)
-                .where(push_subscriptions.c.person_id == person_id)
-                .order_by(push_subscriptions.c.created_at)
-            )
-            return [PushSubscription(endpoint=r.endpoint, p256dh=r.p256dh, auth=r.auth) for r in rows]
+        """The person's browsers, oldest subscription first. Asked on every push: the sends in flight together
+        share one statement (one round trip, no transaction block)."""
+        return await self._lookups.submit(person_id)
+
+    async def _for_people(self, people: Sequence[str]) -> list[list[PushSubscription]]:
+        found: dict[str, list[PushSubscription]] = {person_id: [] for person_id in people}
+        async with self._sessions(**self._reads) as session:
+            for r in await session.execute(_FOR_PEOPLE, {"people": list(found)}):
+                found[r.person_id].append(PushSubscription(endpoint=r.endpoint, p256dh=r.p256dh, auth=r.auth))
+        return [list(found[person_id]) for person_id in people]

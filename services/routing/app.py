@@ -12,13 +12,14 @@ from faststream import FastStream
 from services.routing.break_glass import on_record_viewed
 from services.routing.case_command_edge import register_commands
 from services.routing.command_auth import CommandGate
-from services.routing.failures import on_notification_failed
-from services.routing.handlers import Routing, on_concern_received, on_deadline_due, on_notification_acknowledged
+from services.routing.failure_store import SqlNotificationFailures
+from services.routing.failures import on_notifications_failed
+from services.routing.handlers import Routing, on_concerns_received, on_deadline_due, on_notification_acknowledged
 from services.routing.operations import on_dead_lettered
 from services.routing.policy_book import PolicyBook
 from services.routing.policy_command import register_policy_commands
 from services.routing.quarantines import on_intake_quarantined
-from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines, SqlNotificationFailures
+from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines
 from services.routing.timers import DeadlineScheduler
 from shared.actor_tokens import ActorVerifier
 from shared.contracts.case_events import CASE_WORKFLOW_EVENTS, CaseCommandRefused, DebriefActionDue
@@ -83,11 +84,11 @@ class RoutingService:
             debrief_every=timedelta(hours=settings.debrief_reminder_hours),
         )
         self.runtime.admission.known_school = self.routing.policies.adopted
-        triage = partial(on_concern_received, routing=self.routing)
-        triage.__doc__ = on_concern_received.__doc__
+        triage = partial(on_concerns_received, routing=self.routing)
+        triage.__doc__ = on_concerns_received.__doc__
         acknowledged = partial(on_notification_acknowledged, routing=self.routing)
         acknowledged.__doc__ = on_notification_acknowledged.__doc__
-        self.runtime.consumer(ConcernReceived, durable=ROUTING_CONCERNS, handler=triage)
+        self.runtime.consumer(ConcernReceived, durable=ROUTING_CONCERNS, batch_handler=triage, traces_events=True)
         self.runtime.consumer(NotificationAcknowledged, durable=ROUTING_ACKNOWLEDGEMENTS, handler=acknowledged)
         verifier = ActorVerifier.from_folder(settings.actor_keys_dir)
         log.info("case commands accepted from issuers: %s", ", ".join(verifier.issuers) or "none")
@@ -104,13 +105,13 @@ class RoutingService:
             poll_seconds=settings.outbox_poll_seconds,
         )
         failed = partial(
-            on_notification_failed,
+            on_notifications_failed,
             routing=self.routing,
             failures=SqlNotificationFailures(),
             wake_scheduler=self.scheduler.wake,
         )
-        failed.__doc__ = on_notification_failed.__doc__
-        self.runtime.consumer(NotificationFailed, durable=ROUTING_FAILURES, handler=failed)
+        failed.__doc__ = on_notifications_failed.__doc__
+        self.runtime.consumer(NotificationFailed, durable=ROUTING_FAILURES, batch_handler=failed, traces_events=True)
         dead = partial(on_dead_lettered, routing=self.routing)
         dead.__doc__ = on_dead_lettered.__doc__
         self.runtime.consumer(OpsDeadLettered, durable=ROUTING_DEAD_LETTERS, handler=dead)

@@ -3,52 +3,50 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from services.routing.domain import ACKNOWLEDGE, notification_requests
+from services.routing.failure_store import FailedNotification, NotificationFailures
 from services.routing.fallback import next_channel, people_at_rung
 from services.routing.handlers import Routing
-from services.routing.quiet import hold_for_quiet_hours
-from services.routing.store import SqlNotificationFailures
+from services.routing.policy.model import Policy
+from services.routing.quiet import quiet_hold
+from services.routing.store import DueDeadline
+from shared.consumer import handling
 from shared.contracts.envelope import Event
 from shared.contracts.events import NotificationFailed
+from shared.subjects import ROUTING_FAILURES
 from shared.unit_of_work import Work
 
 log = logging.getLogger(__name__)
 
 
-async def on_notification_failed(
-    event: NotificationFailed,
-    *,
-    work: Work,
-    routing: Routing,
-    failures: SqlNotificationFailures,
-    wake_scheduler: Callable[[], None],
-) -> list[Event[Any]]:
-    """A notification failed for good: try that person's next channel, else bring the escalation forward to now."""
+@dataclass(frozen=True)
+class Step:
+    """What one failure leads to: requests on the person's next channel, or the escalation brought forward."""
+
+    requests: list[Event[Any]] = field(default_factory=list)
+    bring_forward: str | None = None  # the acknowledgement deadline to make due now
+
+
+def after_failure(
+    event: NotificationFailed, *, deadline: DueDeadline | None, failed_ids: set[str], policy: Policy, now: datetime
+) -> Step:
+    """Given the case's pending acknowledgement deadline and the notifications failed so far (pure)."""
     failed = event.payload
-    session, now = work.session, routing.clock()
-    await failures.record(
-        session,
-        notification_id=failed.notification_id,
-        case_id=failed.case_id,
-        person_id=failed.recipient_person_id,
-        channel=failed.channel,
-        at=now,
-    )
-    deadline = await routing.deadlines.pending(session, case_id=failed.case_id, kind=ACKNOWLEDGE)
     if deadline is None:  # acknowledged already, or the ladder has run out: nothing waits on this person
-        return []
+        return Step()
     rung = int(deadline.detail.get("rung", 0))
     person = next(
         (p for p in people_at_rung(deadline.detail, rung=rung) if p.person_id == failed.recipient_person_id), None
     )
     if person is None:  # a failure from an earlier rung: escalation has already moved on
-        return []
+        return Step()
     urgency = deadline.detail["urgency"]
-    failed_ids = await failures.failed_ids(session, case_id=failed.case_id)
-    policy = routing.policies.current(event.school_id)
     fallback = next_channel(
         person, urgency=urgency, case_id=failed.case_id, rung=rung, failed_ids=failed_ids, plan=policy.notifications
     )
@@ -67,11 +65,57 @@ async def on_notification_failed(
             only_channel=fallback.channel,
             plan=policy.notifications,
         )
-        return await hold_for_quiet_hours(
-            requests, session=session, deadlines=routing.deadlines, policy=policy, now=now
-        )
+        return Step(requests=list(requests))
     if fallback.step == "unreachable":
         log.warning("case %s: %s cannot be reached on any channel; escalating now", failed.case_id, person.person_id)
-        await routing.deadlines.bring_forward(session, deadline_id=deadline.deadline_id, to=now)
+        return Step(bring_forward=deadline.deadline_id)
+    return Step()
+
+
+async def on_notifications_failed(
+    events: Sequence[NotificationFailed],
+    *,
+    work: Work,
+    routing: Routing,
+    failures: NotificationFailures,
+    wake_scheduler: Callable[[], None],
+    stream_sequences: Mapping[uuid.UUID, int] | None = None,
+) -> None:
+    """Notifications failed for good: try each person's next channel, else bring the escalation forward to now.
+
+    A batch is a handful of statements: the failures recorded, the cases' failures so far and pending
+    acknowledgement deadlines read (locked), then the holds for quiet hours and the deadlines brought forward.
+    Each failure sees the ones before it in the batch, as if they had come one at a time."""
+    session, now = work.session, routing.clock()
+    case_ids = sorted({event.payload.case_id for event in events})
+    failed_so_far = await failures.failed_ids(session, case_ids=case_ids)
+    await failures.record(
+        session,
+        [
+            FailedNotification(
+                e.payload.notification_id, e.payload.case_id, e.payload.recipient_person_id, e.payload.channel
+            )
+            for e in events
+        ],
+        at=now,
+    )
+    pending = await routing.deadlines.pending(session, case_ids=case_ids, kind=ACKNOWLEDGE)
+    held: list[DueDeadline] = []
+    brought_forward: list[str] = []
+    for event in events:
+        failed_ids = failed_so_far[event.payload.case_id]
+        failed_ids.add(event.payload.notification_id)
+        policy = routing.policies.current(event.school_id)
+        with handling(ROUTING_FAILURES, event):  # a fallback request is a child of this span
+            step = after_failure(
+                event, deadline=pending.get(event.payload.case_id), failed_ids=failed_ids, policy=policy, now=now
+            )
+        publish, hold = quiet_hold(step.requests, policy=policy, now=now)
+        work.emit(publish)
+        held += hold
+        if step.bring_forward is not None:
+            brought_forward.append(step.bring_forward)
+    await routing.deadlines.set_all(session, held)
+    if brought_forward:
+        await routing.deadlines.bring_forward(session, deadline_ids=brought_forward, to=now)
         work.wake_after_commit(wake_scheduler)
-    return []

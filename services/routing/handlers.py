@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,12 +31,13 @@ from services.routing.policy import ACKNOWLEDGE
 from services.routing.policy.decide import acknowledge_by, decide, escalation_ladder
 from services.routing.policy.decision import Recipient
 from services.routing.policy.floor import HEADTEACHER, NAMED_GOVERNOR
-from services.routing.policy.model import Urgency
+from services.routing.policy.model import Policy, Urgency
 from services.routing.policy.notifying import NotificationPlan
 from services.routing.policy_book import POLICY_REVIEW, PolicyBook
-from services.routing.quiet import DEFERRED, hold_for_quiet_hours, released
+from services.routing.quiet import DEFERRED, hold_for_quiet_hours, quiet_hold, released
 from services.routing.standing_alert import next_alert, standing_alert_events
-from services.routing.store import CaseEvents, Deadlines, DueDeadline
+from services.routing.store import CaseEvents, Deadlines, DueDeadline, OpenedCase
+from shared.consumer import handling
 from shared.contracts.envelope import Actor, Event, parse_event
 from shared.contracts.events import (
     POLICY_REVIEW_DUE,
@@ -50,6 +52,7 @@ from shared.contracts.events import (
     PolicyReviewDue,
     PolicyReviewDuePayload,
 )
+from shared.subjects import ROUTING_CONCERNS
 from shared.unit_of_work import Work
 
 log = logging.getLogger(__name__)
@@ -67,33 +70,26 @@ class Routing:
     debrief_every: timedelta = timedelta(days=7)
 
 
-async def on_concern_received(event: ConcernReceived, *, work: Work, routing: Routing) -> list[Event[Any]]:
-    """Decide under the school's current policy; open and triage the case; request notifications; set deadlines."""
-    session = work.session
-    policy = routing.policies.current(event.school_id)
+@dataclass(frozen=True)
+class Triage:
+    """What triaging one concern comes to: events to publish now, the new case, and the deadlines to set."""
+
+    publish: list[Event[Any]]
+    case: OpenedCase
+    deadlines: list[DueDeadline]
+
+
+def triage(event: ConcernReceived, *, policy: Policy, now: datetime) -> Triage:
+    """Decide under the school's policy: the case's first events, who is told, by when (pure)."""
     decision = decide(event.payload, policy)
     for alert in decision.alerts:  # operational alerts name the reference, never a person
         log.error("ROUTING ALERT %s: %s", event.school_id, alert)
-    now = routing.clock()
     events = triage_events(event, decision, now=now, plan=policy.notifications)
     case_id = case_id_for(event)
-    case_stream = [e for e in events if e.AGGREGATE == "case"]
-    version = await routing.case_events.append(session, case_id=case_id, events=case_stream, expected_version=0)
-    await routing.case_events.index(
-        session,
-        case_id=case_id,
-        school_id=event.school_id,
-        reference=event.payload.reference,
-        version=version,
-        status="open",
-        policy_version=decision.policy_version,
-        opened_at=now,
-    )
     ladder = ladder_as_data(escalation_ladder(decision, policy=policy))
     told = [r.model_dump(mode="json") for r in decision.recipients]
-    for deadline in (e for e in events if isinstance(e, DeadlineSet)):
-        await routing.deadlines.set(
-            session,
+    deadlines = [
+        DueDeadline(
             deadline_id=deadline.payload.deadline_id,
             school_id=event.school_id,
             case_id=case_id,
@@ -110,7 +106,48 @@ async def on_concern_received(event: ConcernReceived, *, work: Work, routing: Ro
                 "cause": deadline.model_dump(mode="json"),
             },
         )
-    return await hold_for_quiet_hours(events, session=session, deadlines=routing.deadlines, policy=policy, now=now)
+        for deadline in events
+        if isinstance(deadline, DeadlineSet)
+    ]
+    publish, held = quiet_hold(events, policy=policy, now=now)
+    case = OpenedCase(
+        case_id=case_id,
+        school_id=event.school_id,
+        reference=event.payload.reference,
+        events=[e for e in events if e.AGGREGATE == "case"],
+        policy_version=decision.policy_version,
+        opened_at=now,
+    )
+    return Triage(publish=publish, case=case, deadlines=deadlines + held)
+
+
+async def on_concerns_received(
+    events: Sequence[ConcernReceived],
+    *,
+    work: Work,
+    routing: Routing,
+    stream_sequences: Mapping[uuid.UUID, int] | None = None,
+) -> None:
+    """Decide each concern under its school's current policy; open and triage the cases, request notifications
+    and set deadlines for the whole batch with one statement for the cases and one for the deadlines."""
+    now = routing.clock()
+    triaged = []
+    for event in events:
+        with handling(ROUTING_CONCERNS, event):  # the requests and case events are children of this span
+            done = triage(event, policy=routing.policies.current(event.school_id), now=now)
+        work.emit(done.publish)
+        triaged.append(done)
+    await routing.case_events.open_all(work.session, [done.case for done in triaged])
+    await routing.deadlines.set_all(work.session, [row for done in triaged for row in done.deadlines])
+
+
+async def on_concern_received(event: ConcernReceived, *, work: Work, routing: Routing) -> list[Event[Any]]:
+    """One concern through `on_concerns_received`: returns the events it would publish instead of emitting them."""
+    before = len(work.emitted)
+    await on_concerns_received([event], work=work, routing=routing)
+    published = work.emitted[before:]
+    del work.emitted[before:]
+    return published
 
 
 async def on_notification_acknowledged(

@@ -42,14 +42,13 @@ def held_back(
     return now_events, held
 
 
-async def hold_for_quiet_hours(
-    events: Sequence[Event[Any]], *, session: AsyncSession, deadlines: Deadlines, policy: Policy, now: datetime
-) -> list[Event[Any]]:
-    """Keep non-urgent requests asked for in quiet hours until they end; returns what goes now."""
+def quiet_hold(
+    events: Sequence[Event[Any]], *, policy: Policy, now: datetime
+) -> tuple[list[Event[Any]], list[DueDeadline]]:
+    """The events to publish now, and the deadline rows that hold the rest until quiet hours end."""
     now_events, held = held_back(events, policy=policy, now=now)
-    for (case_id, until), requests in held.items():
-        await deadlines.set(
-            session,
+    rows = [
+        DueDeadline(
             deadline_id=derived_id(DEFERRED, *sorted(r.payload.notification_id for r in requests)),
             school_id=requests[0].school_id,
             case_id=case_id,
@@ -60,6 +59,17 @@ async def hold_for_quiet_hours(
                 "cause": requests[0].model_dump(mode="json"),
             },
         )
+        for (case_id, until), requests in held.items()
+    ]
+    return now_events, rows
+
+
+async def hold_for_quiet_hours(
+    events: Sequence[Event[Any]], *, session: AsyncSession, deadlines: Deadlines, policy: Policy, now: datetime
+) -> list[Event[Any]]:
+    """Keep non-urgent requests asked for in quiet hours until they end; returns what goes now."""
+    now_events, held = quiet_hold(events, policy=policy, now=now)
+    await deadlines.set_all(session, held)
     return now_events
 
 

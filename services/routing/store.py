@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,9 +13,9 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.routing.statements import BRING_FORWARD, OPEN_ALL, PENDING, SCHEMA, SET_ALL
 from shared.contracts.envelope import Event, parse_event
 
-SCHEMA = "routing"
 metadata = sa.MetaData(schema=SCHEMA)
 
 case_events = sa.Table(
@@ -90,6 +91,18 @@ class ConcurrencyConflict(Exception):
     """Another writer appended to the case first; reload and decide again."""
 
 
+@dataclass(frozen=True)
+class OpenedCase:
+    """A new case: its first events (versions 1..n) and its index row."""
+
+    case_id: str
+    school_id: str
+    reference: str
+    events: Sequence[Event[Any]]
+    policy_version: int
+    opened_at: datetime
+
+
 class CaseEvents(Protocol):
     """What routing asks of its case event store (`SqlCaseEvents`; a fake in tests/support/fakes.py)."""
 
@@ -115,6 +128,8 @@ class CaseEvents(Protocol):
     async def advance(
         self, session: AsyncSession, *, case_id: str, version: int, status: str | None = None
     ) -> None: ...
+
+    async def open_all(self, session: AsyncSession, opened: Sequence[OpenedCase]) -> None: ...
 
 
 class SqlCaseEvents:
@@ -185,6 +200,33 @@ class SqlCaseEvents:
             values["status"] = status
         await session.execute(sa.update(cases).where(cases.c.case_id == case_id).values(**values))
 
+    async def open_all(self, session: AsyncSession, opened: Sequence[OpenedCase]) -> None:
+        """Append each new case's first events and index it `open`, one statement for them all; raises
+        ConcurrencyConflict if any of them already has events."""
+        if not opened:
+            return
+        appended = [(case, version, event) for case in opened for version, event in enumerate(case.events, start=1)]
+        try:
+            await session.execute(
+                OPEN_ALL,
+                {
+                    "event_cases": [case.case_id for case, _, _ in appended],
+                    "versions": [version for _, version, _ in appended],
+                    "event_schools": [event.school_id for _, _, event in appended],
+                    "event_ids": [event.event_id for _, _, event in appended],
+                    "types": [event.type for _, _, event in appended],
+                    "bodies": [event.model_dump_json() for _, _, event in appended],
+                    "case_ids": [case.case_id for case in opened],
+                    "schools": [case.school_id for case in opened],
+                    "references": [case.reference for case in opened],
+                    "case_versions": [len(case.events) for case in opened],
+                    "policy_versions": [case.policy_version for case in opened],
+                    "opened_at": [case.opened_at for case in opened],
+                },
+            )
+        except IntegrityError as clash:
+            raise ConcurrencyConflict(f"one of {len(opened)} new cases has events already") from clash
+
 
 @dataclass(frozen=True)
 class DueDeadline:
@@ -211,13 +253,15 @@ class Deadlines(Protocol):
         detail: dict[str, Any],
     ) -> None: ...
 
+    async def set_all(self, session: AsyncSession, rows: Sequence[DueDeadline]) -> None: ...
+
     async def claim_due(self, session: AsyncSession, *, now: datetime, limit: int = 50) -> list[DueDeadline]: ...
 
     async def close(self, session: AsyncSession, *, deadline_id: str, status: str, at: datetime) -> None: ...
 
-    async def pending(self, session: AsyncSession, *, case_id: str, kind: str) -> DueDeadline | None: ...
+    async def pending(self, session: AsyncSession, *, case_ids: Sequence[str], kind: str) -> dict[str, DueDeadline]: ...
 
-    async def bring_forward(self, session: AsyncSession, *, deadline_id: str, to: datetime) -> None: ...
+    async def bring_forward(self, session: AsyncSession, *, deadline_ids: Sequence[str], to: datetime) -> None: ...
 
     async def cancel_for_case(
         self,
@@ -258,6 +302,22 @@ class SqlDeadlines:
             .on_conflict_do_nothing()
         )
 
+    async def set_all(self, session: AsyncSession, rows: Sequence[DueDeadline]) -> None:
+        """Set these pending deadlines (one statement); a deadline id already set is left as it is."""
+        if not rows:
+            return
+        await session.execute(
+            SET_ALL,
+            {
+                "ids": [row.deadline_id for row in rows],
+                "schools": [row.school_id for row in rows],
+                "case_ids": [row.case_id for row in rows],
+                "kinds": [row.kind for row in rows],
+                "due": [row.due_at for row in rows],
+                "details": [json.dumps(row.detail) for row in rows],
+            },
+        )
+
     async def claim_due(self, session: AsyncSession, *, now: datetime, limit: int = 50) -> list[DueDeadline]:
         """Pending deadlines that are due, locked so no other instance fires them too."""
         rows = await session.execute(
@@ -275,28 +335,22 @@ class SqlDeadlines:
             sa.update(deadlines).where(deadlines.c.deadline_id == deadline_id).values(status=status, fired_at=at)
         )
 
-    async def pending(self, session: AsyncSession, *, case_id: str, kind: str) -> DueDeadline | None:
-        """The case's pending deadline of this kind (locked: it is about to be moved or fired), if any."""
-        row = (
-            await session.execute(
-                sa.select(deadlines)
-                .where(deadlines.c.case_id == case_id, deadlines.c.kind == kind, deadlines.c.status == "pending")
-                .order_by(deadlines.c.due_at)
-                .limit(1)
-                .with_for_update()
-            )
-        ).first()
-        if row is None:
-            return None
-        return DueDeadline(row.deadline_id, row.school_id, row.case_id, row.kind, row.due_at, dict(row.detail))
+    async def pending(self, session: AsyncSession, *, case_ids: Sequence[str], kind: str) -> dict[str, DueDeadline]:
+        """Each case's soonest pending deadline of this kind, if it has one (locked: about to be moved or fired)."""
+        if not case_ids:
+            return {}
+        rows = await session.execute(PENDING, {"case_ids": list(case_ids), "kind": kind})
+        # Latest first, so the soonest of each case is the one left in the dictionary.
+        return {
+            r.case_id: DueDeadline(r.deadline_id, r.school_id, r.case_id, r.kind, r.due_at, dict(r.detail))
+            for r in rows
+        }
 
-    async def bring_forward(self, session: AsyncSession, *, deadline_id: str, to: datetime) -> None:
-        """Make a pending deadline due at `to` (if that is sooner): the scheduler fires it, once, as usual."""
-        await session.execute(
-            sa.update(deadlines)
-            .where(deadlines.c.deadline_id == deadline_id, deadlines.c.status == "pending", deadlines.c.due_at > to)
-            .values(due_at=to)
-        )
+    async def bring_forward(self, session: AsyncSession, *, deadline_ids: Sequence[str], to: datetime) -> None:
+        """Make pending deadlines due at `to` (those due later): the scheduler fires each, once, as usual."""
+        if not deadline_ids:
+            return
+        await session.execute(BRING_FORWARD, {"ids": list(deadline_ids), "to": to})
 
     async def cancel_for_case(
         self,
@@ -375,27 +429,6 @@ class SqlPolicyVersions:
                 adopted_at=adopted_at,
             )
         )
-
-
-class SqlNotificationFailures:
-    """Notifications that failed for good, by case: which channels to a person are known dead."""
-
-    async def record(
-        self, session: AsyncSession, *, notification_id: str, case_id: str, person_id: str, channel: str, at: datetime
-    ) -> None:
-        await session.execute(
-            insert(notification_failures)
-            .values(
-                notification_id=notification_id, case_id=case_id, person_id=person_id, channel=channel, failed_at=at
-            )
-            .on_conflict_do_nothing()
-        )
-
-    async def failed_ids(self, session: AsyncSession, *, case_id: str) -> set[str]:
-        rows = await session.execute(
-            sa.select(notification_failures.c.notification_id).where(notification_failures.c.case_id == case_id)
-        )
-        return {row.notification_id for row in rows}
 
 
 async def count_dead_letter(session: AsyncSession, *, school_id: str, consumer: str, window_start: datetime) -> int:

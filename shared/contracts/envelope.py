@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
 
 from shared.tracing import continuing_traceparent
 from shared.validation import describe
@@ -165,6 +166,8 @@ class EventRegistry:
     def parse(self, raw: bytes | str | dict[str, Any]) -> Event[Any]:
         """Parse a wire event into its class, or raise EventRejected with a clear reason."""
         self._load()
+        if not isinstance(raw, dict) and (event := self._parse_current(raw)) is not None:
+            return event
         if isinstance(raw, dict):
             document = raw
         else:
@@ -188,6 +191,49 @@ class EventRegistry:
             return cls.model_validate(document)
         except ValidationError as exc:
             raise EventRejected(f"malformed {event_type}: {describe(exc, limit=10)}", event_id=event_id) from exc
+
+    def _parse_current(self, raw: bytes | str) -> Event[Any] | None:
+        """The common case in one pass over the JSON text, without building a dictionary first: a current version,
+        valid. None for anything else (an old version to upcast, or a body to reject), which `parse` then reads the
+        slow way so that a rejection names its reason."""
+        key = _head_as_written(raw)
+        if key is None:
+            try:
+                head = _Head.model_validate_json(raw)
+            except ValidationError:
+                return None
+            key = (head.type, head.version)
+        cls = self._classes.get(key)
+        if cls is None or key in self._upcasters:
+            return None
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError:
+            return None
+
+
+# How this codebase writes an event (model_dump_json: event_id, type, version first): read without parsing it all.
+# A guess only: the class then validates the whole event, its own type and version included.
+_WRITTEN_HEAD = re.compile(r'^\{"event_id":"[0-9a-f-]{36}","type":"([a-z_.]{1,80})","version":([0-9]{1,6}),')
+_WRITTEN_HEAD_BYTES = re.compile(_WRITTEN_HEAD.pattern.encode())
+
+
+def _head_as_written(raw: bytes | str) -> tuple[str, int] | None:
+    """(type, version) from the start of an event written as `Event.to_json` writes it; None for any other shape."""
+    found = _WRITTEN_HEAD_BYTES.match(raw) if isinstance(raw, bytes) else _WRITTEN_HEAD.match(raw)
+    if found is None:
+        return None
+    event_type, version = found.groups()
+    return (event_type.decode() if isinstance(event_type, bytes) else event_type), int(version)
+
+
+class _Head(BaseModel):
+    """An event's type and version, read from its JSON text (nothing else is kept)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: StrictStr
+    version: StrictInt
 
 
 _REGISTRY = EventRegistry(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from services.routing.store import OpenedCase as RoutingOpenedCase
 from services.routing.store import SqlCaseEvents, SqlDeadlines
 from shared.contracts.envelope import utc_now
 from shared.db import transaction
@@ -24,19 +25,9 @@ DSL = {"person": "s-bird", "role": "designated_safeguarding_lead"}
 
 async def routing_knows(runtime: ServiceRuntime, case: OpenedCase) -> None:
     """Routing's own record of the case, as it keeps one when it opens a case."""
-    store = SqlCaseEvents()
+    opened = RoutingOpenedCase(case.case_id, case.school_id, case.reference, case.events, 1, utc_now())
     async with transaction(runtime.sessions) as session:
-        version = await store.append(session, case_id=case.case_id, events=case.events, expected_version=0)
-        await store.index(
-            session,
-            case_id=case.case_id,
-            school_id=case.school_id,
-            reference=case.reference,
-            version=version,
-            status="open",
-            policy_version=1,
-            opened_at=utc_now(),
-        )
+        await SqlCaseEvents().open_all(session, [opened])
 
 
 async def test_a_new_concern_reaches_the_live_inbox_without_a_reload(settings: Settings, tmp_path: Path) -> None:

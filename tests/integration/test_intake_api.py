@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from services.intake.app import create_app
 from services.intake.store import concerns, raw_inputs
 from shared.contracts import parse_event
-from shared.db import transaction
+from shared.db import asyncpg_dsn, transaction
 from shared.settings import Settings
 from tests.support.factories import report_json
 from tests.support.running import jetstream, running, stream_events, stream_messages
@@ -127,3 +128,27 @@ async def test_concurrent_posts_with_one_idempotency_key_make_one_concern(settin
         assert len({r.json()["reference"] for r in responses}) == 1
         assert len(await rows(runtime, concerns)) == 1
         assert len(await rows(runtime, raw_inputs)) == 1
+
+
+async def test_a_report_after_the_database_dropped_intakes_connections_is_still_accepted_and_published(
+    settings: Settings,
+) -> None:
+    """Keeping and accepting are single statements (no transaction block); dropped connections cost no report."""
+    app, runtime = create_app(settings)
+    async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
+        assert (await post(app, json.dumps(report_json()).encode())).status_code == 202  # the pool holds connections
+        killer = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+        try:
+            ended = await killer.fetchval(
+                "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                "where datname = current_database() and pid <> pg_backend_pid()"
+            )
+        finally:
+            await killer.close()
+        assert ended >= 1
+        response = await post(app, json.dumps(report_json()).encode())
+        assert response.status_code == 202, response.text
+        assert response.json()["receipt_secret"]
+        await eventually(lambda: stream_messages(js, settings.stream_name), until=lambda n: n == 2, what="publish")
+        accepted = await rows(runtime, concerns)
+    assert response.json()["reference"] in {row.reference for row in accepted}

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from services.intake.app import create_app
+from services.intake.receipts import on_case_events
 from shared.contracts.case_events import CaseAcknowledged, CaseAcknowledgedPayload, CaseClosed, CaseClosedPayload
 from shared.contracts.envelope import Actor, utc_now
 from shared.contracts.events import CaseOpened, CaseOpenedPayload
@@ -68,3 +69,42 @@ async def test_the_status_page_follows_the_case_and_shows_nothing_else(settings:
             lambda: stage(http, reference, secret), until=lambda s: s == "Closed.", what="closed"
         )
     assert page_text == "Closed."
+
+
+async def test_a_batch_that_opens_acknowledges_and_closes_a_case_moves_its_receipt_in_order(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The receipts consumer takes a batch in a few statements; events of one case still apply in stream order."""
+    settings = one_school(settings, tmp_path, intake_rate_burst=100_000)
+    app, runtime = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://intake") as http,
+    ):
+        posted = [(await http.post("/api/v1/schools/st-marks/concerns", json=report_json())).json() for _ in range(3)]
+        case_ids = [str(uuid.uuid4()) for _ in posted]
+        batch = [
+            case_event(
+                CaseOpened,
+                CaseOpenedPayload(
+                    case_id=case_id,
+                    reference=accepted["reference"],
+                    concern_event_id=str(uuid.uuid4()),
+                    kind="online_bullying",
+                    policy_version=1,
+                ),
+                case_id=case_id,
+            )
+            for accepted, case_id in zip(posted, case_ids, strict=True)
+        ]
+        seen = CaseAcknowledgedPayload(case_id=case_ids[1], acknowledged_by="s-bird", role="dsl")
+        batch.append(case_event(CaseAcknowledged, seen, case_id=case_ids[1]))
+        seen_then_closed = CaseAcknowledgedPayload(case_id=case_ids[2], acknowledged_by="s-bird", role="dsl")
+        batch.append(case_event(CaseAcknowledged, seen_then_closed, case_id=case_ids[2]))
+        closed = CaseClosedPayload(case_id=case_ids[2], case_type="concern", outcome="resolved", summary="Synthetic")
+        batch.append(case_event(CaseClosed, closed, case_id=case_ids[2]))
+        async with runtime.uow.begin() as work:
+            await on_case_events(batch, work=work)
+        stages = [await stage(http, a["reference"], a["receipt_secret"]) for a in posted]
+    assert [s.split(":")[0].split(" ")[0] for s in stages] == ["Received", "Seen", "Closed."]

@@ -7,34 +7,13 @@ from typing import Any
 
 import pytest
 
-from shared.contracts.envelope import Actor
-from shared.contracts.events import NotificationFailed, NotificationFailedPayload, NotificationRequested
 from shared.settings import Settings
 from tests.integration.test_timers import Clock, a_concern_for_the_dsl_alone, start, stop
+from tests.support.factories import failure_of
 from tests.support.running import jetstream, publish_raw, stream_events
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-
-def failure_of(request: NotificationRequested) -> NotificationFailed:
-    """What notifications announces when a request cannot be delivered (a permanent refusal)."""
-    payload = request.payload
-    return NotificationFailed.new(
-        NotificationFailedPayload(
-            notification_id=payload.notification_id,
-            case_id=payload.case_id,
-            channel=payload.channel,
-            recipient_person_id=payload.recipient.person_id,
-            reason="mail server said 550",
-            retryable=False,
-        ),
-        school_id=request.school_id,
-        aggregate_id=payload.notification_id,
-        actor=Actor(id="notifications", role="service"),
-        occurred_at=request.occurred_at,
-        cause=request,
-    )
 
 
 async def test_a_dsl_unreachable_on_every_channel_escalates_before_the_deadline(settings: Settings) -> None:

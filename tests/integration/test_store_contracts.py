@@ -18,13 +18,16 @@ from services.audit.keyring import KeyRing
 from services.audit.sealing import new_key
 from services.audit.store import Ledger, SqlLedger
 from services.intake.domain import concern_received as build_concern_received
-from services.intake.store import IntakeStore, SqlIntakeStore
+from services.intake.store import Acceptance, Arrived, IntakeStore, SqlIntakeStore
 from services.routing.domain import ROUTING
+from services.routing.failure_store import FailedNotification, NotificationFailures, SqlNotificationFailures
 from services.routing.store import (
     AdoptedPolicy,
     CaseEvents,
     ConcurrencyConflict,
     Deadlines,
+    DueDeadline,
+    OpenedCase,
     PolicyVersions,
     SqlCaseEvents,
     SqlDeadlines,
@@ -42,6 +45,7 @@ from tests.support.fakes import (
     FakeDeadlines,
     FakeIntakeStore,
     FakeLedger,
+    FakeNotificationFailures,
     FakePolicyVersions,
 )
 
@@ -147,7 +151,77 @@ async def test_the_same_event_cannot_be_appended_to_two_cases(backend: Backend) 
             await store.append(session, case_id=f"b-{event.event_id}", events=[event], expected_version=0)
 
 
+async def test_a_batch_of_new_cases_is_opened_and_indexed_at_once_and_an_opened_case_cannot_be_opened_again(
+    backend: Backend,
+) -> None:
+    store: CaseEvents = pick(backend, FakeCaseEvents(), SqlCaseEvents())
+    case_ids = [f"case-{uuid.uuid4().hex}" for _ in range(3)]
+    opened = [
+        OpenedCase(
+            case_id=case_id,
+            school_id="st-marks",
+            reference=f"SG-{case_id}",
+            events=[deadline_event(case_id, n=n) for n in range(1, 1 + size)],
+            policy_version=1,
+            opened_at=NOW,
+        )
+        for size, case_id in enumerate(case_ids, start=1)
+    ]
+    async with backend.transaction() as session:
+        await store.open_all(session, opened)
+        await store.open_all(session, [])
+        for case in opened:
+            assert [e.event_id for e in await store.load(session, case.case_id)] == [e.event_id for e in case.events]
+        # The index knows each case at its version: appending after it works, at a stale one does not.
+        assert (
+            await store.append(
+                session, case_id=case_ids[2], events=[deadline_event(case_ids[2], n=9)], expected_version=3
+            )
+            == 4
+        )
+    with pytest.raises(ConcurrencyConflict):
+        async with backend.transaction() as session:
+            await store.open_all(session, opened[:1])
+
+
+async def test_failed_notifications_are_recorded_once_and_read_back_by_case(backend: Backend) -> None:
+    store: NotificationFailures = pick(backend, FakeNotificationFailures(), SqlNotificationFailures())
+    cases = [f"case-{uuid.uuid4().hex}" for _ in range(3)]
+    failed = [FailedNotification(f"{case}-n", case, "s-bird", "push") for case in cases[:2]]
+    async with backend.transaction() as session:
+        await store.record(session, failed, at=NOW)
+        await store.record(session, failed[:1], at=NOW)  # again: nothing new
+        await store.record(session, [], at=NOW)
+        assert await store.failed_ids(session, case_ids=cases) == {
+            cases[0]: {f"{cases[0]}-n"},
+            cases[1]: {f"{cases[1]}-n"},
+            cases[2]: set(),
+        }
+
+
 # --- routing: deadlines ---------------------------------------------------------------------------------------
+
+
+async def test_deadlines_set_in_one_batch_are_due_like_any_other_and_an_id_is_set_once(backend: Backend) -> None:
+    store: Deadlines = pick(backend, FakeDeadlines(), SqlDeadlines())
+    case_id, at = f"case-{uuid.uuid4().hex}", NOW - timedelta(days=3650, hours=2)
+    rows = [
+        DueDeadline(f"{case_id}-{n}", "st-marks", case_id, "acknowledge", at + timedelta(minutes=n), {"rung": n})
+        for n in (2, 1)
+    ]
+    async with backend.transaction() as session:
+        await store.set_all(session, rows)
+        await store.set_all(
+            session, [DueDeadline(f"{case_id}-1", "st-marks", case_id, "acknowledge", at, {"rung": 99})]
+        )
+        await store.set_all(session, [])
+        due = [d for d in await store.claim_due(session, now=at + timedelta(minutes=5)) if d.case_id == case_id]
+        for row in rows:  # fired, so the other tests' claims see only their own rows
+            await store.close(session, deadline_id=row.deadline_id, status="fired", at=at)
+    assert [(d.deadline_id, d.due_at, d.detail) for d in due] == [
+        (f"{case_id}-1", at + timedelta(minutes=1), {"rung": 1}),
+        (f"{case_id}-2", at + timedelta(minutes=2), {"rung": 2}),
+    ]
 
 
 async def test_a_deadline_is_claimed_when_due_in_due_order_until_it_is_closed(backend: Backend) -> None:
@@ -182,6 +256,26 @@ async def test_a_deadline_is_claimed_when_due_in_due_order_until_it_is_closed(ba
         assert [d.deadline_id for d in await store.claim_due(session, now=at + timedelta(minutes=5))] == [
             f"{case_id}-later"
         ]
+
+
+async def test_each_cases_soonest_pending_deadline_of_a_kind_is_found_and_brought_forward(backend: Backend) -> None:
+    store: Deadlines = pick(backend, FakeDeadlines(), SqlDeadlines())
+    cases, at = [f"case-{uuid.uuid4().hex}" for _ in range(3)], NOW + timedelta(days=3650)  # never due in a test
+    rows = [
+        DueDeadline(f"{cases[0]}-later", "st-marks", cases[0], "acknowledge", at + timedelta(hours=2), {}),
+        DueDeadline(f"{cases[0]}-sooner", "st-marks", cases[0], "acknowledge", at + timedelta(hours=1), {}),
+        DueDeadline(f"{cases[1]}-other", "st-marks", cases[1], "lado_consideration", at, {}),
+    ]
+    async with backend.transaction() as session:
+        await store.set_all(session, rows)
+        found = await store.pending(session, case_ids=cases, kind="acknowledge")
+        assert {case: d.deadline_id for case, d in found.items()} == {cases[0]: f"{cases[0]}-sooner"}
+        assert await store.pending(session, case_ids=[], kind="acknowledge") == {}
+        await store.bring_forward(session, deadline_ids=[f"{cases[0]}-later", f"{cases[1]}-other"], to=at)
+        await store.bring_forward(session, deadline_ids=[f"{cases[0]}-sooner"], to=at + timedelta(days=1))  # later
+        found = await store.pending(session, case_ids=cases[:1], kind="acknowledge")
+        assert (found[cases[0]].deadline_id, found[cases[0]].due_at) == (f"{cases[0]}-later", at)
+        assert (await store.pending(session, case_ids=cases[1:2], kind="lado_consideration"))[cases[1]].due_at == at
 
 
 async def test_cancelling_a_cases_deadlines_stops_only_its_pending_ones_of_those_kinds(backend: Backend) -> None:
@@ -269,3 +363,28 @@ async def test_raw_input_is_kept_once_per_idempotency_key_and_accepted_under_a_f
         )
         await store.reject(session, raw_input_id=unkeyed[1].raw_input_id, reason="not JSON")
         assert await store.reference_of(session, raw_input_id=unkeyed[1].raw_input_id) is None
+
+
+async def test_a_group_of_inputs_is_kept_and_accepted_at_once_and_repeats_within_it_count_once(
+    backend: Backend,
+) -> None:
+    store: IntakeStore = pick(backend, FakeIntakeStore(), SqlIntakeStore())
+    key = f"key-{uuid.uuid4().hex}"
+    arrived = [
+        Arrived("st-marks", "json_api", "application/json", b"{}", NOW, key),
+        Arrived("st-marks", "json_api", "application/json", b"{}", NOW, None),
+        Arrived("st-marks", "json_api", "application/json", b"{}", NOW, key),  # the same key again in the group
+    ]
+    async with backend.transaction() as session:
+        kept = await store.keep_raw_all(session, arrived)
+    assert kept[0].raw_input_id == kept[2].raw_input_id != kept[1].raw_input_id
+    assert all(raw.status == "received" for raw in kept)
+    taken = f"SG-TEST-{uuid.uuid4().hex[:8]}"
+    group = [
+        Acceptance(accepted(kept[0].raw_input_id, reference=taken), receipt_sha256="0" * 64),
+        Acceptance(accepted(kept[1].raw_input_id, reference=taken)),  # the same reference: not accepted
+    ]
+    async with backend.transaction() as session:
+        assert await store.accept_all(session, group) == [True, False]
+        assert await store.reference_of(session, raw_input_id=kept[0].raw_input_id) == taken
+        assert await store.reference_of(session, raw_input_id=kept[1].raw_input_id) is None

@@ -9,6 +9,8 @@ from shared.contracts.concern import Channel, ConcernReport
 from shared.contracts.envelope import Actor, utc_now
 from shared.contracts.events import (
     ConcernReceived,
+    NotificationFailed,
+    NotificationFailedPayload,
     NotificationRequested,
     NotificationRequestedPayloadV2,
     PersonRef,
@@ -77,4 +79,24 @@ def notification_requested(
         actor=Actor(id="routing", role="service"),
         occurred_at=utc_now(),
         cause=cause or concern_received(),
+    )
+
+
+def failure_of(request: NotificationRequested) -> NotificationFailed:
+    """What notifications announces when a request cannot be delivered (a permanent refusal)."""
+    payload = request.payload
+    return NotificationFailed.new(
+        NotificationFailedPayload(
+            notification_id=payload.notification_id,
+            case_id=payload.case_id,
+            channel=payload.channel,
+            recipient_person_id=payload.recipient.person_id,
+            reason="mail server said 550",
+            retryable=False,
+        ),
+        school_id=request.school_id,
+        aggregate_id=payload.notification_id,
+        actor=Actor(id="notifications", role="service"),
+        occurred_at=request.occurred_at,
+        cause=request,
     )

@@ -17,8 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit.domain import GENESIS, ChainEntry, entry_hash
-from services.intake.store import RawInput, StuckInput
-from services.routing.store import AdoptedPolicy, ConcurrencyConflict, DueDeadline
+from services.intake.store import Acceptance, Arrived, RawInput, StuckInput
+from services.routing.failure_store import FailedNotification
+from services.routing.store import AdoptedPolicy, ConcurrencyConflict, DueDeadline, OpenedCase
 from shared.contracts.envelope import Event
 from shared.contracts.events import ConcernReceived
 from shared.inbox_outbox import InboxOutbox
@@ -109,6 +110,20 @@ class FakeCaseEvents:
         if case_id in self.cases:
             self.cases[case_id].update(version=version, **({"status": status} if status is not None else {}))
 
+    async def open_all(self, session: object, opened: Sequence[OpenedCase]) -> None:
+        for case in opened:
+            version = await self.append(session, case_id=case.case_id, events=case.events, expected_version=0)
+            await self.index(
+                session,
+                case_id=case.case_id,
+                school_id=case.school_id,
+                reference=case.reference,
+                version=version,
+                status="open",
+                policy_version=case.policy_version,
+                opened_at=case.opened_at,
+            )
+
 
 @dataclass
 class _Deadline:
@@ -136,6 +151,11 @@ class FakeDeadlines:
     ) -> None:
         if deadline_id not in self.rows:
             self.rows[deadline_id] = _Deadline(DueDeadline(deadline_id, school_id, case_id, kind, due_at, dict(detail)))
+
+    async def set_all(self, session: object, rows: Sequence[DueDeadline]) -> None:
+        for row in rows:
+            if row.deadline_id not in self.rows:
+                self.rows[row.deadline_id] = _Deadline(replace(row, detail=dict(row.detail)))
 
     async def claim_due(self, session: object, *, now: datetime, limit: int = 50) -> list[DueDeadline]:
         due = [r.due for r in self.rows.values() if r.status == "pending" and r.due.due_at <= now]
@@ -166,18 +186,33 @@ class FakeDeadlines:
             await self.close(session, deadline_id=row.due.deadline_id, status="cancelled", at=at)
         return len(pending)
 
-    async def pending(self, session: object, *, case_id: str, kind: str) -> DueDeadline | None:
-        waiting = [r.due for r in self.rows.values() if r.due.case_id == case_id and r.due.kind == kind]
+    async def pending(self, session: object, *, case_ids: Sequence[str], kind: str) -> dict[str, DueDeadline]:
+        waiting = [r.due for r in self.rows.values() if r.due.case_id in case_ids and r.due.kind == kind]
         waiting = [d for d in waiting if self.rows[d.deadline_id].status == "pending"]
-        return min(waiting, key=lambda d: d.due_at, default=None)
+        return {d.case_id: d for d in sorted(waiting, key=lambda d: d.due_at, reverse=True)}
 
-    async def bring_forward(self, session: object, *, deadline_id: str, to: datetime) -> None:
-        row = self.rows.get(deadline_id)
-        if row is not None and row.status == "pending" and row.due.due_at > to:
-            self.rows[deadline_id] = replace(row, due=replace(row.due, due_at=to))
+    async def bring_forward(self, session: object, *, deadline_ids: Sequence[str], to: datetime) -> None:
+        for deadline_id in deadline_ids:
+            row = self.rows.get(deadline_id)
+            if row is not None and row.status == "pending" and row.due.due_at > to:
+                self.rows[deadline_id] = replace(row, due=replace(row.due, due_at=to))
 
     def status(self, deadline_id: str) -> str:
         return self.rows[deadline_id].status
+
+
+class FakeNotificationFailures:
+    """Failed notification ids by case."""
+
+    def __init__(self) -> None:
+        self.by_case: dict[str, set[str]] = {}
+
+    async def record(self, session: object, failed: Sequence[FailedNotification], *, at: datetime) -> None:
+        for f in failed:
+            self.by_case.setdefault(f.case_id, set()).add(f.notification_id)
+
+    async def failed_ids(self, session: object, *, case_ids: Sequence[str]) -> dict[str, set[str]]:
+        return {case_id: set(self.by_case.get(case_id, ())) for case_id in case_ids}
 
 
 class FakePolicyVersions:
@@ -283,7 +318,24 @@ class FakeIntakeStore:
     async def reference_of(self, session: object, *, raw_input_id: uuid.UUID) -> str | None:
         return next((ref for ref, e in self.concerns.items() if e.payload.raw_input_id == str(raw_input_id)), None)
 
-    async def accept(self, session: object, event: ConcernReceived) -> bool:
+    async def keep_raw_all(self, session: object, arrived: Sequence[Arrived]) -> list[RawInput]:
+        return [
+            await self.keep_raw(
+                session,
+                school_id=a.school_id,
+                channel=a.channel,
+                content_type=a.content_type,
+                body=a.body,
+                received_at=a.received_at,
+                idempotency_key=a.idempotency_key,
+            )
+            for a in arrived
+        ]
+
+    async def accept_all(self, session: object, acceptances: Sequence[Acceptance]) -> list[bool]:
+        return [await self.accept(session, a.event, receipt_sha256=a.receipt_sha256) for a in acceptances]
+
+    async def accept(self, session: object, event: ConcernReceived, *, receipt_sha256: str | None = None) -> bool:
         payload = event.payload
         if payload.reference in self.concerns:
             return False

@@ -81,7 +81,7 @@ def no_database(monkeypatch: pytest.MonkeyPatch) -> None:
 def routing(monkeypatch: pytest.MonkeyPatch) -> tuple[NatsBroker, dict[str, Recorder]]:
     from services.routing import app
 
-    recorders = {name: Recorder() for name in ("on_concern_received", "on_notification_acknowledged")}
+    recorders = {name: Recorder() for name in ("on_concerns_received", "on_notification_acknowledged")}
     for name, recorder in recorders.items():
         monkeypatch.setattr(app, name, recorder)
     service = app.RoutingService(SETTINGS)
@@ -133,7 +133,7 @@ LEAD_REQUEST = {"channel": "email", "address": "lead@example.org"}
 @pytest.mark.parametrize(
     ("service", "handler", "event"),
     [
-        (routing, "on_concern_received", concern_received),
+        (routing, "on_concerns_received", concern_received),
         (notifications, "on_notifications_requested", lambda: notification_requested(**LEAD_REQUEST, recipient=LEAD)),
         (audit, "on_events", concern_received),
     ],

@@ -20,6 +20,7 @@ def test_an_event_round_trips_through_its_wire_form() -> None:
     parsed = parse_event(event.to_json())
     assert isinstance(parsed, ConcernReceived)
     assert parsed == event
+    assert parse_event(json.loads(event.to_json())) == parsed  # read from the text at once, or from a dictionary
 
 
 def test_a_caused_event_inherits_correlation_and_trace() -> None:
@@ -43,16 +44,26 @@ def test_a_caused_event_inherits_correlation_and_trace() -> None:
         (lambda d: d.update(version=7), "unknown event concern.received v7"),
         (lambda d: d.update(type="concern.misplaced"), "unknown event concern.misplaced"),
         (lambda d: d.pop("type"), "no string 'type'"),
+        (lambda d: d.update(version="2"), "integer 'version'"),  # as text: not read leniently as a number
         (lambda d: d.update(school_id="St Marks!"), "school_id"),
         (lambda d: d["payload"].pop("reference"), "payload.reference"),
         (lambda d: d.update(surprise=True), "surprise"),
     ],
 )
-def test_a_malformed_event_is_rejected_naming_the_problem(mutate, reason: str) -> None:
+@pytest.mark.parametrize("separators", [(", ", ": "), (",", ":")], ids=["spaced", "as-written"])
+def test_a_malformed_event_is_rejected_naming_the_problem(mutate, reason: str, separators: tuple[str, str]) -> None:
+    """Also when written as this codebase writes events, whose type and version are read without parsing it all."""
     document = json.loads(concern_received().to_json())
     mutate(document)
     with pytest.raises(EventRejected, match=reason.replace(".", r"\.")):
-        parse_event(json.dumps(document))
+        parse_event(json.dumps(document, separators=separators))
+
+
+def test_a_type_named_as_written_is_only_a_guess_the_whole_event_is_checked_against() -> None:
+    event = concern_received()
+    wrong = event.to_json().replace(b'"type":"concern.received"', b'"type":"case.opened"', 1)
+    with pytest.raises(EventRejected, match=r"case\.opened"):
+        parse_event(wrong)
 
 
 @pytest.mark.parametrize("raw", [b"", b"[]", b"\xff\xfe", b"null"])
@@ -78,8 +89,9 @@ def test_an_old_version_is_upcast_before_parsing() -> None:
     )
     document = json.loads(concern_received().to_json())
     document.update(type="greeting.said", version=1, payload={"text": "hello"})
-    parsed = local.parse(document)
-    assert isinstance(parsed, Greeted) and parsed.payload.words == "hello"
+    for wire in (document, json.dumps(document), json.dumps(document).encode()):  # a dict, JSON text, bytes
+        parsed = local.parse(wire)
+        assert isinstance(parsed, Greeted) and parsed.payload.words == "hello"
 
 
 def test_an_event_class_cannot_carry_another_type() -> None:

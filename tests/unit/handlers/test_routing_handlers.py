@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.routing.handlers import Routing, on_concern_received, on_deadline_due, on_notification_acknowledged
+from services.routing.handlers import (
+    Routing,
+    on_concern_received,
+    on_concerns_received,
+    on_deadline_due,
+    on_notification_acknowledged,
+)
 from services.routing.policy.load import load_policy
 from services.routing.policy_book import PolicyBook
 from shared.contracts.envelope import Actor
@@ -84,3 +90,20 @@ async def test_an_unacknowledged_case_escalates_to_the_next_rung_when_its_deadli
     assert isinstance(case_events, FakeCaseEvents)
     [stream] = case_events.streams.values()
     assert [e.type for e in stream][-1] == "case.escalated"
+
+
+async def test_a_batch_of_concerns_opens_each_case_and_sets_each_deadline_with_their_own_events(
+    routing: Routing,
+) -> None:
+    concerns = [concern_received(), concern_received()]
+    work = fake_work()
+    await on_concerns_received(concerns, work=work, routing=routing)
+    case_events, deadlines = routing.case_events, routing.deadlines
+    assert isinstance(case_events, FakeCaseEvents) and isinstance(deadlines, FakeDeadlines)
+    assert len(case_events.streams) == 2 and len(case_events.cases) == 2
+    for concern in concerns:
+        own = [e for e in work.emitted if e.causation_id == concern.event_id]
+        assert types(own)[:2] == ["case.opened", "case.triaged"]
+        set_ids = {e.payload.deadline_id for e in own if e.type == "deadline.set"}
+        assert set_ids and set_ids <= set(deadlines.rows)
+    assert len(work.emitted) == len({e.event_id for e in work.emitted})

@@ -1,0 +1,59 @@
+"""Routing's batch statements: fixed SQL over array parameters, one statement text whatever a batch's size."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+SCHEMA = "routing"
+
+# Every opened case's first events and its index row, for a whole batch, in one statement.
+OPEN_ALL = sa.text(
+    f"""
+    with appended as (
+      insert into {SCHEMA}.case_events (case_id, version, school_id, event_id, event_type, event)
+      select * from unnest(cast(:event_cases as text[]), cast(:versions as integer[]), cast(:event_schools as text[]),
+                           cast(:event_ids as uuid[]), cast(:types as text[]), cast(:bodies as jsonb[]))
+    )
+    insert into {SCHEMA}.cases (case_id, school_id, reference, version, status, policy_version, opened_at)
+    select case_id, school_id, reference, version, 'open', policy_version, opened_at
+    from unnest(cast(:case_ids as text[]), cast(:schools as text[]), cast(:references as text[]),
+                cast(:case_versions as integer[]), cast(:policy_versions as integer[]),
+                cast(:opened_at as timestamptz[]))
+      as opened(case_id, school_id, reference, version, policy_version, opened_at)
+    on conflict (case_id) do update set version = excluded.version, status = excluded.status
+    """
+)
+
+
+SET_ALL = sa.text(
+    f"""
+    insert into {SCHEMA}.deadlines (deadline_id, school_id, case_id, kind, due_at, status, detail)
+    select deadline_id, school_id, case_id, kind, due_at, 'pending', detail
+    from unnest(cast(:ids as text[]), cast(:schools as text[]), cast(:case_ids as text[]), cast(:kinds as text[]),
+                cast(:due as timestamptz[]), cast(:details as jsonb[]))
+      as new(deadline_id, school_id, case_id, kind, due_at, detail)
+    on conflict do nothing
+    """
+)
+
+
+PENDING = sa.text(
+    f"""
+    select deadline_id, school_id, case_id, kind, due_at, detail from {SCHEMA}.deadlines
+    where case_id = any(cast(:case_ids as text[])) and kind = :kind and status = 'pending'
+    order by due_at desc
+    for update
+    """
+).columns(
+    deadline_id=sa.Text,
+    school_id=sa.Text,
+    case_id=sa.Text,
+    kind=sa.Text,
+    due_at=sa.DateTime(timezone=True),
+    detail=JSONB,
+)
+BRING_FORWARD = sa.text(
+    f"update {SCHEMA}.deadlines set due_at = :to "
+    "where deadline_id = any(cast(:ids as text[])) and status = 'pending' and due_at > :to"
+)
