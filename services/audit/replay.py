@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.audit.domain import event_of
 from services.audit.keyring import KeyRing
 from services.audit.reading import CHUNK
 from services.audit.store import ledger
@@ -108,7 +109,7 @@ async def stream_documents(
     """(sequence, opened event document) in chain order: those that occurred by `as_of`, of these types, about this
     case. Sealed fields are opened; those whose key was shredded read as erased."""
     keys = await keyring.reader(session, school_id=school_id)
-    query = sa.select(ledger.c.school_sequence, ledger.c.event).where(ledger.c.school_id == school_id)
+    query = sa.select(ledger.c.school_sequence, ledger.c.entry).where(ledger.c.school_id == school_id)
     if as_of is not None:
         query = query.where(ledger.c.occurred_at <= as_of)
     if types is not None:
@@ -117,8 +118,8 @@ async def stream_documents(
         query = query.where(_about_case(school_id, case_id))
     result = await session.stream(query.order_by(ledger.c.school_sequence), execution_options={"yield_per": CHUNK})
     async for rows in result.partitions():  # one await a chunk, not a greenlet switch a row
-        for sequence, event in rows:
-            yield sequence, keys.open(event).document
+        for sequence, entry in rows:
+            yield sequence, keys.open(event_of(entry)).document
 
 
 def _about_case(school_id: str, case_id: str) -> sa.ColumnElement[bool]:

@@ -135,7 +135,7 @@ class LedgerVerifier:
         """Take the next entry; False once a problem is found (the rest need not be read)."""
         return self.add_canonical(
             entry.school_sequence,
-            canonical_json(entry.event),
+            canonical_json(entry.event) if entry.canonical is None else entry.canonical,
             previous_hash=entry.previous_hash,
             stored=entry.entry_hash,
         )
