@@ -6,8 +6,9 @@ database and stream and drops them after.
 
 1. N synthetic case events (ten a case) are chained and checkpointed as audit does (services/bench/
    audit_synthetic.py), COPYed into a fresh `audit.ledger`, and their canonical bytes published to a stream.
-2. Baselines, one thread each: raw hashlib SHA-256 once per entry over the same canonical bytes, and a raw
-   JetStream ordered consumer reading the N messages.
+2. Baselines, one thread each: raw hashlib SHA-256 once per entry over the same stored entry bytes (the bytes
+   verify hashes; the faster of a Python loop and `map`), and a raw JetStream ordered consumer reading the N
+   entries published as messages.
 3. The real code paths: replay (`services.audit.replay.replay_cases`: every case folded through the case
    aggregate's `apply`), verify in one process (`services.audit.checks.verify_school`) and verify with worker
    processes (`services.audit.parallel_verify`), each against a witness log of the heads.
@@ -56,7 +57,7 @@ def _plain_dsn(url: str, *, database: str) -> str:
 
 
 async def _load(settings: Settings, database: str, ledger: SyntheticLedger, total: int, subject: str) -> float:
-    """Make the ledger and the stream; returns the seconds raw SHA-256 took over the canonical bytes."""
+    """Make the ledger and the stream; returns the seconds raw SHA-256 took over the stored entry bytes."""
     engine = make_engine(settings.database_url.rsplit("/", 1)[0] + f"/{database}", pool_size=1)
     async with engine.begin() as connection:
         await connection.execute(CreateSchema(SCHEMA))
@@ -64,24 +65,28 @@ async def _load(settings: Settings, database: str, ledger: SyntheticLedger, tota
     await engine.dispose()
     connection = await asyncpg.connect(_plain_dsn(settings.database_url, database=database))
     client = await nats.connect(settings.nats_url)
-    sha_seconds, sha256 = 0.0, hashlib.sha256
+    looped, mapped, sha256 = 0.0, 0.0, hashlib.sha256
+    digest = type(sha256()).digest
     try:
         while ledger.size < total:
-            rows, canonicals = ledger.chunk(min(CHUNK, total - ledger.size))
+            rows, entries = ledger.chunk(min(CHUNK, total - ledger.size))
             started = time.perf_counter()
-            for canonical in canonicals:
-                sha256(canonical).digest()
-            sha_seconds += time.perf_counter() - started
+            for entry in entries:
+                sha256(entry).digest()
+            looped += time.perf_counter() - started
+            started = time.perf_counter()
+            list(map(digest, map(sha256, entries)))
+            mapped += time.perf_counter() - started
             await connection.copy_records_to_table("ledger", schema_name=SCHEMA, records=rows, columns=COLUMNS)
-            for canonical in canonicals:
-                await client.publish(subject, canonical)
+            for entry in entries:
+                await client.publish(subject, entry)
             await client.flush()
         ledger.finish()
         await connection.execute(f"analyze {SCHEMA}.ledger")
     finally:
         await connection.close()
         await client.close()
-    return sha_seconds
+    return min(looped, mapped)  # the faster way to call hashlib once per entry is the baseline
 
 
 async def _jetstream_read(settings: Settings, stream: str, subject: str, total: int) -> float:
@@ -141,7 +146,7 @@ async def _timed_paths(
                 table=f"{SCHEMA}.ledger",
                 school_id=SCHOOL,
                 last=ledger.size,
-                witness=witness.records(school_id=SCHOOL),
+                witness=witness.raw_records(school_id=SCHOOL),
                 fallback_witness=witness.records(school_id=SCHOOL),
                 public_key=public_key,
                 processes=processes,

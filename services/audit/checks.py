@@ -27,7 +27,7 @@ async def verify_school(
                 table=ledger.fullname,
                 school_id=school_id,
                 last=last,
-                witness=witness.records(school_id=school_id),
+                witness=witness.raw_records(school_id=school_id),
                 fallback_witness=witness.records(school_id=school_id),
                 public_key=public_key,
                 processes=processes,
