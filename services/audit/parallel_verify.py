@@ -31,11 +31,11 @@ Digests = tuple[int, bytes, str]  # first sequence, 32-byte digests joined, the 
 async def _read_and_hash(dsn: str, table: str, school_id: str, first: int, last: int) -> Digests | None:
     connection = await asyncpg.connect(dsn)
     try:
-        row = await connection.fetchrow(chunk_query(table), school_id, first, last)
+        rows = await connection.fetch(chunk_query(table), school_id, first, last)
     finally:
         await connection.close()
     try:
-        digests, before = chunk_digests(*as_chunk(first, row))
+        digests, before = chunk_digests(*as_chunk(first, rows))
     except Disagrees:
         return None
     return (first, b"".join(digests), before) if len(digests) == last - first + 1 else None

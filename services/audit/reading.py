@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -55,19 +56,15 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
 
 
 def chunk_query(table: str) -> str:
-    # One row a chunk, not a row an entry: the entries joined by a NUL (never in an entry's bytes: JSON escapes
-    # control characters; bytes with one in would split apart and fail the count), the hashes by commas. The
-    # sorted subquery gives the order; the sequences come back too, and a chunk out of order fails their check.
     return (
-        "select array_agg(school_sequence), string_agg(entry, '\\x00'::bytea), string_agg(entry_hash, ',') "
-        f"from (select school_sequence, entry, entry_hash from {table} "
-        "where school_id = $1 and school_sequence between $2 and $3 order by school_sequence) as chunk"
+        f"select school_sequence, entry, entry_hash from {table} "
+        "where school_id = $1 and school_sequence between $2 and $3 order by school_sequence"
     )
 
 
-def as_chunk(first: int, row: Any) -> Chunk:
-    sequences, entries, hashes = row if row is not None else (None, None, None)
-    return first, sequences or [], entries.split(b"\x00") if entries else [], hashes.split(",") if hashes else []
+def as_chunk(first: int, rows: list[Any]) -> Chunk:
+    """A chunk's rows as columns (each a list made in C, no Python loop)."""
+    return first, list(map(itemgetter(0), rows)), list(map(itemgetter(1), rows)), list(map(itemgetter(2), rows))
 
 
 async def entry_chunks(
@@ -78,16 +75,16 @@ async def entry_chunks(
     starts = range(1, last + 1, ENTRY_CHUNK)
     if not starts:
         return
-    pending = asyncio.ensure_future(connection.fetchrow(query, school_id, 1, min(ENTRY_CHUNK, last)))
+    pending = asyncio.ensure_future(connection.fetch(query, school_id, 1, min(ENTRY_CHUNK, last)))
     for index, first in enumerate(starts):
-        row = await pending
+        rows = await pending
         if index + 1 < len(starts):
             following = starts[index + 1]
             pending = asyncio.ensure_future(
-                connection.fetchrow(query, school_id, following, min(following + ENTRY_CHUNK - 1, last))
+                connection.fetch(query, school_id, following, min(following + ENTRY_CHUNK - 1, last))
             )
             await asyncio.sleep(0)  # let it reach the server before this chunk is hashed
-        yield as_chunk(first, row)
+        yield as_chunk(first, rows)
 
 
 async def count_entries(connection: asyncpg.Connection, *, school_id: str, table: str = ledger.fullname) -> int:
