@@ -179,3 +179,23 @@ async def test_the_bulk_path_passes_an_untouched_ledger_and_hands_any_tamper_to_
 def bulk_report(report: object) -> tuple[int, int, int]:
     assert isinstance(report, Report) and report.ok
     return report.entries, report.heads, report.anchored
+
+
+async def test_a_cases_events_are_found_by_the_bytes_not_the_jsonb(audit_ledger: Ledger) -> None:
+    async def about(case_id: str) -> list[int]:
+        async with transaction(audit_ledger.sessions) as session:
+            documents = stream_documents(session, keyring=audit_keyring(), school_id=SCHOOL, case_id=case_id)
+            return [sequence async for sequence, _ in documents]
+
+    assert await about("case-0") == list(range(1, 10))
+
+    async def move(connection: asyncpg.Connection) -> None:  # the JSONB says entry 7 is about case-1 now
+        await connection.execute(
+            "update audit.ledger set event = jsonb_set(event, '{payload,case_id}', '\"case-1\"') "
+            "where school_id = $1 and school_sequence = 7",
+            SCHOOL,
+        )
+
+    await audit_ledger.as_superuser(move)
+    assert await about("case-0") == list(range(1, 10))
+    assert 7 not in await about("case-1")

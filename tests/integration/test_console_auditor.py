@@ -146,7 +146,7 @@ async def test_verify_from_the_page_names_the_first_bad_entry(settings: Settings
             await session.execute(
                 sa.text(
                     "update audit.ledger set entry = convert_to(replace(convert_from(entry, 'UTF8'), "
-                    "'\"actor\":{\"id\":\"', '\"actor\":{\"id\":\"someone-else-'), 'UTF8') "
+                    '\'"actor":{"id":"\', \'"actor":{"id":"someone-else-\'), \'UTF8\') '
                     "where school_id = 'st-marks' and school_sequence = 2"
                 )
             )

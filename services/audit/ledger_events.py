@@ -1,0 +1,95 @@
+"""Events read back from the ledger's entry bytes for replay: only the types asked for, parsed straight from bytes.
+
+The entry bytes are the record verify proves (previous hash, sequence, the event's canonical JSON). An event's
+canonical JSON has its keys sorted, so it ends `,"type":"<type>","version":<n>}`: its type is read from that
+tail without decoding the rest, and an entry of a type nobody asked for is skipped unparsed. The tail is trusted
+only when it has exactly that shape (the closing brace right after the version closes the top-level object, and
+JSON strings cannot hold a bare quote); any other shape is decoded in full. The rest is pydantic's own JSON
+parser on the bytes (`model_validate_json`, the event's class validating it as on the wire), unless the event
+has sealed fields to open first or its version is upcast (then `parse_event` on the opened document).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Collection
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.audit.domain import split_entry
+from services.audit.keyring import KeyRing, SchoolKeys
+from services.audit.reading import driver_connection
+from services.audit.sealing import ALGORITHM
+from services.audit.store import ledger
+from shared.contracts.envelope import Event, parse_event, registry
+
+READ_CHUNK = 8_192
+_TAIL = re.compile(rb'([A-Za-z0-9_.\-]+)","version":([0-9]+)}')
+_SEALED = b'"sealed":"%s"' % ALGORITHM.encode()
+
+
+def type_and_version(canonical: bytes) -> tuple[str, int]:
+    """The event's type and version, from the tail of its canonical JSON (decoded in full when it is unusual)."""
+    tail = canonical[canonical.rfind(b',"type":"') + 9 :]
+    found = _TAIL.fullmatch(tail)
+    if found is not None:
+        return found[1].decode(), int(found[2])
+    document = json.loads(canonical)
+    return str(document.get("type")), int(document.get("version") or 0)
+
+
+def _canonical(entry: bytes) -> bytes:
+    parts = entry.split(b"\n", 2)
+    return parts[2] if len(parts) == 3 else split_entry(entry)[2]  # the latter raises: not an entry's bytes
+
+
+class EventReader:
+    """Parses the canonical bytes of ledger events of the wanted types, opening sealed fields with the school's keys."""
+
+    def __init__(self, keys: SchoolKeys, *, wanted: Collection[str]) -> None:
+        self.keys = keys
+        self.wanted = frozenset(wanted)
+        self._classes = registry().classes()
+
+    def read(self, canonical: bytes) -> Event[Any] | None:
+        """The event, or None when it is not of a wanted type."""
+        event_type, version = type_and_version(canonical)
+        if event_type not in self.wanted:
+            return None
+        cls = self._classes.get((event_type, version))
+        if cls is None or _SEALED in canonical or registry().superseded(event_type, version):
+            return parse_event(self.keys.open(json.loads(canonical)).document)
+        return cls.model_validate_json(canonical)
+
+
+async def stream_events(
+    session: AsyncSession, *, keyring: KeyRing, school_id: str, wanted: Collection[str], as_of: datetime | None = None
+) -> AsyncIterator[list[tuple[int, Event[Any]]]]:
+    """(sequence, event) of the wanted types that occurred by `as_of`, in chain order, read from the entry bytes,
+    a chunk (list) at a time.
+
+    Selected by school and chain order alone (no other column): the bytes decide an event's type and time.
+    """
+    reader = EventReader(await keyring.reader(session, school_id=school_id), wanted=wanted)
+    connection = await driver_connection(session)
+    cursor = await connection.cursor(
+        f"select school_sequence, entry from {ledger.fullname} where school_id = $1 order by school_sequence",
+        school_id,
+    )
+    pending = asyncio.ensure_future(cursor.fetch(READ_CHUNK))
+    try:
+        while rows := await pending:
+            pending = asyncio.ensure_future(cursor.fetch(READ_CHUNK))
+            await asyncio.sleep(0)  # the next chunk is on its way while this one is parsed
+            events = []
+            for sequence, entry in rows:
+                event = reader.read(_canonical(entry))
+                if event is not None and (as_of is None or event.occurred_at <= as_of):
+                    events.append((sequence, event))
+            yield events
+    finally:
+        await asyncio.gather(pending, return_exceptions=True)  # never leave a fetch running on the connection
