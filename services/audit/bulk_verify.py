@@ -37,12 +37,14 @@ class Disagrees(Exception):
 
 
 def chunk_digests(
-    first: int, sequences: Sequence[int], entries: Sequence[bytes], stored: Sequence[str]
-) -> tuple[list[bytes], str]:
-    """The digests of consecutive entries from `first`, and the hash the first one names before it.
+    first: int, sequences: Sequence[int], entries: Sequence[bytes], stored: Sequence[str], *, witnessed: int = 0
+) -> tuple[list[bytes], list[str], str]:
+    """The digests (and their hex) of consecutive entries from `first`, and the hash the first one names before it.
 
     Raises Disagrees unless the sequences are `first, first + 1, …`, every recomputed hash equals its stored one
-    and every entry's bytes begin with the hash before it (the previous digest) and its own sequence.
+    and every entry's bytes begin with the hash before it and its own sequence. Entries up to sequence `witnessed`
+    skip that last check: the caller compares their hashes with the witness log's, and a hash that matches what
+    the witness saw proves the bytes, their beginning included (only the entries after the last head need it).
     """
     count = len(entries)
     if not count or list(sequences) != list(range(first, first + count)) or len(stored) != count:
@@ -52,10 +54,15 @@ def chunk_digests(
     if hexes != list(stored):
         raise Disagrees
     before = entries[0][:64]
-    links = itertools.chain((before,), map(str.encode, itertools.islice(hexes, count - 1)))
-    if not all(map(bytes.startswith, entries, map(_PREFIX, zip(links, range(first, first + count), strict=False)))):
-        raise Disagrees
-    return digests, before.decode("ascii", "replace")
+    skip = min(max(witnessed - first + 1, 0), count)  # entries the witness vouches for
+    if skip < count:
+        links = itertools.chain(
+            (before,) if skip == 0 else (), map(str.encode, itertools.islice(hexes, max(skip - 1, 0), count - 1))
+        )
+        starts = map(_PREFIX, zip(links, range(first + skip, first + count), strict=False))
+        if not all(map(bytes.startswith, itertools.islice(entries, skip, None), starts)):
+            raise Disagrees
+    return digests, hexes, before.decode("ascii", "replace")
 
 
 class BulkTree:
@@ -75,21 +82,28 @@ class BulkTree:
         self._count = 0
         self._anchored = 0
 
-    def add(self, first: int, digests: list[bytes], *, before: str) -> None:
-        """The digests of entries `first…`, the first naming `before` as the hash before it; Disagrees if not."""
-        if first != self.tree.size + 1 or before != self.tip or not digests:
-            raise Disagrees
-        last = first + len(digests) - 1
+    def witnessed_through(self, last: int) -> int:
+        """The witness log read as far as sequence `last`: the last sequence it has an entry for (up to `last`)."""
         while self._seen < last and self._read():
             pass
+        return min(self._seen, last)
+
+    def add(
+        self, first: int, digests: list[bytes], hexes: list[str], *, before: str, leaves: list[bytes] | None = None
+    ) -> None:
+        """The digests (and hex) of entries `first…`, the first naming `before` as the hash before it; Disagrees
+        if not. `leaves`, when a worker made them already, are the digests' leaf hashes (`leaf_hashes(digests)`)."""
+        if first != self.tree.size + 1 or before != self.tip or not digests or len(hexes) != len(digests):
+            raise Disagrees
+        self.witnessed_through(first + len(digests) - 1)
         offset = first - self._from
         witnessed = self._hashes[offset : offset + len(digests)]
-        if witnessed and witnessed != list(map(bytes.hex, digests[: len(witnessed)])):
+        if witnessed != hexes[: len(witnessed)]:
             raise Disagrees
         del self._hashes[: offset + len(witnessed)]
         self._from = first + len(witnessed)
-        self._grow(leaf_hashes(digests))
-        self.tip = digests[-1].hex()
+        self._grow(leaf_hashes(digests) if leaves is None else leaves)
+        self.tip = hexes[-1]
 
     def finish(self) -> Report:
         """The report when everything held (every head read, none beyond the ledger); Disagrees otherwise."""
@@ -135,3 +149,8 @@ class BulkTree:
         self._heads.append(signed)
         self._count += 1
         return True
+
+
+def split32(blob: bytes) -> list[bytes]:
+    """32-byte hashes joined end to end, apart again (sliced in C)."""
+    return list(map(blob.__getitem__, map(slice, range(0, len(blob), 32), range(32, len(blob) + 32, 32))))

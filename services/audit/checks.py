@@ -52,8 +52,9 @@ async def verify_in_bulk(
     tree = BulkTree(school_id=school_id, witness=witness.raw_records(school_id=school_id), public_key=public_key)
     try:
         async for first, sequences, entries, stored in entry_chunks(connection, school_id=school_id, last=last):
-            digests, before = chunk_digests(first, sequences, entries, stored)
-            tree.add(first, digests, before=before)
+            witnessed = tree.witnessed_through(first + len(entries) - 1)
+            digests, hexes, before = chunk_digests(first, sequences, entries, stored, witnessed=witnessed)
+            tree.add(first, digests, hexes, before=before)
         report = tree.finish()
     except Disagrees:
         return None

@@ -1,11 +1,11 @@
 """Verify a school's ledger on several cores: entry hashes recomputed in worker processes, the rest joined here.
 
-Recomputing the entry hashes (SHA-256 of each stored entry's bytes) and checking them against the stored hashes
-and each other is independent per range, so workers each take a range of sequences, read it with their own
-connection and return the digests (`bulk_verify.chunk_digests`). This process joins the ranges in order (each
-range's first entry must name the previous range's last hash), compares with the witness log, grows the Merkle
-tree and checks every signed head (`bulk_verify.BulkTree`). Anything that disagrees sends the school through the
-one-process verifier, which names the first bad entry as always.
+Recomputing the entry hashes (SHA-256 of each stored entry's bytes), checking them against the stored hashes and
+each other, and hashing the tree's leaves is independent per range, so workers each take a range of sequences,
+read it with their own connection and return the digests and leaf hashes (`bulk_verify.chunk_digests`). This
+process joins the ranges in order (each range's first entry must name the previous range's last hash), compares
+with the witness log, grows the Merkle tree and checks every signed head (`bulk_verify.BulkTree`). Anything that
+disagrees sends the school through the one-process verifier, which names the first bad entry as always.
 """
 
 from __future__ import annotations
@@ -19,13 +19,15 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit.bulk_verify import BulkTree, Disagrees, RawRecord, chunk_digests
+from services.audit.bulk_verify import BulkTree, Disagrees, RawRecord, chunk_digests, split32
 from services.audit.heads import WitnessRecord
+from services.audit.merkle import leaf_hashes
 from services.audit.reading import ENTRY_CHUNK, as_chunk, chunk_query, count_entries, driver_connection, stream_chain
 from services.audit.verify import LedgerVerifier, Report
 
 RANGE = 4 * ENTRY_CHUNK  # entries a worker reads and hashes at a time
-Digests = tuple[int, bytes, str]  # first sequence, 32-byte digests joined, the hash the first entry names before it
+# first sequence, 32-byte digests joined, their leaf hashes joined, the hash the first entry names before it
+Digests = tuple[int, bytes, bytes, str]
 
 
 async def _read_and_hash(dsn: str, table: str, school_id: str, first: int, last: int) -> Digests | None:
@@ -35,10 +37,12 @@ async def _read_and_hash(dsn: str, table: str, school_id: str, first: int, last:
     finally:
         await connection.close()
     try:
-        digests, before = chunk_digests(*as_chunk(first, rows))
+        digests, _, before = chunk_digests(*as_chunk(first, rows))
     except Disagrees:
         return None
-    return (first, b"".join(digests), before) if len(digests) == last - first + 1 else None
+    if len(digests) != last - first + 1:
+        return None
+    return first, b"".join(digests), b"".join(leaf_hashes(digests)), before
 
 
 def digest_range(dsn: str, table: str, school_id: str, first: int, last: int) -> Digests | None:
@@ -51,8 +55,9 @@ async def _join(tree: BulkTree, futures: list[Future[Digests | None]]) -> None:
         done = await asyncio.wrap_future(future)
         if done is None:
             raise Disagrees
-        first, blob, before = done
-        tree.add(first, [blob[offset : offset + 32] for offset in range(0, len(blob), 32)], before=before)
+        first, joined, leaves, before = done
+        digests = split32(joined)
+        tree.add(first, digests, list(map(bytes.hex, digests)), before=before, leaves=split32(leaves))
 
 
 async def verify_school_parallel(
@@ -69,7 +74,7 @@ async def verify_school_parallel(
 ) -> Report:
     """The school's ledger (sequences 1..`last`) verified by `processes` workers; the same Report as `add`'s."""
     tree = BulkTree(school_id=school_id, witness=witness, public_key=public_key)
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork")
     report: Report | None = None
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
         futures = [

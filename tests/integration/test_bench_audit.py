@@ -18,6 +18,7 @@ from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
+ARGUMENTS = ["--events", "3000", "--processes", "2", "--repeat", "1", "--json"]
 
 
 def test_the_synthetic_ledger_is_real_case_events_chained_and_checkpointed() -> None:
@@ -36,9 +37,9 @@ def test_the_synthetic_ledger_is_real_case_events_chained_and_checkpointed() -> 
         ],
         public_key=ledger.key.public_key(),
     )
-    digests, before = chunk_digests(1, [r[1] for r in rows], entries, [r[9] for r in rows])
+    digests, hexes, before = chunk_digests(1, [r[1] for r in rows], entries, [r[9] for r in rows])
     assert len(digests) == 2_500 and before == "0" * 64
-    tree.add(1, digests, before=before)
+    tree.add(1, digests, hexes, before=before)
     report = tree.finish()
     assert report.ok and report.anchored == 2_500 and report.heads == 3
 
@@ -58,7 +59,7 @@ def test_the_bench_runs_end_to_end_at_a_small_n(settings: Settings) -> None:
         "SAFEGUARD_NATS_URL": settings.nats_url,
     }
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_audit.py"), "--events", "3000", "--processes", "2", "--json"],
+        [sys.executable, str(REPO / "bench" / "bench_audit.py"), *ARGUMENTS],
         capture_output=True,
         text=True,
         env=environment,
@@ -74,6 +75,10 @@ def test_the_bench_runs_end_to_end_at_a_small_n(settings: Settings) -> None:
         "replay",
         "verify_1_process",
         "verify_n_processes",
+        "postgresql_read_alone",
+        "verify_hashing_in_memory",
+        "replay_parse_and_fold_in_memory",
     }
+    assert len(result["rounds"]) == 1 and result["sample"] == 3000
     assert all(rate > 0 for rate in result["rates_per_second"].values())
     assert 0 < result["ratios"]["verify_1_process_vs_sha256"] < 10
