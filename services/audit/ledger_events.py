@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Collection, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -32,27 +32,21 @@ _TAIL = re.compile(rb'([A-Za-z0-9_.\-]+)","version":([0-9]+)}')
 _SEALED = b'"sealed":"%s"' % ALGORITHM.encode()
 
 
-def type_and_version(canonical: bytes, *, known: dict[bytes, tuple[str, int]] | None = None) -> tuple[str, int]:
-    """The event's type and version, from the tail of its canonical JSON (decoded in full when it is unusual).
-
-    `known` remembers the tails already read (a ledger has a few dozen), so most events cost one slice and a
-    dictionary lookup."""
-    tail = canonical[canonical.rfind(b',"type":"') + 9 :]
-    if known is not None and tail in known:
-        return known[tail]
-    found = _TAIL.fullmatch(tail)
-    if found is None:
-        document = json.loads(canonical)
-        return str(document.get("type")), int(document.get("version") or 0)
-    result = found[1].decode(), int(found[2])
-    if known is not None:
-        known[tail] = result
-    return result
+def type_and_version(canonical: bytes) -> tuple[str, int, bool]:
+    """The event's type and version, from the tail of its canonical JSON, and whether the tail said so (when it has
+    an unusual shape the document is decoded in full)."""
+    found = _TAIL.fullmatch(canonical[canonical.rfind(b',"type":"') + 9 :])
+    if found is not None:
+        return found[1].decode(), int(found[2]), True
+    document = json.loads(canonical)
+    return str(document.get("type")), int(document.get("version") or 0), False
 
 
-def _canonical(entry: bytes) -> bytes:
-    parts = entry.split(b"\n", 2)
-    return parts[2] if len(parts) == 3 else split_entry(entry)[2]  # the latter raises: not an entry's bytes
+Validate = Callable[[bytes], Any]
+
+
+def _skip(canonical: bytes) -> None:
+    """What reads an event of a type nobody asked for: nothing."""
 
 
 class EventReader:
@@ -61,32 +55,42 @@ class EventReader:
     def __init__(self, keys: SchoolKeys, *, wanted: Collection[str]) -> None:
         self.keys = keys
         self.wanted = frozenset(wanted)
-        self._tails: dict[bytes, tuple[str, int]] = {}
         found = registry()
-        # The class that parses each wanted (type, version) as it stands; None when it is upcast on reading.
-        self._classes = {
-            key: None if found.superseded(*key) else cls
+        # What parses each wanted (type, version) as it stands: its class's validator, or the registry (upcast).
+        self._parsers: dict[tuple[str, int], Validate] = {
+            key: self._in_full if found.superseded(*key) else cls.__pydantic_validator__.validate_json
             for key, cls in found.classes().items()
             if key[0] in self.wanted
         }
+        self._by_tail: dict[bytes, Validate] = {}  # a ledger has a few dozen tails: most events cost one lookup
 
     def read(self, canonical: bytes) -> Event[Any] | None:
         """The event, or None when it is not of a wanted type."""
-        key = type_and_version(canonical, known=self._tails)
-        if key[0] not in self.wanted:
-            return None
-        cls = self._classes.get(key)
-        if cls is None or _SEALED in canonical:
-            return parse_event(self.keys.open(json.loads(canonical)).document)
-        return cls.model_validate_json(canonical)
+        tail = canonical[canonical.rfind(b',"type":"') + 9 :]
+        parse = self._by_tail.get(tail)
+        if parse is None:
+            event_type, version, by_tail = type_and_version(canonical)
+            parse = self._parsers.get((event_type, version), self._in_full if event_type in self.wanted else _skip)
+            if by_tail:
+                self._by_tail[tail] = parse
+        if _SEALED in canonical and parse is not _skip:
+            return self._in_full(canonical)
+        event: Event[Any] | None = parse(canonical)  # the class's own validation, as model_validate_json does
+        return event
+
+    def _in_full(self, canonical: bytes) -> Event[Any]:
+        """Sealed fields opened, then the registry's parse (upcasting an old version)."""
+        return parse_event(self.keys.open(json.loads(canonical)).document)
 
 
 def _parsed(rows: list[Any], reader: EventReader, as_of: datetime | None) -> Iterator[tuple[int, Event[Any]]]:
     # Lazily: each event is parsed as the caller takes it and can be dropped once folded. Parsing a whole chunk
     # first keeps thousands of young objects alive at once, and the garbage collector's passes over them made
     # replay two to three times slower (measured).
+    read = reader.read
     for sequence, entry in rows:
-        event = reader.read(_canonical(entry))
+        parts = entry.split(b"\n", 2)
+        event = read(parts[2] if len(parts) == 3 else split_entry(entry)[2])  # the latter raises: not an entry
         if event is not None and (as_of is None or event.occurred_at <= as_of):
             yield sequence, event
 
