@@ -25,7 +25,7 @@ from services.audit.merkle import leaf_hashes
 from services.audit.reading import ENTRY_CHUNK, as_chunk, chunk_query, count_entries, driver_connection, stream_chain
 from services.audit.verify import LedgerVerifier, Report
 
-RANGE = 4 * ENTRY_CHUNK  # entries a worker reads and hashes at a time
+RANGE = 2 * ENTRY_CHUNK  # entries a worker reads and hashes at a time
 # first sequence, 32-byte digests joined, their leaf hashes joined, the hash the first entry names before it
 Digests = tuple[int, bytes, bytes, str]
 
