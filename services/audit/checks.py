@@ -8,7 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.audit.bulk_verify import BulkTree, Disagrees, chunk_digests
 from services.audit.heads import WitnessLog
 from services.audit.parallel_verify import RANGE, verify_school_parallel
-from services.audit.reading import count_entries, driver_connection, entry_chunks, schools_with_entries, stream_chain
+from services.audit.reading import (
+    driver_connection,
+    entry_chunks,
+    last_sequence,
+    rows_outside,
+    schools_with_entries,
+    stream_chain,
+)
 from services.audit.store import ledger
 from services.audit.verify import LedgerVerifier, Report
 
@@ -18,7 +25,7 @@ async def verify_school(
 ) -> Report:
     """One school's ledger, streamed from the database, checked against its signed heads (on `processes` cores)."""
     if processes > 1:
-        last = (await schools_with_entries(session)).get(school_id, 0)
+        last = await last_sequence(session, school_id=school_id)
         if last > RANGE:  # below one range, starting workers costs more than it saves
             url = session.get_bind().engine.url
             return await verify_school_parallel(
@@ -48,7 +55,7 @@ async def verify_in_bulk(
 ) -> Report | None:
     """The report when the whole ledger holds, checked a chunk at a time; None when anything does not."""
     connection = await driver_connection(session)
-    last = (await schools_with_entries(session)).get(school_id, 0)
+    last = await last_sequence(session, school_id=school_id)
     tree = BulkTree(school_id=school_id, witness=witness.raw_records(school_id=school_id), public_key=public_key)
     try:
         async for first, sequences, entries, stored in entry_chunks(connection, school_id=school_id, last=last):
@@ -59,7 +66,7 @@ async def verify_in_bulk(
     except Disagrees:
         return None
     # Rows the ranges did not reach (a sequence below 1, or none at all) would be a problem too.
-    return report if await count_entries(connection, school_id=school_id) == report.entries else None
+    return None if await rows_outside(connection, school_id=school_id, last=last) else report
 
 
 async def verify_ledger(

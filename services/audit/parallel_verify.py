@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.audit.bulk_verify import BulkTree, Disagrees, RawRecord, chunk_digests, split32
 from services.audit.heads import WitnessRecord
 from services.audit.merkle import leaf_hashes
-from services.audit.reading import ENTRY_CHUNK, as_chunk, chunk_query, count_entries, driver_connection, stream_chain
+from services.audit.reading import ENTRY_CHUNK, as_chunk, chunk_query, driver_connection, rows_outside, stream_chain
 from services.audit.verify import LedgerVerifier, Report
 
 RANGE = 2 * ENTRY_CHUNK  # entries a worker reads and hashes at a time
@@ -90,7 +90,7 @@ async def verify_school_parallel(
             for future in futures:
                 future.cancel()
     connection = await driver_connection(session)
-    if report is not None and await count_entries(connection, school_id=school_id, table=table) == report.entries:
+    if report is not None and not await rows_outside(connection, school_id=school_id, last=last, table=table):
         return report
     slow = LedgerVerifier(school_id=school_id, witness=fallback_witness, public_key=public_key)
     async for entry in stream_chain(session, school_id=school_id, decode=False):

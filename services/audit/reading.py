@@ -27,18 +27,27 @@ async def schools_with_entries(session: AsyncSession) -> dict[str, int]:
     return {school_id: int(last) for school_id, last in rows}
 
 
+async def last_sequence(session: AsyncSession, *, school_id: str) -> int:
+    """The school's highest sequence (an index probe; 0 when it has no entries)."""
+    last = await session.scalar(sa.select(sa.func.max(ledger.c.school_sequence)).where(ledger.c.school_id == school_id))
+    return int(last or 0)
+
+
 async def stream_chain(
-    session: AsyncSession, *, school_id: str, after: int = 0, through: int | None = None, decode: bool = True
+    session: AsyncSession, *, school_id: str, after: int | None = None, through: int | None = None, decode: bool = True
 ) -> AsyncIterator[ChainEntry]:
-    """The school's entries with sequence > `after` (and <= `through`), fetched in chunks from a cursor.
+    """The school's entries with sequence > `after` (every one, even numbered below 1, when None; and <= `through`),
+    fetched in chunks from a cursor.
 
     Each is read from its stored entry bytes (the bytes its hash covers), never from the `event` JSONB; its
     event is decoded from them unless `decode` is False (verifying needs only the bytes)."""
     query = (
         sa.select(ledger.c.school_sequence, ledger.c.entry, ledger.c.entry_hash)
-        .where(ledger.c.school_id == school_id, ledger.c.school_sequence > after)
+        .where(ledger.c.school_id == school_id)
         .order_by(ledger.c.school_sequence)
     )
+    if after is not None:
+        query = query.where(ledger.c.school_sequence > after)
     if through is not None:
         query = query.where(ledger.c.school_sequence <= through)
     result = await session.stream(query, execution_options={"yield_per": CHUNK})
@@ -87,6 +96,17 @@ async def entry_chunks(
         yield as_chunk(first, rows)
 
 
-async def count_entries(connection: asyncpg.Connection, *, school_id: str, table: str = ledger.fullname) -> int:
-    """How many rows the school has, whatever their sequences say."""
-    return int(await connection.fetchval(f"select count(*) from {table} where school_id = $1", school_id))
+async def rows_outside(
+    connection: asyncpg.Connection, *, school_id: str, last: int, table: str = ledger.fullname
+) -> bool:
+    """Whether the school has a row whose sequence is not in 1..`last` (index probes, not a count of every row:
+    a chunk's own check catches a duplicate inside the range)."""
+    return bool(
+        await connection.fetchval(
+            f"select exists (select 1 from {table} where school_id = $1 and school_sequence < 1) "
+            f"or exists (select 1 from {table} where school_id = $1 and school_sequence > $2) "
+            f"or exists (select 1 from {table} where school_id = $1 and school_sequence is null)",
+            school_id,
+            last,
+        )
+    )

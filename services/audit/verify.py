@@ -194,6 +194,9 @@ class LedgerVerifier:
         tree = self._tree
         expected = tree.size + 1
         if sequence != expected:
+            if sequence is None or sequence < expected:  # a number below 1, or one the chain has used already
+                detail = f"an entry numbered {sequence} where {expected} was due: it was put in beside the chain"
+                raise _Found(Problem("inserted", expected, detail))
             detail = f"the chain jumps from {expected - 1} to {sequence}: entry {expected} was removed"
             raise _Found(Problem("missing", expected, detail))
         digest = canonical_entry_digest(previous_hash, expected, canonical)

@@ -199,3 +199,23 @@ async def test_a_cases_events_are_found_by_the_bytes_not_the_jsonb(audit_ledger:
     await audit_ledger.as_superuser(move)
     assert await about("case-0") == list(range(1, 10))
     assert 7 not in await about("case-1")
+
+
+async def test_a_row_outside_the_sequences_is_handed_to_the_naming_verifier(audit_ledger: Ledger) -> None:
+    async def smuggle(connection: asyncpg.Connection) -> None:  # a copy of entry 3 numbered 0: before the chain
+        await connection.execute(
+            "insert into audit.ledger (school_id, school_sequence, event_id, event_type, aggregate_id, "
+            "correlation_id, occurred_at, event, previous_hash, entry_hash, entry) "
+            "select school_id, 0, gen_random_uuid(), event_type, aggregate_id, correlation_id, occurred_at, event, "
+            "previous_hash, entry_hash, entry from audit.ledger where school_id = $1 and school_sequence = 3",
+            SCHOOL,
+        )
+
+    await audit_ledger.as_superuser(smuggle)
+    async with transaction(audit_ledger.sessions) as session:
+        bulk = await verify_in_bulk(
+            session, school_id=SCHOOL, witness=audit_ledger.witness, public_key=audit_ledger.key.public_key()
+        )
+    assert bulk is None
+    report = await audit_ledger.verify()  # replay would show that row: verify must not pass it
+    assert report.problem is not None and (report.problem.kind, report.problem.school_sequence) == ("inserted", 1)
