@@ -24,8 +24,8 @@ def _config(service: str, schema: str, connection: Connection) -> Config:
     return config
 
 
-async def migrate(engine: AsyncEngine, *, service: str, schema: str) -> None:
-    """Bring `schema` up to the newest revision of `service`'s migrations."""
+async def migrate(engine: AsyncEngine, *, service: str, schema: str, revision: str = "head") -> None:
+    """Bring `schema` up to the newest revision of `service`'s migrations (or to `revision`, for tests)."""
     lock_key = zlib.crc32(f"safeguard-migrate:{schema}".encode())
     async with engine.begin() as connection:
         await connection.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": lock_key})
@@ -33,7 +33,7 @@ async def migrate(engine: AsyncEngine, *, service: str, schema: str) -> None:
         exists = await connection.scalar(sa.text("select 1 from pg_namespace where nspname = :name"), {"name": schema})
         if not exists:
             await connection.execute(sa.text(f'create schema "{schema}"'))
-        await connection.run_sync(lambda sync: command.upgrade(_config(service, schema, sync), "head"))
+        await connection.run_sync(lambda sync: command.upgrade(_config(service, schema, sync), revision))
 
 
 def run_env() -> None:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faststream.nats import NatsBroker
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit.domain import GENESIS, ChainEntry, entry_hash
+from services.audit.domain import GENESIS, ChainEntry, canonical_entry_digest, canonical_json
 from services.audit.heads import SignedHead, TreeHead, WitnessedEntry, WitnessLog, WitnessRecord, sign_head
 from services.audit.merkle import MerkleTree, entry_leaf
 from services.audit.reading import schools_with_entries, stream_chain
@@ -50,7 +50,8 @@ class SchoolTree:
     def extend(self, entry: ChainEntry) -> None:
         """Check the next entry against the chain so far and add it; LedgerBroken when it does not hold."""
         sequence = self.tree.size + 1
-        recomputed = entry_hash(previous_hash=self.tip, school_sequence=sequence, event=entry.event)
+        canonical = canonical_json(entry.event) if entry.canonical is None else entry.canonical
+        recomputed = canonical_entry_digest(self.tip, sequence, canonical).hex()
         if entry.school_sequence != sequence or recomputed != entry.entry_hash:
             raise LedgerBroken(f"entry {sequence} does not hold: the chain is broken there")
         self.tree.append(entry_leaf(recomputed))

@@ -21,6 +21,25 @@ def entry_hash(*, previous_hash: str, school_sequence: int, event: Mapping[str, 
     return canonical_entry_digest(previous_hash, school_sequence, canonical_json(event)).hex()
 
 
+def entry_bytes(previous_hash: str, school_sequence: int, canonical: bytes) -> bytes:
+    """Exactly the bytes an entry's hash covers (stored as the ledger's `entry`): previous hash, sequence, event."""
+    return b"%s\n%d\n%s" % (previous_hash.encode(), school_sequence, canonical)
+
+
+def split_entry(entry: bytes) -> tuple[str, int, bytes]:
+    """(previous hash, sequence, the event's canonical bytes) of stored entry bytes; ValueError when malformed."""
+    previous, sequence, canonical = entry.split(b"\n", 2)  # canonical JSON holds no raw newline
+    if len(previous) != 64 or not sequence.isdigit():
+        raise ValueError("not the bytes of a ledger entry")
+    return previous.decode("ascii"), int(sequence), canonical
+
+
+def event_of(entry: bytes) -> dict[str, Any]:
+    """The event document stored entry bytes hold (what every reader reads: the bytes verify proves)."""
+    document: dict[str, Any] = json.loads(split_entry(entry)[2])
+    return document
+
+
 def canonical_entry_hash(*, previous_hash: str, school_sequence: int, canonical: bytes) -> str:
     """The entry hash when the event's canonical bytes are already at hand (verifying skips re-serialising)."""
     return canonical_entry_digest(previous_hash, school_sequence, canonical).hex()
@@ -37,6 +56,22 @@ class ChainEntry:
     event: Mapping[str, Any]
     previous_hash: str
     entry_hash: str
+    canonical: bytes | None = None  # the event's bytes as stored in the entry; None: the event's canonical form
+
+    def hashed(self) -> bytes:
+        """The bytes this entry's hash must be the SHA-256 of, at its place in the chain."""
+        canonical = canonical_json(self.event) if self.canonical is None else self.canonical
+        return entry_bytes(self.previous_hash, self.school_sequence, canonical)
+
+
+def stored_entry(school_sequence: int, entry: bytes, entry_hash: str, *, decode: bool = True) -> ChainEntry:
+    """A ledger row as a ChainEntry read from its entry bytes alone (event undecoded, `{}`, unless `decode`)."""
+    try:
+        previous, _, canonical = split_entry(entry)
+    except ValueError:  # bytes that are no entry at all: they cannot hash to anything that was signed
+        previous, canonical = "", entry
+    event: Mapping[str, Any] = json.loads(canonical) if decode else {}
+    return ChainEntry(school_sequence, event, previous, entry_hash, canonical)
 
 
 @dataclass(frozen=True)
@@ -54,9 +89,7 @@ def verify_chain(entries: Iterable[ChainEntry]) -> list[ChainBreak]:
             breaks.append(ChainBreak(entry.school_sequence, f"expected sequence {expected_sequence}"))
         if entry.previous_hash != expected_previous:
             breaks.append(ChainBreak(entry.school_sequence, "previous hash does not match the entry before"))
-        recomputed = entry_hash(
-            previous_hash=entry.previous_hash, school_sequence=entry.school_sequence, event=entry.event
-        )
+        recomputed = hashlib.sha256(entry.hashed()).hexdigest()
         if recomputed != entry.entry_hash:
             breaks.append(ChainBreak(entry.school_sequence, "entry hash does not match its content"))
         expected_previous, expected_sequence = entry.entry_hash, entry.school_sequence + 1

@@ -179,6 +179,12 @@ class WitnessLog:
 
     def records(self, *, school_id: str | None = None) -> Iterator[WitnessRecord]:
         """Every record in file order (one school's, when given), read one line at a time."""
+        for signed, entries in self.raw_records(school_id=school_id):
+            witnessed = tuple(WitnessedEntry(int(s), str(i), str(h)) for s, i, h in entries)
+            yield WitnessRecord(signed=signed, entries=witnessed)
+
+    def raw_records(self, *, school_id: str | None = None) -> Iterator[tuple[SignedHead, list[list[Any]]]]:
+        """Like `records`, each record's entries left as read: [sequence, event id, entry hash] lists (fast)."""
         if not self.path.exists():
             return
         with self.path.open(encoding="utf-8") as file:
@@ -188,9 +194,10 @@ class WitnessLog:
                 # Cheap pre-filter: a line that does not mention the school cannot be its head.
                 if school_id is not None and f'"school_id":"{school_id}"' not in line:
                     continue
-                record = WitnessRecord.from_line(line)
-                if school_id is None or record.signed.head.school_id == school_id:
-                    yield record
+                document = json.loads(line)
+                signed = SignedHead.from_document(document)
+                if school_id is None or signed.head.school_id == school_id:
+                    yield signed, list(document.get("entries", ()))
 
     def latest_heads(self) -> dict[str, SignedHead]:
         """The last head written for each school."""

@@ -56,8 +56,19 @@ class MerkleTree:
         self.size += 1
 
     def extend(self, leaves: Iterable[bytes]) -> None:
-        for leaf in leaves:
-            self.append(leaf)
+        """Add many leaf hashes at once: the same tree as appending each, hashed a level at a time."""
+        nodes = list(leaves)
+        peaks, position, spare = self._peaks, self.size, []
+        self.size += len(nodes)
+        while nodes:
+            if position & 1:  # the first node is a right child: its left sibling is the smallest peak
+                nodes.insert(0, peaks.pop())
+                position -= 1
+            if len(nodes) & 1:
+                spare.append(nodes.pop())  # no sibling yet: a peak of this height, right of the higher ones
+            nodes = _parents(nodes)
+            position >>= 1
+        peaks.extend(reversed(spare))
 
     def root(self) -> bytes:
         """The tree head hash of the leaves so far (RFC 9162 MTH)."""
@@ -74,6 +85,20 @@ class MerkleTree:
         other._peaks = list(self._peaks)
         other.size = self.size
         return other
+
+
+_DIGEST = type(sha256()).digest
+_NODE = b"\x01".__add__
+
+
+def _parents(nodes: list[bytes]) -> list[bytes]:
+    """The parent of each pair of nodes (an even number of them), hashed without a Python loop."""
+    return list(map(_DIGEST, map(sha256, map(_NODE, map(bytes.__add__, nodes[0::2], nodes[1::2])))))
+
+
+def leaf_hashes(entries: Iterable[bytes]) -> list[bytes]:
+    """The leaf hash of each entry, in bulk."""
+    return list(map(_DIGEST, map(sha256, map(b"\x00".__add__, entries))))
 
 
 def root_of(leaves: Iterable[bytes]) -> bytes:

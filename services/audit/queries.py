@@ -8,7 +8,6 @@ everything they are given: the list, the chronology and the export.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.audit.checks import verify_school
 from services.audit.heads import WitnessLog
 from services.audit.keyring import KeyRing
+from services.audit.ledger_events import stream_events
 from services.audit.replay import CaseFolder, chronology_line, state_json, stream_documents
 from services.audit.verify import Report
 from services.routing.case.about import people_about
 from services.routing.case.state import CaseState
-from shared.contracts.envelope import Event, parse_event
+from shared.contracts.envelope import Event
 from shared.contracts.events import CaseTriaged
 
 # A reply must fit in one NATS message (1 MB by default): a case list is paged, a long chronology loses payloads.
@@ -38,14 +38,23 @@ class _Folder(CaseFolder):
         super().__init__()
         self.triage: dict[str, Event[Any]] = {}
 
-    def add(self, document: Mapping[str, Any]) -> None:
-        super().add(document)
-        if document["type"] == CaseTriaged.TYPE:
-            self.triage[str(document["aggregate_id"])] = parse_event(dict(document))
+    def add_event(self, event: Event[Any]) -> None:
+        super().add_event(event)
+        if isinstance(event, CaseTriaged):
+            self.triage[event.aggregate_id] = event
 
     def about(self, case_id: str) -> list[str]:
         triage = self.triage.get(case_id)
         return people_about([triage] if triage else [], self.cases[case_id])
+
+
+async def _folded(session: AsyncSession, *, keyring: KeyRing, school_id: str, as_of: datetime | None) -> _Folder:
+    folder = _Folder()
+    chunks = stream_events(session, keyring=keyring, school_id=school_id, wanted=folder.wanted, as_of=as_of)
+    async for events in chunks:
+        for _, event in events:
+            folder.add_event(event)
+    return folder
 
 
 def case_summary(state: CaseState) -> dict[str, Any]:
@@ -68,11 +77,7 @@ async def replay_school(
     limit: int = PAGE,
 ) -> dict[str, Any]:
     """A page of the school's cases as they stood at `as_of`, oldest first; cases about `viewer` left out."""
-    folder = _Folder()
-    async for _, document in stream_documents(
-        session, keyring=keyring, school_id=school_id, as_of=as_of, types=folder.wanted
-    ):
-        folder.add(document)
+    folder = await _folded(session, keyring=keyring, school_id=school_id, as_of=as_of)
     shown = [state for case_id, state in folder.cases.items() if viewer not in folder.about(case_id)]
     shown.sort(key=lambda s: (s.opened_at.isoformat() if s.opened_at else "", s.case_id))
     limit = max(1, min(limit, PAGE))
@@ -104,9 +109,7 @@ async def case_chronology(
 
 async def cases_about(session: AsyncSession, *, keyring: KeyRing, school_id: str, viewer: str) -> frozenset[str]:
     """The ids (case and correlation) of every case about `viewer`: an export leaves their entries out."""
-    folder = _Folder()
-    async for _, document in stream_documents(session, keyring=keyring, school_id=school_id, types=folder.wanted):
-        folder.add(document)
+    folder = await _folded(session, keyring=keyring, school_id=school_id, as_of=None)
     left_out: set[str] = set()
     for case_id, state in folder.cases.items():
         if viewer in folder.about(case_id):

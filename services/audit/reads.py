@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.audit.domain import event_of
 from services.audit.keyring import KeyRing, SchoolKeys
 from services.audit.store import SCHEMA, ledger
 from shared.contracts.record_events import RecordViewed
@@ -23,7 +24,7 @@ async def who_read(
 ) -> list[dict[str, Any]]:
     """Every recorded view of the case, oldest first: who, in what role, when, how, why (opened: the reason is
     sealed under the case's key, so it reads as erased once that is shredded), and whether break-glass."""
-    query = sa.select(ledger.c.school_id, ledger.c.school_sequence, ledger.c.event).where(
+    query = sa.select(ledger.c.school_id, ledger.c.school_sequence, ledger.c.entry).where(
         ledger.c.event_type == RecordViewed.TYPE, ledger.c.aggregate_id == case_id
     )
     if school_id is not None:
@@ -34,7 +35,7 @@ async def who_read(
     for row in rows:
         if row.school_id not in keys:
             keys[row.school_id] = await keyring.reader(session, school_id=row.school_id)
-        views.append(_view(keys[row.school_id].open(row.event).document))
+        views.append(_view(keys[row.school_id].open(event_of(row.entry)).document))
     return views
 
 

@@ -8,6 +8,7 @@ The ledger is streamed from a server-side cursor, so memory grows with the numbe
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import date, datetime
@@ -16,11 +17,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.audit.domain import event_of
 from services.audit.keyring import KeyRing
+from services.audit.ledger_events import stream_events
 from services.audit.reading import CHUNK
 from services.audit.store import ledger
 from services.routing.case.state import CaseState, apply
-from shared.contracts.envelope import parse_event, registry
+from shared.contracts.envelope import Event, parse_event, registry
 
 
 def case_event_types() -> frozenset[str]:
@@ -37,8 +40,12 @@ class CaseFolder:
 
     def add(self, document: Mapping[str, Any]) -> None:
         if document["type"] in self.wanted:
-            case_id = str(document["aggregate_id"])
-            self.cases[case_id] = apply(self.cases.get(case_id) or CaseState(), parse_event(dict(document)))
+            self.add_event(parse_event(dict(document)))
+
+    def add_event(self, event: Event[Any]) -> None:
+        """Fold one event of the case aggregate (already parsed) into its case."""
+        cases, case_id = self.cases, event.aggregate_id
+        cases[case_id] = apply(cases.get(case_id) or CaseState(), event)
 
 
 def fold_cases(documents: Iterable[Mapping[str, Any]]) -> dict[str, CaseState]:
@@ -106,23 +113,34 @@ async def stream_documents(
     case_id: str | None = None,
 ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
     """(sequence, opened event document) in chain order: those that occurred by `as_of`, of these types, about this
-    case. Sealed fields are opened; those whose key was shredded read as erased."""
+    case. Sealed fields are opened; those whose key was shredded read as erased.
+
+    Every document is decoded from its entry bytes, and its time and type are those the bytes say. Only a case's
+    selection uses other columns: its aggregate and correlation (indexed), and the bytes for a payload naming it.
+    """
     keys = await keyring.reader(session, school_id=school_id)
-    query = sa.select(ledger.c.school_sequence, ledger.c.event).where(ledger.c.school_id == school_id)
-    if as_of is not None:
-        query = query.where(ledger.c.occurred_at <= as_of)
-    if types is not None:
-        query = query.where(ledger.c.event_type.in_(sorted(types)))
+    wanted = frozenset(types) if types is not None else None
+    indexed = _indexed_for(school_id, case_id) if case_id is not None else sa.true()
+    query = sa.select(ledger.c.school_sequence, ledger.c.entry, indexed.label("indexed")).where(
+        ledger.c.school_id == school_id
+    )
     if case_id is not None:
-        query = query.where(_about_case(school_id, case_id))
+        query = query.where(sa.or_(indexed, _bytes_name(case_id)))
     result = await session.stream(query.order_by(ledger.c.school_sequence), execution_options={"yield_per": CHUNK})
     async for rows in result.partitions():  # one await a chunk, not a greenlet switch a row
-        for sequence, event in rows:
-            yield sequence, keys.open(event).document
+        for sequence, entry, by_index in rows:
+            document = event_of(entry)
+            if wanted is not None and document.get("type") not in wanted:
+                continue
+            if as_of is not None and datetime.fromisoformat(str(document["occurred_at"])) > as_of:
+                continue
+            if not by_index and (document.get("payload") or {}).get("case_id") != case_id:
+                continue  # the bytes name the case somewhere, but not as the payload's case
+            yield sequence, keys.open(document).document
 
 
-def _about_case(school_id: str, case_id: str) -> sa.ColumnElement[bool]:
-    """The case's own events, those naming it, and those of the concern that opened it (same correlation)."""
+def _indexed_for(school_id: str, case_id: str) -> sa.ColumnElement[bool]:
+    """The case's own events, and those of the concern that opened it (same correlation)."""
     opened = (
         sa.select(ledger.c.correlation_id)
         .where(ledger.c.school_id == school_id, ledger.c.aggregate_id == case_id)
@@ -130,11 +148,13 @@ def _about_case(school_id: str, case_id: str) -> sa.ColumnElement[bool]:
         .limit(1)
         .scalar_subquery()
     )
-    return sa.or_(
-        ledger.c.aggregate_id == case_id,
-        ledger.c.event["payload"]["case_id"].astext == case_id,
-        ledger.c.correlation_id == opened,
-    )
+    return sa.or_(ledger.c.aggregate_id == case_id, ledger.c.correlation_id == opened)
+
+
+def _bytes_name(case_id: str) -> sa.ColumnElement[bool]:
+    """Entry bytes holding `"case_id":"<case_id>"` (how canonical JSON writes a payload naming the case)."""
+    needle = b'"case_id":' + json.dumps(case_id, ensure_ascii=False).encode()
+    return sa.func.position(sa.literal(needle, type_=sa.LargeBinary).op("in")(ledger.c.entry)) > 0
 
 
 async def replay_cases(
@@ -142,9 +162,10 @@ async def replay_cases(
 ) -> dict[str, CaseState]:
     """Every case of the school as it stood at `as_of` (now, when None)."""
     folder = CaseFolder()
-    documents = stream_documents(session, keyring=keyring, school_id=school_id, as_of=as_of, types=folder.wanted)
-    async for _, document in documents:
-        folder.add(document)
+    chunks = stream_events(session, keyring=keyring, school_id=school_id, wanted=folder.wanted, as_of=as_of)
+    async for events in chunks:
+        for _, event in events:
+            folder.add_event(event)
     return folder.cases
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 import zlib
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit.domain import GENESIS, ChainEntry, entry_hash
+from services.audit.domain import GENESIS, ChainEntry, canonical_json, entry_bytes, stored_entry
 from shared.contracts.envelope import Event
 from shared.tracing import trace_id_of
 
@@ -33,11 +34,14 @@ ledger = sa.Table(
     sa.Column("correlation_id", sa.Uuid, nullable=False),
     sa.Column("trace_id", sa.Text),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("event", JSONB, nullable=False),
+    sa.Column("event", JSONB, nullable=False),  # for ad-hoc queries only: readers read `entry`
     sa.Column("previous_hash", sa.Text, nullable=False),
     sa.Column("entry_hash", sa.Text, nullable=False),
     sa.Column("appended_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("stream_sequence", sa.BigInteger),
+    # Exactly the bytes `entry_hash` is the SHA-256 of (previous hash, sequence, the event's canonical JSON): the
+    # record itself. Verify hashes these, and every reader decodes the event from these, never from `event`.
+    sa.Column("entry", sa.LargeBinary, nullable=False),
     sa.UniqueConstraint("school_id", "school_sequence"),
     sa.Index("ledger_correlation", "correlation_id"),
 )
@@ -141,7 +145,8 @@ class SqlLedger:
         rows = []
         for event, document in zip(events, documents, strict=True):
             sequence += 1
-            digest = entry_hash(previous_hash=previous, school_sequence=sequence, event=document)
+            entry = entry_bytes(previous, sequence, canonical_json(document))
+            digest = hashlib.sha256(entry).hexdigest()
             rows.append(
                 {
                     "school_id": school_id,
@@ -156,6 +161,7 @@ class SqlLedger:
                     "previous_hash": previous,
                     "entry_hash": digest,
                     "stream_sequence": positions.get(event.event_id),
+                    "entry": entry,
                 }
             )
             previous = digest
@@ -165,8 +171,8 @@ class SqlLedger:
     async def chain(self, session: AsyncSession, *, school_id: str) -> list[ChainEntry]:
         """The school's whole chain in order, for verification."""
         rows = await session.execute(
-            sa.select(ledger.c.school_sequence, ledger.c.event, ledger.c.previous_hash, ledger.c.entry_hash)
+            sa.select(ledger.c.school_sequence, ledger.c.entry, ledger.c.entry_hash)
             .where(ledger.c.school_id == school_id)
             .order_by(ledger.c.school_sequence)
         )
-        return [ChainEntry(r.school_sequence, r.event, r.previous_hash, r.entry_hash) for r in rows]
+        return [stored_entry(r.school_sequence, r.entry, r.entry_hash) for r in rows]

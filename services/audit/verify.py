@@ -135,7 +135,7 @@ class LedgerVerifier:
         """Take the next entry; False once a problem is found (the rest need not be read)."""
         return self.add_canonical(
             entry.school_sequence,
-            canonical_json(entry.event),
+            canonical_json(entry.event) if entry.canonical is None else entry.canonical,
             previous_hash=entry.previous_hash,
             stored=entry.entry_hash,
         )
@@ -194,6 +194,9 @@ class LedgerVerifier:
         tree = self._tree
         expected = tree.size + 1
         if sequence != expected:
+            if sequence is None or sequence < expected:  # a number below 1, or one the chain has used already
+                detail = f"an entry numbered {sequence} where {expected} was due: it was put in beside the chain"
+                raise _Found(Problem("inserted", expected, detail))
             detail = f"the chain jumps from {expected - 1} to {sequence}: entry {expected} was removed"
             raise _Found(Problem("missing", expected, detail))
         digest = canonical_entry_digest(previous_hash, expected, canonical)

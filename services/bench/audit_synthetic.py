@@ -8,6 +8,7 @@ every `HEAD_EVERY` entries are made as audit makes them; the rows go to PostgreS
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.audit.domain import GENESIS, canonical_entry_digest, canonical_json
+from services.audit.domain import GENESIS, canonical_json, entry_bytes
 from services.audit.heads import TreeHead, WitnessedEntry, WitnessRecord, sign_head
 from services.audit.merkle import MerkleTree, leaf_hash
 from shared.contracts.case_events import (
@@ -48,6 +49,7 @@ COLUMNS = (
     "event",
     "previous_hash",
     "entry_hash",
+    "entry",
 )
 Row = tuple[Any, ...]
 
@@ -107,9 +109,9 @@ class SyntheticLedger:
     records: list[WitnessRecord] = field(default_factory=list)
 
     def chunk(self, count: int) -> tuple[list[Row], list[bytes]]:
-        """The next `count` rows, and their events' canonical bytes (what the raw baselines hash and publish)."""
+        """The next `count` rows, and their entry bytes (what the raw baselines hash and publish)."""
         rows: list[Row] = []
-        canonicals: list[bytes] = []
+        entries: list[bytes] = []
         for _ in range(count):
             n = self.size + 1
             case_number, step = divmod(n - 1, EVENTS_PER_CASE)
@@ -125,7 +127,8 @@ class SyntheticLedger:
                 b"r": b"SG-%08d" % case_number,
                 b"t": at.isoformat().replace("+00:00", "Z").encode(),
             }
-            digest = canonical_entry_digest(self.tip, n, canonical)
+            entry = entry_bytes(self.tip, n, canonical)
+            digest = hashlib.sha256(entry).digest()
             entry_hash = digest.hex()
             rows.append(
                 (
@@ -139,15 +142,16 @@ class SyntheticLedger:
                     canonical.decode(),
                     self.tip,
                     entry_hash,
+                    entry,
                 )
             )
-            canonicals.append(canonical)
+            entries.append(entry)
             self.tip, self.size = entry_hash, n
             self.tree.append(leaf_hash(digest))
             self.witnessed.append(WitnessedEntry(n, event_id, entry_hash))
             if n % HEAD_EVERY == 0:
                 self._sign()
-        return rows, canonicals
+        return rows, entries
 
     def finish(self) -> None:
         """Sign a head over the last entries too."""

@@ -53,11 +53,12 @@ async def test_replication_role_bypass_edit_with_recomputed_hashes_is_caught(aud
     async def edit(connection: asyncpg.Connection) -> None:
         for entry in recomputed[6:]:
             await connection.execute(
-                "update audit.ledger set event = $1::jsonb, previous_hash = $2, entry_hash = $3 "
-                "where school_id = $4 and school_sequence = $5",
+                "update audit.ledger set event = $1::jsonb, previous_hash = $2, entry_hash = $3, entry = $4 "
+                "where school_id = $5 and school_sequence = $6",
                 json.dumps(entry.event),
                 entry.previous_hash,
                 entry.entry_hash,
+                entry.hashed(),
                 SCHOOL,
                 entry.school_sequence,
             )

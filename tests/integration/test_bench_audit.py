@@ -10,35 +10,45 @@ from pathlib import Path
 
 import pytest
 
-from services.audit.parallel_verify import hash_rows
-from services.audit.verify import LedgerVerifier
+from services.audit.bulk_verify import BulkTree, Disagrees, chunk_digests
+from services.audit.domain import split_entry
 from services.bench.audit_synthetic import SyntheticLedger
 from shared.contracts.envelope import parse_event
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
+ARGUMENTS = ["--events", "3000", "--processes", "2", "--repeat", "1", "--json"]
 
 
 def test_the_synthetic_ledger_is_real_case_events_chained_and_checkpointed() -> None:
     ledger = SyntheticLedger()
-    rows, canonicals = ledger.chunk(2_500)
+    rows, entries = ledger.chunk(2_500)
     ledger.finish()
-    assert {parse_event(c).type for c in canonicals} == {"case.opened", "case.acknowledged", "case.action_recorded"}
-    verifier = LedgerVerifier(
-        school_id="bench-school", witness=iter(ledger.records), public_key=ledger.key.public_key()
+    assert {parse_event(split_entry(e)[2]).type for e in entries} == {
+        "case.opened",
+        "case.acknowledged",
+        "case.action_recorded",
+    }
+    tree = BulkTree(
+        school_id="bench-school",
+        witness=[
+            (r.signed, [[w.school_sequence, w.event_id, w.entry_hash] for w in r.entries]) for r in ledger.records
+        ],
+        public_key=ledger.key.public_key(),
     )
-    first, blob, first_previous, held = hash_rows(((r[1], r[7], r[8], r[9]) for r in rows), first=1)
-    assert held and len(blob) == 32 * 2_500 and first_previous == "0" * 64
-    assert all(verifier.add_digest(first + i, blob[32 * i : 32 * i + 32]) for i in range(2_500))
-    report = verifier.finish()
+    digests, hexes, before = chunk_digests(1, [r[1] for r in rows], entries, [r[9] for r in rows])
+    assert len(digests) == 2_500 and before == "0" * 64
+    tree.add(1, digests, hexes, before=before)
+    report = tree.finish()
     assert report.ok and report.anchored == 2_500 and report.heads == 3
 
 
-def test_a_range_with_an_edited_entry_is_not_held() -> None:
-    rows, _ = SyntheticLedger().chunk(20)
-    edited = [(r[1], r[7].replace("pastoral_support", "early_help"), r[8], r[9]) for r in rows]
-    assert not hash_rows(edited, first=1)[3]
+def test_a_chunk_with_an_edited_entry_disagrees() -> None:
+    rows, entries = SyntheticLedger().chunk(20)
+    edited = [e.replace(b"pastoral_support", b"early_help") for e in entries]
+    with pytest.raises(Disagrees):
+        chunk_digests(1, [r[1] for r in rows], edited, [r[9] for r in rows])
 
 
 def test_the_bench_runs_end_to_end_at_a_small_n(settings: Settings) -> None:
@@ -49,7 +59,7 @@ def test_the_bench_runs_end_to_end_at_a_small_n(settings: Settings) -> None:
         "SAFEGUARD_NATS_URL": settings.nats_url,
     }
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_audit.py"), "--events", "3000", "--processes", "2", "--json"],
+        [sys.executable, str(REPO / "bench" / "bench_audit.py"), *ARGUMENTS],
         capture_output=True,
         text=True,
         env=environment,
@@ -65,6 +75,10 @@ def test_the_bench_runs_end_to_end_at_a_small_n(settings: Settings) -> None:
         "replay",
         "verify_1_process",
         "verify_n_processes",
+        "postgresql_read_alone",
+        "verify_hashing_in_memory",
+        "replay_parse_and_fold_in_memory",
     }
+    assert len(result["rounds"]) == 1 and result["sample"] == 3000
     assert all(rate > 0 for rate in result["rates_per_second"].values())
     assert 0 < result["ratios"]["verify_1_process_vs_sha256"] < 10

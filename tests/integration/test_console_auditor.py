@@ -140,11 +140,13 @@ async def test_verify_from_the_page_names_the_first_bad_entry(settings: Settings
         earlier, *_ = await seeded(console, service)
         await service.checkpoint()
         async with service.runtime.sessions() as session, session.begin():
-            # The insider: as the database superuser, with the append-only triggers off, an entry is edited.
+            # The insider: as the database superuser, with the append-only triggers off, an entry is edited (its
+            # bytes, what every reader reads; the JSONB beside them is read by nobody).
             await session.execute(sa.text("set local session_replication_role = replica"))
             await session.execute(
                 sa.text(
-                    "update audit.ledger set event = jsonb_set(event, '{actor,id}', '\"someone-else\"') "
+                    "update audit.ledger set entry = convert_to(replace(convert_from(entry, 'UTF8'), "
+                    '\'"actor":{"id":"\', \'"actor":{"id":"someone-else-\'), \'UTF8\') '
                     "where school_id = 'st-marks' and school_sequence = 2"
                 )
             )

@@ -27,8 +27,8 @@ from tests.support.ledgers import chain_of, synthetic_chain
 SCHOOL = "st-tamper"
 INSERT = """
     insert into audit.ledger (school_id, school_sequence, event_id, event_type, aggregate_id, correlation_id,
-                              occurred_at, event, previous_hash, entry_hash)
-    values ($1, $2, $3::uuid, $4, $5, $6::uuid, $7::timestamptz, $8::jsonb, $9, $10)
+                              occurred_at, event, previous_hash, entry_hash, entry)
+    values ($1, $2, $3::uuid, $4, $5, $6::uuid, $7::timestamptz, $8::jsonb, $9, $10, $11)
 """
 
 
@@ -98,6 +98,7 @@ async def insert(connection: asyncpg.Connection, entry: ChainEntry) -> None:
         json.dumps(event),
         entry.previous_hash,
         entry.entry_hash,
+        entry.hashed(),
     )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from functools import reduce
+from operator import attrgetter
 from typing import Any, Literal
 
 from services.routing.policy import floor
@@ -33,6 +34,7 @@ from shared.contracts.envelope import Event
 from shared.contracts.events import CaseOpened, CaseTriaged
 
 CaseStatus = Literal["unopened", "open", "in_progress", "closed"]
+Changes = dict[str, Any]  # what one event changes in a case: field name to new value
 ABOUT = ("subject", "alleged_perpetrator")
 
 
@@ -148,10 +150,9 @@ def case_type_of(*words: str) -> CaseType:
     return "concern"
 
 
-def _opened(state: CaseState, event: CaseOpened) -> CaseState:
+def _opened(state: CaseState, event: CaseOpened) -> Changes:
     body = event.payload
-    return replace(
-        state,
+    return dict(
         case_id=body.case_id,
         school_id=event.school_id,
         reference=body.reference,
@@ -172,11 +173,10 @@ PARENT_PROTECTIONS = frozenset(
 _AT_TRIAGE = {"must_not_tell": "withhold", "dsl_decides": "withhold"}
 
 
-def _triaged(state: CaseState, event: CaseTriaged) -> CaseState:
+def _triaged(state: CaseState, event: CaseTriaged) -> Changes:
     body = event.payload
     case_type = state.case_type if state.reclassified else case_type_of(body.category, state.kind)
-    return replace(
-        state,
+    return dict(
         category=body.category,
         urgency=body.urgency,
         policy_version=body.policy_version,
@@ -189,25 +189,25 @@ def _triaged(state: CaseState, event: CaseTriaged) -> CaseState:
     )
 
 
-def _acknowledged(state: CaseState, event: CaseAcknowledged) -> CaseState:
+def _acknowledged(state: CaseState, event: CaseAcknowledged) -> Changes:
     who = event.payload.acknowledged_by
     status: CaseStatus = "in_progress" if state.status == "open" else state.status
-    return replace(state, acknowledged_by=who, assigned_to=state.assigned_to or who, status=status)
+    return dict(acknowledged_by=who, assigned_to=state.assigned_to or who, status=status)
 
 
-def _reassigned(state: CaseState, event: CaseReassigned) -> CaseState:
-    return replace(state, assigned_to=event.payload.to_person_id)
+def _reassigned(state: CaseState, event: CaseReassigned) -> Changes:
+    return dict(assigned_to=event.payload.to_person_id)
 
 
-def _action_recorded(state: CaseState, event: CaseActionRecorded) -> CaseState:
-    return replace(state, actions=(*state.actions, event.payload.action))
+def _action_recorded(state: CaseState, event: CaseActionRecorded) -> Changes:
+    return dict(actions=(*state.actions, event.payload.action))
 
 
-def _parents_decided(state: CaseState, event: CaseParentNotificationDecided) -> CaseState:
-    return replace(state, parents=event.payload.decision, parents_reason=event.payload.reason)
+def _parents_decided(state: CaseState, event: CaseParentNotificationDecided) -> Changes:
+    return dict(parents=event.payload.decision, parents_reason=event.payload.reason)
 
 
-def _parents_informed(state: CaseState, event: CaseParentsInformed) -> CaseState:
+def _parents_informed(state: CaseState, event: CaseParentsInformed) -> Changes:
     body = event.payload
     told = InformedParent(
         parent_id=body.parent_id,
@@ -216,63 +216,63 @@ def _parents_informed(state: CaseState, event: CaseParentsInformed) -> CaseState
         address=body.address,
         informed_at=event.occurred_at,
     )
-    return replace(state, parents_informed=(*state.parents_informed, told))
+    return dict(parents_informed=(*state.parents_informed, told))
 
 
-def _person_linked(state: CaseState, event: CasePersonLinked) -> CaseState:
+def _person_linked(state: CaseState, event: CasePersonLinked) -> Changes:
     body = event.payload
     if state.person(body.person_id) is not None:
         # A person keeps the involvement they were first linked with; linking never rewrites it.
-        return state
+        return {}
     person = LinkedPerson(person_id=body.person_id, role=body.role, involvement=body.involvement, name=body.name)
-    return replace(state, people=(*state.people, person))
+    return dict(people=(*state.people, person))
 
 
-def _decision_recorded(state: CaseState, event: CaseDecisionRecorded) -> CaseState:
+def _decision_recorded(state: CaseState, event: CaseDecisionRecorded) -> Changes:
     decision = RecordedDecision(kind=event.payload.kind, agency=event.payload.agency)
-    return replace(state, decisions=(*state.decisions, decision))
+    return dict(decisions=(*state.decisions, decision))
 
 
-def _reclassified(state: CaseState, event: CaseReclassified) -> CaseState:
-    return replace(state, case_type=event.payload.to_type, reclassified=True)
+def _reclassified(state: CaseState, event: CaseReclassified) -> Changes:
+    return dict(case_type=event.payload.to_type, reclassified=True)
 
 
-def _outcome_recorded(state: CaseState, event: CaseOutcomeRecorded) -> CaseState:
-    return replace(state, outcome=event.payload.outcome)
+def _outcome_recorded(state: CaseState, event: CaseOutcomeRecorded) -> Changes:
+    return dict(outcome=event.payload.outcome)
 
 
-def _investigation_completed(state: CaseState, event: CaseInvestigationCompleted) -> CaseState:
-    return replace(state, investigation_completed=True)
+def _investigation_completed(state: CaseState, event: CaseInvestigationCompleted) -> Changes:
+    return dict(investigation_completed=True)
 
 
-def _debrief_requested(state: CaseState, event: CaseDebriefRequested) -> CaseState:
-    return replace(state, debrief_requested=True)
+def _debrief_requested(state: CaseState, event: CaseDebriefRequested) -> Changes:
+    return dict(debrief_requested=True)
 
 
-def _debrief_recorded(state: CaseState, event: CaseDebriefRecorded) -> CaseState:
+def _debrief_recorded(state: CaseState, event: CaseDebriefRecorded) -> Changes:
     added = tuple(
         OpenDebriefAction(action_id=a.action_id, owner=a.owner, due_on=a.due_on)
         for a in event.payload.actions
         if state.debrief_action(a.action_id) is None
     )
-    return replace(state, debriefed=True, open_debrief_actions=(*state.open_debrief_actions, *added))
+    return dict(debriefed=True, open_debrief_actions=(*state.open_debrief_actions, *added))
 
 
-def _debrief_action_completed(state: CaseState, event: CaseDebriefActionCompleted) -> CaseState:
+def _debrief_action_completed(state: CaseState, event: CaseDebriefActionCompleted) -> Changes:
     remaining = tuple(a for a in state.open_debrief_actions if a.action_id != event.payload.action_id)
-    return replace(state, open_debrief_actions=remaining)
+    return dict(open_debrief_actions=remaining)
 
 
-def _closed(state: CaseState, event: CaseClosed) -> CaseState:
-    return replace(state, status="closed")
+def _closed(state: CaseState, event: CaseClosed) -> Changes:
+    return dict(status="closed")
 
 
-def _reopened(state: CaseState, event: CaseReopened) -> CaseState:
+def _reopened(state: CaseState, event: CaseReopened) -> Changes:
     status: CaseStatus = "in_progress" if state.acknowledged_by else "open"
-    return replace(state, status=status, outcome=None, times_reopened=state.times_reopened + 1)
+    return dict(status=status, outcome=None, times_reopened=state.times_reopened + 1)
 
 
-_FOLDS: dict[type[Event[Any]], Callable[[CaseState, Any], CaseState]] = {
+_FOLDS: dict[type[Event[Any]], Callable[[CaseState, Any], Changes]] = {
     CaseOpened: _opened,
     CaseTriaged: _triaged,
     CaseAcknowledged: _acknowledged,
@@ -296,8 +296,22 @@ _FOLDS: dict[type[Event[Any]], Callable[[CaseState, Any], CaseState]] = {
 def apply(state: CaseState, event: Event[Any]) -> CaseState:
     """The state after one more event; events the workflow does not track (e.g. escalations) only count."""
     fold = _FOLDS.get(type(event))
-    folded = fold(state, event) if fold is not None else state
-    return replace(folded, version=state.version + 1)
+    changes = fold(state, event) if fold is not None else {}
+    changes["version"] = state.version + 1
+    return _evolve(state, changes)
+
+
+_FIELDS = tuple(f.name for f in fields(CaseState))
+_POSITION = {name: index for index, name in enumerate(_FIELDS)}
+_VALUES = attrgetter(*_FIELDS)
+
+
+def _evolve(state: CaseState, changes: Changes) -> CaseState:
+    """`dataclasses.replace(state, **changes)`, cheaper: every field read in one C call, one constructor call."""
+    values = list(_VALUES(state))
+    for name, value in changes.items():
+        values[_POSITION[name]] = value  # a KeyError for a field CaseState does not have, as replace's TypeError
+    return CaseState(*values)
 
 
 def fold(events: Iterable[Event[Any]], *, state: CaseState | None = None) -> CaseState:

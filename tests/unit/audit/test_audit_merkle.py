@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.audit.merkle import (
     EMPTY_ROOT,
@@ -17,6 +19,7 @@ from services.audit.merkle import (
     consistency_ranges,
     inclusion_ranges,
     leaf_hash,
+    leaf_hashes,
     root_of,
     subtree_roots,
     verify_consistency,
@@ -222,3 +225,16 @@ def test_subtree_roots_refuses_ranges_that_are_not_nodes_of_the_tree() -> None:
         subtree_roots(iter(MANY[:8]), size=8, wanted=[(1, 3)])
     with pytest.raises(ValueError, match="not 9"):
         subtree_roots(iter(MANY[:8]), size=9, wanted=[])
+
+
+@given(st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=8))
+def test_extending_in_blocks_grows_the_same_tree_as_appending_each_leaf(blocks: list[int]) -> None:
+    one, bulk, made = MerkleTree(), MerkleTree(), 0
+    for count in blocks:
+        leaves = [hashlib.sha256(b"%d" % (made + i)).digest() for i in range(count)]
+        made += count
+        for leaf in leaves:
+            one.append(leaf)
+        bulk.extend(leaves)
+        assert (bulk.size, bulk.root()) == (one.size, one.root())
+    assert leaf_hashes([b"a", b"b"]) == [leaf_hash(b"a"), leaf_hash(b"b")]
