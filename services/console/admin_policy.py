@@ -18,7 +18,15 @@ from services.console.admin import Admin
 from services.console.admin_store import Adopted
 from services.console.commands import CaseCommands
 from services.console.passwords import same
-from services.console.policy_drafts import LARGEST_UPLOAD, Draft, as_yaml, draft, with_preference, with_quiet_hours
+from services.console.policy_drafts import (
+    LARGEST_UPLOAD,
+    Draft,
+    as_yaml,
+    draft,
+    with_person_quiet_hours,
+    with_preference,
+    with_quiet_hours,
+)
 from services.console.web import Visit, page
 from services.routing.policy.notifying import URGENT
 
@@ -94,6 +102,18 @@ def admin_policy_router(admin: Admin, *, policy_requests: CaseCommands) -> APIRo
         adopted = await admin.school(visit, school_id)
         starts, ends = _time(fields.get("starts", "")), _time(fields.get("ends", ""))
         document = with_quiet_hours(adopted.document, starts=starts, ends=ends)
+        return preview(request, visit, adopted, as_yaml(document))
+
+    @router.post("/admin/schools/{school_id}/people/{person_id}/quiet-hours")
+    async def person_quiet_hours(request: Request, school_id: str, person_id: str) -> Response:
+        visit = await admin.visit(request)
+        fields, _ = await _posted(request, visit)
+        adopted = await admin.school(visit, school_id)
+        policy = adopted.policy()
+        if policy is None or policy.person(person_id) is None:
+            raise HTTPException(status_code=404, detail="The policy names nobody with that id.")
+        starts, ends = _time(fields.get("starts", "")), _time(fields.get("ends", ""))
+        document = with_person_quiet_hours(adopted.document, person_id=person_id, starts=starts, ends=ends)
         return preview(request, visit, adopted, as_yaml(document))
 
     @router.post("/admin/schools/{school_id}/people/{person_id}/channels")

@@ -83,6 +83,21 @@ def with_preference(document: dict[str, Any], *, person_id: str, prefer: tuple[s
     return {**_next_version(document), "people": people}
 
 
+def with_person_quiet_hours(
+    document: dict[str, Any], *, person_id: str, starts: time | None, ends: time | None
+) -> dict[str, Any]:
+    """The next version with `person_id`'s own quiet hours (None for both: the school's apply to them)."""
+    people = []
+    for person in document["people"]:
+        if person["id"] == person_id:
+            contact = {key: value for key, value in person["contact"].items() if key != "quiet_hours"}
+            if starts is not None and ends is not None:
+                contact["quiet_hours"] = {"starts": starts.strftime("%H:%M"), "ends": ends.strftime("%H:%M")}
+            person = {**person, "contact": contact}
+        people.append(person)
+    return {**_next_version(document), "people": people}
+
+
 def with_quiet_hours(document: dict[str, Any], *, starts: time | None, ends: time | None) -> dict[str, Any]:
     """The next version with these quiet hours (None for both: no quiet hours)."""
     quiet = (

@@ -1,5 +1,7 @@
 """Quiet hours: a non-urgent notification asked for at night is held in the due-table and sent when they end.
 
+A person's own quiet hours (their `contact.quiet_hours` in the policy) replace the school's for them.
+
 Held, never dropped: the requests are kept whole in a deadline row of kind `deliver_after_quiet_hours`, and
 the scheduler publishes them (once) when it comes due. Urgent ones are never held (policy/notifying.py).
 """
@@ -29,11 +31,11 @@ def held_back(
     now_events: list[Event[Any]] = []
     held: dict[tuple[str, datetime], list[NotificationRequested]] = {}
     for event in events:
-        until = (
-            plan.quiet_until(now, urgency=event.payload.urgency, timezone=zone)
-            if isinstance(event, NotificationRequested)
-            else None
-        )
+        until = None
+        if isinstance(event, NotificationRequested):
+            person = policy.person(event.payload.recipient.person_id)
+            own = person.contact.quiet_hours if person is not None else None
+            until = plan.quiet_until(now, urgency=event.payload.urgency, timezone=zone, own=own)
         if until is None:
             now_events.append(event)
         else:

@@ -322,6 +322,10 @@ async def test_admin_pages_answer_administrators_only_and_a_refusal_writes_nothi
                     {"csrf_token": csrf, "starts": "", "ends": ""},
                     404 if allowed else 403,
                 ),
+                f"/admin/schools/{OTHER_SCHOOL}/people/s-bird/quiet-hours": (
+                    {"csrf_token": csrf, "starts": "18:00", "ends": "08:00"},
+                    404 if allowed else 403,
+                ),
                 "/admin/schools/st-marks/policy/adopt": (
                     {"csrf_token": csrf, "policy_text": "version: 9"},
                     400 if allowed else 403,

@@ -75,6 +75,14 @@ async def test_a_trust_administrator_checks_diffs_and_adopts_a_new_policy_versio
         schools = await console.client.get("/admin")
         school = await console.client.get("/admin/schools/st-marks")
         csrf = csrf_of(school.text)
+        own_quiet = await console.client.post(
+            "/admin/schools/st-marks/people/s-bird/quiet-hours",
+            data={"csrf_token": csrf, "starts": "18:00", "ends": "08:00"},
+        )
+        nobody = await console.client.post(
+            "/admin/schools/st-marks/people/no-such-person/quiet-hours",
+            data={"csrf_token": csrf, "starts": "18:00", "ends": "08:00"},
+        )
         unraised = await console.client.post(
             "/admin/schools/st-marks/policy/check",
             data={"csrf_token": csrf},
@@ -99,6 +107,11 @@ async def test_a_trust_administrator_checks_diffs_and_adopts_a_new_policy_versio
     assert schools.status_code == 200 and "St Mark" in schools.text and "oak-academy" not in schools.text
     assert "trust administrator" in school.text and "admin@example.org" in school.text
     assert unraised.status_code == 400 and "Raise the version: 1 is adopted" in unraised.text
+    # A person's own quiet hours become the next version, checked and diffed like any other change.
+    assert own_quiet.status_code == 200 and "version 2" in own_quiet.text
+    own_diff = html.unescape(re.sub(r"<[^>]+>", "", own_quiet.text))
+    assert "-    quiet_hours: null" in own_diff and "+      starts: '18:00:00'" in own_diff
+    assert nobody.status_code == 404
     assert checked.status_code == 200
     assert "valid policy for St Mark&#39;s CEP School (st-marks), version 2" in checked.text
     diff = html.unescape(re.sub(r"<[^>]+>", "", checked.text))

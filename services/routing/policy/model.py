@@ -13,7 +13,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from services.routing.policy.calendar import BankHolidays, WorkingCalendar
-from services.routing.policy.notifying import LONGEST_REFERENCE, SMS_SEGMENT, ChannelName, NotificationPlan
+from services.routing.policy.notifying import (
+    LONGEST_REFERENCE,
+    SMS_SEGMENT,
+    ChannelName,
+    NotificationPlan,
+    QuietHours,
+)
 from services.routing.policy.rules import AgeRange, DeadlineRule, Fallback, Rule, Then, When
 from services.routing.policy.vocabulary import (
     ANONYMOUS,
@@ -94,6 +100,9 @@ class ContactChannels(PolicyPart):
     push: bool = False
     prefer: tuple[ChannelName, ...] = Field(
         default=(), description="the person's own choice of channels, used where the policy's personal_choice allows"
+    )
+    quiet_hours: QuietHours | None = Field(
+        default=None, description="the person's own quiet hours for non-urgent messages, in place of the school's"
     )
 
     @model_validator(mode="after")

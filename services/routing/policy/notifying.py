@@ -112,12 +112,18 @@ class NotificationPlan(PolicyPart):
             return prefer
         return self.channels[level]
 
-    def quiet_until(self, now: datetime, *, urgency: str, timezone: str) -> datetime | None:
-        """When a message of `urgency` sent at `now` may go, if it must wait for quiet hours to end; else None."""
-        if self.quiet_hours is None or Urgency(urgency) in URGENT:
+    def quiet_until(
+        self, now: datetime, *, urgency: str, timezone: str, own: QuietHours | None = None
+    ) -> datetime | None:
+        """When a message of `urgency` sent at `now` may go, if it must wait for quiet hours to end; else None.
+
+        `own`: the recipient's own quiet hours, which replace the school's for them (urgent messages never wait).
+        """
+        hours = own or self.quiet_hours
+        if hours is None or Urgency(urgency) in URGENT:
             return None
         local = now.astimezone(ZoneInfo(timezone))
-        starts, ends, clock = self.quiet_hours.starts, self.quiet_hours.ends, local.time()
+        starts, ends, clock = hours.starts, hours.ends, local.time()
         overnight = starts > ends
         quiet = (clock >= starts or clock < ends) if overnight else (starts <= clock < ends)
         if not quiet:

@@ -80,3 +80,17 @@ def test_a_daytime_quiet_period_also_works() -> None:
 def test_a_plan_the_policy_check_refuses(plan: dict[str, object], complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint.replace("[", r"\[").replace("]", r"\]")):
         NotificationPlan.model_validate(plan)
+
+
+def test_a_persons_own_quiet_hours_replace_the_schools_for_them_and_never_hold_urgent() -> None:
+    own = ContactChannels.model_validate(
+        {"email": "lead@example.org", "quiet_hours": {"starts": "18:00", "ends": "08:00"}}
+    ).quiet_hours
+    evening = datetime(2026, 6, 10, 18, 30, tzinfo=UTC)  # 19:30 in London: the school's quiet hours start at 21:00
+    assert PLAN.quiet_until(evening, urgency="medium", timezone=LONDON_SUMMER) is None
+    assert PLAN.quiet_until(evening, urgency="medium", timezone=LONDON_SUMMER, own=own) == datetime(
+        2026, 6, 11, 7, 0, tzinfo=UTC
+    )
+    assert PLAN.quiet_until(evening, urgency="immediate", timezone=LONDON_SUMMER, own=own) is None
+    # Quiet hours the school does not have still apply to the person who chose them.
+    assert NotificationPlan().quiet_until(evening, urgency="low", timezone=LONDON_SUMMER, own=own) is not None
