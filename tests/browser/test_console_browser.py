@@ -113,9 +113,10 @@ async def the_admin_pages(page: Any, base: str, axe: str) -> None:
     await page.goto(f"{base}/admin/schools/st-marks")
     await page.get_by_role("heading", name="People and roles (from the policy)").wait_for()
     await checked_at_both_widths(page, axe)
-    await page.get_by_label("Quiet from").fill("21:00")
-    await page.get_by_label("until").fill("07:00")
-    await page.locator("form", has=page.get_by_label("Quiet from")).get_by_role("button").click()
+    school_quiet = page.locator("form", has=page.get_by_label("Quiet from", exact=True))
+    await school_quiet.get_by_label("Quiet from", exact=True).fill("21:00")
+    await school_quiet.get_by_label("until", exact=True).fill("07:00")
+    await school_quiet.get_by_role("button").click()
     await page.get_by_role("heading", name="A new policy version for st-marks").wait_for(timeout=WAIT_MS)
     await checked_at_both_widths(page, axe)
 
