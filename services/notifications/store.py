@@ -23,9 +23,17 @@ from shared.contracts.events import NotificationRequested
 
 SCHEMA = "notifications"
 metadata = sa.MetaData(schema=SCHEMA)
-IN_FLIGHT = ("requested", "sending", "committing")  # due again at ready_at (a retry, or a cut-off attempt)
-IN_FLIGHT_SQL = "('requested', 'sending', 'committing')"
+SENDING = ("sending", "committing")  # an attempt under way: before, or past, its point of no return
+IN_FLIGHT = ("requested", *SENDING)  # due again at ready_at (a retry, or a cut-off attempt)
 SENT = ("sent", "sent_unconfirmed")
+
+
+def sql_list(values: tuple[str, ...]) -> str:
+    """A fixed tuple of status words as an SQL list literal, for statements written as text."""
+    return "(" + ", ".join(f"'{value}'" for value in values) + ")"
+
+
+IN_FLIGHT_SQL = sql_list(IN_FLIGHT)
 
 deliveries = sa.Table(
     "deliveries",
@@ -94,13 +102,13 @@ class Finished:
 # Only the attempt that is still current is recorded (a row reclaimed after a cut-off send has a higher count).
 _FINISH_ALL = sa.text(
     f"update {SCHEMA}.deliveries d set status = v.status, detail = v.detail, ready_at = v.retry_at, "
-    "delivered_at = case when v.status in ('sent', 'sent_unconfirmed') then cast(:at as timestamptz) "
+    f"delivered_at = case when v.status in {sql_list(SENT)} then cast(:at as timestamptz) "
     "else d.delivered_at end, "
     "provider_message_id = case when v.status = 'sent' then v.detail else d.provider_message_id end "
     "from unnest(cast(:ids as text[]), cast(:attempts as integer[]), cast(:statuses as text[]), "
     "cast(:details as text[]), cast(:retry_ats as timestamptz[])) "
     "as v(notification_id, attempt, status, detail, retry_at) "
-    "where d.notification_id = v.notification_id and d.status in ('sending', 'committing') "
+    f"where d.notification_id = v.notification_id and d.status in {sql_list(SENDING)} "
     "and d.attempts = v.attempt "
     "returning d.notification_id"
 )
