@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from services.notifications import mailbox
 from services.notifications.channels import Delivery
 from services.notifications.channels.email import compose_email
 from services.notifications.channels.push import push_payload
@@ -96,7 +97,7 @@ def sent_text(request: NotificationRequestedPayload) -> str:
         assert one_segment(message.sms), message.sms
         return message.sms
     if request.channel == "email":
-        email = compose_email(delivery, sender="Safeguard <safeguard@example.org>", at=NOW)
+        email = mailbox.parse(compose_email(delivery, sender="Safeguard <safeguard@example.org>", at=NOW))
         parts = [email.get_body(preferencelist=(kind,)) for kind in ("plain", "html")]
         return " ".join([str(email["Subject"]), *(p.get_content() for p in parts if p is not None)])  # type: ignore[attr-defined]
     return f"{message.title} {message.body}"
