@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.envelope import parse_event
@@ -114,6 +114,20 @@ _FINISH_ALL = sa.text(
 )
 
 
+# Claim: choose the due rows (skipping any another dispatcher holds), then count the attempt and mark them
+# sending, in one statement. `due` keeps each row's status from before the update: whether an earlier attempt
+# was cut off, and where. The request comes back as JSON text for the event registry's one-pass parse.
+_CLAIM = sa.text(
+    f"with due as (select notification_id, status, ready_at from {SCHEMA}.deliveries "
+    f"where status in {IN_FLIGHT_SQL} and ready_at <= cast(:now as timestamptz) "
+    "order by ready_at limit cast(:limit as integer) for update skip locked) "
+    f"update {SCHEMA}.deliveries d set status = 'sending', attempts = d.attempts + 1, "
+    "attempted_at = cast(:now as timestamptz), ready_at = cast(:ready_at as timestamptz) "
+    "from due where d.notification_id = due.notification_id "
+    "returning d.notification_id, due.status, due.ready_at as due_at, d.attempts, cast(d.request as text) as request"
+)
+
+
 class SqlDeliveries:
     """Delivery rows: one per notification id, so a second request for the same notification sends nothing."""
 
@@ -151,43 +165,21 @@ class SqlDeliveries:
     async def claim_ready(
         self, session: AsyncSession, *, now: datetime, limit: int, sending_timeout: timedelta
     ) -> list[Attempt]:
-        """Due rows (new, retrying, or cut off mid-send), locked and marked sending with their attempt counted."""
-        rows = (
-            await session.execute(
-                sa.select(deliveries.c.notification_id, deliveries.c.status, deliveries.c.request)
-                .where(deliveries.c.status.in_(IN_FLIGHT), deliveries.c.ready_at <= now)
-                .order_by(deliveries.c.ready_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
-        if not rows:
-            return []
-        claimed = await session.execute(
-            sa.update(deliveries)
-            # An array parameter, not an IN list: one statement text (prepared once) whatever the batch's size.
-            .where(
-                deliveries.c.notification_id
-                == sa.any_(sa.bindparam("ids", [r.notification_id for r in rows], type_=ARRAY(sa.Text)))
-            )
-            .values(
-                status="sending",
-                attempts=deliveries.c.attempts + 1,
-                attempted_at=now,
-                ready_at=now + sending_timeout,
-            )
-            .returning(deliveries.c.notification_id, deliveries.c.attempts)
-        )
-        attempts = {r.notification_id: r.attempts for r in claimed}
+        """Due rows (new, retrying, or cut off mid-send), locked and marked sending with their attempt counted.
+
+        One statement, atomic on its own (the dispatcher runs it without a transaction block): the rows it
+        returns are committed `sending` before any channel is called.
+        """
+        rows = (await session.execute(_CLAIM, {"now": now, "limit": limit, "ready_at": now + sending_timeout})).all()
         return [
             Attempt(
                 r.notification_id,
-                attempts[r.notification_id],
+                r.attempts,
                 _request(r.request),
                 interrupted=r.status != "requested",
                 past_commit_point=r.status == "committing",
             )
-            for r in rows
+            for r in sorted(rows, key=lambda r: r.due_at)  # earliest due first, as they were chosen
         ]
 
     async def mark_committing(self, session: AsyncSession, *, notification_id: str, attempt: int) -> bool:
@@ -262,7 +254,7 @@ class SqlDeliveries:
         ).first()
 
 
-def _request(document: dict[str, Any]) -> NotificationRequested:
+def _request(document: str) -> NotificationRequested:
     event = parse_event(document)
     assert isinstance(event, NotificationRequested)
     return event
