@@ -60,22 +60,25 @@ class DeliveryRules:
 class Outcomes:
     """Records finished attempts in groups: everything that finished while the previous group was being written.
 
-    One unit of work (one statement, one commit) per group instead of one per delivery; an attempt's `record`
-    returns only once its outcome is committed, so nothing is reported done before it is.
+    One statement per group instead of a unit of work per delivery: the outcomes, and the announcements of those
+    still current put in the outbox, atomic together without a transaction block. An attempt's `record` returns
+    only once its outcome is committed, so nothing is reported done before it is.
     """
 
     def __init__(self, *, uow: UnitOfWork, deliveries: SqlDeliveries, clock: Callable[[], datetime]) -> None:
         self._uow = uow
         self._deliveries = deliveries
         self._clock = clock
-        self._waiting: list[tuple[Finished, list[Event[Any]], asyncio.Future[bool]]] = []
+        self._waiting: list[tuple[Finished, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def record(self, attempt: Attempt, outcome: AttemptOutcome, *, announce: list[Event[Any]]) -> bool:
+    async def record(self, attempt: Attempt, outcome: AttemptOutcome, *, announce: Event[Any] | None) -> bool:
         """Record this outcome (with its announcement); False when the attempt was no longer the current one."""
-        finished = Finished(attempt.notification_id, attempt.attempt, outcome.status, outcome.detail, outcome.retry_at)
+        finished = Finished(
+            attempt.notification_id, attempt.attempt, outcome.status, outcome.detail, outcome.retry_at, announce
+        )
         done = asyncio.get_running_loop().create_future()
-        self._waiting.append((finished, announce, done))
+        self._waiting.append((finished, done))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all())
         return await done
@@ -85,19 +88,18 @@ class Outcomes:
             while self._waiting:
                 group, self._waiting = self._waiting, []
                 try:
-                    async with self._uow.begin() as work:
+                    async with self._uow.single_statement() as work:
                         current = await self._deliveries.finish_all(
-                            work.session, [finished for finished, _, _ in group], at=self._clock()
+                            work.session, [finished for finished, _ in group], at=self._clock()
                         )
-                        for finished, announce, _ in group:
-                            if finished.notification_id in current:
-                                work.emit(announce)
+                        if any(finished.announce for finished, _ in group):
+                            work.enqueued()  # the relay is woken once the statement has committed
                 except Exception as failure:
-                    for _, _, done in group:
+                    for _, done in group:
                         if not done.done():  # its attempt may have been cancelled (the dispatcher stopping)
                             done.set_exception(failure)
                 else:
-                    for finished, _, done in group:
+                    for finished, done in group:
                         if not done.done():
                             done.set_result(finished.notification_id in current)
         finally:
@@ -237,7 +239,7 @@ class Dispatcher:
 
         return committing
 
-    def _announce(self, attempt: Attempt, outcome: AttemptOutcome) -> list[Event[Any]]:
+    def _announce(self, attempt: Attempt, outcome: AttemptOutcome) -> Event[Any] | None:
         request = attempt.request
         payload = request.payload
         common: dict[str, Any] = {
@@ -255,7 +257,7 @@ class Dispatcher:
                 recipient_person_id=payload.recipient.person_id,
                 provider_message_id=outcome.detail,
             )
-            return [NotificationSent.new(sent, **common)]
+            return NotificationSent.new(sent, **common)
         if outcome.announced == "failed":
             failed = NotificationFailedPayload(
                 notification_id=payload.notification_id,
@@ -265,5 +267,5 @@ class Dispatcher:
                 reason=outcome.detail,
                 retryable=False,  # announced only once no further attempt will be made
             )
-            return [NotificationFailed.new(failed, **common)]
-        return []
+            return NotificationFailed.new(failed, **common)
+        return None

@@ -18,11 +18,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts.envelope import parse_event
+from shared.contracts.envelope import Event, parse_event
 from shared.contracts.events import NotificationRequested
+from shared.inbox_outbox import InboxOutbox
 
 SCHEMA = "notifications"
 metadata = sa.MetaData(schema=SCHEMA)
+OUTBOX = InboxOutbox(SCHEMA)
 SENDING = ("sending", "committing")  # an attempt under way: before, or past, its point of no return
 IN_FLIGHT = ("requested", *SENDING)  # due again at ready_at (a retry, or a cut-off attempt)
 SENT = ("sent", "sent_unconfirmed")
@@ -97,20 +99,30 @@ class Finished:
     status: str
     detail: str
     retry_at: datetime | None = None
+    announce: Event[Any] | None = None
+    """notification.sent or notification.failed, published only if this outcome is recorded."""
 
 
-# Only the attempt that is still current is recorded (a row reclaimed after a cut-off send has a higher count).
+# Only the attempt that is still current is recorded (a row reclaimed after a cut-off send has a higher count),
+# and only a recorded outcome's announcement goes into the outbox, in the same statement.
 _FINISH_ALL = sa.text(
-    f"update {SCHEMA}.deliveries d set status = v.status, detail = v.detail, ready_at = v.retry_at, "
+    "with v as (select * from unnest(cast(:ids as text[]), cast(:attempts as integer[]), "
+    "cast(:statuses as text[]), cast(:details as text[]), cast(:retry_ats as timestamptz[]), "
+    "cast(:event_ids as uuid[]), cast(:schools as text[]), cast(:types as text[]), cast(:bodies as jsonb[]), "
+    "cast(:traceparents as text[])) "
+    "as v(notification_id, attempt, status, detail, retry_at, event_id, school_id, event_type, body, traceparent)), "
+    f"finished as (update {SCHEMA}.deliveries d set status = v.status, detail = v.detail, ready_at = v.retry_at, "
     f"delivered_at = case when v.status in {sql_list(SENT)} then cast(:at as timestamptz) "
     "else d.delivered_at end, "
     "provider_message_id = case when v.status = 'sent' then v.detail else d.provider_message_id end "
-    "from unnest(cast(:ids as text[]), cast(:attempts as integer[]), cast(:statuses as text[]), "
-    "cast(:details as text[]), cast(:retry_ats as timestamptz[])) "
-    "as v(notification_id, attempt, status, detail, retry_at) "
-    f"where d.notification_id = v.notification_id and d.status in {sql_list(SENDING)} "
+    f"from v where d.notification_id = v.notification_id and d.status in {sql_list(SENDING)} "
     "and d.attempts = v.attempt "
-    "returning d.notification_id"
+    "returning d.notification_id, d.attempts), "
+    "announced as (select v.event_id, v.school_id, v.event_type, v.body, v.traceparent from v "
+    "join finished f on f.notification_id = v.notification_id and f.attempts = v.attempt "
+    "where v.event_id is not null), "
+    f"published as ({OUTBOX.enqueue_from_sql('announced')}) "
+    "select notification_id from finished"
 )
 
 
@@ -197,9 +209,11 @@ class SqlDeliveries:
         return result.first() is not None
 
     async def finish_all(self, session: AsyncSession, finished: Sequence[Finished], *, at: datetime) -> set[str]:
-        """Record many attempts' outcomes in one statement; returns the ids whose attempt was still the current one."""
+        """Record many attempts' outcomes, and put the announcements of those recorded in the outbox, in one
+        statement; returns the ids whose attempt was still the current one."""
         if not finished:
             return set()
+        announced = [f.announce for f in finished]
         result = await session.execute(
             _FINISH_ALL,
             {
@@ -208,6 +222,11 @@ class SqlDeliveries:
                 "statuses": [f.status for f in finished],
                 "details": [f.detail for f in finished],
                 "retry_ats": [f.retry_at for f in finished],
+                "event_ids": [e.event_id if e else None for e in announced],
+                "schools": [e.school_id if e else None for e in announced],
+                "types": [e.type if e else None for e in announced],
+                "bodies": [e.model_dump_json() if e else None for e in announced],
+                "traceparents": [e.traceparent if e else None for e in announced],
                 "at": at,
             },
         )
