@@ -4,6 +4,7 @@ called, retried with back-off while the fault is transient, and an attempt cut o
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,11 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from services.notifications.channels import Delivery, DeliveryFailed
-from services.notifications.dispatcher import DeliveryRules, Dispatcher
+from services.notifications.dispatcher import SERVICE_ACTOR, DeliveryRules, Dispatcher
 from services.notifications.links import AckLinks
-from services.notifications.store import SCHEMA, SqlDeliveries, deliveries
+from services.notifications.store import SCHEMA, Finished, SqlDeliveries, deliveries
 from shared.contracts.envelope import utc_now
-from shared.contracts.events import PersonRef
+from shared.contracts.events import NotificationSent, NotificationSentPayload, PersonRef
+from shared.inbox_outbox import InboxOutbox
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from tests.support.factories import notification_requested
@@ -177,3 +179,56 @@ async def test_outcomes_finished_together_are_recorded_together_each_announced_o
     assert sum(store.groups) == 12
     assert len(store.groups) < 12, f"one unit of work per delivery: {store.groups}"
     assert {(await row(runtime, n)).status for n in ids} == {"sent"}
+
+
+async def test_an_outcome_of_an_attempt_since_reclaimed_is_neither_recorded_nor_announced(settings: Settings) -> None:
+    runtime, clock = ServiceRuntime(settings, service="notifications", schema=SCHEMA), Clock()
+    store, outbox = SqlDeliveries(), InboxOutbox(SCHEMA).outbox
+    request = notification_requested(channel="email", address="lead@example.org", recipient=PERSON)
+    announcements = {
+        attempt: NotificationSent.new(
+            NotificationSentPayload(
+                notification_id=request.payload.notification_id,
+                case_id=request.payload.case_id,
+                channel="email",
+                recipient_person_id=PERSON.person_id,
+                provider_message_id=f"<m{attempt}@safeguard.local>",
+            ),
+            school_id=request.school_id,
+            aggregate_id=request.payload.notification_id,
+            actor=SERVICE_ACTOR,
+            occurred_at=utc_now(),
+            cause=request,
+        )
+        for attempt in (1, 2)
+    }
+
+    async def finish(attempt: int) -> set[str]:
+        async with runtime.uow.single_statement() as work:
+            done = Finished(request.payload.notification_id, attempt, "sent", f"<m{attempt}@safeguard.local>")
+            return await store.finish_all(work.session, [replace(done, announce=announcements[attempt])], at=clock.now)
+
+    async def in_outbox() -> list[Any]:
+        async with runtime.sessions() as session:
+            ids = [event.event_id for event in announcements.values()]
+            return list(
+                (await session.execute(sa.select(outbox.c.event_id).where(outbox.c.event_id.in_(ids)))).scalars()
+            )
+
+    async with running(runtime, subscribers=False):
+        async with runtime.uow.begin() as work:
+            assert await store.record_requested(work.session, request, at=clock.now)
+        timeout = timedelta(seconds=30)
+        async with runtime.uow.single_statement() as work:
+            [first] = await store.claim_ready(work.session, now=clock.now, limit=10, sending_timeout=timeout)
+        clock.now += timedelta(seconds=31)  # cut off: reclaimed as attempt 2
+        async with runtime.uow.single_statement() as work:
+            [second] = await store.claim_ready(work.session, now=clock.now, limit=10, sending_timeout=timeout)
+        assert (first.attempt, second.attempt, second.interrupted) == (1, 2, True)
+
+        assert await finish(1) == set(), "attempt 1 is no longer the current one"
+        assert await in_outbox() == []
+        assert await finish(2) == {request.payload.notification_id}
+        assert await in_outbox() == [announcements[2].event_id]
+    recorded = await row(runtime, request.payload.notification_id)
+    assert (recorded.status, recorded.provider_message_id) == ("sent", "<m2@safeguard.local>")
