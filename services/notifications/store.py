@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.envelope import Event, parse_event
@@ -103,6 +103,22 @@ class Finished:
     """notification.sent or notification.failed, published only if this outcome is recorded."""
 
 
+# New requests, due now; a notification id recorded before is left as it is. One fixed statement over arrays
+# (prepared once whatever the batch's size), each request written as its JSON text.
+_RECORD_ALL = sa.text(
+    f"insert into {SCHEMA}.deliveries (notification_id, school_id, case_id, recipient_person_id, channel, status, "
+    "requested_event_id, correlation_id, traceparent, request, ready_at) "
+    "select v.notification_id, v.school_id, v.case_id, v.recipient_person_id, v.channel, 'requested', "
+    "v.requested_event_id, v.correlation_id, v.traceparent, v.request, cast(:at as timestamptz) "
+    "from unnest(cast(:ids as text[]), cast(:schools as text[]), cast(:cases as text[]), cast(:people as text[]), "
+    "cast(:channels as text[]), cast(:event_ids as uuid[]), cast(:correlations as uuid[]), "
+    "cast(:traceparents as text[]), cast(:requests as jsonb[])) "
+    "as v(notification_id, school_id, case_id, recipient_person_id, channel, requested_event_id, correlation_id, "
+    "traceparent, request) "
+    "on conflict do nothing returning notification_id"
+)
+
+
 # Only the attempt that is still current is recorded (a row reclaimed after a cut-off send has a higher count),
 # and only a recorded outcome's announcement goes into the outbox, in the same statement.
 _FINISH_ALL = sa.text(
@@ -154,23 +170,19 @@ class SqlDeliveries:
         if not requests:
             return set()
         result = await session.execute(
-            insert(deliveries).on_conflict_do_nothing().returning(deliveries.c.notification_id),
-            [
-                {
-                    "notification_id": request.payload.notification_id,
-                    "school_id": request.school_id,
-                    "case_id": request.payload.case_id,
-                    "recipient_person_id": request.payload.recipient.person_id,
-                    "channel": request.payload.channel,
-                    "status": "requested",
-                    "requested_event_id": request.event_id,
-                    "correlation_id": request.correlation_id,
-                    "traceparent": request.traceparent,
-                    "request": request.model_dump(mode="json"),
-                    "ready_at": at,
-                }
-                for request in requests
-            ],
+            _RECORD_ALL,
+            {
+                "ids": [request.payload.notification_id for request in requests],
+                "schools": [request.school_id for request in requests],
+                "cases": [request.payload.case_id for request in requests],
+                "people": [request.payload.recipient.person_id for request in requests],
+                "channels": [request.payload.channel for request in requests],
+                "event_ids": [request.event_id for request in requests],
+                "correlations": [request.correlation_id for request in requests],
+                "traceparents": [request.traceparent for request in requests],
+                "requests": [request.model_dump_json() for request in requests],
+                "at": at,
+            },
         )
         return set(result.scalars())
 
