@@ -77,7 +77,14 @@ def test_non_ascii_names_subjects_and_text_come_back_exactly_as_encoded_words_an
 
 @pytest.mark.parametrize(
     "subject",
-    ["word " * 30 + "end", "A" * 100, " leading space", "two  spaces and a trailing one " * 3, "tab\tinside"],
+    [
+        "word " * 30 + "end",
+        "A" * 100,
+        " leading space",
+        "two  spaces and a trailing one " * 3,
+        "tab\tinside",
+        "looks encoded: =?utf-8?q?but_is_not?=",
+    ],
 )
 def test_a_long_or_oddly_spaced_ascii_subject_is_folded_within_78_and_reads_back_unchanged(subject: str) -> None:
     raw = compose_email(notification(subject), sender="safeguard@localhost", at=AT)

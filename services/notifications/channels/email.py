@@ -72,16 +72,17 @@ def _folded(name: str, words: list[str]) -> str:
 def unstructured_header(name: str, value: str) -> str:
     """`Name: value` for free text (Subject): folded at spaces when ASCII, as encoded words when not."""
     _no_line_break(value)
-    if value.isascii() and value[:1] not in (" ", "\t"):  # a reader drops whitespace before the text
+    # Written as it is unless a reader would change it: whitespace before the text is dropped, and "=?" may start
+    # what a reader takes for an encoded word.
+    if value.isascii() and value[:1] not in (" ", "\t") and "=?" not in value:
         line = f"{name}: {value}"
         if len(line) <= FOLD_AT:
             return line
         words = value.split(" ")
         if all(0 < len(word) <= FOLD_AT - len(name) - 2 for word in words):
             return _folded(name, words)
-    # Non-ASCII, a word too long for a line, or spaces that folding could not keep (a run of them, or one at
-    # either end): encoded words carry the text exactly, and the spaces between them are not part of it
-    # (RFC 2047 section 6.2).
+    # Otherwise (non-ASCII, a word too long for a line, spaces that folding could not keep): encoded words carry
+    # the text exactly, and the spaces between them are not part of it (RFC 2047 section 6.2).
     return _folded(name, _encoded_words(value))
 
 
