@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from services.intake.channels import include_channels
 from services.intake.handlers import Intake
+from services.intake.http import IntakeApp
 from services.intake.openapi import publish_contract
 from services.intake.receipts import on_case_events
 from services.intake.smtp import own_domains, smtp_listener
@@ -24,7 +25,7 @@ from shared.subjects import INTAKE_RECEIPTS
 from shared.tracing import shutdown_tracing
 
 
-def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
+def create_app(settings: Settings) -> tuple[IntakeApp, ServiceRuntime]:
     """Build the intake HTTP app for these settings."""
     runtime = ServiceRuntime(settings, service="intake", schema=SCHEMA, pool=WIDE_POOL)
     runtime.publishes(ConcernReceived, IntakeQuarantined)
@@ -56,13 +57,13 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
             await runtime.broker.stop()
             await runtime.stop()
 
-    app = FastAPI(
+    app = IntakeApp(
         title="Safeguard intake",
         version="1",
         description="Report a safeguarding concern. Every input is stored before it is parsed.",
         lifespan=lifespan,
     )
-    include_channels(app, intake=intake, settings=settings)
+    app.shortcut = include_channels(app, intake=intake, settings=settings)
     publish_contract(app)
     app.state.sweeper = sweeper
     return app, runtime

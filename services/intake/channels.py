@@ -22,10 +22,12 @@ def known_schools(policy_dir: str) -> frozenset[str]:
     return frozenset(path.stem for path in Path(policy_dir).glob("*.yaml"))
 
 
-def include_channels(app: FastAPI, *, intake: Intake, settings: Settings) -> None:
-    """Mount every HTTP channel, all sharing one gate (size limit, per-client rate)."""
+def include_channels(app: FastAPI, *, intake: Intake, settings: Settings) -> http.ConcernShortcut:
+    """Mount every HTTP channel, all sharing one gate (size limit, per-client rate); the JSON reports' shortcut
+    (`http.IntakeApp` takes it) answers with the same route's work."""
     gate = build_gate(intake, settings=settings)
-    app.include_router(http.router(gate=gate, known_schools=known_schools(settings.policy_dir)))
+    report = http.ReportConcern(gate=gate, known_schools=known_schools(settings.policy_dir))
+    app.include_router(http.router(report=report))
     parse_email = email_parser(own_domains=own_domains(settings))
     app.include_router(email_http.router(gate=gate, addresses=mailboxes(settings), parse=parse_email))
     app.include_router(
@@ -46,3 +48,4 @@ def include_channels(app: FastAPI, *, intake: Intake, settings: Settings) -> Non
     specs = web_form.load_form_specs(settings.policy_dir)
     app.include_router(web_form.router(gate=gate, specs=specs, settings=form_settings))
     app.include_router(status_http.router(gate=gate))
+    return http.ConcernShortcut(report)

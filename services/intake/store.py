@@ -208,7 +208,6 @@ class SqlIntakeStore:
                 "raw_ids": [uuid.UUID(e.payload.raw_input_id) for e in events],
                 "event_ids": [e.event_id for e in events],
                 "received": [e.payload.received_at for e in events],
-                "payloads": [e.payload.model_dump_json() for e in events],
                 "receipts": [a.receipt_sha256 for a in acceptances],
                 "types": [e.type for e in events],
                 "bodies": [e.model_dump_json() for e in events],

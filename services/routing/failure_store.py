@@ -21,39 +21,43 @@ class FailedNotification:
     channel: str
 
 
+# Records the failures and reads the cases' earlier ones in one round trip: the select does not see what the
+# insert beside it adds (every part of a statement sees the same snapshot), so it answers as a read before would.
 _RECORD_FAILURES = sa.text(
     f"""
-    insert into {SCHEMA}.notification_failures (notification_id, case_id, person_id, channel, failed_at)
-    select notification_id, case_id, person_id, channel, :at
-    from unnest(cast(:ids as text[]), cast(:case_ids as text[]), cast(:people as text[]), cast(:channels as text[]))
-      as failed(notification_id, case_id, person_id, channel)
-    on conflict do nothing
+    with recorded as (
+      insert into {SCHEMA}.notification_failures (notification_id, case_id, person_id, channel, failed_at)
+      select notification_id, case_id, person_id, channel, :at
+      from unnest(cast(:ids as text[]), cast(:case_ids as text[]), cast(:people as text[]), cast(:channels as text[]))
+        as failed(notification_id, case_id, person_id, channel)
+      on conflict do nothing
+    )
+    select case_id, notification_id from {SCHEMA}.notification_failures
+    where case_id = any(cast(:case_ids as text[]))
     """
-)
-
-
-_FAILED_IDS = sa.text(
-    f"select case_id, notification_id from {SCHEMA}.notification_failures "
-    "where case_id = any(cast(:case_ids as text[]))"
 )
 
 
 class NotificationFailures(Protocol):
     """Failed notifications by case (`SqlNotificationFailures`; a fake in tests/support/fakes.py)."""
 
-    async def record(self, session: AsyncSession, failed: Sequence[FailedNotification], *, at: datetime) -> None: ...
-
-    async def failed_ids(self, session: AsyncSession, *, case_ids: Sequence[str]) -> dict[str, set[str]]: ...
+    async def record(
+        self, session: AsyncSession, failed: Sequence[FailedNotification], *, at: datetime
+    ) -> dict[str, set[str]]: ...
 
 
 class SqlNotificationFailures:
     """The `notification_failures` table."""
 
-    async def record(self, session: AsyncSession, failed: Sequence[FailedNotification], *, at: datetime) -> None:
-        """Record these failures (one statement); one already recorded stays as it was."""
+    async def record(
+        self, session: AsyncSession, failed: Sequence[FailedNotification], *, at: datetime
+    ) -> dict[str, set[str]]:
+        """Record these failures (one statement; one already recorded stays as it was) and return the failures
+        recorded before them, by case (each of their cases a key)."""
+        found: dict[str, set[str]] = {f.case_id: set() for f in failed}
         if not failed:
-            return
-        await session.execute(
+            return found
+        rows = await session.execute(
             _RECORD_FAILURES,
             {
                 "ids": [f.notification_id for f in failed],
@@ -63,12 +67,6 @@ class SqlNotificationFailures:
                 "at": at,
             },
         )
-
-    async def failed_ids(self, session: AsyncSession, *, case_ids: Sequence[str]) -> dict[str, set[str]]:
-        """The notifications recorded as failed, by case (every case asked for is a key)."""
-        found: dict[str, set[str]] = {case_id: set() for case_id in case_ids}
-        if case_ids:
-            rows = await session.execute(_FAILED_IDS, {"case_ids": list(case_ids)})
-            for row in rows:
-                found[row.case_id].add(row.notification_id)
+        for row in rows:
+            found[row.case_id].add(row.notification_id)
         return found

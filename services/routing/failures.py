@@ -83,13 +83,13 @@ async def on_notifications_failed(
 ) -> None:
     """Notifications failed for good: try each person's next channel, else bring the escalation forward to now.
 
-    A batch is a handful of statements: the failures recorded, the cases' failures so far and pending
-    acknowledgement deadlines read (locked), then the holds for quiet hours and the deadlines brought forward.
-    Each failure sees the ones before it in the batch, as if they had come one at a time."""
+    A batch is a handful of statements: the failures recorded (reading the cases' earlier ones in the same
+    statement), the pending acknowledgement deadlines read (locked), then the holds for quiet hours and the
+    deadlines brought forward. Each failure sees the ones before it in the batch, as if they had come one at a
+    time."""
     session, now = work.session, routing.clock()
     case_ids = sorted({event.payload.case_id for event in events})
-    failed_so_far = await failures.failed_ids(session, case_ids=case_ids)
-    await failures.record(
+    failed_so_far = await failures.record(
         session,
         [
             FailedNotification(

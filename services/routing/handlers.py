@@ -84,8 +84,8 @@ def triage(event: ConcernReceived, *, policy: Policy, now: datetime) -> Triage:
     decision = decide(event.payload, policy)
     for alert in decision.alerts:  # operational alerts name the reference, never a person
         log.error("ROUTING ALERT %s: %s", event.school_id, alert)
-    events = triage_events(event, decision, now=now, plan=policy.notifications)
     case_id = case_id_for(event)
+    events = triage_events(event, decision, now=now, plan=policy.notifications, case_id=case_id)
     ladder = ladder_as_data(escalation_ladder(decision, policy=policy))
     told = [r.model_dump(mode="json") for r in decision.recipients]
     deadlines = [

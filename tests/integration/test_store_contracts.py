@@ -184,19 +184,22 @@ async def test_a_batch_of_new_cases_is_opened_and_indexed_at_once_and_an_opened_
             await store.open_all(session, opened[:1])
 
 
-async def test_failed_notifications_are_recorded_once_and_read_back_by_case(backend: Backend) -> None:
+async def test_failed_notifications_are_recorded_once_and_each_record_answers_with_the_cases_earlier_ones(
+    backend: Backend,
+) -> None:
     store: NotificationFailures = pick(backend, FakeNotificationFailures(), SqlNotificationFailures())
     cases = [f"case-{uuid.uuid4().hex}" for _ in range(3)]
     failed = [FailedNotification(f"{case}-n", case, "s-bird", "push") for case in cases[:2]]
+    later = FailedNotification(f"{cases[0]}-m", cases[0], "s-bird", "email")
     async with backend.transaction() as session:
-        await store.record(session, failed, at=NOW)
-        await store.record(session, failed[:1], at=NOW)  # again: nothing new
-        await store.record(session, [], at=NOW)
-        assert await store.failed_ids(session, case_ids=cases) == {
+        assert await store.record(session, failed, at=NOW) == {cases[0]: set(), cases[1]: set()}
+        assert await store.record(session, failed[:1], at=NOW) == {cases[0]: {f"{cases[0]}-n"}}  # nothing new
+        assert await store.record(session, [], at=NOW) == {}
+        assert await store.record(session, [later, failed[1]], at=NOW) == {
             cases[0]: {f"{cases[0]}-n"},
             cases[1]: {f"{cases[1]}-n"},
-            cases[2]: set(),
         }
+        assert await store.record(session, [later], at=NOW) == {cases[0]: {f"{cases[0]}-n", f"{cases[0]}-m"}}
 
 
 # --- routing: deadlines ---------------------------------------------------------------------------------------

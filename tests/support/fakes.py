@@ -207,12 +207,13 @@ class FakeNotificationFailures:
     def __init__(self) -> None:
         self.by_case: dict[str, set[str]] = {}
 
-    async def record(self, session: object, failed: Sequence[FailedNotification], *, at: datetime) -> None:
+    async def record(
+        self, session: object, failed: Sequence[FailedNotification], *, at: datetime
+    ) -> dict[str, set[str]]:
+        earlier = {f.case_id: set(self.by_case.get(f.case_id, ())) for f in failed}
         for f in failed:
             self.by_case.setdefault(f.case_id, set()).add(f.notification_id)
-
-    async def failed_ids(self, session: object, *, case_ids: Sequence[str]) -> dict[str, set[str]]:
-        return {case_id: set(self.by_case.get(case_id, ())) for case_id in case_ids}
+        return earlier
 
 
 class FakePolicyVersions:
