@@ -7,9 +7,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
-from faststream import AckPolicy, Context
+from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
-from faststream.nats.message import NatsBatchMessage
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -22,6 +21,7 @@ from shared.consumer import (
     DeadLetters,
     EventBatches,
     Handler,
+    batch_messages,
     decode_events,
 )
 from shared.contracts.envelope import Event
@@ -59,11 +59,11 @@ class Worker(Protocol):
 def typed_batch_subscriber(edge: EventBatches, event_class: type[Event[Any]]) -> Callable[..., Awaitable[None]]:
     """The subscriber function faststream calls with a pulled batch, typed so the AsyncAPI shows its payload."""
 
-    async def on_batch(events: list[Any], message: NatsBatchMessage = Context("message")) -> None:
-        await edge.consume(events, message.raw_message)
+    async def on_batch(events: list[Any]) -> None:
+        await edge.consume(events, batch_messages())
 
     # Real classes, not strings: faststream validates the batch (already parsed events) and documents the payload.
-    on_batch.__annotations__ = {"events": list[event_class], "message": NatsBatchMessage, "return": None}  # type: ignore[valid-type]
+    on_batch.__annotations__ = {"events": list[event_class], "return": None}  # type: ignore[valid-type]
     on_batch.__name__ = on_batch.__qualname__ = f"on_{edge.name.replace('-', '_')}"
     return on_batch
 
