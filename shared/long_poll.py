@@ -7,9 +7,13 @@ nats-server: more than half a core for a system doing nothing, and the same agai
 
 `LongPoll` keeps one pull request open on the server for up to `idle_seconds` (renewed when it is used up or
 expires), so messages are pushed to the subscription while a batch is being handled. A fetch waits as long as it
-takes for the first message, then gathers whatever else arrives within the window, and returns: faststream's
-loop then hands the batch over at once (its window has passed). A busy consumer therefore takes the batch that
-accumulated while it worked (natural batching); an idle one costs one request a second.
+takes for the first message, then takes what is already there and what else arrives within the batch window
+(none by default: a hop then costs no fixed wait at low load), and returns. A busy consumer therefore takes the
+batch that accumulated while it worked (natural batching); an idle one costs one request a second.
+
+faststream's loop asks again while its own deadline lasts (`PullSub(timeout=...)`); `long_poll` answers that
+second call with what is queued by then, or ends the round (nats' TimeoutError, which the loop expects) so the
+batch in hand is handled at once instead of waiting for the next message.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import time
 from typing import Any
 
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import StatusCode
@@ -54,6 +59,17 @@ class LongPoll:
                     break
                 await self._keep_request_open(batch - len(messages))
             message = await self._next(queue, until=until)
+            if message is None:
+                break
+            messages.append(message)
+        return messages
+
+    async def take_queued(self, batch: int) -> list[Msg]:
+        """Up to `batch` messages already delivered to this subscription, without waiting for any."""
+        queue = self._subscription._sub._pending_queue
+        messages: list[Msg] = []
+        while len(messages) < batch and not queue.empty():
+            message = await self._next(queue, until=0.0)
             if message is None:
                 break
             messages.append(message)
@@ -103,24 +119,41 @@ class LongPoll:
             return None
 
 
-def long_poll(subscriber: Any, *, idle_seconds: float = IDLE_SECONDS) -> None:
-    """Give a faststream batch pull subscriber a `LongPoll` fetch once it has created its subscription."""
+def long_poll(subscriber: Any, *, window: float = 0.0, idle_seconds: float = IDLE_SECONDS) -> None:
+    """Give a faststream batch pull subscriber a `LongPoll` fetch once it has created its subscription.
+
+    `window`: how long a fetch waits for more after the first message (0: it takes what is queued)."""
     create = subscriber._create_subscription  # faststream creates the subscription on start
 
     async def create_then_long_poll() -> None:
         await create()
         subscription = subscriber.subscription
-        if subscription is not None and not isinstance(getattr(subscription, "fetch", None), _Bound):
-            subscription.fetch = _Bound(LongPoll(subscription, idle_seconds=idle_seconds).fetch)
+        if subscription is not None and not isinstance(getattr(subscription, "fetch", None), _Rounds):
+            subscription.fetch = _Rounds(LongPoll(subscription, idle_seconds=idle_seconds), window=window)
 
     subscriber._create_subscription = create_then_long_poll
 
 
-class _Bound:
-    """A marker around the bound `fetch`, so a restarted subscriber is not wrapped twice."""
+class _Rounds:
+    """The `fetch` faststream's pull loop calls: one waiting fetch a round, then only what is already queued.
 
-    def __init__(self, fetch: Any) -> None:
-        self._fetch = fetch
+    The loop keeps asking until its batch is full or its deadline passes; a call after messages were handed out
+    takes what has been delivered since, and once nothing has, ends the round so the loop handles its batch now.
+    (A round that ended on the deadline leaves the mark set: the next round's first call then takes what arrived
+    meanwhile, or ends at once and the loop asks again, this time waiting.)"""
 
-    async def __call__(self, *args: Any, **kwargs: Any) -> list[Msg]:
-        return await self._fetch(*args, **kwargs)
+    def __init__(self, poll: LongPoll, *, window: float) -> None:
+        self._poll = poll
+        self._window = window
+        self._handed_out = False
+
+    async def __call__(self, batch: int = 1, timeout: float | None = None, heartbeat: float | None = None) -> list[Msg]:
+        if self._handed_out:
+            more = await self._poll.take_queued(batch)
+            if more:
+                return more
+            self._handed_out = False
+            raise nats.errors.TimeoutError
+        messages = await self._poll.fetch(batch, timeout=self._window)
+        self._handed_out = True
+        return messages

@@ -140,7 +140,8 @@ class ServiceRuntime:
             filter_subject or self.subjects.of_type(event_class.TYPE),
             stream=JStream(self.subjects.stream, declare=False),
             durable=durable,
-            pull_sub=PullSub(batch_size=batch_size, timeout=self.settings.batch_window_seconds, batch=True),
+            # The window is the long poll's own (below); faststream's loop only needs a deadline of its own.
+            pull_sub=PullSub(batch_size=batch_size, timeout=max(self.settings.batch_window_seconds, 0.001), batch=True),
             inbox_prefix=pull_inbox_prefix(self.settings),
             ack_policy=AckPolicy.MANUAL,
             decoder=decode_events,
@@ -158,7 +159,8 @@ class ServiceRuntime:
             description=description or ((handler or batch_handler).__doc__ or "").strip(),
         )
         subscriber(typed_batch_subscriber(edge, event_class))
-        long_poll(subscriber)  # one lingering pull request instead of two per batch window
+        # One lingering pull request instead of two per batch window; a batch is what is queued when it is fetched.
+        long_poll(subscriber, window=self.settings.batch_window_seconds)
         return edge
 
     def publishes(self, *event_classes: type[Event[Any]]) -> None:

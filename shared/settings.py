@@ -33,11 +33,12 @@ class Settings(BaseSettings):
     duplicate_window_seconds: float = Field(default=300.0, ge=120.0)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     batch_window_seconds: float = Field(
-        default=0.01,
-        gt=0,
+        default=0.0,
+        ge=0,
         le=5.0,
-        description="how long a consumer waits for a pulled batch to fill before handling what it has: each hop "
-        "between services waits at most this long at low load; longer windows make fuller batches under load",
+        description="how long a consumer waits for more after the first message of a pulled batch before handling "
+        "what it has: each hop between services waits this long at low load. 0 takes what is queued at once; under "
+        "load batches still form, from what arrives while the previous batch is handled",
     )
     ack_wait_seconds: float = Field(
         default=30.0, ge=1.0, description="how long a delivery may go unacknowledged before JetStream redelivers it"
