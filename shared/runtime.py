@@ -86,7 +86,7 @@ class ServiceRuntime:
         self.relay = OutboxRelay(
             engine=self.engine,
             tables=self.tables,
-            jetstream=lambda: jetstream(self.broker),
+            nats=lambda: self.broker.config.connection_state.connection,
             subjects=self.subjects,
             schema=self.schema,
             poll_seconds=settings.outbox_poll_seconds,
