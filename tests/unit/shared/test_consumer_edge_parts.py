@@ -1,4 +1,4 @@
-"""Small parts of the consumer edge: the pull loop's rounds, stream sequences, and spans without an exporter."""
+"""Small parts of the consumer edge: the pull loop's rounds and stream sequences read from reply subjects."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ import nats.errors
 import pytest
 from nats.aio.msg import Msg
 
-from shared import tracing
-from shared.consumer import handling, stream_sequence
-from shared.contracts.events import ConcernReceived
+from shared.consumer import stream_sequence
 from shared.long_poll import _Rounds
-from tests.support.factories import concern_received
 
 
 class Poll:
@@ -62,22 +59,3 @@ def test_the_stream_sequence_is_the_one_nats_reads_from_the_reply_subject(subjec
 @pytest.mark.parametrize("subject", ["", "_INBOX.abc.def", "$JS.ACK.too.short"])
 def test_a_message_that_is_not_from_a_stream_has_no_sequence(subject: str) -> None:
     assert stream_sequence(reply(subject)) is None
-
-
-def test_without_an_exporter_no_span_is_made_and_an_event_keeps_its_causes_trace(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(tracing, "_exporting", False)
-    cause = concern_received()
-    with handling("routing-concerns", cause) as span:
-        effect = ConcernReceived.new(
-            cause.payload,
-            school_id=cause.school_id,
-            aggregate_id="case-1",
-            actor=cause.actor,
-            occurred_at=cause.occurred_at,
-            cause=cause,
-        )
-    assert not span.is_recording()
-    assert effect.traceparent == cause.traceparent
-    assert tracing.trace_id_of(effect.traceparent) == tracing.trace_id_of(cause.traceparent)
