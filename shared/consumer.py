@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from typing import Any
 
@@ -24,6 +24,7 @@ from faststream import BaseMiddleware
 from faststream.message import StreamMessage
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from opentelemetry import trace
 
 from shared.admission import Admission
 from shared.contracts.envelope import Actor, Event, EventRejected, in_current_span, parse_event, utc_now
@@ -57,8 +58,13 @@ def batch_messages() -> Sequence[Msg]:
     return _BATCH.get()
 
 
+_NO_SPAN = nullcontext(trace.INVALID_SPAN)
+
+
 def handling(consumer: str, event: Event[Any]) -> AbstractContextManager[Any]:
     """The span in which `consumer` handles `event`: events built inside it carry it as their trace parent."""
+    if not exporting():
+        return _NO_SPAN  # as span_in_trace would, without naming a span for nobody
     return span_in_trace(
         f"{consumer} {event.type}", traceparent=event.traceparent, **{"safeguard.event_id": str(event.event_id)}
     )
