@@ -7,9 +7,10 @@ nats-server: more than half a core for a system doing nothing, and the same agai
 
 `LongPoll` keeps one pull request open on the server for up to `idle_seconds` (renewed when it is used up or
 expires), so messages are pushed to the subscription while a batch is being handled. A fetch waits as long as it
-takes for the first message, then takes what is already there and what else arrives within the batch window
-(none by default: a hop then costs no fixed wait at low load), and returns. A busy consumer therefore takes the
-batch that accumulated while it worked (natural batching); an idle one costs one request a second.
+takes for the first message and takes what is already there. A busy consumer (its first message came within the
+batch window) also waits up to the window for more, so batches stay full under load (and what arrived while the
+previous batch was handled is there already: natural batching); after a quiet spell it hands a lone message over
+at once, so a hop at low load costs no fixed wait. An idle consumer costs one request a second.
 
 faststream's loop asks again while its own deadline lasts (`PullSub(timeout=...)`); `long_poll` answers that
 second call with what is queued by then, or ends the round (nats' TimeoutError, which the loop expects) so the
@@ -44,15 +45,32 @@ class LongPoll:
 
     async def fetch(self, batch: int = 1, timeout: float | None = None, heartbeat: float | None = None) -> list[Msg]:
         """Up to `batch` messages: waits for the first however long it takes, then `timeout` at most for more."""
-        window = timeout if timeout is not None else 0.0
-        queue = self._subscription._sub._pending_queue  # nats-py keeps delivered messages here
-        messages: list[Msg] = []
-        while not messages:
+        messages = await self._first(batch)
+        return await self._gather(messages, batch, until=time.monotonic() + (timeout or 0.0))
+
+    async def gather(self, batch: int, *, window: float) -> list[Msg]:
+        """A consumer's next batch: the first message however long it takes, then what else is already there.
+
+        When that first message came within `window` (the consumer is busy: messages keep coming, or were waiting),
+        it also waits up to `window` for more, so batches stay full under load; after a quiet spell it does not,
+        so a lone message is handed over at once and a hop at low load costs no fixed wait."""
+        started = time.monotonic()
+        messages = await self._first(batch)
+        now = time.monotonic()
+        busy = now - started < window
+        return await self._gather(messages, batch, until=now + window if busy else now)
+
+    async def _first(self, batch: int) -> list[Msg]:
+        queue = self._subscription._sub._pending_queue
+        while True:
             await self._keep_request_open(batch)
             message = await self._next(queue, until=self._open_until)
             if message is not None:
-                messages.append(message)
-        until = time.monotonic() + window
+                return [message]
+
+    async def _gather(self, messages: list[Msg], batch: int, *, until: float) -> list[Msg]:
+        """`messages` and what else is delivered before `until` (what is already queued when that has passed)."""
+        queue = self._subscription._sub._pending_queue  # nats-py keeps delivered messages here
         while len(messages) < batch:
             if queue.empty():
                 if time.monotonic() >= until:
@@ -122,7 +140,7 @@ class LongPoll:
 def long_poll(subscriber: Any, *, window: float = 0.0, idle_seconds: float = IDLE_SECONDS) -> None:
     """Give a faststream batch pull subscriber a `LongPoll` fetch once it has created its subscription.
 
-    `window`: how long a fetch waits for more after the first message (0: it takes what is queued)."""
+    `window`: how long a busy consumer's fetch waits for more after the first message (see `LongPoll.gather`)."""
     create = subscriber._create_subscription  # faststream creates the subscription on start
 
     async def create_then_long_poll() -> None:
@@ -154,6 +172,6 @@ class _Rounds:
                 return more
             self._handed_out = False
             raise nats.errors.TimeoutError
-        messages = await self._poll.fetch(batch, timeout=self._window)
+        messages = await self._poll.gather(batch, window=self._window)
         self._handed_out = True
         return messages

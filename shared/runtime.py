@@ -159,7 +159,7 @@ class ServiceRuntime:
             description=description or ((handler or batch_handler).__doc__ or "").strip(),
         )
         subscriber(typed_batch_subscriber(edge, event_class))
-        # One lingering pull request instead of two per batch window; a batch is what is queued when it is fetched.
+        # One lingering pull request instead of two per batch window; only a busy consumer waits for more.
         long_poll(subscriber, window=self.settings.batch_window_seconds)
         return edge
 

@@ -33,12 +33,12 @@ class Settings(BaseSettings):
     duplicate_window_seconds: float = Field(default=300.0, ge=120.0)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     batch_window_seconds: float = Field(
-        default=0.0,
+        default=0.01,
         ge=0,
         le=5.0,
-        description="how long a consumer waits for more after the first message of a pulled batch before handling "
-        "what it has: each hop between services waits this long at low load. 0 takes what is queued at once; under "
-        "load batches still form, from what arrives while the previous batch is handled",
+        description="how long a busy consumer (its batch's first message came within this long) waits for more "
+        "before handling what it has; longer windows make fuller batches under load. After a quiet spell a "
+        "consumer takes what is queued at once, so a hop at low load does not wait. 0: never wait",
     )
     ack_wait_seconds: float = Field(
         default=30.0, ge=1.0, description="how long a delivery may go unacknowledged before JetStream redelivers it"

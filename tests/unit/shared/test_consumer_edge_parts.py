@@ -13,15 +13,15 @@ from shared.long_poll import _Rounds
 
 
 class Poll:
-    """A stand-in long poll: `fetch` hands out the next prepared batch; `take_queued` what has been delivered."""
+    """A stand-in long poll: `gather` hands out the next prepared batch; `take_queued` what has been delivered."""
 
     def __init__(self, batches: list[list[str]], queued: list[list[str]]) -> None:
         self.batches = batches
         self.queued = queued
         self.windows: list[float | None] = []
 
-    async def fetch(self, batch: int, timeout: float | None = None) -> list[Any]:
-        self.windows.append(timeout)
+    async def gather(self, batch: int, *, window: float) -> list[Any]:
+        self.windows.append(window)
         return self.batches.pop(0)
 
     async def take_queued(self, batch: int) -> list[Any]:
@@ -30,13 +30,13 @@ class Poll:
 
 async def test_a_round_waits_once_then_takes_only_what_was_delivered_and_ends_when_nothing_was() -> None:
     poll = Poll(batches=[["a"], ["d"]], queued=[["b", "c"], []])
-    fetch = _Rounds(poll, window=0.0)  # type: ignore[arg-type]
+    fetch = _Rounds(poll, window=0.01)  # type: ignore[arg-type]
     assert await fetch(64, timeout=0.001) == ["a"]  # waited for the first message
     assert await fetch(63, timeout=0.0005) == ["b", "c"]  # faststream asks again: what arrived meanwhile
     with pytest.raises(nats.errors.TimeoutError):  # nothing more: the loop hands its batch over now
         await fetch(61, timeout=0.0001)
     assert await fetch(64, timeout=0.001) == ["d"]  # the next round waits again
-    assert poll.windows == [0.0, 0.0]  # the window is the runtime's, not faststream's deadline
+    assert poll.windows == [0.01, 0.01]  # the window is the runtime's, not faststream's deadline
 
 
 def reply(subject: str) -> Msg:
