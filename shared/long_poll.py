@@ -142,14 +142,23 @@ def long_poll(subscriber: Any, *, window: float = 0.0, idle_seconds: float = IDL
 
     `window`: how long a busy consumer's fetch waits for more after the first message (see `LongPoll.gather`)."""
     create = subscriber._create_subscription  # faststream creates the subscription on start
+    consume = subscriber.consume  # faststream's loop hands each batch to this
+    rounds: list[_Rounds] = []
 
     async def create_then_long_poll() -> None:
         await create()
         subscription = subscriber.subscription
         if subscription is not None and not isinstance(getattr(subscription, "fetch", None), _Rounds):
-            subscription.fetch = _Rounds(LongPoll(subscription, idle_seconds=idle_seconds), window=window)
+            rounds[:] = [_Rounds(LongPoll(subscription, idle_seconds=idle_seconds), window=window)]
+            subscription.fetch = rounds[0]
+
+    async def consume_in_a_new_round(messages: Any) -> Any:
+        for fetch in rounds:
+            fetch.new_round()  # the batch is handed over: the next fetch starts the next one
+        return await consume(messages)
 
     subscriber._create_subscription = create_then_long_poll
+    subscriber.consume = consume_in_a_new_round
 
 
 class _Rounds:
@@ -157,12 +166,16 @@ class _Rounds:
 
     The loop keeps asking until its batch is full or its deadline passes; a call after messages were handed out
     takes what has been delivered since, and once nothing has, ends the round so the loop handles its batch now.
-    (A round that ended on the deadline leaves the mark set: the next round's first call then takes what arrived
-    meanwhile, or ends at once and the loop asks again, this time waiting.)"""
+    Handing a batch to the subscriber starts a new round (`new_round`), so a round that ended on the loop's
+    deadline still begins the next with a full `gather`. (Without that mark a first call only takes what is
+    queued, or ends at once, and the loop asks again, this time waiting.)"""
 
     def __init__(self, poll: LongPoll, *, window: float) -> None:
         self._poll = poll
         self._window = window
+        self._handed_out = False
+
+    def new_round(self) -> None:
         self._handed_out = False
 
     async def __call__(self, batch: int = 1, timeout: float | None = None, heartbeat: float | None = None) -> list[Msg]:

@@ -29,14 +29,16 @@ class Poll:
 
 
 async def test_a_round_waits_once_then_takes_only_what_was_delivered_and_ends_when_nothing_was() -> None:
-    poll = Poll(batches=[["a"], ["d"]], queued=[["b", "c"], []])
+    poll = Poll(batches=[["a"], ["d"], ["e"]], queued=[["b", "c"], []])
     fetch = _Rounds(poll, window=0.01)  # type: ignore[arg-type]
     assert await fetch(64, timeout=0.001) == ["a"]  # waited for the first message
     assert await fetch(63, timeout=0.0005) == ["b", "c"]  # faststream asks again: what arrived meanwhile
     with pytest.raises(nats.errors.TimeoutError):  # nothing more: the loop hands its batch over now
         await fetch(61, timeout=0.0001)
     assert await fetch(64, timeout=0.001) == ["d"]  # the next round waits again
-    assert poll.windows == [0.01, 0.01]  # the window is the runtime's, not faststream's deadline
+    fetch.new_round()  # that batch was handed over when faststream's deadline passed, with no second call
+    assert await fetch(64, timeout=0.001) == ["e"]  # so this round, too, begins by waiting (and gathering)
+    assert poll.windows == [0.01, 0.01, 0.01]  # the window is the runtime's, not faststream's deadline
 
 
 def reply(subject: str) -> Msg:
