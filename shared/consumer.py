@@ -16,19 +16,21 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
+from contextvars import ContextVar
 from typing import Any
 
 from faststream import BaseMiddleware
 from faststream.message import StreamMessage
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from opentelemetry import trace
 
 from shared.admission import Admission
 from shared.contracts.envelope import Actor, Event, EventRejected, in_current_span, parse_event, utc_now
 from shared.contracts.events import OpsDeadLettered, OpsDeadLetteredPayload
 from shared.subjects import Subjects
-from shared.tracing import record_batch_spans, span_in_trace
+from shared.tracing import exporting, record_batch_spans, span_in_trace
 from shared.unit_of_work import UnitOfWork, Work
 
 log = logging.getLogger(__name__)
@@ -45,10 +47,24 @@ that emits events builds each one inside `handling(consumer, cause)`, so the nex
 # entry (the last one repeats). Also given to the consumer as its `backoff`, for deliveries nobody acked.
 REDELIVERY_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 PARSED = "_safeguard_events"
+# The messages of the batch being handled (those the middleware kept), in the order of its events: handed to the
+# subscriber this way rather than through faststream's `Context("message")`, which fast_depends resolves by a
+# call in a worker thread for every batch.
+_BATCH: ContextVar[Sequence[Msg]] = ContextVar("safeguard_batch_messages")
+
+
+def batch_messages() -> Sequence[Msg]:
+    """The messages of the pulled batch whose events the current subscriber call was given."""
+    return _BATCH.get()
+
+
+_NO_SPAN = nullcontext(trace.INVALID_SPAN)
 
 
 def handling(consumer: str, event: Event[Any]) -> AbstractContextManager[Any]:
     """The span in which `consumer` handles `event`: events built inside it carry it as their trace parent."""
+    if not exporting():
+        return _NO_SPAN  # as span_in_trace would, without naming a span for nobody
     return span_in_trace(
         f"{consumer} {event.type}", traceparent=event.traceparent, **{"safeguard.event_id": str(event.event_id)}
     )
@@ -151,7 +167,11 @@ class DeadLetterMiddleware(BaseMiddleware):
         raw_messages[:] = kept
         msg.body = [raw.data for raw in kept]
         setattr(msg, PARSED, events)
-        return await call_next(msg)
+        token = _BATCH.set(kept)
+        try:
+            return await call_next(msg)
+        finally:
+            _BATCH.reset(token)
 
 
 async def decode_events(msg: StreamMessage[Any]) -> list[Event[Any]]:
@@ -190,11 +210,15 @@ class EventBatches:
 
     async def consume(self, events: Sequence[Event[Any]], messages: Sequence[Msg]) -> None:
         """Process a batch (events[i] came in messages[i]) and settle every message."""
-        sequences = {
-            event.event_id: int(sequence)
-            for event, message in zip(events, messages, strict=True)
-            if (sequence := _metadata(message, "sequence.stream", default=None)) is not None
-        }
+        sequences = (
+            {
+                event.event_id: sequence
+                for event, message in zip(events, messages, strict=True)
+                if (sequence := stream_sequence(message)) is not None
+            }
+            if self._batch_handler is not None
+            else {}
+        )
         try:
             async with self._uow.begin() as work:
                 await self._run(events, work, sequences)
@@ -225,7 +249,7 @@ class EventBatches:
             if fresh:
                 started_ns = time.time_ns()
                 await self._batch_handler(fresh, work=work, stream_sequences=sequences)
-                if not self._traces_events:
+                if not self._traces_events and exporting():
                     record_batch_spans(
                         self.name, [(e.type, e.event_id, e.traceparent) for e in fresh], started_ns=started_ns
                     )
@@ -258,6 +282,19 @@ def _first_of_each(events: Sequence[Event[Any]]) -> list[Event[Any]]:
 
 def _consumer_of(message: Msg) -> str:
     return str(_metadata(message, "consumer", default="unknown"))
+
+
+def stream_sequence(message: Msg) -> int | None:
+    """The message's sequence in its stream, read from its JetStream reply subject (None for any other message).
+
+    The same tokens nats-py's `Msg.metadata` reads, without building its metadata (a timestamp and two objects):
+    `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>`, or the longer form with
+    a domain and account hash in front of the stream."""
+    tokens = (message.reply or "").split(".")
+    if len(tokens) < 9 or tokens[0] != "$JS" or tokens[1] != "ACK":
+        return None
+    sequence = tokens[5] if len(tokens) == 9 else tokens[Msg.Ack.StreamSeq]
+    return int(sequence) if sequence.isdigit() else None
 
 
 def _metadata(message: Msg, path: str, *, default: Any) -> Any:

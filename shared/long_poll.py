@@ -7,9 +7,14 @@ nats-server: more than half a core for a system doing nothing, and the same agai
 
 `LongPoll` keeps one pull request open on the server for up to `idle_seconds` (renewed when it is used up or
 expires), so messages are pushed to the subscription while a batch is being handled. A fetch waits as long as it
-takes for the first message, then gathers whatever else arrives within the window, and returns: faststream's
-loop then hands the batch over at once (its window has passed). A busy consumer therefore takes the batch that
-accumulated while it worked (natural batching); an idle one costs one request a second.
+takes for the first message and takes what is already there. A busy consumer (its first message came within the
+batch window) also waits up to the window for more, so batches stay full under load (and what arrived while the
+previous batch was handled is there already: natural batching); after a quiet spell it hands a lone message over
+at once, so a hop at low load costs no fixed wait. An idle consumer costs one request a second.
+
+faststream's loop asks again while its own deadline lasts (`PullSub(timeout=...)`); `long_poll` answers that
+second call with what is queued by then, or ends the round (nats' TimeoutError, which the loop expects) so the
+batch in hand is handled at once instead of waiting for the next message.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import time
 from typing import Any
 
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import StatusCode
@@ -39,21 +45,49 @@ class LongPoll:
 
     async def fetch(self, batch: int = 1, timeout: float | None = None, heartbeat: float | None = None) -> list[Msg]:
         """Up to `batch` messages: waits for the first however long it takes, then `timeout` at most for more."""
-        window = timeout if timeout is not None else 0.0
-        queue = self._subscription._sub._pending_queue  # nats-py keeps delivered messages here
-        messages: list[Msg] = []
-        while not messages:
+        messages = await self._first(batch)
+        return await self._gather(messages, batch, until=time.monotonic() + (timeout or 0.0))
+
+    async def gather(self, batch: int, *, window: float) -> list[Msg]:
+        """A consumer's next batch: the first message however long it takes, then what else is already there.
+
+        When that first message came within `window` (the consumer is busy: messages keep coming, or were waiting),
+        it also waits up to `window` for more, so batches stay full under load; after a quiet spell it does not,
+        so a lone message is handed over at once and a hop at low load costs no fixed wait."""
+        started = time.monotonic()
+        messages = await self._first(batch)
+        now = time.monotonic()
+        busy = now - started < window
+        return await self._gather(messages, batch, until=now + window if busy else now)
+
+    async def _first(self, batch: int) -> list[Msg]:
+        queue = self._subscription._sub._pending_queue
+        while True:
             await self._keep_request_open(batch)
             message = await self._next(queue, until=self._open_until)
             if message is not None:
-                messages.append(message)
-        until = time.monotonic() + window
+                return [message]
+
+    async def _gather(self, messages: list[Msg], batch: int, *, until: float) -> list[Msg]:
+        """`messages` and what else is delivered before `until` (what is already queued when that has passed)."""
+        queue = self._subscription._sub._pending_queue  # nats-py keeps delivered messages here
         while len(messages) < batch:
             if queue.empty():
                 if time.monotonic() >= until:
                     break
                 await self._keep_request_open(batch - len(messages))
             message = await self._next(queue, until=until)
+            if message is None:
+                break
+            messages.append(message)
+        return messages
+
+    async def take_queued(self, batch: int) -> list[Msg]:
+        """Up to `batch` messages already delivered to this subscription, without waiting for any."""
+        queue = self._subscription._sub._pending_queue
+        messages: list[Msg] = []
+        while len(messages) < batch and not queue.empty():
+            message = await self._next(queue, until=0.0)
             if message is None:
                 break
             messages.append(message)
@@ -103,24 +137,54 @@ class LongPoll:
             return None
 
 
-def long_poll(subscriber: Any, *, idle_seconds: float = IDLE_SECONDS) -> None:
-    """Give a faststream batch pull subscriber a `LongPoll` fetch once it has created its subscription."""
+def long_poll(subscriber: Any, *, window: float = 0.0, idle_seconds: float = IDLE_SECONDS) -> None:
+    """Give a faststream batch pull subscriber a `LongPoll` fetch once it has created its subscription.
+
+    `window`: how long a busy consumer's fetch waits for more after the first message (see `LongPoll.gather`)."""
     create = subscriber._create_subscription  # faststream creates the subscription on start
+    consume = subscriber.consume  # faststream's loop hands each batch to this
+    rounds: list[_Rounds] = []
 
     async def create_then_long_poll() -> None:
         await create()
         subscription = subscriber.subscription
-        if subscription is not None and not isinstance(getattr(subscription, "fetch", None), _Bound):
-            subscription.fetch = _Bound(LongPoll(subscription, idle_seconds=idle_seconds).fetch)
+        if subscription is not None and not isinstance(getattr(subscription, "fetch", None), _Rounds):
+            rounds[:] = [_Rounds(LongPoll(subscription, idle_seconds=idle_seconds), window=window)]
+            subscription.fetch = rounds[0]
+
+    async def consume_in_a_new_round(messages: Any) -> Any:
+        for fetch in rounds:
+            fetch.new_round()  # the batch is handed over: the next fetch starts the next one
+        return await consume(messages)
 
     subscriber._create_subscription = create_then_long_poll
+    subscriber.consume = consume_in_a_new_round
 
 
-class _Bound:
-    """A marker around the bound `fetch`, so a restarted subscriber is not wrapped twice."""
+class _Rounds:
+    """The `fetch` faststream's pull loop calls: one waiting fetch a round, then only what is already queued.
 
-    def __init__(self, fetch: Any) -> None:
-        self._fetch = fetch
+    The loop keeps asking until its batch is full or its deadline passes; a call after messages were handed out
+    takes what has been delivered since, and once nothing has, ends the round so the loop handles its batch now.
+    Handing a batch to the subscriber starts a new round (`new_round`), so a round that ended on the loop's
+    deadline still begins the next with a full `gather`. (Without that mark a first call only takes what is
+    queued, or ends at once, and the loop asks again, this time waiting.)"""
 
-    async def __call__(self, *args: Any, **kwargs: Any) -> list[Msg]:
-        return await self._fetch(*args, **kwargs)
+    def __init__(self, poll: LongPoll, *, window: float) -> None:
+        self._poll = poll
+        self._window = window
+        self._handed_out = False
+
+    def new_round(self) -> None:
+        self._handed_out = False
+
+    async def __call__(self, batch: int = 1, timeout: float | None = None, heartbeat: float | None = None) -> list[Msg]:
+        if self._handed_out:
+            more = await self._poll.take_queued(batch)
+            if more:
+                return more
+            self._handed_out = False
+            raise nats.errors.TimeoutError
+        messages = await self._poll.gather(batch, window=self._window)
+        self._handed_out = True
+        return messages

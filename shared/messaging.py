@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from faststream import BaseMiddleware
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.security import SASLPlaintext
@@ -17,6 +18,7 @@ from shared.identities import inbox_prefix
 from shared.nats_fetch import raise_documented_timeouts
 from shared.settings import Settings
 from shared.subjects import Subjects
+from shared.tracing import exporting
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +40,28 @@ def make_broker(settings: Settings, *, service: str) -> NatsBroker:
         settings.nats_url,
         **identity,
         name=f"safeguard-{service}",
-        middlewares=[NatsTelemetryMiddleware()],
+        middlewares=[_telemetry()],
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         graceful_timeout=15.0,
         logger=logging.getLogger(f"safeguard.{service}.broker"),
         log_level=logging.DEBUG,
     )
+
+
+def _telemetry() -> Any:
+    """faststream's telemetry middleware, except around a pulled batch of events when no span is exported.
+
+    Its span and metrics for a batch would be built only to be dropped; each event carries its trace in its own
+    envelope. Commands and publishes keep it: a request still carries the caller's trace in its headers."""
+    traced = NatsTelemetryMiddleware()
+
+    def middleware(msg: Any, /, *, context: Any) -> BaseMiddleware[Any, Any]:
+        if isinstance(msg, list) and not exporting():
+            return BaseMiddleware(msg, context=context)
+        return traced(msg, context=context)
+
+    return middleware
 
 
 def pull_inbox_prefix(settings: Settings) -> bytes:

@@ -7,24 +7,33 @@ awaited), and the acknowledged prefix is marked with a second statement: no tran
 network, and neither needs a transaction block of its own (each is atomic alone: one round trip each). A publish
 that reached the stream but whose row was not marked (a crash in between) is published again and dropped by the
 stream's duplicate window, since the message id is the event id.
+
+The publishes are plain NATS publishes with a reply subject under one inbox the relay subscribes to once
+(`<inbox>.<flush>.<row>`), which is what JetStream's asynchronous publish does; a flush then counts its acks
+instead of keeping a future, a semaphore slot and a callback for every row (nats-py's `publish_async`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import time
 import zlib
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from nats.js import JetStreamContext
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.api import Header
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.background import PollingLoop
 from shared.inbox_outbox import InboxOutbox
 from shared.subjects import Subjects
-from shared.tracing import record_batch_spans
+from shared.tracing import exporting, record_batch_spans
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +46,7 @@ class OutboxRelay:
         *,
         engine: AsyncEngine,
         tables: InboxOutbox,
-        jetstream: Callable[[], JetStreamContext],
+        nats: Callable[[], Client],
         subjects: Subjects,
         schema: str,
         poll_seconds: float = 1.0,
@@ -47,13 +56,14 @@ class OutboxRelay:
         self._engine = engine
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._read = sa.text(
-            "select position, event_id, subject_school, event_type, body::text as body, traceparent "
+            "select position, event_id::text as event_id, subject_school, event_type, body::text as body, traceparent "
             f'from "{schema}".outbox where published_at is null order by position limit :limit'
         )
         self._mark = sa.text(
             f'update "{schema}".outbox set published_at = now() where position = any(cast(:positions as bigint[]))'
         )
-        self._jetstream = jetstream
+        self._nats = nats
+        self._acks = _Acks()
         self._subjects = subjects
         self._lock_key = zlib.crc32(f"safeguard-relay:{schema}".encode())
         self._lock_connection: AsyncConnection | None = None
@@ -111,31 +121,34 @@ class OutboxRelay:
         if not rows:
             return 0
         started_ns = time.time_ns()
-        js = self._jetstream()
-        pending = []
-        for row in rows:
-            headers = {"Nats-Msg-Id": str(row.event_id), "content-type": "application/json"}
-            if row.traceparent:
-                headers["traceparent"] = row.traceparent
-            subject = self._subjects.event(school_id=row.subject_school, event_type=row.event_type)
-            pending.append(
-                await js.publish_async(subject, row.body.encode(), headers=headers, stream=self._subjects.stream)
-            )
-        outcomes = await asyncio.wait_for(
-            asyncio.gather(*pending, return_exceptions=True), timeout=self._publish_timeout
-        )
+        client = self._nats()
+        flush = await self._acks.expect(client, len(rows))
+        stream = self._subjects.stream
+        try:
+            for index, row in enumerate(rows):
+                headers = {"Nats-Msg-Id": row.event_id, "content-type": "application/json"}
+                if row.traceparent:
+                    headers["traceparent"] = row.traceparent
+                headers[Header.EXPECTED_STREAM] = stream
+                subject = self._subjects.event(school_id=row.subject_school, event_type=row.event_type)
+                await client.publish(subject, row.body.encode(), reply=flush.reply_to(index), headers=headers)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(flush.done.wait(), timeout=self._publish_timeout)
+        finally:
+            self._acks.forget(flush)
         acknowledged = []
-        for row, outcome in zip(rows, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
+        for row, outcome in zip(rows, flush.outcomes, strict=True):
+            if outcome is not None:
                 # Keep order: nothing after the first failure counts as published; it is sent again next time.
-                log.warning("publishing %s failed: %r; will retry", row.event_id, outcome)
+                log.warning("publishing %s failed: %s; will retry", row.event_id, outcome)
                 break
             acknowledged.append(row.position)
-        record_batch_spans(
-            "publish",
-            [(row.event_type, row.event_id, row.traceparent) for row in rows[: len(acknowledged)]],
-            started_ns=started_ns,
-        )
+        if exporting():
+            record_batch_spans(
+                "publish",
+                [(row.event_type, row.event_id, row.traceparent) for row in rows[: len(acknowledged)]],
+                started_ns=started_ns,
+            )
         if acknowledged:
             async with self._autocommit.connect() as connection:
                 await connection.execute(self._mark, {"positions": acknowledged})
@@ -149,3 +162,80 @@ class OutboxRelay:
     async def stop(self) -> None:
         await self._loop.stop()
         await self._resign()
+
+
+_NO_ACK = "no acknowledgement from the stream in time"
+
+
+class _Flush:
+    """The acks one flush waits for: `outcomes[i]` is None once row i is stored, else why it was not."""
+
+    def __init__(self, flush_id: str, prefix: str, count: int) -> None:
+        self.flush_id = flush_id
+        self._prefix = prefix
+        self.outcomes: list[str | None] = [_NO_ACK] * count
+        self._settled = [False] * count
+        self._waiting = count
+        self.done = asyncio.Event()
+        if count == 0:
+            self.done.set()
+
+    def reply_to(self, index: int) -> str:
+        return f"{self._prefix}{index}"
+
+    def settle(self, index: int, outcome: str | None) -> None:
+        """Row `index`'s ack (the first one counts: a repeat of it changes nothing)."""
+        if 0 <= index < len(self._settled) and not self._settled[index]:
+            self._settled[index] = True
+            self.outcomes[index] = outcome
+            self._waiting -= 1
+            if self._waiting == 0:
+                self.done.set()
+
+
+class _Acks:
+    """One inbox subscription (`<inbox>.<flush>.<row>`) receiving the stream's acks for the relay's publishes."""
+
+    def __init__(self) -> None:
+        self._client: Client | None = None
+        self._subscription: Subscription | None = None
+        self._inbox = ""
+        self._flushes: dict[str, _Flush] = {}
+        self._counter = 0
+
+    async def expect(self, client: Client, count: int) -> _Flush:
+        if self._client is not client or self._subscription is None:
+            # A new connection (the broker restarted): subscribe on it; nats-py renews it across reconnects itself.
+            self._inbox = client.new_inbox()
+            self._subscription = await client.subscribe(f"{self._inbox}.*.*", cb=self._on_ack)
+            self._client = client
+        self._counter += 1
+        flush_id = str(self._counter)
+        flush = _Flush(flush_id, f"{self._inbox}.{flush_id}.", count)
+        self._flushes[flush_id] = flush
+        return flush
+
+    def forget(self, flush: _Flush) -> None:
+        """Stop waiting for `flush`'s acks (a late one is then ignored; its row is published again next time)."""
+        self._flushes.pop(flush.flush_id, None)
+
+    async def _on_ack(self, message: Msg) -> None:
+        _, flush_id, index = message.subject.rsplit(".", 2)
+        flush = self._flushes.get(flush_id)
+        if flush is None or not index.isdigit():
+            return
+        flush.settle(int(index), _refusal(message))
+
+
+def _refusal(message: Msg) -> str | None:
+    """None when the stream stored the message (or already had it); else the reason it did not."""
+    if message.headers and message.headers.get(Header.STATUS) == "503":
+        return "no stream answered (503)"
+    data = message.data
+    if b'"error"' not in data:
+        return None
+    try:
+        error = json.loads(data).get("error")
+    except ValueError:
+        return "an unreadable reply from the stream"
+    return f"refused by the stream: {error}" if error else None

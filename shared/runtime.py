@@ -7,9 +7,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
-from faststream import AckPolicy, Context
+from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
-from faststream.nats.message import NatsBatchMessage
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -22,6 +21,7 @@ from shared.consumer import (
     DeadLetters,
     EventBatches,
     Handler,
+    batch_messages,
     decode_events,
 )
 from shared.contracts.envelope import Event
@@ -59,11 +59,11 @@ class Worker(Protocol):
 def typed_batch_subscriber(edge: EventBatches, event_class: type[Event[Any]]) -> Callable[..., Awaitable[None]]:
     """The subscriber function faststream calls with a pulled batch, typed so the AsyncAPI shows its payload."""
 
-    async def on_batch(events: list[Any], message: NatsBatchMessage = Context("message")) -> None:
-        await edge.consume(events, message.raw_message)
+    async def on_batch(events: list[Any]) -> None:
+        await edge.consume(events, batch_messages())
 
     # Real classes, not strings: faststream validates the batch (already parsed events) and documents the payload.
-    on_batch.__annotations__ = {"events": list[event_class], "message": NatsBatchMessage, "return": None}  # type: ignore[valid-type]
+    on_batch.__annotations__ = {"events": list[event_class], "return": None}  # type: ignore[valid-type]
     on_batch.__name__ = on_batch.__qualname__ = f"on_{edge.name.replace('-', '_')}"
     return on_batch
 
@@ -86,7 +86,7 @@ class ServiceRuntime:
         self.relay = OutboxRelay(
             engine=self.engine,
             tables=self.tables,
-            jetstream=lambda: jetstream(self.broker),
+            nats=lambda: self.broker.config.connection_state.connection,
             subjects=self.subjects,
             schema=self.schema,
             poll_seconds=settings.outbox_poll_seconds,
@@ -140,7 +140,8 @@ class ServiceRuntime:
             filter_subject or self.subjects.of_type(event_class.TYPE),
             stream=JStream(self.subjects.stream, declare=False),
             durable=durable,
-            pull_sub=PullSub(batch_size=batch_size, timeout=self.settings.batch_window_seconds, batch=True),
+            # The window is the long poll's own (below); faststream's loop only needs a deadline of its own.
+            pull_sub=PullSub(batch_size=batch_size, timeout=max(self.settings.batch_window_seconds, 0.001), batch=True),
             inbox_prefix=pull_inbox_prefix(self.settings),
             ack_policy=AckPolicy.MANUAL,
             decoder=decode_events,
@@ -158,7 +159,8 @@ class ServiceRuntime:
             description=description or ((handler or batch_handler).__doc__ or "").strip(),
         )
         subscriber(typed_batch_subscriber(edge, event_class))
-        long_poll(subscriber)  # one lingering pull request instead of two per batch window
+        # One lingering pull request instead of two per batch window; only a busy consumer waits for more.
+        long_poll(subscriber, window=self.settings.batch_window_seconds)
         return edge
 
     def publishes(self, *event_classes: type[Event[Any]]) -> None:

@@ -34,10 +34,11 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     batch_window_seconds: float = Field(
         default=0.01,
-        gt=0,
+        ge=0,
         le=5.0,
-        description="how long a consumer waits for a pulled batch to fill before handling what it has: each hop "
-        "between services waits at most this long at low load; longer windows make fuller batches under load",
+        description="how long a busy consumer (its batch's first message came within this long) waits for more "
+        "before handling what it has; longer windows make fuller batches under load. After a quiet spell a "
+        "consumer takes what is queued at once, so a hop at low load does not wait. 0: never wait",
     )
     ack_wait_seconds: float = Field(
         default=30.0, ge=1.0, description="how long a delivery may go unacknowledged before JetStream redelivers it"

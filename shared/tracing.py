@@ -26,9 +26,11 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _PROPAGATOR = TraceContextTextMapPropagator()
-# Whether finished spans go anywhere; configure_tracing clears it when no exporter is configured, so spans made
-# after the fact for a batch (one per event) are not built only to be dropped.
+# Whether finished spans go anywhere; configure_tracing clears it when no exporter is configured, so the spans a
+# consumer would open for each event (and those made after the fact for a batch) are not built only to be dropped.
+# Events still carry their cause's traceparent then: the trace is kept, only its unexported spans are skipped.
 _exporting = True
+_tracer: tuple[trace.TracerProvider, trace.Tracer] | None = None
 OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
@@ -61,6 +63,11 @@ def configure_tracing(service: str, *, console: bool = False) -> TracerProvider:
     return provider
 
 
+def exporting() -> bool:
+    """Whether this process's spans go anywhere (an exporter is configured, or a provider installed earlier)."""
+    return _exporting
+
+
 def shutdown_tracing() -> None:
     """Export the spans still queued and stop the exporters (call once, when the service stops)."""
     provider = trace.get_tracer_provider()
@@ -69,14 +76,20 @@ def shutdown_tracing() -> None:
 
 
 def tracer() -> trace.Tracer:
-    return trace.get_tracer("safeguard")
+    """The process's tracer, made once per tracer provider (`get_tracer` builds a new one on every call)."""
+    global _tracer
+    provider = trace.get_tracer_provider()
+    if _tracer is None or _tracer[0] is not provider:
+        _tracer = (provider, provider.get_tracer("safeguard"))
+    return _tracer[1]
 
 
 def current_traceparent() -> str | None:
-    """The W3C traceparent of the active span, if there is one."""
-    carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier)
-    return carrier.get("traceparent")
+    """The W3C traceparent of the active span, if there is one (what the propagator would inject)."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
 
 
 def continuing_traceparent(given: str | None) -> str | None:
@@ -97,7 +110,13 @@ def trace_id_of(traceparent: str | None) -> str | None:
 
 @contextmanager
 def span_in_trace(name: str, *, traceparent: str | None, **attributes: Any) -> Iterator[trace.Span]:
-    """Start a span in the trace `traceparent` names, unless the active span is already in that trace."""
+    """Start a span in the trace `traceparent` names, unless the active span is already in that trace.
+
+    Without an exporter no span is made: events built inside carry the active span's traceparent as before, or
+    (with none active) their cause's, so they stay in the concern's trace."""
+    if not _exporting:
+        yield trace.INVALID_SPAN
+        return
     active = trace.get_current_span().get_span_context()
     wanted = trace_id_of(traceparent)
     token = None

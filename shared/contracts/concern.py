@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def storable(text: str) -> str:
     """Refuse characters PostgreSQL cannot keep in text or JSONB: NUL and unpaired UTF-16 surrogates."""
     if "\x00" in text:
         raise ValueError("contains a NUL character (U+0000), which cannot be stored")
-    for character in text:
-        if "\ud800" <= character <= "\udfff":
-            raise ValueError(f"contains an unpaired surrogate (U+{ord(character):04X}), which cannot be stored")
+    if not text.isascii() and (surrogate := _SURROGATE.search(text)) is not None:
+        raise ValueError(f"contains an unpaired surrogate (U+{ord(surrogate.group()):04X}), which cannot be stored")
     return text
 
 

@@ -56,6 +56,33 @@ async def test_a_fetch_gathers_what_arrives_within_its_window_up_to_the_batch(se
     assert [m.data for m in rest] == [str(n).encode() for n in range(5, 12)]
 
 
+async def test_a_quiet_consumer_hands_a_lone_message_over_at_once_and_a_busy_one_waits_for_more(
+    settings: Settings,
+) -> None:
+    async with jetstream(settings) as (_, js):
+        await ensure_streams(js, settings)
+        subject = f"{settings.subject_root}.st-marks.poll.gather"
+        subscription = await js.pull_subscribe(subject, durable="long-poll-gather")
+        poll = LongPoll(subscription)
+        quiet = asyncio.create_task(poll.gather(16, window=0.5))
+        await asyncio.sleep(0.7)  # longer than the window: the consumer is not busy
+        published_at = time.monotonic()
+        await js.publish(subject, b"lone")
+        lone = await asyncio.wait_for(quiet, timeout=5)
+        handed_over = time.monotonic() - published_at
+
+        busy = asyncio.create_task(poll.gather(16, window=0.5))
+        await js.publish(subject, b"first")  # comes at once: the consumer is busy, so it waits for more
+        await asyncio.sleep(0.1)
+        await js.publish(subject, b"second")
+        batch = await asyncio.wait_for(busy, timeout=5)
+        for message in [*lone, *batch]:
+            await message.ack()
+    assert [m.data for m in lone] == [b"lone"]
+    assert handed_over < 0.3, f"a lone message waited {handed_over:.3f}s"
+    assert [m.data for m in batch] == [b"first", b"second"]
+
+
 def _recorder(requests: list[bytes]) -> Callable[[Msg], Awaitable[None]]:
     async def record(message: Msg) -> None:
         requests.append(message.data)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import sqlalchemy as sa
 
@@ -75,3 +77,20 @@ async def test_events_committed_while_nats_is_down_are_published_when_it_returns
         await eventually(lambda: unpublished(runtime), until=lambda n: n == 0, timeout=30, what="outbox drained")
         async with jetstream(settings) as (_, js):
             assert await stream_messages(js, settings.stream_name) == 2
+
+
+async def test_a_publish_the_stream_refuses_stays_unpublished_with_everything_after_it(settings: Settings) -> None:
+    runtime = outbox_runtime(settings)
+    events = [concern_received() for _ in range(3)]
+    async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
+        await runtime.relay.stop()  # flushed by hand below
+        await enqueue(runtime, events)
+        # Every publish names a stream that does not hold its subject: the stream answers each with an error.
+        runtime.relay._subjects = replace(runtime.subjects, stream=f"{settings.stream_name}_ELSEWHERE")
+        with pytest.raises(RuntimeError, match="3 outbox events not acknowledged"):
+            await runtime.relay.flush()
+        assert await unpublished(runtime) == 3
+        runtime.relay._subjects = runtime.subjects
+        assert await runtime.relay.flush() == 3
+        assert await unpublished(runtime) == 0
+        assert await stream_messages(js, settings.stream_name) == 3

@@ -11,6 +11,8 @@ from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from shared import tracing
+from shared.consumer import handling
 from shared.contracts.envelope import Event, in_current_span
 from shared.contracts.events import ConcernReceived
 from shared.tracing import current_traceparent, otlp_wanted, trace_id_of
@@ -88,6 +90,17 @@ def test_events_built_directly_are_reparented_on_the_active_span_of_their_trace(
     assert moved.traceparent == handler_span
     assert moved.model_copy(update={"traceparent": concern_trace.traceparent}) == concern_trace
     assert kept is other_trace
+
+
+def test_without_an_exporter_no_handler_span_is_made_and_the_event_keeps_its_causes_traceparent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tracing, "_exporting", False)
+    cause = concern_received()
+    with handling("routing-concerns", cause) as span:
+        effect = caused_by(cause)
+    assert not span.is_recording()
+    assert effect.traceparent == cause.traceparent
 
 
 @pytest.mark.parametrize(
