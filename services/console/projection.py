@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.console.projection_duties import count_reminders, keep_deadlines, keep_policy_reviews, policy_row
-from services.console.projection_statements import KEEP, REFRESH
+from services.console.projection_statements import KEEP, REFRESH, run
 from services.console.store import case_entries, policies
 from services.routing.case import CaseState, fold
 from services.routing.case.about import people_about
@@ -124,16 +124,15 @@ async def _refresh_cases(session: AsyncSession, histories: Mapping[str, list[Eve
     """Refold each case once and write its summary row and open debrief actions (one statement for all)."""
     states = {case_id: fold(events) for case_id, events in histories.items()}
     actions = [(case_id, state, a) for case_id, state in states.items() for a in state.open_debrief_actions]
-    await session.execute(
+    await run(
+        session,
         REFRESH,
-        {
-            "rows": _summary_rows(histories, states),
-            "action_cases": [case_id for case_id, _, _ in actions],
-            "action_ids": [a.action_id for _, _, a in actions],
-            "action_schools": [state.school_id for _, state, _ in actions],
-            "owners": [a.owner for _, _, a in actions],
-            "due_on": [a.due_on for _, _, a in actions],
-        },
+        _summary_rows(histories, states),
+        [case_id for case_id, _, _ in actions],
+        [a.action_id for _, _, a in actions],
+        [state.school_id for _, state, _ in actions],
+        [a.owner for _, _, a in actions],
+        [a.due_on for _, _, a in actions],
     )
 
 
@@ -149,24 +148,24 @@ def chronology_entry(event: Event[Any], case_id: str) -> dict[str, Any]:
     }
 
 
-def _keep_parameters(
+def _keep_arguments(
     received: Sequence[ConcernReceived], entries: Sequence[tuple[str, Event[Any]]], touched: list[str]
-) -> dict[str, Any]:
+) -> tuple[list[Any], ...]:
     """`KEEP`'s arrays: the concerns, the chronology entries (bodies as the wire writes them), the touched cases."""
-    return {
-        "concern_ids": [str(e.event_id) for e in received],
-        "concern_schools": [e.school_id for e in received],
-        "concern_references": [e.payload.reference for e in received],
-        "concern_bodies": [e.model_dump_json() for e in received],
-        "reporters": [e.payload.reporter.person_id for e in received],
-        "entry_ids": [e.event_id for _, e in entries],
-        "entry_cases": [case_id for case_id, _ in entries],
-        "entry_schools": [e.school_id for _, e in entries],
-        "entry_types": [e.type for _, e in entries],
-        "entry_times": [e.occurred_at for _, e in entries],
-        "entry_bodies": [e.model_dump_json() for _, e in entries],
-        "touched": touched,
-    }
+    return (
+        [str(e.event_id) for e in received],
+        [e.school_id for e in received],
+        [e.payload.reference for e in received],
+        [e.model_dump_json() for e in received],
+        [e.payload.reporter.person_id for e in received],
+        [e.event_id for _, e in entries],
+        [case_id for case_id, _ in entries],
+        [e.school_id for _, e in entries],
+        [e.type for _, e in entries],
+        [e.occurred_at for _, e in entries],
+        [e.model_dump_json() for _, e in entries],
+        touched,
+    )
 
 
 async def on_events(
@@ -190,7 +189,7 @@ async def on_events(
     if received or entries:
         own = [(case_id, event) for case_id, event in entries if event.AGGREGATE == "case"]
         touched = list(dict.fromkeys(case_id for case_id, _ in own))
-        stored = await session.execute(KEEP, _keep_parameters(received, entries, touched))
+        stored = await run(session, KEEP, *_keep_arguments(received, entries, touched))
         if touched:
             await _refresh_cases(session, _stored_then_new(stored, own, touched))
     await count_reminders(session, events)
