@@ -6,6 +6,7 @@ the console shows the case exactly as routing decides on it.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -15,14 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.console.projection_duties import (
-    count_reminders,
-    keep_deadlines,
-    keep_debrief_actions,
-    keep_policy_reviews,
-    policy_row,
-)
-from services.console.store import case_entries, cases, concerns, policies
+from services.console.projection_duties import count_reminders, keep_deadlines, keep_policy_reviews, policy_row
+from services.console.projection_statements import KEEP, REFRESH, run
+from services.console.store import case_entries, policies
 from services.routing.case import CaseState, fold
 from services.routing.case.about import people_about
 from services.routing.domain import ACKNOWLEDGE
@@ -89,63 +85,55 @@ async def case_events(session: AsyncSession, case_id: str) -> list[Event[Any]]:
     return [parse_event(body) for body in bodies.scalars()]
 
 
-async def _reporters(session: AsyncSession, concern_event_ids: Iterable[str]) -> dict[str, str | None]:
-    """Who reported each of these concerns (one statement)."""
-    wanted = list(dict.fromkeys(concern_event_ids))
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        sa.select(concerns.c.event_id, concerns.c.body["payload"]["reporter"]["person_id"].astext).where(
-            concerns.c.event_id.in_(wanted)
-        )
-    )
-    return {event_id: person_id for event_id, person_id in rows}
-
-
-async def _histories(
-    session: AsyncSession, case_ids: list[str], *, known: Mapping[uuid.UUID, Event[Any]]
+def _stored_then_new(
+    stored: Iterable[Any], batch: Iterable[tuple[str, Event[Any]]], case_ids: Iterable[str]
 ) -> dict[str, list[Event[Any]]]:
-    """Each case's own events in stream order (one statement); events of this batch are not parsed again."""
-    rows = await session.execute(
-        sa.select(case_entries.c.case_id, case_entries.c.event_id, sa.cast(case_entries.c.body, sa.Text))
-        .where(case_entries.c.case_id.in_(case_ids), case_entries.c.event_type.like("case.%"))
-        .order_by(case_entries.c.position)
-    )
+    """Each case's own events in stream order: those stored before the batch (case id, event id, body), then the
+    batch's case events not among them, in batch order. An event of the batch is used as parsed, never reparsed."""
     histories: dict[str, list[Event[Any]]] = {case_id: [] for case_id in case_ids}
-    for case_id, event_id, body in rows:
-        event = known.get(event_id)
+    in_batch = {str(event.event_id): event for _, event in batch}
+    seen: set[str] = set()
+    for case_id, event_id, body in stored:
+        event = in_batch.get(event_id)
         histories[case_id].append(event if event is not None else parse_event(body))
-    return histories
+        seen.add(event_id)
+    for case_id, event in batch:
+        if (event_id := str(event.event_id)) not in seen:
+            histories[case_id].append(event)
+            seen.add(event_id)
+    return {case_id: events for case_id, events in histories.items() if events}
 
 
-async def _refresh_cases(
-    session: AsyncSession, case_ids: list[str], *, known: Mapping[uuid.UUID, Event[Any]]
-) -> dict[str, CaseState]:
-    """Refold each case once from its stored events and upsert its summary row (one statement for all)."""
-    histories = {
-        case_id: events for case_id, events in (await _histories(session, case_ids, known=known)).items() if events
-    }
-    if not histories:
-        return {}
+def _summary_rows(histories: Mapping[str, list[Event[Any]]], states: Mapping[str, CaseState]) -> str:
+    """The cases rows (reporter apart: the statement reads it) as one JSON array, for `REFRESH`."""
+    rows = []
+    for case_id, events in histories.items():
+        row = summary_row(events, reporter_person_id=None, state=states[case_id])
+        del row["reporter_person_id"]
+        rows.append(row)
+    return json.dumps(rows, default=_iso)
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+async def _refresh_cases(session: AsyncSession, histories: Mapping[str, list[Event[Any]]]) -> None:
+    """Refold each case once and write its summary row and open debrief actions (one statement for all)."""
     states = {case_id: fold(events) for case_id, events in histories.items()}
-    opened = {
-        case_id: next((e for e in events if isinstance(e, CaseOpened)), None) for case_id, events in histories.items()
-    }
-    concern_of = {case_id: o.payload.concern_event_id if o is not None else None for case_id, o in opened.items()}
-    reporters = await _reporters(session, (c for c in concern_of.values() if c is not None))
-    rows = [
-        summary_row(events, reporter_person_id=reporters.get(concern_of[case_id] or ""), state=states[case_id])
-        for case_id, events in histories.items()
-    ]
-    statement = insert(cases)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[cases.c.case_id],
-            set_={**{k: statement.excluded[k] for k in rows[0] if k != "case_id"}, "change": sa.text("default")},
-        ),
-        rows,
+    actions = [(case_id, state, a) for case_id, state in states.items() for a in state.open_debrief_actions]
+    await run(
+        session,
+        REFRESH,
+        _summary_rows(histories, states),
+        [case_id for case_id, _, _ in actions],
+        [a.action_id for _, _, a in actions],
+        [state.school_id for _, state, _ in actions],
+        [a.owner for _, _, a in actions],
+        [a.due_on for _, _, a in actions],
     )
-    return states
 
 
 def chronology_entry(event: Event[Any], case_id: str) -> dict[str, Any]:
@@ -160,51 +148,48 @@ def chronology_entry(event: Event[Any], case_id: str) -> dict[str, Any]:
     }
 
 
+def _keep_arguments(
+    received: Sequence[ConcernReceived], entries: Sequence[tuple[str, Event[Any]]], touched: list[str]
+) -> tuple[list[Any], ...]:
+    """`KEEP`'s arrays: the concerns, the chronology entries (bodies as the wire writes them), the touched cases."""
+    return (
+        [str(e.event_id) for e in received],
+        [e.school_id for e in received],
+        [e.payload.reference for e in received],
+        [e.model_dump_json() for e in received],
+        [e.payload.reporter.person_id for e in received],
+        [e.event_id for _, e in entries],
+        [case_id for case_id, _ in entries],
+        [e.school_id for _, e in entries],
+        [e.type for _, e in entries],
+        [e.occurred_at for _, e in entries],
+        [e.model_dump_json() for _, e in entries],
+        touched,
+    )
+
+
 async def on_events(
     events: Sequence[Event[Any]], *, work: Work, stream_sequences: Mapping[uuid.UUID, int] | None = None
 ) -> None:
     """Keep the batch's concerns, add case events to their chronologies, refold each case it touched once."""
-    # A handful of statements whatever the batch's size: one insert each for concerns and chronology entries,
-    # one update for late reporters, one read of the touched cases' events and reporters, one upsert of rows.
+    # Two statements whatever the batch's size (see projection_statements), and the rarer duties' own.
     session = work.session
     adopted = [e for e in events if isinstance(e, PolicyAdopted)]
     if adopted:
         await session.execute(insert(policies).on_conflict_do_nothing(), [policy_row(e) for e in adopted])
     await keep_policy_reviews(session, events)
     await keep_deadlines(session, events)
-    received = [e for e in events if isinstance(e, ConcernReceived)]
-    if received:
-        await session.execute(
-            insert(concerns).on_conflict_do_nothing(),
-            [
-                {
-                    "event_id": str(e.event_id),
-                    "school_id": e.school_id,
-                    "reference": e.payload.reference,
-                    "body": e.model_dump(mode="json"),
-                }
-                for e in received
-            ],
-        )
-        # A case projected before its concern arrived learns its reporter now.
-        await session.execute(
-            sa.update(cases)
-            .where(cases.c.concern_event_id == sa.bindparam("concern"))
-            .values(reporter_person_id=sa.bindparam("reporter"), change=sa.text("default")),
-            [{"concern": str(e.event_id), "reporter": e.payload.reporter.person_id} for e in received],
-        )
-    entries: list[dict[str, Any]] = []
-    touched: dict[str, None] = {}
+    received: list[ConcernReceived] = []
+    entries: list[tuple[str, Event[Any]]] = []
     for event in events:
-        case_id = getattr(event.payload, "case_id", None)
-        if isinstance(event, ConcernReceived) or not isinstance(case_id, str):
-            continue
-        entries.append(chronology_entry(event, case_id))
-        if event.AGGREGATE == "case":
-            touched[case_id] = None
-    if entries:
-        await session.execute(insert(case_entries).on_conflict_do_nothing(), entries)
-    if touched:
-        states = await _refresh_cases(session, list(touched), known={e.event_id: e for e in events})
-        await keep_debrief_actions(session, states)
+        if isinstance(event, ConcernReceived):
+            received.append(event)
+        elif isinstance(case_id := getattr(event.payload, "case_id", None), str):
+            entries.append((case_id, event))
+    if received or entries:
+        own = [(case_id, event) for case_id, event in entries if event.AGGREGATE == "case"]
+        touched = list(dict.fromkeys(case_id for case_id, _ in own))
+        stored = await run(session, KEEP, *_keep_arguments(received, entries, touched))
+        if touched:
+            await _refresh_cases(session, _stored_then_new(stored, own, touched))
     await count_reminders(session, events)

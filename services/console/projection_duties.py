@@ -6,7 +6,7 @@ rows. Each keeps references, person ids and dates only, never what a deadline or
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
@@ -15,7 +15,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.console.store import deadlines, debrief_actions, policies
-from services.routing.case import CaseState
 from services.routing.debrief_reminders import DEBRIEF_ACTION
 from services.routing.domain import ACKNOWLEDGE, STANDING_ALERT
 from services.routing.policy_book import POLICY_REVIEW
@@ -90,35 +89,6 @@ def _deadline(event: DeadlineSet | DeadlineReached) -> dict[str, Any]:
         "kind": body.kind,
         "due_at": body.due_at,
     }
-
-
-async def keep_debrief_actions(session: AsyncSession, states: Mapping[str, CaseState]) -> None:
-    """Each refolded case's open debrief actions, exactly as routing's fold has them (done ones go)."""
-    open_now = [
-        {
-            "case_id": case_id,
-            "action_id": a.action_id,
-            "school_id": state.school_id,
-            "owner": a.owner,
-            "due_on": a.due_on,
-        }
-        for case_id, state in states.items()
-        for a in state.open_debrief_actions
-    ]
-    still = [(row["case_id"], row["action_id"]) for row in open_now]
-    done = sa.delete(debrief_actions).where(debrief_actions.c.case_id.in_(list(states)))
-    if still:
-        done = done.where(sa.tuple_(debrief_actions.c.case_id, debrief_actions.c.action_id).not_in(still))
-    await session.execute(done)
-    if open_now:
-        statement = insert(debrief_actions)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[debrief_actions.c.case_id, debrief_actions.c.action_id],
-                set_={"owner": statement.excluded.owner, "due_on": statement.excluded.due_on},
-            ),
-            open_now,
-        )
 
 
 async def count_reminders(session: AsyncSession, events: Iterable[Event[Any]]) -> None:

@@ -83,6 +83,8 @@ cases = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("change", sa.BigInteger, sa.Identity(), nullable=False),
     sa.Index("cases_by_school", "school_id", "status"),
+    # A concern arriving after its case was projected sets the case's reporter (one lookup per batch).
+    sa.Index("cases_by_concern", "concern_event_id"),
 )
 
 case_entries = sa.Table(
