@@ -137,8 +137,9 @@ class KeyRing:
         assert keys is not None
         named = [[(item.path, keys.key_id(item)) for item in items] for items in found]
         opened = await keys.ensure(session, {key_id for items in named for _, key_id in items})
+        ciphers = {key_id: AESGCM(key) for key_id, key in opened.items()}  # one per data key for the whole batch
         for document, items in zip(documents, named, strict=True):
-            seal_document(document, items, keys=opened, school_id=school_id)
+            seal_document(document, items, keys=ciphers, school_id=school_id)
 
     async def reader(self, session: AsyncSession, *, school_id: str) -> SchoolKeys:
         """Every key of the school, to open its documents (none after a whole-school shred: all reads erased)."""
