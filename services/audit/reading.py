@@ -56,14 +56,6 @@ async def stream_chain(
             yield stored_entry(sequence, entry, stored, decode=decode)
 
 
-async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under the session, in its transaction (bulk reads skip SQLAlchemy's rows)."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-    return driver
-
-
 def chunk_query(table: str) -> str:
     return (
         f"select school_sequence, entry, entry_hash from {table} "
