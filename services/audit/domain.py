@@ -11,9 +11,14 @@ from typing import Any
 GENESIS = "0" * 64
 
 
+# Exactly what json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False) uses, made once
+# (json.dumps makes a new encoder on every call when given options).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(document: Mapping[str, Any]) -> bytes:
     """One byte form per document: sorted keys, no spaces, UTF-8."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL.encode(document).encode()
 
 
 def entry_hash(*, previous_hash: str, school_sequence: int, event: Mapping[str, Any]) -> str:
