@@ -65,23 +65,23 @@ def _append_statement(table: sa.Table, names: Sequence[str]) -> str:
     """One INSERT of a whole batch: each column's values as one array ($1… in `names` order), zipped into rows.
 
     A single statement with one parameter per column, instead of a parameter set per row: the driver encodes
-    each array in one go, so a batch costs audit little more than its rows' bytes (`event` arrives as the
-    canonical JSON text and is cast to JSONB by PostgreSQL).
+    each array in one go, so a batch costs audit little more than its rows' bytes. The `event` JSONB is not
+    sent: PostgreSQL takes it from the entry bytes (the canonical JSON after the previous hash, the sequence and
+    their two newlines), so each event crosses the socket once.
     """
-    arrays = []
-    for number, name in enumerate(names, start=1):
-        column = table.c[name]
-        kind = "text" if isinstance(column.type, JSONB) else column.type.compile(dialect=postgresql.dialect())
-        arrays.append(f"${number}::{kind}[]")
-    selected = ", ".join(f"{name}::jsonb" if isinstance(table.c[name].type, JSONB) else name for name in names)
+    arrays = ", ".join(
+        f"${number}::{table.c[name].type.compile(dialect=postgresql.dialect())}[]"
+        for number, name in enumerate(names, start=1)
+    )
+    canonical = "convert_from(substring(entry from 67 + length(school_sequence::text)), 'UTF8')::jsonb"
     return (
-        f"insert into {table.fullname} ({', '.join(names)}) "
-        f"select {selected} from unnest({', '.join(arrays)}) as appended({', '.join(names)})"
+        f"insert into {table.fullname} ({', '.join(names)}, event) "
+        f"select {', '.join(names)}, {canonical} from unnest({arrays}) as appended({', '.join(names)})"
     )
 
 
-# Every column an append writes (`position` and `appended_at` are the database's own).
-_APPENDED = [column.name for column in ledger.columns if column.name not in {"position", "appended_at"}]
+# Every column an append sends (`position` and `appended_at` are the database's own; `event` is made from `entry`).
+_APPENDED = [column.name for column in ledger.columns if column.name not in {"position", "appended_at", "event"}]
 _APPEND = _append_statement(ledger, _APPENDED)
 _HEAD = (
     f"select school_sequence, entry_hash, stream_sequence from {ledger.fullname} "
@@ -207,7 +207,6 @@ class SqlLedger:
             columns["correlation_id"].append(event.correlation_id)
             columns["trace_id"].append(trace_id_of(event.traceparent))
             columns["occurred_at"].append(event.occurred_at)
-            columns["event"].append(canonical.decode())  # the same document, as JSON text PostgreSQL parses once
             columns["previous_hash"].append(previous)
             columns["entry_hash"].append(digest)
             columns["stream_sequence"].append(positions.get(event.event_id))
