@@ -70,6 +70,8 @@ class SchoolKeys:
         self._wrapped = wrapped
         self._opened: dict[str, bytes] = {}
         self._ciphers: dict[str, AESGCM | bytes | None] = {}
+        self._pseudonym_key: bytes | None = None
+        self._pseudonyms: dict[str, str] = {}  # for this transaction's batch only, like the keys
 
     def key(self, key_id: str) -> bytes | None:
         """The data key; None when shredded (or the school's key is), b"" when its row does not unwrap."""
@@ -94,9 +96,14 @@ class SchoolKeys:
 
     def pseudonym(self, contact: str) -> str:
         """A reporter's name for their key: a hash of their contact keyed by the school's key (no dictionary)."""
-        assert self._school_key is not None
-        secret = hmac.new(self._school_key, b"safeguard audit reporter pseudonyms", hashlib.sha256).digest()
-        return hmac.new(secret, contact.encode(), hashlib.sha256).hexdigest()[:32]
+        if contact not in self._pseudonyms:  # a concern names its reporter's key once per field
+            if self._pseudonym_key is None:
+                assert self._school_key is not None
+                label = b"safeguard audit reporter pseudonyms"
+                self._pseudonym_key = hmac.new(self._school_key, label, hashlib.sha256).digest()
+            digest = hmac.new(self._pseudonym_key, contact.encode(), hashlib.sha256).hexdigest()[:32]
+            self._pseudonyms[contact] = digest
+        return self._pseudonyms[contact]
 
     def key_id(self, located: Located) -> str:
         subject_id = self.pseudonym(located.subject_id) if located.subject == "reporter" else located.subject_id
