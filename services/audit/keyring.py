@@ -18,6 +18,7 @@ import hmac
 from collections.abc import Iterable
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -62,8 +63,10 @@ class SchoolKeys:
         school_key: bytes | None,
         wrapped: dict[str, bytes],
         looked_up: Iterable[str] = (),
+        driver: asyncpg.Connection | None = None,
     ) -> None:
         self.school_id = school_id
+        self._driver = driver  # the transaction's connection they were read on, to read and store more on
         self._looked_up = set(looked_up)  # data keys already read in this transaction (found or not)
         self._school_key = school_key
         self._unwrapper = AESGCM(school_key) if school_key is not None else None
@@ -113,13 +116,18 @@ class SchoolKeys:
         """The document with its sealed fields opened (in place), erased or marked tampered."""
         return open_document(document, key_for=self.cipher, school_id=self.school_id)
 
+    async def _connection(self, session: AsyncSession) -> asyncpg.Connection:
+        if self._driver is None:
+            self._driver = await driver_connection(session)
+        return self._driver
+
     async def ensure(self, session: AsyncSession, key_ids: Iterable[str]) -> dict[str, bytes]:
         """Each named data key: read from the table, or made (and stored wrapped) when the school has none yet."""
         assert self._unwrapper is not None
         wanted = set(key_ids)
         unknown = sorted(wanted - self._wrapped.keys() - self._looked_up)
         if unknown:
-            rows = await (await driver_connection(session)).fetch(_NAMED_KEYS, self.school_id, unknown)
+            rows = await (await self._connection(session)).fetch(_NAMED_KEYS, self.school_id, unknown)
             self._wrapped.update({row["key_id"]: bytes(row["wrapped"]) for row in rows})
             self._looked_up.update(unknown)
         made = {key_id: new_key() for key_id in sorted(wanted - self._wrapped.keys())}
@@ -130,7 +138,7 @@ class SchoolKeys:
             }
             # under the school's lock: nobody races us
             stored = (self.school_id, list(wrapped), list(wrapped.values()), WRAPPED_BY_SCHOOL)
-            await (await driver_connection(session)).execute(_STORE_KEYS, *stored)
+            await (await self._connection(session)).execute(_STORE_KEYS, *stored)
             self._opened.update(made)
             self._wrapped.update(wrapped)
         found = {key_id: self.key(key_id) for key_id in wanted}
@@ -186,13 +194,13 @@ class KeyRing:
             if school_row["wrapped_by"] != self.kek.key_id:
                 raise self._wrong(school_id, wrapped_by=school_row["wrapped_by"])
             school_key = await self.kek.unwrap(bytes(school_row["wrapped"]), context=_school_context(school_id))
-            return SchoolKeys(school_id, school_key=school_key, wrapped=wrapped, looked_up=looked_up)
+            return SchoolKeys(school_id, school_key=school_key, wrapped=wrapped, looked_up=looked_up, driver=driver)
         if not create:
             return None
         school_key = new_key()
         sealed = await self.kek.wrap(school_key, context=_school_context(school_id))
         await driver.execute(_STORE_KEYS, school_id, [SCHOOL_KEY], [sealed], self.kek.key_id)
-        return SchoolKeys(school_id, school_key=school_key, wrapped=wrapped, looked_up=looked_up)
+        return SchoolKeys(school_id, school_key=school_key, wrapped=wrapped, looked_up=looked_up, driver=driver)
 
     async def check(self, session: AsyncSession) -> None:
         """Refuse a KEK that did not wrap the school keys already stored: a clear error, never silent erasure."""
