@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.audit.kek import KeyEncryptionKey, WrongKeyEncryptionKey
 from services.audit.personal import Located, key_id_for, locate
 from services.audit.sealing import Opened, aead_open, aead_seal, new_key, open_document, seal_document
-from services.audit.store import data_keys, driver_connection
+from services.audit.store import data_keys, driver_connection, transaction_driver
 
 SCHOOL_KEY = "school"
 WRAPPED_BY_SCHOOL = "school"
@@ -180,7 +180,7 @@ class KeyRing:
         self, session: AsyncSession, *, school_id: str, key_ids: Iterable[str] | None, create: bool
     ) -> SchoolKeys | None:
         """The school's keys (all, or those named); its school key made first when `create` and it has none."""
-        driver = await driver_connection(session)
+        driver = await transaction_driver(session)  # readers go on to read the ledger in the same transaction
         if key_ids is None:
             found = await driver.fetch(_ALL_KEYS, school_id)
         else:

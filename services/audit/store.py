@@ -113,6 +113,14 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     return driver
 
 
+async def transaction_driver(session: AsyncSession) -> asyncpg.Connection:
+    """The session's asyncpg connection, its transaction begun (SQLAlchemy begins it with its first statement)."""
+    driver = await driver_connection(session)
+    if not driver.is_in_transaction():
+        await session.execute(sa.text("select 1"))  # what follows runs in that one transaction
+    return driver
+
+
 async def locked_driver(session: AsyncSession, *, school_id: str) -> asyncpg.Connection:
     """`lock_school`, then the session's asyncpg connection for the rest of the transaction's statements.
 
@@ -160,7 +168,7 @@ class SqlLedger:
         """Append events at the end of their schools' chains, in stream order; returns each school's new head.
 
         Per school: one lock (one writer per chain, whichever audit instance holds the batch), one read of the
-        chain's head, one multi-row insert. Events with a stream sequence are chained in that order (a batch
+        chain's head, one insert of the batch. Events with a stream sequence are chained in that order (a batch
         retried or redelivered keeps it) and the sequence is recorded, so the chain's order can be checked
         against the stream's.
         """
