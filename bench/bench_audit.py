@@ -45,9 +45,9 @@ from services.audit.heads import WitnessLog  # noqa: E402
 from services.audit.kek import load_or_create_kek  # noqa: E402
 from services.audit.keyring import KeyRing  # noqa: E402
 from services.audit.parallel_verify import verify_school_parallel  # noqa: E402
-from services.audit.reading import driver_connection, entry_chunks  # noqa: E402
+from services.audit.reading import entry_chunks  # noqa: E402
 from services.audit.replay import replay_cases  # noqa: E402
-from services.audit.store import SCHEMA, metadata  # noqa: E402
+from services.audit.store import SCHEMA, driver_connection, metadata  # noqa: E402
 from services.bench.audit_bounds import (  # noqa: E402
     SAMPLE,
     raw_witness,

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faststream.nats import NatsBroker
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit.domain import GENESIS, ChainEntry, canonical_entry_digest, canonical_json
+from services.audit.domain import GENESIS, ChainEntry, canonical_entry_digest, canonical_json, event_id_in
 from services.audit.heads import SignedHead, TreeHead, WitnessedEntry, WitnessLog, WitnessRecord, sign_head
 from services.audit.merkle import MerkleTree, entry_leaf
 from services.audit.reading import schools_with_entries, stream_chain
@@ -31,6 +31,8 @@ from shared.subjects import Subjects
 log = logging.getLogger(__name__)
 AUDIT_ACTOR = Actor(id="audit", role="service")
 _CHECKPOINT_NAMESPACE = uuid.UUID("6f1d3c1e-2a7b-4c55-9a51-3d0c2b7e9f10")
+# Entries read at a time while the tree grows: a minute of appends is read in small chunks, not held at once.
+CHUNK = 1_000
 
 
 class LedgerBroken(Exception):
@@ -59,7 +61,8 @@ class SchoolTree:
         # After a restart the tree is rebuilt from the start; what the last head covered is not witnessed again.
         witnessed = self.last.head.tree_size if self.last else 0
         if sequence > witnessed:
-            self.added.append(WitnessedEntry(sequence, str(entry.event.get("event_id")), recomputed))
+            event_id = entry.event.get("event_id") if entry.canonical is None else event_id_in(canonical)
+            self.added.append(WitnessedEntry(sequence, str(event_id), recomputed))
         elif sequence == witnessed and self.last and self.tree.root().hex() != self.last.head.root_hash:
             raise LedgerBroken(f"entries up to {sequence} no longer rebuild the last signed head")
 
@@ -116,7 +119,10 @@ class Checkpointer:
         return events
 
     async def _grow(self, session: AsyncSession, *, state: SchoolTree, through: int) -> WitnessRecord | None:
-        async for entry in stream_chain(session, school_id=state.school_id, after=state.tree.size, through=through):
+        entries = stream_chain(
+            session, school_id=state.school_id, after=state.tree.size, through=through, decode=False, chunk=CHUNK
+        )
+        async for entry in entries:
             state.extend(entry)
         if state.tree.size != through:
             raise LedgerBroken(f"the ledger ends at {state.tree.size}, not {through}")

@@ -9,14 +9,13 @@ from services.audit.bulk_verify import BulkTree, Disagrees, chunk_digests
 from services.audit.heads import WitnessLog
 from services.audit.parallel_verify import RANGE, verify_school_parallel
 from services.audit.reading import (
-    driver_connection,
     entry_chunks,
     last_sequence,
     rows_outside,
     schools_with_entries,
     stream_chain,
 )
-from services.audit.store import ledger
+from services.audit.store import driver_connection, ledger
 from services.audit.verify import LedgerVerifier, Report
 
 

@@ -11,9 +11,15 @@ from typing import Any
 GENESIS = "0" * 64
 
 
+# Exactly what json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False) uses, made once
+# (json.dumps makes a new encoder on every call when given options).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_DECODER = json.JSONDecoder()
+
+
 def canonical_json(document: Mapping[str, Any]) -> bytes:
     """One byte form per document: sorted keys, no spaces, UTF-8."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL.encode(document).encode()
 
 
 def entry_hash(*, previous_hash: str, school_sequence: int, event: Mapping[str, Any]) -> str:
@@ -38,6 +44,32 @@ def event_of(entry: bytes) -> dict[str, Any]:
     """The event document stored entry bytes hold (what every reader reads: the bytes verify proves)."""
     document: dict[str, Any] = json.loads(split_entry(entry)[2])
     return document
+
+
+def event_id_in(canonical: bytes) -> Any:
+    """The top-level `event_id` of an event's canonical bytes, as `event_of(...).get("event_id")` gives it.
+
+    Keys are sorted, so it follows a handful of short ones (actor, aggregate, causation, correlation): those are
+    parsed and skipped, never searched for as text, so a value that merely contains the words cannot be taken for
+    it, and the rest of the event is not decoded. Anything else (no such key, not an object) is decoded whole,
+    and raises as decoding it always has."""
+    try:
+        text = canonical.decode()
+        at = 1 if text[0] == "{" else len(text)
+        while text[at] == '"':
+            key, at = _DECODER.raw_decode(text, at)
+            if text[at] != ":":
+                break
+            value, at = _DECODER.raw_decode(text, at + 1)
+            if key == "event_id":
+                return value
+            if text[at] != ",":
+                break
+            at += 1
+    except (IndexError, ValueError):
+        pass
+    whole = json.loads(canonical)
+    return whole.get("event_id")
 
 
 def canonical_entry_hash(*, previous_hash: str, school_sequence: int, canonical: bytes) -> str:

@@ -18,6 +18,7 @@ import hmac
 from collections.abc import Iterable
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -26,10 +27,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.audit.kek import KeyEncryptionKey, WrongKeyEncryptionKey
 from services.audit.personal import Located, key_id_for, locate
 from services.audit.sealing import Opened, aead_open, aead_seal, new_key, open_document, seal_document
-from services.audit.store import data_keys
+from services.audit.store import data_keys, driver_connection, transaction_driver
 
 SCHOOL_KEY = "school"
 WRAPPED_BY_SCHOOL = "school"
+
+
+_ALL_KEYS = f"select key_id, wrapped, wrapped_by from {data_keys.fullname} where school_id = $1"
+_NAMED_KEYS = f"{_ALL_KEYS} and key_id = any($2::text[])"
+_STORE_KEYS = (
+    f"insert into {data_keys.fullname} (school_id, key_id, wrapped, wrapped_by) "
+    "select $1, key_id, wrapped, $4 from unnest($2::text[], $3::bytea[]) as made(key_id, wrapped)"
+)
 
 
 class DataKeyAltered(Exception):
@@ -47,13 +56,25 @@ def _data_context(school_id: str, key_id: str) -> bytes:
 class SchoolKeys:
     """One school's keys as read in this transaction: data keys unwrapped on first use."""
 
-    def __init__(self, school_id: str, *, school_key: bytes | None, wrapped: dict[str, bytes]) -> None:
+    def __init__(
+        self,
+        school_id: str,
+        *,
+        school_key: bytes | None,
+        wrapped: dict[str, bytes],
+        looked_up: Iterable[str] = (),
+        driver: asyncpg.Connection | None = None,
+    ) -> None:
         self.school_id = school_id
+        self._driver = driver  # the transaction's connection they were read on, to read and store more on
+        self._looked_up = set(looked_up)  # data keys already read in this transaction (found or not)
         self._school_key = school_key
         self._unwrapper = AESGCM(school_key) if school_key is not None else None
         self._wrapped = wrapped
         self._opened: dict[str, bytes] = {}
         self._ciphers: dict[str, AESGCM | bytes | None] = {}
+        self._pseudonym_key: bytes | None = None
+        self._pseudonyms: dict[str, str] = {}  # for this transaction's batch only, like the keys
 
     def key(self, key_id: str) -> bytes | None:
         """The data key; None when shredded (or the school's key is), b"" when its row does not unwrap."""
@@ -78,9 +99,14 @@ class SchoolKeys:
 
     def pseudonym(self, contact: str) -> str:
         """A reporter's name for their key: a hash of their contact keyed by the school's key (no dictionary)."""
-        assert self._school_key is not None
-        secret = hmac.new(self._school_key, b"safeguard audit reporter pseudonyms", hashlib.sha256).digest()
-        return hmac.new(secret, contact.encode(), hashlib.sha256).hexdigest()[:32]
+        if contact not in self._pseudonyms:  # a concern names its reporter's key once per field
+            if self._pseudonym_key is None:
+                assert self._school_key is not None
+                label = b"safeguard audit reporter pseudonyms"
+                self._pseudonym_key = hmac.new(self._school_key, label, hashlib.sha256).digest()
+            digest = hmac.new(self._pseudonym_key, contact.encode(), hashlib.sha256).hexdigest()[:32]
+            self._pseudonyms[contact] = digest
+        return self._pseudonyms[contact]
 
     def key_id(self, located: Located) -> str:
         subject_id = self.pseudonym(located.subject_id) if located.subject == "reporter" else located.subject_id
@@ -90,29 +116,29 @@ class SchoolKeys:
         """The document with its sealed fields opened (in place), erased or marked tampered."""
         return open_document(document, key_for=self.cipher, school_id=self.school_id)
 
+    async def _connection(self, session: AsyncSession) -> asyncpg.Connection:
+        if self._driver is None:
+            self._driver = await driver_connection(session)
+        return self._driver
+
     async def ensure(self, session: AsyncSession, key_ids: Iterable[str]) -> dict[str, bytes]:
         """Each named data key: read from the table, or made (and stored wrapped) when the school has none yet."""
         assert self._unwrapper is not None
         wanted = set(key_ids)
-        unknown = sorted(wanted - self._wrapped.keys())
+        unknown = sorted(wanted - self._wrapped.keys() - self._looked_up)
         if unknown:
-            rows = await session.execute(
-                sa.select(data_keys.c.key_id, data_keys.c.wrapped).where(
-                    data_keys.c.school_id == self.school_id, data_keys.c.key_id.in_(unknown)
-                )
-            )
-            self._wrapped.update({row.key_id: bytes(row.wrapped) for row in rows})
+            rows = await (await self._connection(session)).fetch(_NAMED_KEYS, self.school_id, unknown)
+            self._wrapped.update({row["key_id"]: bytes(row["wrapped"]) for row in rows})
+            self._looked_up.update(unknown)
         made = {key_id: new_key() for key_id in sorted(wanted - self._wrapped.keys())}
         if made:
             wrapped = {
                 key_id: aead_seal(self._unwrapper, key, associated=_data_context(self.school_id, key_id))
                 for key_id, key in made.items()
             }
-            rows_made = [
-                {"school_id": self.school_id, "key_id": key_id, "wrapped": sealed, "wrapped_by": WRAPPED_BY_SCHOOL}
-                for key_id, sealed in wrapped.items()
-            ]
-            await session.execute(sa.insert(data_keys), rows_made)  # under the school's lock: nobody races us
+            # under the school's lock: nobody races us
+            stored = (self.school_id, list(wrapped), list(wrapped.values()), WRAPPED_BY_SCHOOL)
+            await (await self._connection(session)).execute(_STORE_KEYS, *stored)
             self._opened.update(made)
             self._wrapped.update(wrapped)
         found = {key_id: self.key(key_id) for key_id in wanted}
@@ -133,12 +159,17 @@ class KeyRing:
         found = [list(locate(document)) for document in documents]
         if not any(found):
             return  # no key is made for a school until it has something to seal
-        keys = await self.school(session, school_id=school_id, key_ids=(), create=True)
+        # Read with the school's key: the data keys named without it (a reporter's name is keyed by it).
+        named_plainly = {
+            key_id_for(item.subject, item.subject_id) for items in found for item in items if item.subject != "reporter"
+        }
+        keys = await self.school(session, school_id=school_id, key_ids=named_plainly, create=True)
         assert keys is not None
         named = [[(item.path, keys.key_id(item)) for item in items] for items in found]
         opened = await keys.ensure(session, {key_id for items in named for _, key_id in items})
+        ciphers = {key_id: AESGCM(key) for key_id, key in opened.items()}  # one per data key for the whole batch
         for document, items in zip(documents, named, strict=True):
-            seal_document(document, items, keys=opened, school_id=school_id)
+            seal_document(document, items, keys=ciphers, school_id=school_id)
 
     async def reader(self, session: AsyncSession, *, school_id: str) -> SchoolKeys:
         """Every key of the school, to open its documents (none after a whole-school shred: all reads erased)."""
@@ -149,30 +180,27 @@ class KeyRing:
         self, session: AsyncSession, *, school_id: str, key_ids: Iterable[str] | None, create: bool
     ) -> SchoolKeys | None:
         """The school's keys (all, or those named); its school key made first when `create` and it has none."""
-        query = sa.select(data_keys.c.key_id, data_keys.c.wrapped, data_keys.c.wrapped_by).where(
-            data_keys.c.school_id == school_id
-        )
-        if key_ids is not None:
-            query = query.where(data_keys.c.key_id.in_([SCHOOL_KEY, *key_ids]))
-        rows = {row.key_id: row for row in await session.execute(query)}
+        driver = await transaction_driver(session)  # readers go on to read the ledger in the same transaction
+        if key_ids is None:
+            found = await driver.fetch(_ALL_KEYS, school_id)
+        else:
+            key_ids = list(key_ids)
+            found = await driver.fetch(_NAMED_KEYS, school_id, [SCHOOL_KEY, *key_ids])
+        rows = {row["key_id"]: row for row in found}
         school_row = rows.pop(SCHOOL_KEY, None)
-        wrapped = {key_id: bytes(row.wrapped) for key_id, row in rows.items()}
+        wrapped = {key_id: bytes(row["wrapped"]) for key_id, row in rows.items()}
+        looked_up = () if key_ids is None else key_ids
         if school_row is not None:
-            if school_row.wrapped_by != self.kek.key_id:
-                raise self._wrong(school_id, wrapped_by=school_row.wrapped_by)
-            school_key = await self.kek.unwrap(bytes(school_row.wrapped), context=_school_context(school_id))
-            return SchoolKeys(school_id, school_key=school_key, wrapped=wrapped)
+            if school_row["wrapped_by"] != self.kek.key_id:
+                raise self._wrong(school_id, wrapped_by=school_row["wrapped_by"])
+            school_key = await self.kek.unwrap(bytes(school_row["wrapped"]), context=_school_context(school_id))
+            return SchoolKeys(school_id, school_key=school_key, wrapped=wrapped, looked_up=looked_up, driver=driver)
         if not create:
             return None
         school_key = new_key()
-        row = {
-            "school_id": school_id,
-            "key_id": SCHOOL_KEY,
-            "wrapped": await self.kek.wrap(school_key, context=_school_context(school_id)),
-            "wrapped_by": self.kek.key_id,
-        }
-        await session.execute(sa.insert(data_keys), [row])
-        return SchoolKeys(school_id, school_key=school_key, wrapped={})
+        sealed = await self.kek.wrap(school_key, context=_school_context(school_id))
+        await driver.execute(_STORE_KEYS, school_id, [SCHOOL_KEY], [sealed], self.kek.key_id)
+        return SchoolKeys(school_id, school_key=school_key, wrapped=wrapped, looked_up=looked_up, driver=driver)
 
     async def check(self, session: AsyncSession) -> None:
         """Refuse a KEK that did not wrap the school keys already stored: a clear error, never silent erasure."""

@@ -22,9 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit.domain import split_entry
 from services.audit.keyring import KeyRing, SchoolKeys
-from services.audit.reading import driver_connection
 from services.audit.sealing import ALGORITHM
-from services.audit.store import ledger
+from services.audit.store import driver_connection, ledger
 from shared.contracts.envelope import Event, parse_event, registry
 
 READ_CHUNK = 2_048

@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.audit.bulk_verify import BulkTree, Disagrees, RawRecord, chunk_digests, split32
 from services.audit.heads import WitnessRecord
 from services.audit.merkle import leaf_hashes
-from services.audit.reading import ENTRY_CHUNK, as_chunk, chunk_query, driver_connection, rows_outside, stream_chain
+from services.audit.reading import ENTRY_CHUNK, as_chunk, chunk_query, rows_outside, stream_chain
+from services.audit.store import driver_connection
 from services.audit.verify import LedgerVerifier, Report
 
 RANGE = 2 * ENTRY_CHUNK  # entries a worker reads and hashes at a time

@@ -145,61 +145,118 @@ class Located(NamedTuple):
     subject_id: str
 
 
-def locate(document: Mapping[str, Any]) -> Iterator[Located]:
-    """Every personal value present (not None) in an event document, with its subject."""
-    fields = PERSONAL.get(str(document.get("type")))
-    if not fields:
-        return
-    case_id = case_of(document)
-    case: tuple[Subject, str] = ("case", case_id) if case_id else ("record", "")
-    for field in fields:
-        for path, parent, value in _walk(document, _split(field.path)):
-            if value is not None:
-                yield Located(path, *_subject(field, document, parent, case=case))
-
-
-def _subject(
-    field: Personal, document: Mapping[str, Any], parent: Any, *, case: tuple[Subject, str]
-) -> tuple[Subject, str]:
-    if field.subject == "record":
-        return "record", ""
-    if field.subject == "case":
-        return case
-    if field.subject == "person":
-        person_id = _find(document, parent, field.person_id)
-        return ("person", str(person_id)) if person_id else case
-    reporter = (document.get("payload") or {}).get("reporter") or {}
-    if reporter.get("person_id"):
-        return "person", str(reporter["person_id"])
-    if reporter.get("contact"):
-        return "reporter", normalised_contact(str(reporter["contact"]))
-    return case
-
-
-def _find(document: Mapping[str, Any], parent: Any, where: str) -> Any:
-    if where.startswith("@"):
-        return parent.get(where[1:]) if type(parent) is dict else None
-    found = [value for _, _, value in _walk(document, _split(where))]
-    return found[0] if found else None
-
-
 @cache
 def _split(path: str) -> tuple[str, ...]:
     return tuple(path.replace("[]", ".[]").split("."))
+
+
+class _Field(NamedTuple):
+    """A personal field compiled once for its event type: the steps to it, and how its subject is found."""
+
+    declared: Personal
+    steps: tuple[str, ...]
+    fixed: Path | None  # the whole path when it crosses no list (one lookup per step, no walk)
+    head: tuple[str, ...]  # with `fixed`: the steps to the field's parent
+    sibling: str  # for a `person` field: the sibling holding the person's id ("" when found elsewhere)
+
+
+def _compile(fields: tuple[Personal, ...]) -> tuple[_Field, ...]:
+    compiled = []
+    for declared in fields:
+        steps = _split(declared.path)
+        fixed = None if "[]" in steps else steps
+        sibling = declared.person_id[1:] if declared.person_id.startswith("@") else ""
+        compiled.append(_Field(declared, steps, fixed, steps[:-1], sibling))
+    return tuple(compiled)
+
+
+# Each personal event type's fields, compiled once: an event visits only its declared paths.
+_PLANS: dict[str, tuple[_Field, ...]] = {event_type: _compile(fields) for event_type, fields in PERSONAL.items()}
+
+
+def locate(document: Mapping[str, Any]) -> Iterator[Located]:
+    """Every personal value present (not None) in an event document, with its subject."""
+    plan = _PLANS.get(str(document.get("type")))
+    if not plan:
+        return
+    subjects = _Subjects(document)
+    for field in plan:
+        if field.fixed is not None:
+            parent: Any = document
+            for step in field.head:
+                parent = parent.get(step) if type(parent) is dict else None
+            value = parent.get(field.fixed[-1]) if type(parent) is dict else None
+            if value is not None:
+                yield Located(field.fixed, *subjects.of(field, parent))
+            continue
+        for path, parent, value in _walk(document, field.steps):
+            if value is not None:
+                yield Located(path, *subjects.of(field, parent))
+
+
+class _Subjects:
+    """Whose each field of one document is: the case, the reporter and looked-up person ids worked out once."""
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        self.document = document
+        self._case: tuple[Subject, str] | None = None
+        self._reporter: tuple[Subject, str] | None = None
+        self._people: dict[str, Any] = {}
+
+    def of(self, field: _Field, parent: Any) -> tuple[Subject, str]:
+        subject = field.declared.subject
+        if subject == "record":
+            return "record", ""
+        if subject == "case":
+            return self.case()
+        if subject == "person":
+            if field.sibling:
+                person_id = parent.get(field.sibling) if type(parent) is dict else None
+            else:
+                person_id = self._person_at(field.declared.person_id)
+            return ("person", str(person_id)) if person_id else self.case()
+        if self._reporter is None:
+            self._reporter = self._reporter_subject()
+        return self._reporter
+
+    def case(self) -> tuple[Subject, str]:
+        """The case's key (the school record's when the event belongs to no case)."""
+        if self._case is None:
+            case_id = case_of(self.document)
+            case: tuple[Subject, str] = ("case", case_id) if case_id else ("record", "")
+            self._case = case
+        return self._case
+
+    def _person_at(self, where: str) -> Any:
+        if where not in self._people:
+            found = _walk(self.document, _split(where))
+            self._people[where] = found[0][2] if found else None
+        return self._people[where]
+
+    def _reporter_subject(self) -> tuple[Subject, str]:
+        reporter = (self.document.get("payload") or {}).get("reporter") or {}
+        if reporter.get("person_id"):
+            return "person", str(reporter["person_id"])
+        if reporter.get("contact"):
+            return "reporter", normalised_contact(str(reporter["contact"]))
+        return self.case()
 
 
 def _walk(document: Any, steps: tuple[str, ...]) -> list[tuple[Path, Any, Any]]:
     """(path, containing object, value) for every value the steps reach (documents are plain JSON: dicts, lists)."""
     found: list[tuple[Path, Any, Any]] = [((), None, document)]
     for step in steps:
-        reached: list[tuple[Path, Any, Any]] = []
-        for path, _, node in found:
-            if step == "[]":
-                if type(node) is list:
-                    reached.extend(((*path, index), node, item) for index, item in enumerate(node))
-            elif type(node) is dict and step in node:
-                reached.append(((*path, step), node, node[step]))
-        if not reached:
+        if step == "[]":
+            found = [
+                ((*path, index), node, item)
+                for path, _, node in found
+                if type(node) is list
+                for index, item in enumerate(node)
+            ]
+        else:
+            found = [
+                ((*path, step), node, node[step]) for path, _, node in found if type(node) is dict and step in node
+            ]
+        if not found:
             return []
-        found = reached
     return found

@@ -34,13 +34,20 @@ async def last_sequence(session: AsyncSession, *, school_id: str) -> int:
 
 
 async def stream_chain(
-    session: AsyncSession, *, school_id: str, after: int | None = None, through: int | None = None, decode: bool = True
+    session: AsyncSession,
+    *,
+    school_id: str,
+    after: int | None = None,
+    through: int | None = None,
+    decode: bool = True,
+    chunk: int = CHUNK,
 ) -> AsyncIterator[ChainEntry]:
     """The school's entries with sequence > `after` (every one, even numbered below 1, when None; and <= `through`),
     fetched in chunks from a cursor.
 
     Each is read from its stored entry bytes (the bytes its hash covers), never from the `event` JSONB; its
-    event is decoded from them unless `decode` is False (verifying needs only the bytes)."""
+    event is decoded from them unless `decode` is False (verifying needs only the bytes). `chunk` rows are held
+    at a time."""
     query = (
         sa.select(ledger.c.school_sequence, ledger.c.entry, ledger.c.entry_hash)
         .where(ledger.c.school_id == school_id)
@@ -50,18 +57,10 @@ async def stream_chain(
         query = query.where(ledger.c.school_sequence > after)
     if through is not None:
         query = query.where(ledger.c.school_sequence <= through)
-    result = await session.stream(query, execution_options={"yield_per": CHUNK})
+    result = await session.stream(query, execution_options={"yield_per": chunk})
     async for rows in result.partitions():  # one await a chunk: a row at a time costs a greenlet switch each
         for sequence, entry, stored in rows:
             yield stored_entry(sequence, entry, stored, decode=decode)
-
-
-async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under the session, in its transaction (bulk reads skip SQLAlchemy's rows)."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-    return driver
 
 
 def chunk_query(table: str) -> str:

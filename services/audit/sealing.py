@@ -13,6 +13,7 @@ hashes are computed over the sealed document, so verifying needs no key and hold
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -58,7 +59,7 @@ def associated_data(*, school_id: str, event_id: str, path: Path, key_id: str, k
     """What a sealed value is bound to: its school, its entry's event id, its field path, its key and its type."""
     where = "/".join(map(str, path))
     # NUL never occurs in a stored document (PostgreSQL's JSONB refuses it), so the parts cannot run together.
-    return "\x00".join(("safeguard-sealed/1", school_id, event_id, where, key_id, kind)).encode()
+    return f"safeguard-sealed/1\x00{school_id}\x00{event_id}\x00{where}\x00{key_id}\x00{kind}".encode()
 
 
 def seal_value(
@@ -68,7 +69,7 @@ def seal_value(
     kind = _TYPES[type(value)]
     associated = associated_data(school_id=school_id, event_id=event_id, path=path, key_id=key_id, kind=kind)
     sealed = aead_seal(key, _JSON.encode(value).encode(), associated=associated)
-    return {"sealed": ALGORITHM, "kid": key_id, "type": kind, "ct": base64.b64encode(sealed).decode()}
+    return {"sealed": ALGORITHM, "kid": key_id, "type": kind, "ct": binascii.b2a_base64(sealed, newline=False).decode()}
 
 
 # A data key by name (or its cipher); None when shredded, b"" when its row does not unwrap.
@@ -106,13 +107,17 @@ def _placeholder(kind: str, text: str) -> Any:
 
 
 def seal_document(
-    document: dict[str, Any], found: Iterable[tuple[Path, str]], *, keys: Mapping[str, bytes], school_id: str
+    document: dict[str, Any],
+    found: Iterable[tuple[Path, str]],
+    *,
+    keys: Mapping[str, bytes | AESGCM],
+    school_id: str,
 ) -> dict[str, Any]:
-    """Seal each (path, key id) of the document, in place; returns the document."""
+    """Seal each (path, key id) of the document, in place; returns the document (keys may be ready ciphers)."""
     event_id = str(document["event_id"])
     ciphers: dict[str, AESGCM] = {}
     for path, key_id in found:
-        cipher = ciphers.get(key_id) or ciphers.setdefault(key_id, AESGCM(keys[key_id]))
+        cipher = ciphers.get(key_id) or ciphers.setdefault(key_id, _cipher(keys[key_id]))
         parent = _parent(document, path)
         parent[path[-1]] = seal_value(
             parent[path[-1]], key=cipher, key_id=key_id, school_id=school_id, event_id=event_id, path=path

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.audit.app import AuditService, create_app
 from services.audit.checkpoint import Checkpointer
 from services.audit.checks import verify_school
-from services.audit.domain import verify_chain
+from services.audit.domain import event_of, verify_chain
 from services.audit.export import Selection, export_bundle, write_decrypted_view
 from services.audit.heads import WitnessLog, load_or_create_signing_key
 from services.audit.kek import LocalKek, WrongKeyEncryptionKey
@@ -161,6 +161,17 @@ async def test_no_name_contact_or_narrative_of_any_event_type_reaches_the_ledger
         reader = await audit.keyring.reader(session, school_id=SCHOOL)
     assert verify_chain(chain) == [] and await audit.verified()
     assert [reader.open(dict(entry.event)).document for entry in chain] == documents
+
+
+async def test_the_jsonb_beside_each_entry_is_the_event_its_bytes_hold(audit: Audit) -> None:
+    # The append sends each event once, in the entry bytes; PostgreSQL cuts the JSONB for ad-hoc queries from them.
+    events = [sample_event(cls, token=tokens("jsonb")) for cls in current_classes()]
+    events.append(concern_received(kind="online_bullying", platform="Zoë's “group chat” ✓ 😀"))
+    for batch in (events[:1], events[1:]):  # sequences of one digit and of two
+        await audit.append(batch)
+    rows = await audit.raw("select event::text as event, entry from audit.ledger order by school_sequence")
+    assert len(rows) == len(events) >= 10
+    assert [json.loads(row["event"]) for row in rows] == [event_of(row["entry"]) for row in rows]
 
 
 async def test_after_shredding_one_persons_key_verify_passes_and_only_their_fields_read_erased(audit: Audit) -> None:

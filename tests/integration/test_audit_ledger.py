@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from services.audit.app import create_app
 from services.audit.domain import verify_chain
-from services.audit.store import ledger
+from services.audit.store import ledger, locked_driver, school_lock_key
 from shared.db import asyncpg_dsn, transaction
 from shared.settings import Settings
 from tests.support.audit_keys import sealing_ledger
@@ -92,3 +92,22 @@ async def test_a_bad_event_is_parked_with_its_reason(settings: Settings, body: b
         assert parked.headers is not None and reason in parked.headers["Safeguard-Reason"]
         # The bad event itself never reaches the chain; the record only notes that something was parked.
         assert [row.event_type for row in await ledger_rows(runtime)] in ([], ["ops.dead_lettered"])
+
+
+@pytest.mark.parametrize("begun", [False, True], ids=["lock is the first statement", "after another statement"])
+async def test_an_append_holds_its_school_lock_until_it_commits(settings: Settings, begun: bool) -> None:
+    # The append path sends its statements to the driver: the lock must still be taken inside the session's
+    # transaction (which SQLAlchemy begins lazily), not in a statement of its own that releases it at once.
+    _, runtime = create_app(settings)
+    key = school_lock_key("st-locked")
+    async with running(runtime):
+        other = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+        try:
+            async with transaction(runtime.sessions) as session:
+                if begun:
+                    await session.execute(sa.text("select 1"))
+                await locked_driver(session, school_id="st-locked")
+                assert not await other.fetchval("select pg_try_advisory_xact_lock($1)", key)
+            assert await other.fetchval("select pg_try_advisory_xact_lock($1)", key)
+        finally:
+            await other.close()

@@ -1,0 +1,51 @@
+"""Reading an entry's event id from its canonical bytes without decoding the rest gives what decoding gives."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.audit.domain import canonical_json, event_id_in
+from tests.support.samples import current_classes, sample_event, tokens
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+def test_every_event_types_id_is_read_from_its_bytes() -> None:
+    for cls in current_classes():
+        document = sample_event(cls, token=tokens()).model_dump(mode="json")
+        assert event_id_in(canonical_json(document)) == document["event_id"]
+
+
+def test_the_words_inside_an_earlier_value_or_a_nested_object_are_not_the_id() -> None:
+    decoy = '","event_id":"decoy'
+    document = {
+        "actor": {"id": decoy, "role": '"event_id":"decoy"'},
+        "aggregate_id": decoy,
+        "causation_id": None,
+        "event_id": "the-real-one",
+        "payload": {"event_id": "nested"},
+    }
+    assert event_id_in(canonical_json(document)) == "the-real-one"
+    assert event_id_in(canonical_json({"payload": {"event_id": "nested"}, "type": "x"})) is None
+
+
+@given(st.dictionaries(st.sampled_from(["actor", "aggregate_id", "event_id", "payload", "é", "ü"]) | st.text(), JSON))
+def test_it_agrees_with_decoding_the_whole_event(document: dict[str, Any]) -> None:
+    assert event_id_in(canonical_json(document)) == document.get("event_id")
+
+
+@pytest.mark.parametrize(("raw", "error"), [(b"[1]", AttributeError), (b'{"event_id":', ValueError), (b"", ValueError)])
+def test_bytes_that_are_no_event_fail_as_decoding_them_does(raw: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        json.loads(raw).get("event_id")
+    with pytest.raises(error):
+        event_id_in(raw)
