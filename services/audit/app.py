@@ -20,6 +20,7 @@ from services.audit.query_gate import QueryGate
 from services.audit.settings import AuditSettings
 from services.audit.store import SCHEMA, SqlLedger
 from shared.background import PollingLoop
+from shared.collector import settle_collector
 from shared.contracts.envelope import Event, utc_now
 from shared.contracts.record_events import KeyShredded, RecordViewed
 from shared.runtime import ServiceRuntime
@@ -103,6 +104,7 @@ def main() -> None:
     import asyncio
 
     app, _ = create_app(get_settings())
+    settle_collector()
     try:
         asyncio.run(app.run())
     finally:

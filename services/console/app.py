@@ -33,6 +33,7 @@ from services.console.web import Context, Cookies, page, security_headers
 from services.routing.policy.model import Policy
 from services.routing.policy_book import policies_in
 from shared.actor_tokens import load_or_create_issuer_key
+from shared.collector import settle_collector
 from shared.contracts.account_events import AccountChanged
 from shared.contracts.envelope import Event, utc_now
 from shared.contracts.record_events import RecordViewed
@@ -177,6 +178,7 @@ def main() -> None:
 
     console = ConsoleSettings()
     app, _ = create_app(get_settings(), console=console)
+    settle_collector()
     try:
         uvicorn.run(app, host=console.http_host, port=console.http_port, log_level="warning")
     finally:

@@ -17,6 +17,7 @@ from services.intake.smtp import own_domains, smtp_listener
 from services.intake.store import SCHEMA, SqlIntakeStore
 from services.intake.sweeper import Sweeper, channel_parsers
 from shared.background import PollingLoop
+from shared.collector import settle_collector
 from shared.contracts.envelope import Event, utc_now
 from shared.contracts.events import ConcernReceived, IntakeQuarantined
 from shared.runtime import WIDE_POOL, ServiceRuntime
@@ -74,6 +75,7 @@ def main() -> None:
 
     settings = get_settings()
     app, _ = create_app(settings)
+    settle_collector()
     try:
         uvicorn.run(app, host=settings.intake_http_host, port=settings.intake_http_port, log_level="warning")
     finally:

@@ -19,6 +19,7 @@ from services.notifications.settings import NotificationSettings
 from services.notifications.store import SCHEMA, SqlDeliveries
 from services.notifications.wiring import ack_links, build_channels, channel_routers
 from shared.actor_tokens import ActorVerifier
+from shared.collector import settle_collector
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import (
     NotificationAcknowledged,
@@ -109,6 +110,7 @@ def main() -> None:
 
     settings = get_settings()
     app, _ = create_app(settings)
+    settle_collector()
     try:
         uvicorn.run(
             app, host=settings.notifications_http_host, port=settings.notifications_http_port, log_level="warning"

@@ -22,6 +22,7 @@ from services.routing.quarantines import on_intake_quarantined
 from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines
 from services.routing.timers import DeadlineScheduler
 from shared.actor_tokens import ActorVerifier
+from shared.collector import settle_collector
 from shared.contracts.case_events import CASE_WORKFLOW_EVENTS, CaseCommandRefused, DebriefActionDue
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import (
@@ -152,6 +153,7 @@ def main() -> None:
     import asyncio
 
     app, _ = create_app(get_settings())
+    settle_collector()
     try:
         asyncio.run(app.run())
     finally:
