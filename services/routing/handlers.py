@@ -137,7 +137,8 @@ async def on_concerns_received(
             done = triage(event, policy=routing.policies.current(event.school_id), now=now)
         work.emit(done.publish)
         triaged.append(done)
-    await routing.case_events.open_all(work.session, [done.case for done in triaged])
+    # The cases' events and the batch's outbox rows in one statement (the events serialised once for both).
+    await routing.case_events.open_all(work.session, [done.case for done in triaged], work=work)
     await routing.deadlines.set_all(work.session, [row for done in triaged for row in done.deadlines])
 
 

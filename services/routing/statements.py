@@ -5,16 +5,31 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from shared.inbox_outbox import InboxOutbox
+
 SCHEMA = "routing"
 
-# Every opened case's first events and its index row, for a whole batch, in one statement.
+OUTBOX = InboxOutbox(SCHEMA)
+
+# Every opened case's first events and its index row, for a whole batch, in one statement, with the events the
+# batch publishes put in the outbox in the same statement (in the order given). `written` holds each event once,
+# serialised once: the published ones and any case event not published; case events name theirs by position.
 OPEN_ALL = sa.text(
     f"""
-    with appended as (
+    with written as (
+      select * from unnest(cast(:event_ids as uuid[]), cast(:event_schools as text[]), cast(:types as text[]),
+                           cast(:bodies as jsonb[]), cast(:traceparents as text[]), cast(:published as boolean[]))
+        with ordinality as w(event_id, school_id, event_type, body, traceparent, published, n)
+    ),
+    appended as (
       insert into {SCHEMA}.case_events (case_id, version, school_id, event_id, event_type, event)
-      select * from unnest(cast(:event_cases as text[]), cast(:versions as integer[]), cast(:event_schools as text[]),
-                           cast(:event_ids as uuid[]), cast(:types as text[]), cast(:bodies as jsonb[]))
-    )
+      select a.case_id, a.version, w.school_id, w.event_id, w.event_type, w.body
+      from unnest(cast(:event_cases as text[]), cast(:versions as integer[]), cast(:positions as bigint[]))
+        as a(case_id, version, n)
+      join written w on w.n = a.n
+    ),
+    announced as (select event_id, school_id, event_type, body, traceparent from written where published order by n),
+    queued as ({OUTBOX.enqueue_from_sql("announced")})
     insert into {SCHEMA}.cases (case_id, school_id, reference, version, status, policy_version, opened_at)
     select case_id, school_id, reference, version, 'open', policy_version, opened_at
     from unnest(cast(:case_ids as text[]), cast(:schools as text[]), cast(:references as text[]),

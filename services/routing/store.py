@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.statements import BRING_FORWARD, OPEN_ALL, PENDING, SCHEMA, SET_ALL
 from shared.contracts.envelope import Event, parse_event
+from shared.unit_of_work import Work
 
 metadata = sa.MetaData(schema=SCHEMA)
 
@@ -129,7 +130,9 @@ class CaseEvents(Protocol):
         self, session: AsyncSession, *, case_id: str, version: int, status: str | None = None
     ) -> None: ...
 
-    async def open_all(self, session: AsyncSession, opened: Sequence[OpenedCase]) -> None: ...
+    async def open_all(
+        self, session: AsyncSession, opened: Sequence[OpenedCase], *, work: Work | None = None
+    ) -> None: ...
 
 
 class SqlCaseEvents:
@@ -200,22 +203,35 @@ class SqlCaseEvents:
             values["status"] = status
         await session.execute(sa.update(cases).where(cases.c.case_id == case_id).values(**values))
 
-    async def open_all(self, session: AsyncSession, opened: Sequence[OpenedCase]) -> None:
+    async def open_all(self, session: AsyncSession, opened: Sequence[OpenedCase], *, work: Work | None = None) -> None:
         """Append each new case's first events and index it `open`, one statement for them all; raises
-        ConcurrencyConflict if any of them already has events."""
+        ConcurrencyConflict if any of them already has events. With `work` (whose session this is), the events
+        it has emitted go into the outbox in the same statement, each serialised once for both tables."""
         if not opened:
             return
-        appended = [(case, version, event) for case in opened for version, event in enumerate(case.events, start=1)]
+        published = work.take_emitted() if work is not None else []
+        written: list[Event[Any]] = list(published)
+        position = {id(event): n for n, event in enumerate(written, start=1)}
+        appended: list[tuple[OpenedCase, int, int]] = []
+        for case in opened:
+            for version, event in enumerate(case.events, start=1):
+                if id(event) not in position:
+                    written.append(event)
+                    position[id(event)] = len(written)
+                appended.append((case, version, position[id(event)]))
         try:
             await session.execute(
                 OPEN_ALL,
                 {
+                    "event_ids": [event.event_id for event in written],
+                    "event_schools": [event.school_id for event in written],
+                    "types": [event.type for event in written],
+                    "bodies": [event.model_dump_json() for event in written],
+                    "traceparents": [event.traceparent for event in written],
+                    "published": [n <= len(published) for n in range(1, len(written) + 1)],
                     "event_cases": [case.case_id for case, _, _ in appended],
                     "versions": [version for _, version, _ in appended],
-                    "event_schools": [event.school_id for _, _, event in appended],
-                    "event_ids": [event.event_id for _, _, event in appended],
-                    "types": [event.type for _, _, event in appended],
-                    "bodies": [event.model_dump_json() for _, _, event in appended],
+                    "positions": [n for _, _, n in appended],
                     "case_ids": [case.case_id for case in opened],
                     "schools": [case.school_id for case in opened],
                     "references": [case.reference for case in opened],

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.audit.domain import verify_chain
@@ -34,10 +35,12 @@ from services.routing.store import (
     SqlPolicyVersions,
 )
 from shared.contracts.concern import Channel, ConcernReport
-from shared.contracts.envelope import Event
+from shared.contracts.envelope import Event, parse_event
 from shared.contracts.events import ConcernReceived, DeadlineSet, DeadlineSetPayload
 from shared.db import ensure_database, make_engine, session_factory
+from shared.inbox_outbox import InboxOutbox
 from shared.migrations import migrate
+from shared.unit_of_work import Work
 from tests.conftest import drop_test_resources, make_settings
 from tests.support.factories import concern_received, report_json
 from tests.support.fakes import (
@@ -182,6 +185,37 @@ async def test_a_batch_of_new_cases_is_opened_and_indexed_at_once_and_an_opened_
     with pytest.raises(ConcurrencyConflict):
         async with backend.transaction() as session:
             await store.open_all(session, opened[:1])
+
+
+async def test_opening_cases_with_the_work_puts_its_emitted_events_in_the_outbox_in_order_in_the_same_statement(
+    sql_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    case_id = f"case-{uuid.uuid4().hex}"
+    first, second = deadline_event(case_id, n=1), deadline_event(case_id, n=2)
+    unpublished = deadline_event(case_id, n=3)  # a case event the work did not emit: stored, not published
+    request = deadline_event(f"{case_id}-other", n=1)  # emitted, not a case event: published only
+    opened = OpenedCase(
+        case_id=case_id,
+        school_id="st-marks",
+        reference=f"SG-{case_id}",
+        events=[first, second, unpublished],
+        policy_version=1,
+        opened_at=NOW,
+    )
+    async with sql_sessions() as session, session.begin():
+        work = Work(session, InboxOutbox("routing"))
+        work.emit([first, request, second])
+        await SqlCaseEvents().open_all(session, [opened], work=work)
+        assert work.emitted == [] and work.woken == [work.relay]  # enqueued already; the relay wakes after commit
+        stored = await SqlCaseEvents().load(session, case_id)
+        queued = await session.execute(
+            sa.text("select event_id, body from routing.outbox where event_id = any(:ids) order by position"),
+            {"ids": [first.event_id, second.event_id, unpublished.event_id, request.event_id]},
+        )
+        rows = queued.all()
+    assert stored == [first, second, unpublished]
+    assert [row.event_id for row in rows] == [first.event_id, request.event_id, second.event_id]
+    assert [parse_event(row.body) for row in rows] == [first, request, second]
 
 
 async def test_failed_notifications_are_recorded_once_and_each_record_answers_with_the_cases_earlier_ones(

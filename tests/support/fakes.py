@@ -110,7 +110,7 @@ class FakeCaseEvents:
         if case_id in self.cases:
             self.cases[case_id].update(version=version, **({"status": status} if status is not None else {}))
 
-    async def open_all(self, session: object, opened: Sequence[OpenedCase]) -> None:
+    async def open_all(self, session: object, opened: Sequence[OpenedCase], *, work: object = None) -> None:
         for case in opened:
             version = await self.append(session, case_id=case.case_id, events=case.events, expected_version=0)
             await self.index(
