@@ -12,8 +12,9 @@ SCHEMA = "routing"
 OUTBOX = InboxOutbox(SCHEMA)
 
 # Every opened case's first events and its index row, for a whole batch, in one statement, with the events the
-# batch publishes put in the outbox in the same statement (in the order given). `written` holds each event once,
-# serialised once: the published ones and any case event not published; case events name theirs by position.
+# batch publishes put in the outbox (in the order given) and its deadlines set (as SET_ALL does) in the same
+# statement. `written` holds each event once, serialised once: the published ones, then any case event or deadline
+# cause not published; case events and deadlines name theirs by position (a deadline's becomes its detail's cause).
 OPEN_ALL = sa.text(
     f"""
     with written as (
@@ -29,7 +30,18 @@ OPEN_ALL = sa.text(
       join written w on w.n = a.n
     ),
     announced as (select event_id, school_id, event_type, body, traceparent from written where published order by n),
-    queued as ({OUTBOX.enqueue_from_sql("announced")})
+    queued as ({OUTBOX.enqueue_from_sql("announced")}),
+    due as (
+      insert into {SCHEMA}.deadlines (deadline_id, school_id, case_id, kind, due_at, status, detail)
+      select d.deadline_id, d.school_id, d.case_id, d.kind, d.due_at, 'pending',
+             case when w.body is null then d.detail else d.detail || jsonb_build_object('cause', w.body) end
+      from unnest(cast(:due_ids as text[]), cast(:due_schools as text[]), cast(:due_cases as text[]),
+                  cast(:due_kinds as text[]), cast(:due_at as timestamptz[]), cast(:due_details as jsonb[]),
+                  cast(:due_causes as bigint[]))
+        as d(deadline_id, school_id, case_id, kind, due_at, detail, n)
+      left join written w on w.n = d.n
+      on conflict do nothing
+    )
     insert into {SCHEMA}.cases (case_id, school_id, reference, version, status, policy_version, opened_at)
     select case_id, school_id, reference, version, 'open', policy_version, opened_at
     from unnest(cast(:case_ids as text[]), cast(:schools as text[]), cast(:references as text[]),

@@ -203,22 +203,34 @@ class SqlCaseEvents:
             values["status"] = status
         await session.execute(sa.update(cases).where(cases.c.case_id == case_id).values(**values))
 
-    async def open_all(self, session: AsyncSession, opened: Sequence[OpenedCase], *, work: Work | None = None) -> None:
-        """Append each new case's first events and index it `open`, one statement for them all; raises
-        ConcurrencyConflict if any of them already has events. With `work` (whose session this is), the events
-        it has emitted go into the outbox in the same statement, each serialised once for both tables."""
-        if not opened:
+    async def open_all(
+        self,
+        session: AsyncSession,
+        opened: Sequence[OpenedCase],
+        *,
+        due: Sequence[DueDeadline] = (),
+        work: Work | None = None,
+    ) -> None:
+        """Append each new case's first events and index it `open`, and set the pending deadlines `due` (a
+        deadline id already set is left as it is), one statement for them all; raises ConcurrencyConflict if any of
+        the cases already has events. With `work` (whose session this is), the events it has emitted go into the
+        outbox in the same statement: each event is serialised once, for every table it goes in."""
+        if not opened and not due:
             return
         published = work.take_emitted() if work is not None else []
         written: list[Event[Any]] = list(published)
         position = {id(event): n for n, event in enumerate(written, start=1)}
-        appended: list[tuple[OpenedCase, int, int]] = []
-        for case in opened:
-            for version, event in enumerate(case.events, start=1):
-                if id(event) not in position:
-                    written.append(event)
-                    position[id(event)] = len(written)
-                appended.append((case, version, position[id(event)]))
+
+        def position_of(event: Event[Any]) -> int:
+            if id(event) not in position:
+                written.append(event)
+                position[id(event)] = len(written)
+            return position[id(event)]
+
+        appended = [
+            (case, version, position_of(event)) for case in opened for version, event in enumerate(case.events, start=1)
+        ]
+        causes = [None if row.cause is None else position_of(row.cause) for row in due]
         try:
             await session.execute(
                 OPEN_ALL,
@@ -238,6 +250,13 @@ class SqlCaseEvents:
                     "case_versions": [len(case.events) for case in opened],
                     "policy_versions": [case.policy_version for case in opened],
                     "opened_at": [case.opened_at for case in opened],
+                    "due_ids": [row.deadline_id for row in due],
+                    "due_schools": [row.school_id for row in due],
+                    "due_cases": [row.case_id for row in due],
+                    "due_kinds": [row.kind for row in due],
+                    "due_at": [row.due_at for row in due],
+                    "due_details": [json.dumps(row.detail) for row in due],
+                    "due_causes": causes,
                 },
             )
         except IntegrityError as clash:
@@ -252,6 +271,11 @@ class DueDeadline:
     kind: str
     due_at: datetime
     detail: dict[str, Any]
+    cause: Event[Any] | None = None  # to write as detail["cause"] (with the event's own text when it is written)
+
+    def written_detail(self) -> dict[str, Any]:
+        """The detail as it is kept: with the cause in it, as JSON."""
+        return self.detail if self.cause is None else {**self.detail, "cause": self.cause.model_dump(mode="json")}
 
 
 class Deadlines(Protocol):
@@ -330,7 +354,7 @@ class SqlDeadlines:
                 "case_ids": [row.case_id for row in rows],
                 "kinds": [row.kind for row in rows],
                 "due": [row.due_at for row in rows],
-                "details": [json.dumps(row.detail) for row in rows],
+                "details": [json.dumps(row.written_detail()) for row in rows],
             },
         )
 
