@@ -131,7 +131,12 @@ class CaseEvents(Protocol):
     ) -> None: ...
 
     async def open_all(
-        self, session: AsyncSession, opened: Sequence[OpenedCase], *, work: Work | None = None
+        self,
+        session: AsyncSession,
+        opened: Sequence[OpenedCase],
+        *,
+        due: Sequence[DueDeadline] = (),
+        work: Work | None = None,
     ) -> None: ...
 
 
