@@ -147,7 +147,8 @@ async def on_concerns_received(
 
 
 async def on_concern_received(event: ConcernReceived, *, work: Work, routing: Routing) -> list[Event[Any]]:
-    """One concern through `on_concerns_received`: returns the events it would publish instead of emitting them."""
+    """One concern through `on_concerns_received`: returns the events it would publish instead of emitting them
+    (over stores that leave the work's events in it, as the fakes do: `SqlCaseEvents` puts them in the outbox)."""
     before = len(work.emitted)
     await on_concerns_received([event], work=work, routing=routing)
     published = work.emitted[before:]

@@ -41,26 +41,27 @@ class Actor(BaseModel):
     role: str = Field(min_length=1, max_length=80)
 
 
-_RANDOM_BYTES = 4096
-_random = bytearray()
+_IDS_A_READ = 256
+_ids: list[uuid.UUID] = []  # made ahead; list.pop is atomic, so two threads never take the same one
 
 
-def _forget_random() -> None:
+def _forget_ids() -> None:
     """A forked child must not hand out the ids its parent has still to hand out."""
-    del _random[:]
+    _ids.clear()
 
 
-os.register_at_fork(after_in_child=_forget_random)
+os.register_at_fork(after_in_child=_forget_ids)
 
 
 def new_event_id() -> uuid.UUID:
     """A random (version 4) UUID, as `uuid.uuid4()` makes, from the OS's random bytes read 4 KiB at a time rather
     than 16 bytes a system call: every event built needs one."""
-    if not _random:
-        _random.extend(os.urandom(_RANDOM_BYTES))
-    chunk = _random[-16:]
-    del _random[-16:]
-    return uuid.UUID(bytes=bytes(chunk), version=4)
+    while True:
+        try:
+            return _ids.pop()
+        except IndexError:
+            random = os.urandom(16 * _IDS_A_READ)
+            _ids.extend(uuid.UUID(bytes=random[i : i + 16], version=4) for i in range(0, len(random), 16))
 
 
 def utc_now() -> datetime:
