@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from typing import Any
@@ -138,11 +138,19 @@ class DeadLetterMiddleware(BaseMiddleware):
     """Parses each event of a pulled batch once; parks the ones that are not events, so handlers only see events."""
 
     def __init__(
-        self, msg: Any, /, *, context: Any, dead_letters: DeadLetters, admission: Admission | None = None
+        self,
+        msg: Any,
+        /,
+        *,
+        context: Any,
+        dead_letters: DeadLetters,
+        admission: Admission | None = None,
+        handles: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         super().__init__(msg, context=context)
         self._dead_letters = dead_letters
         self._admission = admission
+        self._handles = handles or {}
 
     async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]) -> Any:
         raw_messages = msg.raw_message
@@ -150,7 +158,11 @@ class DeadLetterMiddleware(BaseMiddleware):
             return await call_next(msg)
         events: list[Event[Any]] = []
         kept: list[Msg] = []
+        handled = self._handles.get(_durable_of(raw_messages[0]) or "") if self._handles and raw_messages else None
         for raw in raw_messages:
+            if handled is not None and _type_in_subject(raw.subject) not in handled:
+                await raw.ack()  # a type its handler ignores: done with, unread (its subscription covers it)
+                continue
             try:
                 event = parse_event(raw.data)
             except EventRejected as rejected:
@@ -278,6 +290,20 @@ class EventBatches:
 def _first_of_each(events: Sequence[Event[Any]]) -> list[Event[Any]]:
     """The batch without repeats of an event id (a redelivery can land in the same batch)."""
     return list({event.event_id: event for event in events}.values())
+
+
+def _durable_of(message: Msg) -> str | None:
+    """The durable that delivered the message, read from its JetStream reply subject (as `stream_sequence` does)."""
+    tokens = (message.reply or "").split(".")
+    if len(tokens) < 9 or tokens[0] != "$JS" or tokens[1] != "ACK":
+        return None
+    return tokens[3] if len(tokens) == 9 else tokens[Msg.Ack.Consumer]
+
+
+def _type_in_subject(subject: str) -> str:
+    """`case.triaged` from `<root>.<school>.case.triaged` (an event's subject ends with its type)."""
+    aggregate, name = subject.rsplit(".", 2)[-2:]
+    return f"{aggregate}.{name}"
 
 
 def _consumer_of(message: Msg) -> str:

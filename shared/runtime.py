@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from functools import partial
 from typing import Any, Protocol
 
@@ -101,8 +101,11 @@ class ServiceRuntime:
         )
         # Schools are known from the policy folder unless the service knows better (routing: adopted policies).
         self.admission = Admission(root=self.subjects.root, known_school=PolicyFolderSchools(settings.policy_dir))
+        self._handles: dict[str, frozenset[str]] = {}  # durable -> the event types its handler reads (if not all)
         self.broker.add_middleware(
-            partial(DeadLetterMiddleware, dead_letters=self.dead_letters, admission=self.admission)
+            partial(
+                DeadLetterMiddleware, dead_letters=self.dead_letters, admission=self.admission, handles=self._handles
+            )
         )
         self._workers: list[Worker] = []
         self.publishes(OpsDeadLettered)  # every service's dead-letter path announces what it parks
@@ -124,8 +127,15 @@ class ServiceRuntime:
         max_deliver: int = MAX_DELIVER,
         backoff: Sequence[float] = REDELIVERY_BACKOFF_SECONDS,
         traces_events: bool = False,
+        handles: Collection[str] | None = None,
     ) -> EventBatches:
-        """A durable pull consumer shared by every instance: batches of `event_class` through the handler, once each."""
+        """A durable pull consumer shared by every instance: batches of `event_class` through the handler, once each.
+
+        `handles`: the only event types the handler reads, when its filter subject covers more (a durable has one
+        filter, and a service's NATS user may create its durables with their own filters only): the others are
+        acked at the edge unread, not parsed, claimed or handed to the handler."""
+        if handles is not None:
+            self._handles[durable] = frozenset(handles)
         edge = EventBatches(
             name=durable,
             uow=self.uow,

@@ -58,6 +58,14 @@ class Work:
         """Publish these events if (and only if) the transaction commits."""
         self.emitted.extend(events)
 
+    def take_emitted(self) -> list[Event[Any]]:
+        """The events emitted so far, handed to a statement of this unit of work that puts them in the outbox
+        itself (in this order, before any emitted later); the relay is woken once the work has committed."""
+        taken, self.emitted = self.emitted, []
+        if taken:
+            self.enqueued()
+        return taken
+
     async def claim(self, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Record that `consumer` handles these events; returns the ones it had not handled before."""
         return await self.tables.claim(self.session, consumer=consumer, event_ids=event_ids)

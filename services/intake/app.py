@@ -12,7 +12,7 @@ from services.intake.channels import include_channels
 from services.intake.handlers import Intake
 from services.intake.http import IntakeApp
 from services.intake.openapi import publish_contract
-from services.intake.receipts import on_case_events
+from services.intake.receipts import READS, on_case_events
 from services.intake.smtp import own_domains, smtp_listener
 from services.intake.store import SCHEMA, SqlIntakeStore
 from services.intake.sweeper import Sweeper, channel_parsers
@@ -37,12 +37,15 @@ def create_app(settings: Settings) -> tuple[IntakeApp, ServiceRuntime]:
         stuck_after=timedelta(seconds=settings.intake_stuck_after_seconds),
     )
     sweeping = PollingLoop(sweeper.sweep, name="intake sweeper", poll_seconds=settings.intake_sweep_seconds)
-    # Receipts follow every case event (case.opened links a case to its reference) for the status page.
+    # Receipts follow the case events that move a stage (case.opened links a case to its reference) for the status
+    # page. The durable's one filter covers every case event; the others (case.triaged, the largest, one a concern)
+    # are acked at the edge unread.
     runtime.consumer(
         Event,
         durable=INTAKE_RECEIPTS,
         batch_handler=on_case_events,
         filter_subject=runtime.subjects.of_type("case.*"),
+        handles=READS,
     )
 
     @asynccontextmanager

@@ -63,6 +63,8 @@ def new_receipt_secret() -> str:
 
 # The case events that can move a receipt's stage (stage_after leaves every other one where it is).
 MOVES = SEEN | HANDLING | {"case.closed", "case.reopened"}
+# Every case event `on_case_events` reads: the receipts consumer acks any other (case.triaged, ...) unread.
+READS = MOVES | {"case.opened"}
 
 # case.opened links each case to its concern's reference (a receipt row exists already when one was issued).
 _LINK = sa.text(

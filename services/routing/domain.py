@@ -10,7 +10,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from services.routing.policy.decide import ACKNOWLEDGE
 from services.routing.policy.decision import Decision, EscalationRung, Recipient
@@ -38,7 +38,6 @@ ROUTING = Actor(id="routing", role="service")
 _NAMESPACE = uuid.UUID("6f1c2a7e-3b7d-4c1e-9a55-2d0f9f1e8b11")
 STANDING_ALERT = "unacknowledged_alert"  # repeats until someone acknowledges; cancelled with ACKNOWLEDGE
 _NAMESPACE_BYTES = _NAMESPACE.bytes
-E = TypeVar("E", bound=Event[Any])
 
 
 def derived_id(*parts: object) -> str:
@@ -51,34 +50,6 @@ def derived_id(*parts: object) -> str:
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     text = digest.hex()
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-
-
-def caused_event(
-    cls: type[E],
-    payload: Any,
-    *,
-    school_id: str,
-    aggregate_id: str,
-    now: datetime,
-    cause: Event[Any],
-    traceparent: str | None,
-) -> E:
-    """The event `cls.new(payload, ..., actor=ROUTING, occurred_at=now, cause=cause)` builds (validated the same
-    way), given `traceparent` = `continuing_traceparent(cause.traceparent)`: worked out once for all the events
-    one cause leads to, as it is the same for each of them, rather than once an event."""
-    return cls(
-        event_id=uuid.uuid4(),
-        type=cls.TYPE,
-        version=cls.VERSION,
-        school_id=school_id,
-        aggregate_id=aggregate_id,
-        occurred_at=now,
-        actor=ROUTING,
-        correlation_id=cause.correlation_id,
-        causation_id=cause.event_id,
-        traceparent=traceparent,
-        payload=payload,
-    )
 
 
 def case_id_for(concern: ConcernReceived) -> str:
@@ -150,8 +121,7 @@ def notification_requests(
                 case_id, rung=rung, person_id=recipient.person_id, channel=channel, repeat=repeat, topic=topic
             )
             requests.append(
-                caused_event(
-                    NotificationRequested,
+                NotificationRequested.new(
                     NotificationRequestedPayloadV2(
                         notification_id=notification_id,
                         case_id=case_id,
@@ -165,9 +135,11 @@ def notification_requests(
                     ),
                     school_id=school_id,
                     aggregate_id=notification_id,
-                    now=now,
+                    actor=ROUTING,
+                    occurred_at=now,
                     cause=cause,
                     traceparent=traceparent,
+                    continued=True,
                 )
             )
     return requests
@@ -187,8 +159,7 @@ def deadline_event(
 ) -> DeadlineSet:
     """The deadline (`traceparent`: the cause's continued, when the caller has it already)."""
     deadline_id = derived_id("deadline", case_id, kind, rung)
-    return caused_event(
-        DeadlineSet,
+    return DeadlineSet.new(
         DeadlineSetPayload(
             deadline_id=deadline_id,
             case_id=case_id,
@@ -199,9 +170,11 @@ def deadline_event(
         ),
         school_id=school_id,
         aggregate_id=deadline_id,
-        now=now,
+        actor=ROUTING,
+        occurred_at=now,
         cause=cause,
         traceparent=traceparent if traceparent is not None else continuing_traceparent(cause.traceparent),
+        continued=True,
     )
 
 
@@ -220,12 +193,13 @@ def triage_events(
     common: dict[str, Any] = {
         "school_id": concern.school_id,
         "aggregate_id": case_id,
-        "now": now,
+        "actor": ROUTING,
+        "occurred_at": now,
         "cause": concern,
         "traceparent": traceparent,
+        "continued": True,
     }
-    opened = caused_event(
-        CaseOpened,
+    opened = CaseOpened.new(
         CaseOpenedPayload(
             case_id=case_id,
             reference=reference,
@@ -235,8 +209,7 @@ def triage_events(
         ),
         **common,
     )
-    triaged = caused_event(
-        CaseTriaged,
+    triaged = CaseTriaged.new(
         CaseTriagedPayloadV2(
             case_id=case_id,
             reference=reference,

@@ -103,8 +103,8 @@ def triage(event: ConcernReceived, *, policy: Policy, now: datetime) -> Triage:
                 "policy_version": decision.policy_version,
                 "reference": event.payload.reference,
                 "description": deadline.payload.description,
-                "cause": deadline.model_dump(mode="json"),
             },
+            cause=deadline,  # written as the detail's cause with the event's own text (SqlCaseEvents.open_all)
         )
         for deadline in events
         if isinstance(deadline, DeadlineSet)
@@ -137,12 +137,18 @@ async def on_concerns_received(
             done = triage(event, policy=routing.policies.current(event.school_id), now=now)
         work.emit(done.publish)
         triaged.append(done)
-    await routing.case_events.open_all(work.session, [done.case for done in triaged])
-    await routing.deadlines.set_all(work.session, [row for done in triaged for row in done.deadlines])
+    # The cases, their events, the batch's outbox rows and its deadlines in one statement (each event serialised once).
+    await routing.case_events.open_all(
+        work.session,
+        [done.case for done in triaged],
+        due=[row for done in triaged for row in done.deadlines],
+        work=work,
+    )
 
 
 async def on_concern_received(event: ConcernReceived, *, work: Work, routing: Routing) -> list[Event[Any]]:
-    """One concern through `on_concerns_received`: returns the events it would publish instead of emitting them."""
+    """One concern through `on_concerns_received`: returns the events it would publish instead of emitting them
+    (over stores that leave the work's events in it, as the fakes do: `SqlCaseEvents` puts them in the outbox)."""
     before = len(work.emitted)
     await on_concerns_received([event], work=work, routing=routing)
     published = work.emitted[before:]

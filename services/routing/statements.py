@@ -5,15 +5,42 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from shared.inbox_outbox import InboxOutbox
+
 SCHEMA = "routing"
 
-# Every opened case's first events and its index row, for a whole batch, in one statement.
+OUTBOX = InboxOutbox(SCHEMA)
+
+# Every opened case's first events and its index row, for a whole batch, in one statement, with the events the
+# batch publishes put in the outbox (in the order given) and its deadlines set (as SET_ALL does) in the same
+# statement. `written` holds each event once, serialised once: the published ones, then any case event or deadline
+# cause not published; case events and deadlines name theirs by position (a deadline's becomes its detail's cause).
 OPEN_ALL = sa.text(
     f"""
-    with appended as (
+    with written as (
+      select * from unnest(cast(:event_ids as uuid[]), cast(:event_schools as text[]), cast(:types as text[]),
+                           cast(:bodies as jsonb[]), cast(:traceparents as text[]), cast(:published as boolean[]))
+        with ordinality as w(event_id, school_id, event_type, body, traceparent, published, n)
+    ),
+    appended as (
       insert into {SCHEMA}.case_events (case_id, version, school_id, event_id, event_type, event)
-      select * from unnest(cast(:event_cases as text[]), cast(:versions as integer[]), cast(:event_schools as text[]),
-                           cast(:event_ids as uuid[]), cast(:types as text[]), cast(:bodies as jsonb[]))
+      select a.case_id, a.version, w.school_id, w.event_id, w.event_type, w.body
+      from unnest(cast(:event_cases as text[]), cast(:versions as integer[]), cast(:positions as bigint[]))
+        as a(case_id, version, n)
+      join written w on w.n = a.n
+    ),
+    announced as (select event_id, school_id, event_type, body, traceparent from written where published order by n),
+    queued as ({OUTBOX.enqueue_from_sql("announced")}),
+    due as (
+      insert into {SCHEMA}.deadlines (deadline_id, school_id, case_id, kind, due_at, status, detail)
+      select d.deadline_id, d.school_id, d.case_id, d.kind, d.due_at, 'pending',
+             case when w.body is null then d.detail else d.detail || jsonb_build_object('cause', w.body) end
+      from unnest(cast(:due_ids as text[]), cast(:due_schools as text[]), cast(:due_cases as text[]),
+                  cast(:due_kinds as text[]), cast(:due_at as timestamptz[]), cast(:due_details as jsonb[]),
+                  cast(:due_causes as bigint[]))
+        as d(deadline_id, school_id, case_id, kind, due_at, detail, n)
+      left join written w on w.n = d.n
+      on conflict do nothing
     )
     insert into {SCHEMA}.cases (case_id, school_id, reference, version, status, policy_version, opened_at)
     select case_id, school_id, reference, version, 'open', policy_version, opened_at

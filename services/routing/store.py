@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.statements import BRING_FORWARD, OPEN_ALL, PENDING, SCHEMA, SET_ALL
 from shared.contracts.envelope import Event, parse_event
+from shared.unit_of_work import Work
 
 metadata = sa.MetaData(schema=SCHEMA)
 
@@ -129,7 +130,14 @@ class CaseEvents(Protocol):
         self, session: AsyncSession, *, case_id: str, version: int, status: str | None = None
     ) -> None: ...
 
-    async def open_all(self, session: AsyncSession, opened: Sequence[OpenedCase]) -> None: ...
+    async def open_all(
+        self,
+        session: AsyncSession,
+        opened: Sequence[OpenedCase],
+        *,
+        due: Sequence[DueDeadline] = (),
+        work: Work | None = None,
+    ) -> None: ...
 
 
 class SqlCaseEvents:
@@ -200,28 +208,60 @@ class SqlCaseEvents:
             values["status"] = status
         await session.execute(sa.update(cases).where(cases.c.case_id == case_id).values(**values))
 
-    async def open_all(self, session: AsyncSession, opened: Sequence[OpenedCase]) -> None:
-        """Append each new case's first events and index it `open`, one statement for them all; raises
-        ConcurrencyConflict if any of them already has events."""
-        if not opened:
+    async def open_all(
+        self,
+        session: AsyncSession,
+        opened: Sequence[OpenedCase],
+        *,
+        due: Sequence[DueDeadline] = (),
+        work: Work | None = None,
+    ) -> None:
+        """Append each new case's first events and index it `open`, and set the pending deadlines `due` (a
+        deadline id already set is left as it is), one statement for them all; raises ConcurrencyConflict if any of
+        the cases already has events. With `work` (whose session this is), the events it has emitted go into the
+        outbox in the same statement: each event is serialised once, for every table it goes in."""
+        if not opened and not due:
             return
-        appended = [(case, version, event) for case in opened for version, event in enumerate(case.events, start=1)]
+        published = work.take_emitted() if work is not None else []
+        written: list[Event[Any]] = list(published)
+        position = {id(event): n for n, event in enumerate(written, start=1)}
+
+        def position_of(event: Event[Any]) -> int:
+            if id(event) not in position:
+                written.append(event)
+                position[id(event)] = len(written)
+            return position[id(event)]
+
+        appended = [
+            (case, version, position_of(event)) for case in opened for version, event in enumerate(case.events, start=1)
+        ]
+        causes = [None if row.cause is None else position_of(row.cause) for row in due]
         try:
             await session.execute(
                 OPEN_ALL,
                 {
+                    "event_ids": [event.event_id for event in written],
+                    "event_schools": [event.school_id for event in written],
+                    "types": [event.type for event in written],
+                    "bodies": [event.model_dump_json() for event in written],
+                    "traceparents": [event.traceparent for event in written],
+                    "published": [n <= len(published) for n in range(1, len(written) + 1)],
                     "event_cases": [case.case_id for case, _, _ in appended],
                     "versions": [version for _, version, _ in appended],
-                    "event_schools": [event.school_id for _, _, event in appended],
-                    "event_ids": [event.event_id for _, _, event in appended],
-                    "types": [event.type for _, _, event in appended],
-                    "bodies": [event.model_dump_json() for _, _, event in appended],
+                    "positions": [n for _, _, n in appended],
                     "case_ids": [case.case_id for case in opened],
                     "schools": [case.school_id for case in opened],
                     "references": [case.reference for case in opened],
                     "case_versions": [len(case.events) for case in opened],
                     "policy_versions": [case.policy_version for case in opened],
                     "opened_at": [case.opened_at for case in opened],
+                    "due_ids": [row.deadline_id for row in due],
+                    "due_schools": [row.school_id for row in due],
+                    "due_cases": [row.case_id for row in due],
+                    "due_kinds": [row.kind for row in due],
+                    "due_at": [row.due_at for row in due],
+                    "due_details": [json.dumps(row.detail) for row in due],
+                    "due_causes": causes,
                 },
             )
         except IntegrityError as clash:
@@ -236,6 +276,11 @@ class DueDeadline:
     kind: str
     due_at: datetime
     detail: dict[str, Any]
+    cause: Event[Any] | None = None  # to write as detail["cause"] (with the event's own text when it is written)
+
+    def written_detail(self) -> dict[str, Any]:
+        """The detail as it is kept: with the cause in it, as JSON."""
+        return self.detail if self.cause is None else {**self.detail, "cause": self.cause.model_dump(mode="json")}
 
 
 class Deadlines(Protocol):
@@ -314,7 +359,7 @@ class SqlDeadlines:
                 "case_ids": [row.case_id for row in rows],
                 "kinds": [row.kind for row in rows],
                 "due": [row.due_at for row in rows],
-                "details": [json.dumps(row.detail) for row in rows],
+                "details": [json.dumps(row.written_detail()) for row in rows],
             },
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterable
@@ -40,6 +41,29 @@ class Actor(BaseModel):
     role: str = Field(min_length=1, max_length=80)
 
 
+_IDS_A_READ = 256
+_ids: list[uuid.UUID] = []  # made ahead; list.pop is atomic, so two threads never take the same one
+
+
+def _forget_ids() -> None:
+    """A forked child must not hand out the ids its parent has still to hand out."""
+    _ids.clear()
+
+
+os.register_at_fork(after_in_child=_forget_ids)
+
+
+def new_event_id() -> uuid.UUID:
+    """A random (version 4) UUID, as `uuid.uuid4()` makes, from the OS's random bytes read 4 KiB at a time rather
+    than 16 bytes a system call: every event built needs one."""
+    while True:
+        try:
+            return _ids.pop()
+        except IndexError:
+            random = os.urandom(16 * _IDS_A_READ)
+            _ids.extend(uuid.UUID(bytes=random[i : i + 16], version=4) for i in range(0, len(random), 16))
+
+
 def utc_now() -> datetime:
     """The current time in UTC (for the edges; pure code takes time as an argument)."""
     return datetime.now(UTC)
@@ -54,7 +78,7 @@ class Event(BaseModel, Generic[PayloadT]):
     VERSION: ClassVar[int]
     AGGREGATE: ClassVar[str]
 
-    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID = Field(default_factory=new_event_id)
     type: str
     version: int
     school_id: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*$")
@@ -92,9 +116,16 @@ class Event(BaseModel, Generic[PayloadT]):
         cause: Event[Any] | None = None,
         traceparent: str | None = None,
         event_id: uuid.UUID | None = None,
+        continued: bool = False,
     ) -> Any:
-        """Build an event of this class; with `cause` it inherits correlation and trace (the active span's if in it)."""
-        new_id = event_id or uuid.uuid4()
+        """Build an event of this class; with `cause` it inherits correlation and trace (the active span's if in it).
+
+        With `continued`, `traceparent` is already the trace parent to carry: `continuing_traceparent(
+        cause.traceparent)` worked out once by a caller building several events from one cause, as it is the same
+        for each of them."""
+        new_id = event_id or new_event_id()
+        if not continued:
+            traceparent = continuing_traceparent(traceparent or (cause.traceparent if cause else None))
         return cls(
             event_id=new_id,
             type=cls.TYPE,
@@ -105,7 +136,7 @@ class Event(BaseModel, Generic[PayloadT]):
             actor=actor,
             correlation_id=cause.correlation_id if cause else new_id,
             causation_id=cause.event_id if cause else None,
-            traceparent=continuing_traceparent(traceparent or (cause.traceparent if cause else None)),
+            traceparent=traceparent,
             payload=payload,
         )
 

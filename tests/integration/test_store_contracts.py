@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.audit.domain import verify_chain
@@ -32,12 +33,15 @@ from services.routing.store import (
     SqlCaseEvents,
     SqlDeadlines,
     SqlPolicyVersions,
+    deadlines,
 )
 from shared.contracts.concern import Channel, ConcernReport
-from shared.contracts.envelope import Event
+from shared.contracts.envelope import Event, parse_event
 from shared.contracts.events import ConcernReceived, DeadlineSet, DeadlineSetPayload
 from shared.db import ensure_database, make_engine, session_factory
+from shared.inbox_outbox import InboxOutbox
 from shared.migrations import migrate
+from shared.unit_of_work import Work
 from tests.conftest import drop_test_resources, make_settings
 from tests.support.factories import concern_received, report_json
 from tests.support.fakes import (
@@ -182,6 +186,52 @@ async def test_a_batch_of_new_cases_is_opened_and_indexed_at_once_and_an_opened_
     with pytest.raises(ConcurrencyConflict):
         async with backend.transaction() as session:
             await store.open_all(session, opened[:1])
+
+
+async def test_opening_cases_with_the_work_puts_its_emitted_events_in_the_outbox_and_sets_deadlines_in_one_go(
+    sql_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    case_id = f"case-{uuid.uuid4().hex}"
+    first, second = deadline_event(case_id, n=1), deadline_event(case_id, n=2)
+    unpublished = deadline_event(case_id, n=3)  # a case event the work did not emit: stored, not published
+    request = deadline_event(f"{case_id}-other", n=1)  # emitted, not a case event: published only
+    opened = OpenedCase(
+        case_id=case_id,
+        school_id="st-marks",
+        reference=f"SG-{case_id}",
+        events=[first, second, unpublished],
+        policy_version=1,
+        opened_at=NOW,
+    )
+    aside = deadline_event(f"{case_id}-aside", n=1)  # a deadline's cause neither stored as a case event nor published
+    due = [
+        DueDeadline(f"{case_id}-d{n}", "st-marks", case_id, "acknowledge", NOW, {"rung": n}, cause=cause)
+        for n, cause in enumerate([second, aside, None])
+    ]
+    async with sql_sessions() as session, session.begin():
+        work = Work(session, InboxOutbox("routing"))
+        work.emit([first, request, second])
+        await SqlCaseEvents().open_all(session, [opened], due=due, work=work)
+        assert work.emitted == [] and work.woken == [work.relay]  # enqueued already; the relay wakes after commit
+        stored = await SqlCaseEvents().load(session, case_id)
+        queued = await session.execute(
+            sa.text("select event_id, body from routing.outbox where event_id = any(:ids) order by position"),
+            {"ids": [first.event_id, second.event_id, unpublished.event_id, request.event_id]},
+        )
+        rows = queued.all()
+        pending = await SqlDeadlines().pending(session, case_ids=[case_id], kind="acknowledge")
+        details = {
+            row.deadline_id: row.detail
+            for row in await session.execute(
+                sa.select(deadlines.c.deadline_id, deadlines.c.detail).where(deadlines.c.case_id == case_id)
+            )
+        }
+    assert pending[case_id].deadline_id in details
+    assert details == {row.deadline_id: row.written_detail() for row in due}  # the cause as its own JSON
+    assert parse_event(details[f"{case_id}-d0"]["cause"]) == second
+    assert stored == [first, second, unpublished]
+    assert [row.event_id for row in rows] == [first.event_id, request.event_id, second.event_id]
+    assert [parse_event(row.body) for row in rows] == [first, request, second]
 
 
 async def test_failed_notifications_are_recorded_once_and_each_record_answers_with_the_cases_earlier_ones(

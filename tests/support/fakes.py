@@ -61,9 +61,10 @@ def _clash(what: str) -> IntegrityError:
 
 
 class FakeCaseEvents:
-    """Case streams and the case index in dictionaries."""
+    """Case streams and the case index in dictionaries (with the deadlines that `open_all` sets, if it sets any)."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadlines: FakeDeadlines | None = None) -> None:
+        self.deadlines = deadlines
         self.streams: dict[str, list[Event[Any]]] = {}
         self.cases: dict[str, dict[str, Any]] = {}
 
@@ -110,7 +111,12 @@ class FakeCaseEvents:
         if case_id in self.cases:
             self.cases[case_id].update(version=version, **({"status": status} if status is not None else {}))
 
-    async def open_all(self, session: object, opened: Sequence[OpenedCase]) -> None:
+    async def open_all(
+        self, session: object, opened: Sequence[OpenedCase], *, due: Sequence[DueDeadline] = (), work: object = None
+    ) -> None:
+        if due:
+            assert self.deadlines is not None, "FakeCaseEvents(deadlines=...) sets the deadlines it is given"
+            await self.deadlines.set_all(session, due)
         for case in opened:
             version = await self.append(session, case_id=case.case_id, events=case.events, expected_version=0)
             await self.index(
@@ -155,7 +161,7 @@ class FakeDeadlines:
     async def set_all(self, session: object, rows: Sequence[DueDeadline]) -> None:
         for row in rows:
             if row.deadline_id not in self.rows:
-                self.rows[row.deadline_id] = _Deadline(replace(row, detail=dict(row.detail)))
+                self.rows[row.deadline_id] = _Deadline(replace(row, detail=dict(row.written_detail()), cause=None))
 
     async def claim_due(self, session: object, *, now: datetime, limit: int = 50) -> list[DueDeadline]:
         due = [r.due for r in self.rows.values() if r.status == "pending" and r.due.due_at <= now]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import ClassVar
+import uuid
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import BaseModel
 
 from shared.contracts import EventRejected, parse_event, registry
-from shared.contracts.envelope import Actor, Event, EventRegistry, utc_now
+from shared.contracts.envelope import Actor, Event, EventRegistry, new_event_id, utc_now
 from shared.contracts.events import ConcernReceived
 from shared.subjects import Subjects
 from tests.support.factories import concern_received, report_json
@@ -36,6 +37,29 @@ def test_a_caused_event_inherits_correlation_and_trace() -> None:
     assert effect.correlation_id == cause.correlation_id == cause.event_id
     assert effect.causation_id == cause.event_id
     assert effect.traceparent == cause.traceparent
+
+
+def test_a_caused_event_carries_a_trace_parent_worked_out_already_as_it_is_given() -> None:
+    cause = concern_received()
+    given = f"00-{'a' * 32}-{'b' * 16}-01"
+    common: dict[str, Any] = {
+        "school_id": "st-marks",
+        "aggregate_id": "x",
+        "actor": cause.actor,
+        "occurred_at": cause.occurred_at,
+    }
+    effect = ConcernReceived.new(cause.payload, cause=cause, traceparent=given, continued=True, **common)
+    assert effect.traceparent == given and effect.causation_id == cause.event_id
+    assert effect == ConcernReceived.new(  # otherwise as built without it
+        cause.payload, cause=cause, event_id=effect.event_id, **common
+    ).model_copy(update={"traceparent": given, "recorded_at": effect.recorded_at})
+
+
+def test_event_ids_are_random_version_4_uuids() -> None:
+    ids = [new_event_id() for _ in range(1000)]  # more than one read of the random bytes
+    assert len(set(ids)) == 1000
+    assert {(i.version, i.variant) for i in ids} == {(4, uuid.RFC_4122)}
+    assert concern_received().event_id.version == 4
 
 
 @pytest.mark.parametrize(

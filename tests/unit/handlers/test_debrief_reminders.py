@@ -42,7 +42,11 @@ async def routing() -> Routing:
     book = PolicyBook(FakePolicyVersions())
     await book.adopt(load_policy(ST_MARKS), session=fake_work().session, deadlines=deadlines, now=NOW)
     return Routing(
-        policies=book, case_events=FakeCaseEvents(), deadlines=deadlines, clock=lambda: NOW, debrief_every=EVERY
+        policies=book,
+        case_events=FakeCaseEvents(deadlines),
+        deadlines=deadlines,
+        clock=lambda: NOW,
+        debrief_every=EVERY,
     )
 
 

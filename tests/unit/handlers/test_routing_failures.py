@@ -21,7 +21,7 @@ async def routing_over_fakes() -> Routing:
     deadlines = FakeDeadlines()
     book = PolicyBook(FakePolicyVersions())
     await book.adopt(load_policy(ST_MARKS), session=fake_work().session, deadlines=deadlines, now=NOW)
-    return Routing(policies=book, case_events=FakeCaseEvents(), deadlines=deadlines, clock=lambda: NOW)
+    return Routing(policies=book, case_events=FakeCaseEvents(deadlines), deadlines=deadlines, clock=lambda: NOW)
 
 
 async def outcome(batches: list[list[NotificationFailed]], routing: Routing) -> tuple[list[tuple[str, str]], dict]:

@@ -30,7 +30,7 @@ async def routing() -> Routing:
     deadlines = FakeDeadlines()
     book = PolicyBook(FakePolicyVersions())
     await book.adopt(load_policy(ST_MARKS), session=fake_work().session, deadlines=deadlines, now=NOW)
-    return Routing(policies=book, case_events=FakeCaseEvents(), deadlines=deadlines, clock=lambda: NOW)
+    return Routing(policies=book, case_events=FakeCaseEvents(deadlines), deadlines=deadlines, clock=lambda: NOW)
 
 
 def types(events: list) -> list[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.intake.receipts import stage_after
+from services.intake.receipts import READS, STAGES, stage_after
+from shared.contracts.envelope import registry
 
 
 @pytest.mark.parametrize(
@@ -24,3 +25,11 @@ from services.intake.receipts import stage_after
 )
 def test_a_stage_moves_forward_with_the_case(current: str, event_type: str, after: str) -> None:
     assert stage_after(current, event_type) == after
+
+
+def test_the_case_events_the_receipts_consumer_acks_unread_never_move_a_stage() -> None:
+    case_types = {event_type for event_type, _ in registry().classes() if event_type.startswith("case.")}
+    unread = case_types - READS
+    assert "case.triaged" in unread and case_types >= READS  # READS names real types
+    for event_type in unread:
+        assert all(stage_after(stage, event_type) == stage for stage in STAGES), event_type

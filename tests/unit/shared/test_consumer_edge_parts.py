@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import nats.errors
 import pytest
 from nats.aio.msg import Msg
 
-from shared.consumer import stream_sequence
+from shared.consumer import PARSED, DeadLetterMiddleware, _durable_of, stream_sequence
+from shared.contracts.envelope import Actor, utc_now
+from shared.contracts.events import CaseOpened, CaseOpenedPayload
 from shared.long_poll import _Rounds
 
 
@@ -61,3 +64,65 @@ def test_the_stream_sequence_is_the_one_nats_reads_from_the_reply_subject(subjec
 @pytest.mark.parametrize("subject", ["", "_INBOX.abc.def", "$JS.ACK.too.short"])
 def test_a_message_that_is_not_from_a_stream_has_no_sequence(subject: str) -> None:
     assert stream_sequence(reply(subject)) is None
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "$JS.ACK.SAFEGUARD_EVENTS.intake-receipts.1.1234.99.1764440000000000000.10",
+        "$JS.ACK.hub.ACCOUNTHASH.SAFEGUARD_EVENTS.intake-receipts.2.4321.99.1764440000000000000.10.token",
+    ],
+)
+def test_the_durable_is_the_one_nats_reads_from_the_reply_subject(subject: str) -> None:
+    message = reply(subject)
+    assert _durable_of(message) == message.metadata.consumer == "intake-receipts"
+
+
+class Delivered:
+    """A pulled message that records being acked."""
+
+    def __init__(self, subject: str, data: bytes, durable: str = "intake-receipts") -> None:
+        self.subject, self.data, self.acked = subject, data, False
+        self.reply = f"$JS.ACK.SAFEGUARD_EVENTS.{durable}.1.7.7.1764440000000000000.0"
+
+    async def ack(self) -> None:
+        self.acked = True
+
+
+class Parked:
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    async def park(self, message: Any, *, consumer: str, reason: str) -> None:
+        self.reasons.append(reason)
+
+
+async def test_the_edge_acks_unread_the_types_a_consumers_handler_does_not_read_and_parses_the_rest() -> None:
+    opened = CaseOpened.new(
+        CaseOpenedPayload(case_id="c1", reference="SG-1", concern_event_id="e1", kind="other", policy_version=1),
+        school_id="st-marks",
+        aggregate_id="c1",
+        actor=Actor(id="routing", role="service"),
+        occurred_at=utc_now(),
+    )
+    unread = Delivered("sg.st-marks.case.triaged", b"not even JSON: never parsed")
+    kept = Delivered("sg.st-marks.case.opened", opened.to_json())
+    other = Delivered("sg.st-marks.case.triaged", b"not JSON", durable="console-read-model")  # reads every type
+    handed: list[Any] = []
+
+    async def call_next(msg: Any) -> None:
+        handed.extend(getattr(msg, PARSED))
+
+    parked = Parked()
+    edge = DeadLetterMiddleware(
+        None,
+        context=None,
+        dead_letters=parked,  # type: ignore[arg-type]
+        handles={"intake-receipts": frozenset({"case.opened"})},
+    )
+    batch = SimpleNamespace(raw_message=[unread, kept], body=None)
+    await edge.consume_scope(call_next, batch)  # type: ignore[arg-type]
+    assert handed == [opened] and batch.raw_message == [kept]
+    assert unread.acked and not kept.acked and parked.reasons == []  # `kept` is acked once handled
+    await edge.consume_scope(call_next, SimpleNamespace(raw_message=[other], body=None))  # type: ignore[arg-type]
+    assert not other.acked and len(parked.reasons) == 1  # a durable without `handles` parses everything
