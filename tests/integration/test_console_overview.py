@@ -142,8 +142,8 @@ async def test_debrief_actions_deadlines_and_policy_reviews_outstanding_per_scho
         for case in (worked, waiting, about_the_dsl, elsewhere):
             await projected(console, case.case_id)
 
-        await ask(settings, Clock(), "acknowledge", case_id=worked.case_id)
-        await ask(settings, Clock(), "complete_investigation", case_id=worked.case_id, summary="Investigated")
+        await ask(settings, Clock(utc_now()), "acknowledge", case_id=worked.case_id)
+        await ask(settings, Clock(utc_now()), "complete_investigation", case_id=worked.case_id, summary="Investigated")
         today = date.today()
         actions = [
             {
@@ -161,7 +161,7 @@ async def test_debrief_actions_deadlines_and_policy_reviews_outstanding_per_scho
         ]
         await ask(
             settings,
-            Clock(),
+            Clock(utc_now()),
             "record_debrief",
             case_id=worked.case_id,
             lessons_learnt="Synthetic lessons",
@@ -179,7 +179,9 @@ async def test_debrief_actions_deadlines_and_policy_reviews_outstanding_per_scho
             console.clock.advance(2 * 3600)  # the unacknowledged case is now past its acknowledgement deadline
             two_open = await overview(dsl)
 
-            await ask(settings, Clock(), "complete_debrief_action", case_id=worked.case_id, action_id="update-policy")
+            await ask(
+                settings, Clock(utc_now()), "complete_debrief_action", case_id=worked.case_id, action_id="update-policy"
+            )
             await projected(console, worked.case_id, version=6)
             reminder = DebriefActionDue.new(
                 DebriefActionDuePayload(

@@ -6,7 +6,8 @@ polling the due-table, still give exactly one escalation. An acknowledgement sto
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -25,11 +26,20 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.integration
 
 
-class Clock:
-    """A clock the test moves forward."""
+def this_morning() -> datetime:
+    """09:00 today in London: the tests' school day, clear of St Mark's quiet hours (21:00-07:00) whenever they run.
 
-    def __init__(self) -> None:
-        self.now = utc_now()
+    Routing holds a non-urgent message asked for in quiet hours, so a clock read off the wall would make these
+    tests pass by day and fail by night."""
+    london = ZoneInfo("Europe/London")
+    return datetime.combine(utc_now().astimezone(london).date(), time(9), tzinfo=london).astimezone(UTC)
+
+
+class Clock:
+    """A clock the test moves forward, from 09:00 today (see `this_morning`)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or this_morning()
 
     def __call__(self) -> datetime:
         return self.now
