@@ -20,16 +20,22 @@ class PollingLoop:
         self._poll_seconds = poll_seconds
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         """Run the step soon rather than at the next tick."""
         self._wakeup.set()
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
+            # `asyncio.timeout`, not `wait_for`: on Python 3.11 a cancellation that arrives as the wait completes (a
+            # wake-up just after a commit, as `stop` runs) is lost by `wait_for`, and the loop would run on.
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_seconds)
+                async with asyncio.timeout(self._poll_seconds):
+                    await self._wakeup.wait()
             self._wakeup.clear()
+            if self._stopping:
+                return
             try:
                 await self._step()
             except asyncio.CancelledError:
@@ -40,10 +46,14 @@ class PollingLoop:
     def start(self) -> None:
         """Start the loop; the first step runs at once."""
         self._wakeup.set()
+        self._stopping = False
         if self._task is None:
             self._task = asyncio.create_task(self.run(), name=self._name)
 
     async def stop(self) -> None:
+        """Stop the loop: cancelled mid-step, or, should a cancellation be lost, at its next turn."""
+        self._stopping = True
+        self._wakeup.set()
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):

@@ -133,7 +133,8 @@ class OutboxRelay:
                 subject = self._subjects.event(school_id=row.subject_school, event_type=row.event_type)
                 await client.publish(subject, row.body.encode(), reply=flush.reply_to(index), headers=headers)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(flush.done.wait(), timeout=self._publish_timeout)
+                async with asyncio.timeout(self._publish_timeout):  # (not wait_for: it can lose a cancellation)
+                    await flush.done.wait()
         finally:
             self._acks.forget(flush)
         acknowledged = []
