@@ -117,7 +117,10 @@ class LongPoll:
                 if remaining <= 0:
                     return None
                 try:
-                    message = await asyncio.wait_for(queue.get(), timeout=remaining)
+                    # Not wait_for: on Python 3.11 it can lose a cancellation (the subscriber's stop) that arrives
+                    # as a message does; an unfinished get leaves its message in the queue.
+                    async with asyncio.timeout(remaining):
+                        message = await queue.get()
                 except TimeoutError:
                     return None
             else:
