@@ -17,6 +17,7 @@ from shared.admission import Admission, PolicyFolderSchools
 from shared.consumer import (
     REDELIVERY_BACKOFF_SECONDS,
     BatchHandler,
+    ClaimsInStatement,
     DeadLetterMiddleware,
     DeadLetters,
     EventBatches,
@@ -128,12 +129,14 @@ class ServiceRuntime:
         backoff: Sequence[float] = REDELIVERY_BACKOFF_SECONDS,
         traces_events: bool = False,
         handles: Collection[str] | None = None,
+        claims_in_statement: ClaimsInStatement | None = None,
     ) -> EventBatches:
         """A durable pull consumer shared by every instance: batches of `event_class` through the handler, once each.
 
         `handles`: the only event types the handler reads, when its filter subject covers more (a durable has one
         filter, and a service's NATS user may create its durables with their own filters only): the others are
-        acked at the edge unread, not parsed, claimed or handed to the handler."""
+        acked at the edge unread, not parsed, claimed or handed to the handler. `claims_in_statement`: for a batch
+        handler that handles the batches it says yes to in one statement claiming them as well (no transaction)."""
         if handles is not None:
             self._handles[durable] = frozenset(handles)
         edge = EventBatches(
@@ -145,6 +148,7 @@ class ServiceRuntime:
             max_deliver=max_deliver,
             backoff=backoff,
             traces_events=traces_events,
+            claims_in_statement=claims_in_statement,
         )
         subscriber = self.broker.subscriber(
             filter_subject or self.subjects.of_type(event_class.TYPE),

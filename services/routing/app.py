@@ -23,6 +23,7 @@ from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines
 from services.routing.timers import DeadlineScheduler
 from shared.actor_tokens import ActorVerifier
 from shared.collector import settle_collector
+from shared.consumer import every_batch
 from shared.contracts.case_events import CASE_WORKFLOW_EVENTS, CaseCommandRefused, DebriefActionDue
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import (
@@ -89,7 +90,13 @@ class RoutingService:
         triage.__doc__ = on_concerns_received.__doc__
         acknowledged = partial(on_notification_acknowledged, routing=self.routing)
         acknowledged.__doc__ = on_notification_acknowledged.__doc__
-        self.runtime.consumer(ConcernReceived, durable=ROUTING_CONCERNS, batch_handler=triage, traces_events=True)
+        self.runtime.consumer(
+            ConcernReceived,
+            durable=ROUTING_CONCERNS,
+            batch_handler=triage,
+            traces_events=True,
+            claims_in_statement=every_batch,
+        )
         self.runtime.consumer(NotificationAcknowledged, durable=ROUTING_ACKNOWLEDGEMENTS, handler=acknowledged)
         verifier = ActorVerifier.from_folder(settings.actor_keys_dir)
         log.info("case commands accepted from issuers: %s", ", ".join(verifier.issuers) or "none")

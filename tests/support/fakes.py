@@ -55,6 +55,8 @@ class InMemoryUnitOfWork:
         yield work
         self.committed.append(work)
 
+    single_statement = begin  # a claim left to the handler's statement is made by `_MemoryWork.claim` (see wiring)
+
 
 def _clash(what: str) -> IntegrityError:
     return IntegrityError(what, params=None, orig=Exception(what))
@@ -112,7 +114,13 @@ class FakeCaseEvents:
             self.cases[case_id].update(version=version, **({"status": status} if status is not None else {}))
 
     async def open_all(
-        self, session: object, opened: Sequence[OpenedCase], *, due: Sequence[DueDeadline] = (), work: object = None
+        self,
+        session: object,
+        opened: Sequence[OpenedCase],
+        *,
+        due: Sequence[DueDeadline] = (),
+        work: object = None,
+        causes: object = None,
     ) -> None:
         if due:
             assert self.deadlines is not None, "FakeCaseEvents(deadlines=...) sets the deadlines it is given"
