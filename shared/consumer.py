@@ -220,12 +220,15 @@ class EventBatches:
         backoff: Sequence[float] = REDELIVERY_BACKOFF_SECONDS,
         traces_events: bool = False,
         claims_in_statement: ClaimsInStatement | None = None,
+        claim_in_transaction: bool = False,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler and batch_handler")
         if claims_in_statement is not None and batch_handler is None:
             raise ValueError("only a batch handler claims in its statement")
         self._claims_in_statement = claims_in_statement
+        # The handler's first statement claims, the rest of the batch's statements share its transaction.
+        self._claiming = uow.begin if claim_in_transaction else uow.single_statement
         self._traces_events = traces_events  # the batch handler opens `handling` spans itself
         self.name = name
         self._uow = uow
@@ -248,7 +251,7 @@ class EventBatches:
         )
         try:
             if self._claims_in_statement is not None and self._claims_in_statement(events):
-                async with self._uow.single_statement() as work:
+                async with self._claiming() as work:
                     await self._run_claiming(events, work, sequences)
             else:
                 async with self._uow.begin() as work:
@@ -270,7 +273,7 @@ class EventBatches:
         """Handle events in one unit of work without a broker (tests, replays); returns how many were new (for a
         handler that claims in its statement: how many it was given, duplicates left out in the statement)."""
         if self._claims_in_statement is not None and self._claims_in_statement(events):
-            async with self._uow.single_statement() as work:
+            async with self._claiming() as work:
                 return await self._run_claiming(events, work, {})
         async with self._uow.begin() as work:
             return await self._run(events, work, {})

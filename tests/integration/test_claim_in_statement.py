@@ -14,10 +14,10 @@ from services.routing.store import case_events, cases, deadlines
 from shared.db import transaction
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
-from shared.subjects import NOTIFICATIONS_REQUESTS, ROUTING_CONCERNS
+from shared.subjects import NOTIFICATIONS_REQUESTS, ROUTING_CONCERNS, ROUTING_FAILURES
 from tests.integration.test_batches import dead_letters
-from tests.integration.test_timers import Clock, start, stop
-from tests.support.factories import concern_received
+from tests.integration.test_timers import Clock, a_concern_for_the_dsl_alone, start, stop
+from tests.support.factories import concern_received, failure_of
 from tests.support.running import jetstream, publish_raw, running, stream_events
 from tests.support.waiting import eventually
 
@@ -79,3 +79,32 @@ async def test_a_requested_notification_is_claimed_in_the_statement_that_records
         recorded = await rows(runtime, sa.select(deliveries.c.notification_id, deliveries.c.attempts))
     assert inbox == [(NOTIFICATIONS_REQUESTS, requested.event_id)]
     assert recorded == [(requested.payload.notification_id, 1)]
+
+
+async def test_a_redelivered_failure_is_skipped_by_the_claim_in_the_statement_recording_it(settings: Settings) -> None:
+    service = await start(settings, Clock())
+    try:
+        async with jetstream(settings) as (_, js):
+            await publish_raw(js, settings, a_concern_for_the_dsl_alone())
+            [triaged] = await eventually(lambda: stream_events(js, settings, "case.triaged"), what="triage")
+            dsl = triaged.payload.recipients[0].person_id
+            requests = await stream_events(js, settings, "notification.requested")
+            failures = [failure_of(r) for r in requests if r.payload.recipient.person_id == dsl]  # all triage asked
+            for failure in failures:
+                await publish_raw(js, settings, failure)
+            await drained(js, settings, ROUTING_FAILURES)
+            for failure in failures:  # redelivered, in a batch of their own (new message ids: past broker dedupe)
+                await publish_raw(js, settings, failure, msg_id=f"again-{failure.event_id}")
+            await drained(js, settings, ROUTING_FAILURES)
+            fallback = await eventually(
+                lambda: stream_events(js, settings, "notification.requested"),
+                until=lambda found: any(r.payload.reason.startswith("fallback") for r in found),
+                what="the fallback",
+            )
+            caused = [r for r in fallback if r.payload.reason.startswith("fallback")]
+            inbox = await rows(service.runtime, sa.select(service.runtime.tables.inbox.c.event_id))
+    finally:
+        await stop(service)
+    assert len(caused) == 1  # the fallback to the DSL's last channel, asked for once
+    claimed = [row.event_id for row in inbox]
+    assert all(claimed.count(failure.event_id) == 1 for failure in failures)

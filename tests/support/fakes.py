@@ -23,7 +23,7 @@ from services.routing.store import AdoptedPolicy, ConcurrencyConflict, DueDeadli
 from shared.contracts.envelope import Event
 from shared.contracts.events import ConcernReceived
 from shared.inbox_outbox import InboxOutbox
-from shared.unit_of_work import Work
+from shared.unit_of_work import Claim, Work
 
 
 def fake_work() -> Work:
@@ -220,6 +220,7 @@ class FakeNotificationFailures:
 
     def __init__(self) -> None:
         self.by_case: dict[str, set[str]] = {}
+        self.claimed: set[uuid.UUID] = set()
 
     async def record(
         self, session: object, failed: Sequence[FailedNotification], *, at: datetime
@@ -228,6 +229,13 @@ class FakeNotificationFailures:
         for f in failed:
             self.by_case.setdefault(f.case_id, set()).add(f.notification_id)
         return earlier
+
+    async def record_claiming(
+        self, session: object, failed: Sequence[FailedNotification], *, at: datetime, claim: Claim
+    ) -> tuple[dict[str, set[str]], set[uuid.UUID]]:
+        fresh = set(claim.event_ids) - self.claimed
+        self.claimed |= fresh
+        return await self.record(session, failed, at=at), fresh
 
 
 class FakePolicyVersions:
