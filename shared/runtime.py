@@ -18,16 +18,13 @@ from shared.consumer import (
     REDELIVERY_BACKOFF_SECONDS,
     BatchHandler,
     ClaimsInStatement,
-    DeadLetterMiddleware,
-    DeadLetters,
     EventBatches,
     Handler,
-    batch_messages,
-    decode_events,
 )
 from shared.contracts.envelope import Event
 from shared.contracts.events import OpsDeadLettered
 from shared.db import ensure_database, make_engine, session_factory
+from shared.dead_letters import DeadLetterMiddleware, DeadLetters, batch_messages, decode_events
 from shared.inbox_outbox import InboxOutbox
 from shared.logs import configure_logging
 from shared.long_poll import long_poll
