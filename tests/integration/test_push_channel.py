@@ -4,6 +4,7 @@ and its one kept session: sends reuse a verified TLS connection to the push serv
 from __future__ import annotations
 
 import ssl
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -50,7 +51,12 @@ async def channel(tmp_path: Path) -> AsyncIterator[MakeChannel]:
     """Makes push channels as the service does, and closes each at the end of the test, as the service's stop does."""
     made: list[WebPushChannel] = []
 
-    def make(subscriptions: InMemorySubscriptions, *, trust: ssl.SSLContext | None = None) -> WebPushChannel:
+    def make(
+        subscriptions: InMemorySubscriptions,
+        *,
+        trust: ssl.SSLContext | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> WebPushChannel:
         made.append(
             WebPushChannel(
                 subscriptions,
@@ -59,6 +65,7 @@ async def channel(tmp_path: Path) -> AsyncIterator[MakeChannel]:
                 ttl_seconds=60,
                 timeout_seconds=5,
                 trust=trust,
+                clock=clock,
             )
         )
         return made[-1]
@@ -167,3 +174,19 @@ async def test_a_push_service_whose_certificate_is_not_trusted_is_refused(
         with pytest.raises(DeliveryFailed) as failed:
             await push.send(delivery())
     assert pushes.pushes == 0 and "unreachable" in str(failed.value)
+
+
+async def test_a_vapid_token_is_reused_for_an_hour_then_signed_anew(channel: MakeChannel) -> None:
+    now = [time.time()]
+    subscriptions = InMemorySubscriptions()
+    async with local_push_service() as pushes:
+        subscriptions.add("p-dsl", pushes.new_browser())
+        push = channel(subscriptions, clock=lambda: now[0])
+        await push.send(delivery())
+        now[0] += 3599
+        await push.send(delivery())
+        now[0] += 1
+        await push.send(delivery())
+    first, reused, renewed = (r.headers["authorization"] for r in pushes.received)
+    assert first == reused != renewed and pushes.refused == []  # the push service took every one
+    assert [r.claims["exp"] for r in pushes.received][1:] == [int(now[0]) - 3600 + 12 * 3600, int(now[0]) + 12 * 3600]
