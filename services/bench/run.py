@@ -116,6 +116,7 @@ class _Measurement:
                 steps = [await self._latency_step(per_second) for per_second in options.loads]
                 saturation, cpu = await self._saturation(monitor)
                 peak_rss = monitor.peak_rss_mb()
+            self._no_service_died()
             completeness = await self._completeness()
             path = await push_device.path_report(self.db, stand_in, devices=devices)
         finally:
@@ -138,6 +139,13 @@ class _Measurement:
             "ratios": [row.as_json() for row in figures.ratios(saturation, measured_baselines)],
             "completeness": completeness,
         }
+
+    def _no_service_died(self) -> None:
+        """A service that exited mid-run would read as idle (its CPU lost from the totals): fail the run instead."""
+        dead = self.system.services.dead()
+        if dead:
+            exits = ", ".join(f"{name} (exit code {code})" for name, code in sorted(dead.items()))
+            raise RuntimeError(f"services exited during the run: {exits}\n{self.system.log_tail(lines=80)}")
 
     def _groups(self) -> dict[str, ProcessGroup]:
         system = self.system
