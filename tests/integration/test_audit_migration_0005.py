@@ -13,11 +13,13 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from services.audit.checkpoint import Checkpointer
 from services.audit.checks import verify_school
 from services.audit.domain import verify_chain
 from services.audit.heads import WitnessLog, load_or_create_signing_key
+from services.audit.reads import views_of
 from services.audit.store import SCHEMA
 from shared.db import asyncpg_dsn, make_engine, session_factory, transaction
 from shared.migrations import migrate
@@ -98,3 +100,22 @@ async def test_a_ledger_signed_under_0004_verifies_after_0005(settings: Settings
     finally:
         await connection.close()
         await engine.dispose()
+
+
+async def test_who_read_finds_a_cases_views_through_their_index_in_a_generic_plan(settings: Settings) -> None:
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        await migrate(engine, service="audit", schema=SCHEMA)
+    finally:
+        await engine.dispose()
+    query = views_of("case-1").compile(dialect=asyncpg_dialect(), compile_kwargs={"render_postcompile": True})
+    connection = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+    try:
+        async with connection.transaction():  # as who-read sends it: the type inline, the case as $1
+            await connection.execute(f"prepare views(text) as {query}")
+            await connection.execute("set local enable_seqscan = off")
+            await connection.execute("set local plan_cache_mode = force_generic_plan")  # the case unknown
+            plan = await connection.fetch("explain execute views('case-1')")
+    finally:
+        await connection.close()
+    assert "ledger_views" in "\n".join(row[0] for row in plan)
