@@ -1,7 +1,8 @@
 """What the bench reads back, as an outside observer: the services' tables and the event stream.
 
 Reads only what outlives the lead's rewrite of the plumbing: routing.cases, notifications.deliveries,
-audit.ledger (the event as JSON, its correlation id, `appended_at`) and the events on the stream.
+audit.ledger (its correlation id and `appended_at`; the event as JSON through the `audit.ledger_events` view, which
+cuts it from the entry bytes) and the events on the stream.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from (
 TIMINGS_SQL = """
 with received as (
   select event->'payload'->>'reference' as reference, correlation_id, appended_at
-  from audit.ledger
+  from audit.ledger_events
   where event_type = 'concern.received' and event->'payload'->>'reference' = any($1::text[])
 ),
 last_audit as (select correlation_id, max(appended_at) as at from audit.ledger group by correlation_id),
