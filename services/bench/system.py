@@ -131,6 +131,9 @@ def bench_environment(
             "SAFEGUARD_SUBJECT_ROOT": names.subject_root,
             "SAFEGUARD_STREAM_NAME": names.stream,
             "SAFEGUARD_LOG_LEVEL": "WARNING",
+            # Never the console's default port: another run (or `safeguard up`) may hold it, and a console that
+            # cannot bind exits, leaving its CPU and its database work out of the figures.
+            "SAFEGUARD_CONSOLE_HTTP_PORT": str(free_port()),
             # Every request comes from this one client: lift intake's per-client limit, which would refuse it.
             "SAFEGUARD_INTAKE_RATE_PER_SECOND": "100000",
             "SAFEGUARD_INTAKE_RATE_BURST": "100000",
@@ -181,7 +184,8 @@ def start_system(
     )
     services.start()
     notifications_url = f"http://127.0.0.1:{environment['SAFEGUARD_NOTIFICATIONS_HTTP_PORT']}"
-    health = [f"{system.intake_url}/healthz", f"{notifications_url}/healthz"]
+    console_url = f"http://127.0.0.1:{environment['SAFEGUARD_CONSOLE_HTTP_PORT']}"
+    health = [f"{url}/healthz" for url in (system.intake_url, notifications_url, console_url)]
     if not wait_for(
         lambda: all(http_ok(url) for url in health),
         deadline_seconds=startup_timeout,

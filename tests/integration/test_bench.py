@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import socket
+from collections.abc import Iterator
 
 import pytest
 from rich.console import Console
@@ -14,6 +16,22 @@ from tests.conftest import TEST_DATABASE_SERVER, TEST_NATS_URL
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
+@pytest.fixture
+def console_default_port_taken() -> Iterator[None]:
+    """Something else (`safeguard up`, another bench) holds the console's default port during the run."""
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8082))
+        holder.listen()
+    except OSError:
+        pass  # already held by something else: the same situation
+    try:
+        yield
+    finally:
+        holder.close()
+
+
+@pytest.mark.usefixtures("console_default_port_taken")
 @pytest.mark.parametrize("push_device", [True, False], ids=["push-device", "no-push-device"])
 def test_a_small_bench_run_reports_every_figure_and_every_concern_complete(push_device: bool) -> None:
     options = BenchOptions(
