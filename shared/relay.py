@@ -56,7 +56,7 @@ class OutboxRelay:
         self._engine = engine
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._read = sa.text(
-            "select position, event_id::text as event_id, subject_school, event_type, body::text as body, traceparent "
+            "select position, event_id::text as event_id, subject_school, event_type, body, traceparent "
             f'from "{schema}".outbox where published_at is null order by position limit :limit'
         )
         self._mark = sa.text(

@@ -47,6 +47,7 @@ async def test_committed_events_are_published_once_in_order(settings: Settings) 
         for sequence, event in enumerate(events, start=1):
             message = await js.get_msg(settings.stream_name, sequence)
             assert message.headers is not None and message.headers["Nats-Msg-Id"] == str(event.event_id)
+            assert message.data == event.model_dump_json().encode()  # the stored text, never re-serialised
 
 
 async def test_a_publish_whose_mark_was_lost_is_dropped_by_the_duplicate_window(settings: Settings) -> None:
