@@ -61,6 +61,7 @@ from shared.settings import Settings  # noqa: E402
 
 CHUNK = 20_000
 TARGETS = {"replay": 0.50, "verify": 0.80}
+HASH = COLUMNS.index("entry_hash")  # a row's stored hash, which verify compares with the one it computes
 
 
 def _plain_dsn(url: str, *, database: str) -> str:
@@ -86,7 +87,7 @@ async def _load(
             rows, entries = ledger.chunk(min(CHUNK, total - ledger.size))
             room = SAMPLE - len(sample.entries)
             sample.entries.extend(entries[:room])
-            sample.hashes.extend(row[9] for row in rows[:room])
+            sample.hashes.extend(row[HASH] for row in rows[:room])
             started = time.perf_counter()
             for entry in entries:
                 sha256(entry).digest()

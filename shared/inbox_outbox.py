@@ -36,7 +36,8 @@ def outbox_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
         sa.Column("subject_school", sa.Text, nullable=False),
         sa.Column("event_type", sa.Text, nullable=False),
-        sa.Column("body", JSONB, nullable=False),
+        # The event's JSON text exactly as the relay publishes it: stored as it comes, never parsed or re-serialised.
+        sa.Column("body", sa.Text, nullable=False),
         sa.Column("traceparent", sa.Text),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.Column("published_at", sa.DateTime(timezone=True)),
@@ -45,7 +46,8 @@ def outbox_table(metadata: sa.MetaData) -> sa.Table:
 
 
 def create_inbox_outbox(schema: str) -> None:
-    """Alembic operations creating both tables in `schema` (used by each service's first migration)."""
+    """Alembic operations creating both tables in `schema` (used by each service's first migration; the body is
+    JSONB here, as it was then: `outbox_body_as_text` makes it text later)."""
     op.create_table(
         "inbox",
         sa.Column("consumer", sa.Text, primary_key=True),
@@ -74,6 +76,17 @@ def create_inbox_outbox(schema: str) -> None:
     )
 
 
+def outbox_body_as_text(schema: str) -> None:
+    """Alembic operation storing the outbox's body as the JSON text the relay publishes (was JSONB: parsed on every
+    insert, re-serialised on every read). A pending row keeps its JSON, in JSONB's spelling."""
+    op.alter_column("outbox", "body", type_=sa.Text, postgresql_using="body::text", schema=schema)
+
+
+def outbox_body_as_jsonb(schema: str) -> None:
+    """The reverse of `outbox_body_as_text`."""
+    op.alter_column("outbox", "body", type_=JSONB, postgresql_using="body::jsonb", schema=schema)
+
+
 class InboxOutbox:
     """Queries on one schema's inbox and outbox.
 
@@ -94,14 +107,15 @@ class InboxOutbox:
         self._enqueue = sa.text(
             f'insert into "{schema}".outbox (event_id, subject_school, event_type, body, traceparent) '
             "select * from unnest(cast(:event_ids as uuid[]), cast(:schools as text[]), cast(:types as text[]), "
-            "cast(:bodies as jsonb[]), cast(:traceparents as text[])) "
+            "cast(:bodies as text[]), cast(:traceparents as text[])) "
             "on conflict do nothing"
         )
 
     def enqueue_from_sql(self, source: str) -> str:
         """SQL (for a `with` clause) putting in the outbox each row of `source`, an earlier CTE with the columns
-        event_id, school_id, event_type, body (jsonb) and traceparent: for a statement that records changes and
-        publishes them at once (its CTE returns a row for each change made, none for one that was not)."""
+        event_id, school_id, event_type, body (the JSON text, as published) and traceparent: for a statement that
+        records changes and publishes them at once (its CTE returns a row for each change made, none for one that
+        was not)."""
         return (
             f'insert into "{self._schema}".outbox (event_id, subject_school, event_type, body, traceparent) '
             f"select event_id, school_id, event_type, body, traceparent from {source} on conflict do nothing"

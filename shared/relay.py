@@ -2,11 +2,13 @@
 
 One relay per schema publishes at a time (a PostgreSQL session advisory lock held on its own connection; another
 instance takes over when that connection goes), so the stream receives each service's events in outbox order.
-A batch is read with one statement, published asynchronously (every publish in flight at once, then the acks
-awaited), and the acknowledged prefix is marked with a second statement: no transaction is held open across the
-network, and neither needs a transaction block of its own (each is atomic alone: one round trip each). A publish
-that reached the stream but whose row was not marked (a crash in between) is published again and dropped by the
-stream's duplicate window, since the message id is the event id.
+A batch is read with one statement and published asynchronously (every publish in flight at once, then the acks
+awaited); the acknowledged prefix is marked by the *next* read, in the same statement (a CTE: mark what the last
+batch published, read the next batch without those rows), so a flush is one round trip, not two. A relay with
+nothing new to read marks at its next poll tick (a read that finds nothing) and when it stops. No transaction is
+held open across the network, and no statement needs a transaction block of its own (each is atomic alone). A
+publish that reached the stream but whose row was not marked (a crash in between, or before the next read) is
+published again and dropped by the stream's duplicate window, since the message id is the event id.
 
 The publishes are plain NATS publishes with a reply subject under one inbox the relay subscribes to once
 (`<inbox>.<flush>.<row>`), which is what JetStream's asynchronous publish does; a flush then counts its acks
@@ -55,13 +57,18 @@ class OutboxRelay:
     ) -> None:
         self._engine = engine
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # The read sees the table as it was before its own update: the rows it marks are left out by position.
         self._read = sa.text(
-            "select position, event_id::text as event_id, subject_school, event_type, body::text as body, traceparent "
-            f'from "{schema}".outbox where published_at is null order by position limit :limit'
+            f'with marked as (update "{schema}".outbox set published_at = now() '
+            "where position = any(cast(:marked as bigint[]))) "
+            "select position, event_id::text as event_id, subject_school, event_type, body, traceparent "
+            f'from "{schema}".outbox where published_at is null and position <> all(cast(:marked as bigint[])) '
+            "order by position limit :limit"
         )
         self._mark = sa.text(
-            f'update "{schema}".outbox set published_at = now() where position = any(cast(:positions as bigint[]))'
+            f'update "{schema}".outbox set published_at = now() where position = any(cast(:marked as bigint[]))'
         )
+        self._unmarked: list[int] = []  # acknowledged by the stream, marked by the next statement
         self._nats = nats
         self._acks = _Acks()
         self._subjects = subjects
@@ -115,9 +122,25 @@ class OutboxRelay:
             except Exception:
                 await connection.invalidate()
 
+    async def mark(self) -> None:
+        """Mark the rows the stream has acknowledged but no statement has marked yet (one statement, if any)."""
+        marked, self._unmarked = self._unmarked, []
+        try:
+            if marked:
+                async with self._autocommit.connect() as connection:
+                    await connection.execute(self._mark, {"marked": marked})
+        except BaseException:
+            self._unmarked = marked + self._unmarked  # marked by the next statement instead
+            raise
+
     async def _flush_batch(self) -> int:
-        async with self._autocommit.connect() as connection:
-            rows = (await connection.execute(self._read, {"limit": self._batch_size})).all()
+        marked, self._unmarked = self._unmarked, []
+        try:
+            async with self._autocommit.connect() as connection:
+                rows = (await connection.execute(self._read, {"marked": marked, "limit": self._batch_size})).all()
+        except BaseException:
+            self._unmarked = marked + self._unmarked
+            raise
         if not rows:
             return 0
         started_ns = time.time_ns()
@@ -150,9 +173,7 @@ class OutboxRelay:
                 [(row.event_type, row.event_id, row.traceparent) for row in rows[: len(acknowledged)]],
                 started_ns=started_ns,
             )
-        if acknowledged:
-            async with self._autocommit.connect() as connection:
-                await connection.execute(self._mark, {"positions": acknowledged})
+        self._unmarked.extend(acknowledged)
         if len(acknowledged) < len(rows):
             raise RuntimeError(f"{len(rows) - len(acknowledged)} outbox events not acknowledged by the stream")
         return len(acknowledged)
@@ -162,6 +183,10 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         await self._loop.stop()
+        try:
+            await self.mark()
+        except Exception:  # the next relay publishes them again: the stream drops them as duplicates
+            log.warning("marking the last published outbox rows failed", exc_info=True)
         await self._resign()
 
 

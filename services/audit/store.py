@@ -12,7 +12,6 @@ from typing import Any, Protocol
 import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit.domain import GENESIS, ChainEntry, canonical_json, entry_bytes, stored_entry
@@ -36,16 +35,17 @@ ledger = sa.Table(
     sa.Column("correlation_id", sa.Uuid, nullable=False),
     sa.Column("trace_id", sa.Text),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("event", JSONB, nullable=False),  # for ad-hoc queries only: readers read `entry`
     sa.Column("previous_hash", sa.Text, nullable=False),
     sa.Column("entry_hash", sa.Text, nullable=False),
     sa.Column("appended_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("stream_sequence", sa.BigInteger),
     # Exactly the bytes `entry_hash` is the SHA-256 of (previous hash, sequence, the event's canonical JSON): the
-    # record itself. Verify hashes these, and every reader decodes the event from these, never from `event`.
+    # record itself, and its only copy of the event. Verify hashes these and every reader decodes the event from
+    # them (ad-hoc SQL through the `audit.ledger_events` view, migration 0005).
     sa.Column("entry", sa.LargeBinary, nullable=False),
-    sa.UniqueConstraint("school_id", "school_sequence"),
-    sa.Index("ledger_correlation", "correlation_id"),
+    sa.UniqueConstraint("school_id", "school_sequence"),  # the chain: appends, verify, replay, chronology
+    # who-read (services/audit/reads.py): a case's record.viewed entries, without a pass over the whole ledger
+    sa.Index("ledger_views", "aggregate_id", postgresql_where=sa.text("event_type = 'record.viewed'")),
 )
 
 # Each school's key (wrapped by the KEK) and its subjects' data keys (wrapped by the school's key). Never updated;
@@ -65,23 +65,21 @@ def _append_statement(table: sa.Table, names: Sequence[str]) -> str:
     """One INSERT of a whole batch: each column's values as one array ($1… in `names` order), zipped into rows.
 
     A single statement with one parameter per column, instead of a parameter set per row: the driver encodes
-    each array in one go, so a batch costs audit little more than its rows' bytes. The `event` JSONB is not
-    sent: PostgreSQL takes it from the entry bytes (the canonical JSON after the previous hash, the sequence and
-    their two newlines), so each event crosses the socket once.
+    each array in one go, so a batch costs audit little more than its rows' bytes. The event is in the row once,
+    as its entry bytes: PostgreSQL parses no JSON on the way in.
     """
     arrays = ", ".join(
         f"${number}::{table.c[name].type.compile(dialect=postgresql.dialect())}[]"
         for number, name in enumerate(names, start=1)
     )
-    canonical = "convert_from(substring(entry from 67 + length(school_sequence::text)), 'UTF8')::jsonb"
     return (
-        f"insert into {table.fullname} ({', '.join(names)}, event) "
-        f"select {', '.join(names)}, {canonical} from unnest({arrays}) as appended({', '.join(names)})"
+        f"insert into {table.fullname} ({', '.join(names)}) "
+        f"select {', '.join(names)} from unnest({arrays}) as appended({', '.join(names)})"
     )
 
 
-# Every column an append sends (`position` and `appended_at` are the database's own; `event` is made from `entry`).
-_APPENDED = [column.name for column in ledger.columns if column.name not in {"position", "appended_at", "event"}]
+# Every column an append sends (`position` and `appended_at` are the database's own).
+_APPENDED = [column.name for column in ledger.columns if column.name not in {"position", "appended_at"}]
 _APPEND = _append_statement(ledger, _APPENDED)
 _HEAD = (
     f"select school_sequence, entry_hash, stream_sequence from {ledger.fullname} "

@@ -29,6 +29,13 @@ def bench(
         bool, typer.Option("--markdown", help="Print a Markdown summary (for docs/performance.md).")
     ] = False,
     routing: Annotated[bool, typer.Option("--routing", help="Run bench/bench_routing.py instead.")] = False,
+    no_push_device: Annotated[
+        bool,
+        typer.Option(
+            "--no-push-device",
+            help="Subscribe no push device: push fails and routing falls back to email (the path measured before).",
+        ),
+    ] = False,
 ) -> None:
     """Measure the whole system (its own NATS and PostgreSQL unless SAFEGUARD_*_URL name servers)."""
     if routing:
@@ -50,6 +57,7 @@ def bench(
         nats_url=os.environ.get("SAFEGUARD_NATS_URL") or None,
         database_url=os.environ.get("SAFEGUARD_DATABASE_URL") or None,
         profile_dir=profile.absolute() if profile else None,
+        push_device=not no_push_device,
     )
     errors = Console(stderr=True)
     with progress_bar(errors) as progress:

@@ -1,20 +1,24 @@
 """What the bench reads back, as an outside observer: the services' tables and the event stream.
 
 Reads only what outlives the lead's rewrite of the plumbing: routing.cases, notifications.deliveries,
-audit.ledger (the event as JSON, its correlation id, `appended_at`) and the events on the stream.
+audit.ledger (its correlation id and `appended_at`; the event as JSON through the `audit.ledger_events` view, which
+cuts it from the entry bytes) and the events on the stream.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from services.bench.figures import summarise_ms
+from services.bench.load import Reply
 
 NOTIFICATION_REQUESTED = "notification.requested"
 CONCERN_RECEIVED = "concern.received"
@@ -37,7 +41,7 @@ from (
 TIMINGS_SQL = """
 with received as (
   select event->'payload'->>'reference' as reference, correlation_id, appended_at
-  from audit.ledger
+  from audit.ledger_events
   where event_type = 'concern.received' and event->'payload'->>'reference' = any($1::text[])
 ),
 last_audit as (select correlation_id, max(appended_at) as at from audit.ledger group by correlation_id),
@@ -106,6 +110,20 @@ async def timings(connection: asyncpg.Connection, references: Iterable[str]) -> 
     """Milestone times of each concern that audit has recorded."""
     rows = await connection.fetch(TIMINGS_SQL, list(references))
     return {row["reference"]: Timings(row["audit_received"], row["audit_last"], row["channel"]) for row in rows}
+
+
+def latencies(replies: Sequence[Reply], reached: dict[str, Timings]) -> dict[str, dict[str, float | int | None]]:
+    """Intake's reply time, and from the reply to each milestone, summarised over the concerns that reached it."""
+    reply_s = [reply.replied_at - reply.sent_at for reply in replies]
+    since_reply: dict[str, list[float]] = {"to_channel_ms": [], "to_audit_received_ms": [], "to_audit_last_ms": []}
+    for reply in replies:
+        timing = reached.get(reply.reference)
+        if timing is None:
+            continue
+        for figure, at in zip(since_reply, (timing.channel, timing.audit_received, timing.audit_last), strict=True):
+            if at is not None:
+                since_reply[figure].append(at - reply.replied_at)
+    return {"intake_reply_ms": summarise_ms(reply_s), **{k: summarise_ms(v) for k, v in since_reply.items()}}
 
 
 async def read_stream(js: JetStreamContext, *, stream: str, subjects: str, batch: int = 1000) -> StreamEvents:

@@ -53,7 +53,29 @@ def tables(report: Mapping[str, Any]) -> list[Table]:
     check = Table("concerns", "complete", "incomplete (first few)", title="Completeness")
     shown = "; ".join(f"{item['reference']}: {', '.join(item['problems'])}" for item in completeness["incomplete"][:5])
     check.add_row(_number(completeness["concerns"]), _number(completeness["complete"]), shown or "none")
-    return [saturation, latency, resources, ratios, check]
+    path = report.get("notification_path") or {}
+    notified = Table("measured", "pushes received (connections)", "deliveries", title="Notification path")
+    pushes = f"{_number(path.get('pushes_received'))} ({_number(path.get('push_connections'))})"
+    notified.add_row(str(path.get("measured", "-")), pushes, _deliveries(path))
+    return [notified, saturation, latency, resources, ratios, check]
+
+
+def _deliveries(path: Mapping[str, Any]) -> str:
+    return ", ".join(f"{name} {_number(n)}" for name, n in (path.get("deliveries") or {}).items()) or "-"
+
+
+def path_line(report: Mapping[str, Any]) -> str:
+    """One sentence: which notification path the run measured and what the stand-in push service received."""
+    path = report.get("notification_path") or {}
+    if not path:
+        return "Notification path: not reported."
+    line = f"Notification path: {path['measured']}; deliveries: {_deliveries(path)}"
+    if path.get("push_device"):
+        line += (
+            f"; {_number(path.get('devices'))} devices, {_number(path.get('pushes_received'))} pushes received "
+            f"over {_number(path.get('push_connections'))} connections"
+        )
+    return line + "."
 
 
 def hot_spot_lines(report: Mapping[str, Any]) -> list[str]:
@@ -78,6 +100,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"Run finished {report.get('finished_at', '?')}, servers {report.get('servers', '?')}, "
         f"load average {report.get('machine', {}).get('load_average_1m', '?')} on "
         f"{report.get('machine', {}).get('cpus', '?')} CPUs.",
+        path_line(report),
         "",
         "| saturation | value |",
         "|---|---|",

@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from sqlalchemy.engine import make_url
 
-from services.bench import baselines, figures, load, observe
+from services.bench import baselines, figures, load, loopback, observe, push_device
 from services.bench.profiling import Profiler
 from services.bench.resources import ProcessGroup, ResourceMonitor, cpu_delta, listening_pid
 from services.bench.system import RunningSystem, start_system, stop_system
@@ -38,6 +38,8 @@ class BenchOptions:
     nats_url: str | None = None
     database_url: str | None = None
     profile_dir: Path | None = None
+    push_device: bool = True
+    """Every push-capable person has a subscribed device (a loopback push service); False: none, push fails."""
 
 
 def run_bench(options: BenchOptions, *, progress: Progress) -> dict[str, Any]:
@@ -46,6 +48,9 @@ def run_bench(options: BenchOptions, *, progress: Progress) -> dict[str, Any]:
         work_dir = Path(work)
         work_dir.chmod(0o755)  # the embedded PostgreSQL runs as its own user and must pass through
         log_path = work_dir / "services.log"
+        certificates = loopback.make_certificates(work_dir / "push") if options.push_device else None
+        # Only notifications sends push, so only its process trusts the run's throwaway CA.
+        trust = {"notifications": {"SSL_CERT_FILE": str(certificates.ca_file)}} if certificates else None
         with log_path.open("w") as log:
             task = progress.add_task("starting NATS, PostgreSQL and the services", total=None)
             system = start_system(
@@ -54,10 +59,11 @@ def run_bench(options: BenchOptions, *, progress: Progress) -> dict[str, Any]:
                 database_server_url=options.database_url,
                 log=log,
                 log_path=log_path,
+                own_environment=trust,
             )
             progress.remove_task(task)
             try:
-                return asyncio.run(_Measurement(system, options, progress).run())
+                return asyncio.run(_Measurement(system, options, progress, certificates).run())
             finally:
                 stop_system(system)
 
@@ -83,23 +89,36 @@ class _Measurement:
     system: RunningSystem
     options: BenchOptions
     progress: Progress
+    certificates: loopback.LoopbackCertificates | None = None
     references: list[str] = field(default_factory=list)
     next_number: int = 0
 
     async def run(self) -> dict[str, Any]:
+        if self.certificates is None:
+            return await self._measure(None)
+        async with push_device.push_stand_in(self.certificates) as stand_in:
+            return await self._measure(stand_in)
+
+    async def _measure(self, stand_in: push_device.PushStandIn | None) -> dict[str, Any]:
         system, options = self.system, self.options
         self.url = system.intake_url + CONCERNS_PATH.format(school_id=SAMPLE_SCHOOL_ID)
         self.db = await asyncpg.connect(system.dsn)
         self.nats = await nats.connect(system.nats_url, max_reconnect_attempts=0)
         self.js: JetStreamContext = self.nats.jetstream()
         try:
+            devices = 0
+            if stand_in is not None:
+                people = push_device.push_capable_people(system.policy_dir / f"{SAMPLE_SCHOOL_ID}.yaml")
+                devices = await push_device.subscribe_devices(self.db, stand_in, people)
             with ResourceMonitor(self._groups()) as monitor:
                 await self._post_and_settle("warm-up", lambda: self._saturate(options.warmup, concurrency=1))
                 measured_baselines = await self._baselines()
                 steps = [await self._latency_step(per_second) for per_second in options.loads]
                 saturation, cpu = await self._saturation(monitor)
                 peak_rss = monitor.peak_rss_mb()
+            self._no_service_died()
             completeness = await self._completeness()
+            path = await push_device.path_report(self.db, stand_in, devices=devices)
         finally:
             await self.nats.close()
             await self.db.close()
@@ -111,6 +130,7 @@ class _Measurement:
             # Configured servers may serve others too; their CPU and memory then include that work.
             "server_figures_shared": not system.embedded,
             "options": {"concerns": options.concerns, "concurrency": options.concurrency, "loads": options.loads},
+            "notification_path": path,
             "saturation": saturation,
             "latency": steps,
             "cpu_ms_per_concern": figures.per_concern_ms(cpu, concerns=options.concerns),
@@ -119,6 +139,13 @@ class _Measurement:
             "ratios": [row.as_json() for row in figures.ratios(saturation, measured_baselines)],
             "completeness": completeness,
         }
+
+    def _no_service_died(self) -> None:
+        """A service that exited mid-run would read as idle (its CPU lost from the totals): fail the run instead."""
+        dead = self.system.services.dead()
+        if dead:
+            exits = ", ".join(f"{name} (exit code {code})" for name, code in sorted(dead.items()))
+            raise RuntimeError(f"services exited during the run: {exits}\n{self.system.log_tail(lines=80)}")
 
     def _groups(self) -> dict[str, ProcessGroup]:
         system = self.system
@@ -212,31 +239,12 @@ class _Measurement:
         result, _ = await self._post_and_settle(f"{per_second:g}/s drain", post)
         self.progress.remove_task(task)
         reached = await observe.timings(self.db, (reply.reference for reply in result.replies))
-        reply_s: list[float] = []
-        channel_s: list[float] = []
-        received_s: list[float] = []
-        last_s: list[float] = []
-        for reply in result.replies:
-            reply_s.append(reply.replied_at - reply.sent_at)
-            timing = reached.get(reply.reference)
-            if timing is None:
-                continue
-            for into, at in (
-                (channel_s, timing.channel),
-                (received_s, timing.audit_received),
-                (last_s, timing.audit_last),
-            ):
-                if at is not None:
-                    into.append(at - reply.replied_at)
         return {
             "offered_per_second": per_second,
             "seconds": round(result.seconds, 2),
             "concerns": len(result.replies),
             "achieved_per_second": figures.rate(len(result.replies), result.seconds),
-            "intake_reply_ms": figures.summarise_ms(reply_s),
-            "to_channel_ms": figures.summarise_ms(channel_s),
-            "to_audit_received_ms": figures.summarise_ms(received_s),
-            "to_audit_last_ms": figures.summarise_ms(last_s),
+            **observe.latencies(result.replies, reached),
         }
 
     async def _saturation(self, monitor: ResourceMonitor) -> tuple[dict[str, Any], dict[str, float]]:

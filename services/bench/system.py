@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -91,6 +92,11 @@ class RunningSystem:
         except (OSError, ValueError, IndexError):
             return None
 
+    @property
+    def policy_dir(self) -> Path:
+        """The folder of policy files the services read."""
+        return Path(self.services.environment.get("SAFEGUARD_POLICY_DIR", "deploy/policies"))
+
     def log_tail(self, *, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -125,6 +131,9 @@ def bench_environment(
             "SAFEGUARD_SUBJECT_ROOT": names.subject_root,
             "SAFEGUARD_STREAM_NAME": names.stream,
             "SAFEGUARD_LOG_LEVEL": "WARNING",
+            # Never the console's default port: another run (or `safeguard up`) may hold it, and a console that
+            # cannot bind exits, leaving its CPU and its database work out of the figures.
+            "SAFEGUARD_CONSOLE_HTTP_PORT": str(free_port()),
             # Every request comes from this one client: lift intake's per-client limit, which would refuse it.
             "SAFEGUARD_INTAKE_RATE_PER_SECOND": "100000",
             "SAFEGUARD_INTAKE_RATE_BURST": "100000",
@@ -141,8 +150,11 @@ def start_system(
     log: TextIO,
     log_path: Path,
     startup_timeout: float = 90.0,
+    own_environment: Mapping[str, Mapping[str, str]] | None = None,
 ) -> RunningSystem:
-    """Start the servers that are not configured, create this run's database, start every service."""
+    """Start the servers that are not configured, create this run's database, start every service.
+
+    `own_environment`: what only one service's process may see, by service name."""
     names = Names.fresh()
     nats_server = postgres = None
     if nats_url is None:
@@ -158,7 +170,7 @@ def start_system(
     environment = bench_environment(
         dict(os.environ), names=names, nats_url=nats_url, database_url=database_url, work_dir=work_dir
     )
-    services = ServiceGroup(environment=environment, output=log)
+    services = ServiceGroup(environment=environment, output=log, own_environment=own_environment)
     system = RunningSystem(
         names=names,
         nats_url=nats_url,
@@ -172,7 +184,8 @@ def start_system(
     )
     services.start()
     notifications_url = f"http://127.0.0.1:{environment['SAFEGUARD_NOTIFICATIONS_HTTP_PORT']}"
-    health = [f"{system.intake_url}/healthz", f"{notifications_url}/healthz"]
+    console_url = f"http://127.0.0.1:{environment['SAFEGUARD_CONSOLE_HTTP_PORT']}"
+    health = [f"{url}/healthz" for url in (system.intake_url, notifications_url, console_url)]
     if not wait_for(
         lambda: all(http_ok(url) for url in health),
         deadline_seconds=startup_timeout,

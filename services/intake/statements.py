@@ -42,13 +42,13 @@ ACCEPT_ALL = sa.text(
     with incoming as (
       select * from unnest(
         cast(:references as text[]), cast(:schools as text[]), cast(:raw_ids as uuid[]), cast(:event_ids as uuid[]),
-        cast(:received as timestamptz[]), cast(:receipts as text[]), cast(:types as text[]), cast(:bodies as jsonb[]),
+        cast(:received as timestamptz[]), cast(:receipts as text[]), cast(:types as text[]), cast(:bodies as text[]),
         cast(:traceparents as text[])
       ) as i(reference, school_id, raw_input_id, event_id, received_at, receipt_sha256, event_type, body, traceparent)
     ), concern as (
-      -- The concern's payload is the event's, as published (the event is serialised once, not twice).
+      -- The concern's payload is the event's, as published (serialised once; parsed here, the outbox keeps the text).
       insert into {SCHEMA}.concerns (reference, school_id, raw_input_id, event_id, received_at, payload)
-      select reference, school_id, raw_input_id, event_id, received_at, body -> 'payload' from incoming
+      select reference, school_id, raw_input_id, event_id, received_at, cast(body as jsonb) -> 'payload' from incoming
       on conflict (reference) do nothing
       returning reference, event_id
     ), accepted as (

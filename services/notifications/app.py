@@ -60,6 +60,8 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
         ),
         poll_seconds=options.delivery_poll_seconds,
     )
+    # Workers stop in the reverse order: the dispatcher first, so no send is under way when the channels close.
+    runtime.keep_running(kit)
     record = partial(on_notifications_requested, deliveries=deliveries, clock=utc_now, wake=dispatcher.wake)
     record.__doc__ = "Record each requested notification once; the dispatcher sends it and reports sent or failed."
     runtime.consumer(

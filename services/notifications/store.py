@@ -133,7 +133,7 @@ _RECORD_CLAIMING = sa.text(
 _FINISH_ALL = sa.text(
     "with v as (select * from unnest(cast(:ids as text[]), cast(:attempts as integer[]), "
     "cast(:statuses as text[]), cast(:details as text[]), cast(:retry_ats as timestamptz[]), "
-    "cast(:event_ids as uuid[]), cast(:schools as text[]), cast(:types as text[]), cast(:bodies as jsonb[]), "
+    "cast(:event_ids as uuid[]), cast(:schools as text[]), cast(:types as text[]), cast(:bodies as text[]), "
     "cast(:traceparents as text[])) "
     "as v(notification_id, attempt, status, detail, retry_at, event_id, school_id, event_type, body, traceparent)), "
     f"finished as (update {SCHEMA}.deliveries d set status = v.status, detail = v.detail, ready_at = v.retry_at, "

@@ -36,6 +36,16 @@ class ChannelKit:
     vapid: KeptVapidKey
     options: NotificationSettings
 
+    def start(self) -> None:
+        """Nothing to start: a channel opens its connections at its first send."""
+
+    async def stop(self) -> None:
+        """Close what the channels keep open between sends (the push channel's connections)."""
+        for channel in self.channels.values():
+            close = getattr(channel, "aclose", None)
+            if close is not None:
+                await close()
+
 
 class MissingSigningKey(RuntimeError):
     """No kept key for acknowledgement links, outside development."""

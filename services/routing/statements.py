@@ -15,18 +15,21 @@ OUTBOX = InboxOutbox(SCHEMA)
 # batch publishes put in the outbox (in the order given) and its deadlines set (as SET_ALL does) in the same
 # statement. `written` holds each event once, serialised once: the published ones, then any case event or deadline
 # cause not published; case events and deadlines name theirs by position (a deadline's becomes its detail's cause).
+# The outbox takes the text as it is; only the events kept as JSONB (`kept`: case events, causes) are parsed, once.
 # OPEN_ALL_CLAIMING also claims the concerns for the consumer (`claimed`) and writes only what a freshly claimed
 # concern led to: each written event names its concern, each case its concern, each deadline its case.
 _OPEN_ALL = """
     with {claimed}written as (
-      select * from unnest(cast(:event_ids as uuid[]), cast(:event_schools as text[]), cast(:types as text[]),
-                           cast(:bodies as jsonb[]), cast(:traceparents as text[]),
-                           cast(:published as boolean[]){causes})
-        with ordinality as w(event_id, school_id, event_type, body, traceparent, published{cause}, n){fresh_written}
+      select w.*, case when w.kept then cast(w.body as jsonb) end as document
+      from unnest(cast(:event_ids as uuid[]), cast(:event_schools as text[]), cast(:types as text[]),
+                  cast(:bodies as text[]), cast(:traceparents as text[]), cast(:published as boolean[]),
+                  cast(:kept as boolean[]){causes})
+        with ordinality
+        as w(event_id, school_id, event_type, body, traceparent, published, kept{cause}, n){fresh_written}
     ),
     appended as (
       insert into {schema}.case_events (case_id, version, school_id, event_id, event_type, event)
-      select a.case_id, a.version, w.school_id, w.event_id, w.event_type, w.body
+      select a.case_id, a.version, w.school_id, w.event_id, w.event_type, w.document
       from unnest(cast(:event_cases as text[]), cast(:versions as integer[]), cast(:positions as bigint[]))
         as a(case_id, version, n)
       join written w on w.n = a.n
@@ -36,7 +39,7 @@ _OPEN_ALL = """
     due as (
       insert into {schema}.deadlines (deadline_id, school_id, case_id, kind, due_at, status, detail)
       select d.deadline_id, d.school_id, d.case_id, d.kind, d.due_at, 'pending',
-             case when w.body is null then d.detail else d.detail || jsonb_build_object('cause', w.body) end
+             case when w.document is null then d.detail else d.detail || jsonb_build_object('cause', w.document) end
       from unnest(cast(:due_ids as text[]), cast(:due_schools as text[]), cast(:due_cases as text[]),
                   cast(:due_kinds as text[]), cast(:due_at as timestamptz[]), cast(:due_details as jsonb[]),
                   cast(:due_causes as bigint[]))

@@ -242,6 +242,7 @@ class SqlCaseEvents:
             (case, version, position_of(event)) for case in opened for version, event in enumerate(case.events, start=1)
         ]
         due_causes = [None if row.cause is None else position_of(row.cause) for row in due]
+        kept = set(due_causes) | {n for _, _, n in appended}
         claiming: dict[str, Any] = {}
         if claim is not None:
             concern_of = causes or {}
@@ -262,6 +263,7 @@ class SqlCaseEvents:
                     "bodies": [event.model_dump_json() for event in written],
                     "traceparents": [event.traceparent for event in written],
                     "published": [n <= len(published) for n in range(1, len(written) + 1)],
+                    "kept": [n in kept for n in range(1, len(written) + 1)],
                     "event_cases": [case.case_id for case, _, _ in appended],
                     "versions": [version for _, version, _ in appended],
                     "positions": [n for _, _, n in appended],

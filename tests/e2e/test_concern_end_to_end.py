@@ -21,14 +21,14 @@ async def audit_rows(system: System, reference: str) -> list[asyncpg.Record]:
     connection = await asyncpg.connect(system.dsn)
     try:
         correlation = await connection.fetchval(
-            "select correlation_id from audit.ledger where event_type = 'concern.received' "
+            "select correlation_id from audit.ledger_events where event_type = 'concern.received' "
             "and event->'payload'->>'reference' = $1",
             reference,
         )
         if correlation is None:
             return []
         return await connection.fetch(
-            "select event_type, trace_id, event from audit.ledger where correlation_id = $1 order by position",
+            "select event_type, trace_id, event from audit.ledger_events where correlation_id = $1 order by position",
             correlation,
         )
     finally:

@@ -132,7 +132,7 @@ async def _ledger_count(database_url: str, reference: str) -> int:
     try:
         return int(
             await connection.fetchval(
-                "select count(*) from audit.ledger where event->'payload'->>'reference' = $1", reference
+                "select count(*) from audit.ledger_events where event->'payload'->>'reference' = $1", reference
             )
         )
     except asyncpg.UndefinedTableError:
@@ -238,7 +238,7 @@ async def _viewers(database_url: str, case_id: str) -> list[str]:
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         rows = await connection.fetch(
-            "select event->'actor'->>'id' as viewer from audit.ledger"
+            "select event->'actor'->>'id' as viewer from audit.ledger_events"
             " where event_type = 'record.viewed' and aggregate_id = $1",
             case_id,
         )

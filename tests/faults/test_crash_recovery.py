@@ -22,7 +22,7 @@ BURST = 30
 async def ledger(system: System) -> list[asyncpg.Record]:
     connection = await asyncpg.connect(system.dsn)
     try:
-        return await connection.fetch("select event_type, event from audit.ledger order by position")
+        return await connection.fetch("select event_type, event from audit.ledger_events order by position")
     finally:
         await connection.close()
 

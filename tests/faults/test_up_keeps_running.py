@@ -64,7 +64,7 @@ async def test_each_service_killed_in_turn_comes_back_and_nothing_is_lost_or_dou
         async def cases_opened() -> dict[str, int]:
             connection = await asyncpg.connect(dsn)
             try:
-                rows = await connection.fetch("select event_type, event from audit.ledger order by position")
+                rows = await connection.fetch("select event_type, event from audit.ledger_events order by position")
             finally:
                 await connection.close()
             return dict(tally(rows).get("case.opened", {}))

@@ -1,8 +1,8 @@
-"""The ledger's `entry` bytes are the record: verify proves them and every reader reads them, never the JSONB.
+"""The ledger's `entry` bytes are the record: verify proves them and every reader reads them (the only copy).
 
-An insider who edits only the `event` JSONB changes nothing anyone reads (and verify still passes); one who edits
-only the bytes is caught by verify and named. Ledgers from before the bytes were stored are backfilled from the
-canonical form of their stored events and verify as before.
+An insider who edits the bytes is caught by verify and named. Ledgers from before the bytes were stored are
+backfilled from the canonical form of their stored events and verify as before (migration 0004; 0005 then drops
+the JSONB copy, tests/integration/test_audit_migration_0005.py).
 """
 
 from __future__ import annotations
@@ -47,28 +47,6 @@ async def what_readers_see(ledger: Ledger, sequence: int) -> list[dict[str, obje
         documents = stream_documents(session, keyring=audit_keyring(), school_id=SCHOOL)
         replayed = [document async for at, document in documents if at == sequence]
     return chained + replayed
-
-
-async def test_editing_only_the_jsonb_changes_nothing_a_reader_sees(audit_ledger: Ledger) -> None:
-    before = await what_readers_see(audit_ledger, 7)
-    assert len(before) == 2 and before[0] == before[1]
-    original = before[0]
-
-    async def edit(connection: asyncpg.Connection) -> None:
-        await connection.execute(
-            "update audit.ledger set event = jsonb_set(event, '{payload,note}', '\"nothing happened\"') "
-            "where school_id = $1 and school_sequence = 7",
-            SCHOOL,
-        )
-
-    await audit_ledger.as_superuser(edit)
-    stored = await audit_ledger.connection.fetchval(
-        "select event->'payload'->>'note' from audit.ledger where school_id = $1 and school_sequence = 7", SCHOOL
-    )
-    assert stored == "nothing happened"  # the JSONB was edited...
-    assert await what_readers_see(audit_ledger, 7) == [original, original]  # ...and no reader sees it
-    report = await audit_ledger.verify()
-    assert report.ok and report.anchored == 20, report.problem
 
 
 async def test_editing_only_the_bytes_is_caught_by_verify_and_named(audit_ledger: Ledger) -> None:
@@ -181,32 +159,34 @@ def bulk_report(report: object) -> tuple[int, int, int]:
     return report.entries, report.heads, report.anchored
 
 
-async def test_a_cases_events_are_found_by_the_bytes_not_the_jsonb(audit_ledger: Ledger) -> None:
+async def test_a_cases_events_are_found_by_the_bytes(audit_ledger: Ledger) -> None:
     async def about(case_id: str) -> list[int]:
         async with transaction(audit_ledger.sessions) as session:
             documents = stream_documents(session, keyring=audit_keyring(), school_id=SCHOOL, case_id=case_id)
             return [sequence async for sequence, _ in documents]
 
     assert await about("case-0") == list(range(1, 10))
+    entry = await audit_ledger.connection.fetchval(
+        "select entry from audit.ledger where school_id = $1 and school_sequence = 15", SCHOOL
+    )
 
-    async def move(connection: asyncpg.Connection) -> None:  # the JSONB says entry 7 is about case-1 now
+    async def name(connection: asyncpg.Connection) -> None:  # entry 15 is case-1's; its payload now names case-0
         await connection.execute(
-            "update audit.ledger set event = jsonb_set(event, '{payload,case_id}', '\"case-1\"') "
-            "where school_id = $1 and school_sequence = 7",
+            "update audit.ledger set entry = $1 where school_id = $2 and school_sequence = 15",
+            entry.replace(b'"case_id":"case-1"', b'"case_id":"case-0"'),
             SCHOOL,
         )
 
-    await audit_ledger.as_superuser(move)
-    assert await about("case-0") == list(range(1, 10))
-    assert 7 not in await about("case-1")
+    await audit_ledger.as_superuser(name)
+    assert await about("case-0") == [*range(1, 10), 15]  # no column says so: only the bytes
 
 
 async def test_a_row_outside_the_sequences_is_handed_to_the_naming_verifier(audit_ledger: Ledger) -> None:
     async def smuggle(connection: asyncpg.Connection) -> None:  # a copy of entry 3 numbered 0: before the chain
         await connection.execute(
             "insert into audit.ledger (school_id, school_sequence, event_id, event_type, aggregate_id, "
-            "correlation_id, occurred_at, event, previous_hash, entry_hash, entry) "
-            "select school_id, 0, gen_random_uuid(), event_type, aggregate_id, correlation_id, occurred_at, event, "
+            "correlation_id, occurred_at, previous_hash, entry_hash, entry) "
+            "select school_id, 0, gen_random_uuid(), event_type, aggregate_id, correlation_id, occurred_at, "
             "previous_hash, entry_hash, entry from audit.ledger where school_id = $1 and school_sequence = 3",
             SCHOOL,
         )

@@ -12,13 +12,14 @@ import pytest
 
 from services.audit.bulk_verify import BulkTree, Disagrees, chunk_digests
 from services.audit.domain import split_entry
-from services.bench.audit_synthetic import SyntheticLedger
+from services.bench.audit_synthetic import COLUMNS, SyntheticLedger
 from shared.contracts.envelope import parse_event
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 ARGUMENTS = ["--events", "3000", "--processes", "2", "--repeat", "1", "--json"]
+HASH = COLUMNS.index("entry_hash")
 
 
 def test_the_synthetic_ledger_is_real_case_events_chained_and_checkpointed() -> None:
@@ -37,7 +38,7 @@ def test_the_synthetic_ledger_is_real_case_events_chained_and_checkpointed() -> 
         ],
         public_key=ledger.key.public_key(),
     )
-    digests, hexes, before = chunk_digests(1, [r[1] for r in rows], entries, [r[9] for r in rows])
+    digests, hexes, before = chunk_digests(1, [r[1] for r in rows], entries, [r[HASH] for r in rows])
     assert len(digests) == 2_500 and before == "0" * 64
     tree.add(1, digests, hexes, before=before)
     report = tree.finish()
@@ -48,7 +49,7 @@ def test_a_chunk_with_an_edited_entry_disagrees() -> None:
     rows, entries = SyntheticLedger().chunk(20)
     edited = [e.replace(b"pastoral_support", b"early_help") for e in entries]
     with pytest.raises(Disagrees):
-        chunk_digests(1, [r[1] for r in rows], edited, [r[9] for r in rows])
+        chunk_digests(1, [r[1] for r in rows], edited, [r[HASH] for r in rows])
 
 
 def test_the_bench_runs_end_to_end_at_a_small_n(settings: Settings) -> None:

@@ -54,7 +54,7 @@ async def account_changes(console: Console) -> list[dict[str, Any]]:
     query = sa.select(outbox.c.body).where(outbox.c.event_type == AccountChanged.TYPE).order_by(outbox.c.position)
     async with console.runtime.sessions() as session:
         bodies = (await session.execute(query)).scalars()
-        return [body if isinstance(body, dict) else json.loads(body) for body in bodies]
+        return [json.loads(body) for body in bodies]
 
 
 def shown_secret(page: str) -> str:

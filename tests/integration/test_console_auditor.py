@@ -65,7 +65,7 @@ async def views_recorded(service: AuditService) -> list[tuple[str, str, str, str
     outbox = InboxOutbox(AUDIT_SCHEMA).outbox
     async with transaction(service.runtime.sessions) as session:
         bodies = await session.execute(sa.select(outbox.c.body).where(outbox.c.event_type == RecordViewed.TYPE))
-        found = [RecordViewed.model_validate(body) for body in bodies.scalars()]
+        found = [RecordViewed.model_validate_json(body) for body in bodies.scalars()]
     return [(v.actor.id, v.actor.role, v.payload.record_id, v.payload.view) for v in found]
 
 

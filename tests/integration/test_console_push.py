@@ -45,7 +45,7 @@ async def changes(console: Console) -> list[AccountChanged]:
     outbox = InboxOutbox(SCHEMA).outbox
     query = sa.select(outbox.c.body).where(outbox.c.event_type == AccountChanged.TYPE).order_by(outbox.c.position)
     async with console.runtime.sessions() as session:
-        return [AccountChanged.model_validate(body) for body in (await session.execute(query)).scalars()]
+        return [AccountChanged.model_validate_json(body) for body in (await session.execute(query)).scalars()]
 
 
 async def ask_notifications(console: Console, document: dict[str, Any]) -> dict[str, Any]:

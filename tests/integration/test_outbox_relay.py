@@ -47,6 +47,22 @@ async def test_committed_events_are_published_once_in_order(settings: Settings) 
         for sequence, event in enumerate(events, start=1):
             message = await js.get_msg(settings.stream_name, sequence)
             assert message.headers is not None and message.headers["Nats-Msg-Id"] == str(event.event_id)
+            assert message.data == event.model_dump_json().encode()  # the stored text, never re-serialised
+
+
+async def test_a_flush_is_marked_by_the_next_read_and_by_stop(settings: Settings) -> None:
+    runtime = outbox_runtime(settings)
+    async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
+        await runtime.relay.stop()  # flushed by hand below
+        await enqueue(runtime, [concern_received() for _ in range(2)])
+        assert await runtime.relay.flush() == 2
+        assert await unpublished(runtime) == 2  # acknowledged, not marked yet: no statement of its own for that
+        await enqueue(runtime, [concern_received()])
+        assert await runtime.relay.flush() == 1  # the read marked the first two and left them out
+        assert await unpublished(runtime) == 1
+        await runtime.relay.stop()  # a stopping relay marks what it published
+        assert await unpublished(runtime) == 0
+        assert await stream_messages(js, settings.stream_name) == 3
 
 
 async def test_a_publish_whose_mark_was_lost_is_dropped_by_the_duplicate_window(settings: Settings) -> None:
@@ -55,6 +71,7 @@ async def test_a_publish_whose_mark_was_lost_is_dropped_by_the_duplicate_window(
     async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
         await enqueue(runtime, [event])
         await runtime.relay.flush()
+        await runtime.relay.mark()
         # Simulate a crash between the stream's ack and the row's update: the row is pending again.
         async with transaction(runtime.sessions) as session:
             await session.execute(sa.update(runtime.tables.outbox).values(published_at=None))
@@ -92,5 +109,6 @@ async def test_a_publish_the_stream_refuses_stays_unpublished_with_everything_af
         assert await unpublished(runtime) == 3
         runtime.relay._subjects = runtime.subjects
         assert await runtime.relay.flush() == 3
+        await runtime.relay.mark()
         assert await unpublished(runtime) == 0
         assert await stream_messages(js, settings.stream_name) == 3

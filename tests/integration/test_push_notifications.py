@@ -11,8 +11,10 @@ import httpx
 import pytest
 
 from services.notifications.app import create_app
+from services.notifications.channels.push import WebPushChannel
 from services.notifications.links import AckLinks
 from services.notifications.vapid import application_server_key, load_or_create
+from services.notifications.wiring import ChannelKit
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import NotificationRequested, PersonRef
 from shared.settings import Settings
@@ -94,6 +96,9 @@ async def test_a_subscribed_browser_gets_an_encrypted_lock_screen_safe_alert_and
             until=lambda f: len(f) == 2,
             what="no subscriptions left",
         )
+    # The push channel kept its connection while the service ran; the service's stop closed it.
+    [kit] = [worker for worker in runtime._workers if isinstance(worker, ChannelKit)]
+    assert isinstance(kit.channels["push"], WebPushChannel) and not kit.channels["push"].holds_connections
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     assert application_server_key(load_or_create(key_file)) == server_key  # kept: a restart signs with it too
     assert failed.payload.notification_id == again.payload.notification_id

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.audit.checkpoint import Checkpointer
 from services.audit.checks import verify_school
-from services.audit.domain import ChainEntry
+from services.audit.domain import ChainEntry, event_of
 from services.audit.heads import WitnessLog, load_or_create_signing_key
 from services.audit.store import SCHEMA
 from services.audit.verify import Report
@@ -27,8 +26,8 @@ from tests.support.ledgers import chain_of, synthetic_chain
 SCHOOL = "st-tamper"
 INSERT = """
     insert into audit.ledger (school_id, school_sequence, event_id, event_type, aggregate_id, correlation_id,
-                              occurred_at, event, previous_hash, entry_hash, entry)
-    values ($1, $2, $3::uuid, $4, $5, $6::uuid, $7::timestamptz, $8::jsonb, $9, $10, $11)
+                              occurred_at, previous_hash, entry_hash, entry)
+    values ($1, $2, $3::uuid, $4, $5, $6::uuid, $7::timestamptz, $8, $9, $10)
 """
 
 
@@ -55,11 +54,11 @@ class Ledger:
 
     async def rows(self) -> list[ChainEntry]:
         records = await self.connection.fetch(
-            "select school_sequence, event, previous_hash, entry_hash from audit.ledger "
+            "select school_sequence, entry, previous_hash, entry_hash from audit.ledger "
             "where school_id = $1 order by school_sequence",
             SCHOOL,
         )
-        return [ChainEntry(r[0], json.loads(r[1]), r[2], r[3]) for r in records]
+        return [ChainEntry(r[0], event_of(r[1]), r[2], r[3]) for r in records]
 
     async def as_superuser(self, statements: Callable[[asyncpg.Connection], object]) -> None:
         """Run the insider's statements with the append-only triggers switched off for one transaction."""
@@ -84,18 +83,20 @@ class Ledger:
             )
 
 
-async def insert(connection: asyncpg.Connection, entry: ChainEntry) -> None:
+async def insert(
+    connection: asyncpg.Connection, entry: ChainEntry, *, school_id: str = SCHOOL, statement: str = INSERT
+) -> None:
+    """One row as audit writes it (`statement`: another revision's insert, its parameters in the same order)."""
     event = entry.event
     await connection.execute(
-        INSERT,
-        SCHOOL,
+        statement,
+        school_id,
         entry.school_sequence,
         event["event_id"],
         event["type"],
         event["aggregate_id"],
         event["correlation_id"],
         datetime.fromisoformat(str(event["occurred_at"])),
-        json.dumps(event),
         entry.previous_hash,
         entry.entry_hash,
         entry.hashed(),

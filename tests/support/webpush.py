@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from services.bench.loopback import loopback_site
 
 
 def b64url_decode(text: str) -> bytes:
@@ -172,13 +173,6 @@ async def local_push_service() -> AsyncIterator[LocalPushService]:
     service = LocalPushService()
     app = web.Application()
     app.router.add_post("/push/{name}", service._push)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    await web.SockSite(runner, listener).start()
-    service.origin = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    try:
+    async with loopback_site(app) as origin:
+        service.origin = origin
         yield service
-    finally:
-        await runner.cleanup()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from services.bench.http_client import parse_head, request_bytes
 from services.bench.observe import Progress, StreamEvents, concern_problems
 from services.bench.profiling import hot_spots
 from services.bench.report import markdown
+from services.bench.run import _Measurement
 
 
 @pytest.mark.parametrize(
@@ -228,3 +230,14 @@ def test_the_markdown_summary_carries_every_section_of_a_report() -> None:
     assert "| audit | 1.0 | 90.0 |" in summary
     assert "| concerns_per_second | 10.0 | b | 1,000.0 | 0.0100 |" in summary
     assert summary.endswith("Completeness: 10 of 10 concerns complete.")
+
+
+def test_a_service_that_exited_during_the_run_fails_the_bench_with_its_log() -> None:
+    # Its CPU would otherwise read as nothing and quietly leave the totals.
+    services = SimpleNamespace(dead=lambda: {"console": -9})
+    system = SimpleNamespace(services=services, log_tail=lambda lines: "console | Killed")
+    measurement = _Measurement(system, options=None, progress=None)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match=r"console \(exit code -9\)[\s\S]*Killed"):
+        measurement._no_service_died()
+    services.dead = dict
+    measurement._no_service_died()
