@@ -121,6 +121,16 @@ class InboxOutbox:
             f"select event_id, school_id, event_type, body, traceparent from {source} on conflict do nothing"
         )
 
+    def claim_sql(self, consumer: str = ":claim_consumer", event_ids: str = ":claim_ids") -> str:
+        """SQL (for a `with` clause: `claimed as (...)`) claiming events for a consumer inside a statement that
+        handles them: it returns the ids not claimed before, and the statement joins each write to them, so a
+        redelivered event changes nothing. `consumer` and `event_ids` are the statement's parameters (text and
+        uuid[]; `$1`-style for asyncpg)."""
+        return (
+            f'insert into "{self._schema}".inbox (consumer, event_id) '
+            f"select {consumer}, unnest(cast({event_ids} as uuid[])) on conflict do nothing returning event_id"
+        )
+
     async def claim(self, session: AsyncSession, *, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Record that `consumer` handles these events (one statement); returns those it had not handled before."""
         if not event_ids:

@@ -17,16 +17,14 @@ from shared.admission import Admission, PolicyFolderSchools
 from shared.consumer import (
     REDELIVERY_BACKOFF_SECONDS,
     BatchHandler,
-    DeadLetterMiddleware,
-    DeadLetters,
+    ClaimsInStatement,
     EventBatches,
     Handler,
-    batch_messages,
-    decode_events,
 )
 from shared.contracts.envelope import Event
 from shared.contracts.events import OpsDeadLettered
 from shared.db import ensure_database, make_engine, session_factory
+from shared.dead_letters import DeadLetterMiddleware, DeadLetters, batch_messages, decode_events
 from shared.inbox_outbox import InboxOutbox
 from shared.logs import configure_logging
 from shared.long_poll import long_poll
@@ -128,12 +126,16 @@ class ServiceRuntime:
         backoff: Sequence[float] = REDELIVERY_BACKOFF_SECONDS,
         traces_events: bool = False,
         handles: Collection[str] | None = None,
+        claims_in_statement: ClaimsInStatement | None = None,
+        claim_in_transaction: bool = False,
     ) -> EventBatches:
         """A durable pull consumer shared by every instance: batches of `event_class` through the handler, once each.
 
         `handles`: the only event types the handler reads, when its filter subject covers more (a durable has one
         filter, and a service's NATS user may create its durables with their own filters only): the others are
-        acked at the edge unread, not parsed, claimed or handed to the handler."""
+        acked at the edge unread, not parsed, claimed or handed to the handler. `claims_in_statement`: for a batch
+        handler that handles the batches it says yes to in one statement claiming them as well (no transaction), or
+        with `claim_in_transaction` claims them in its first statement of several, in one transaction."""
         if handles is not None:
             self._handles[durable] = frozenset(handles)
         edge = EventBatches(
@@ -145,6 +147,8 @@ class ServiceRuntime:
             max_deliver=max_deliver,
             backoff=backoff,
             traces_events=traces_events,
+            claims_in_statement=claims_in_statement,
+            claim_in_transaction=claim_in_transaction,
         )
         subscriber = self.broker.subscriber(
             filter_subject or self.subjects.of_type(event_class.TYPE),

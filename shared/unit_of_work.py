@@ -10,7 +10,9 @@ enqueue, wake the relay" is written once.
 
 A unit of work that is one statement (`uow.single_statement()`) runs without a transaction block: PostgreSQL makes
 the statement atomic on its own, and the BEGIN and COMMIT round trips are saved. Its events go into the outbox in
-that same statement (`InboxOutbox.enqueue_from_sql`), and `work.enqueued()` wakes the relay after it.
+that same statement (`InboxOutbox.enqueue_from_sql`), and `work.enqueued()` wakes the relay after it. A consumer
+whose batch is one statement claims its events in that statement too (`Work.take_claim`, `InboxOutbox.claim_sql`):
+the batch is then one round trip, where BEGIN, the claim, the statement and COMMIT were four.
 """
 
 from __future__ import annotations
@@ -35,6 +37,14 @@ def _nothing() -> None:
     """No relay to wake (a work without a service behind it, in tests)."""
 
 
+@dataclass(frozen=True)
+class Claim:
+    """Events a consumer is about to handle, for its one statement to claim in the inbox (see `Work.take_claim`)."""
+
+    consumer: str
+    event_ids: list[uuid.UUID]
+
+
 @dataclass
 class Work:
     """An open transaction: the session to write with and the events to publish once it commits."""
@@ -44,6 +54,9 @@ class Work:
     emitted: list[Event[Any]] = field(default_factory=list)
     woken: list[Callable[[], None]] = field(default_factory=list)
     relay: Callable[[], None] = _nothing
+    claim_due: Claim | None = None
+    """Set by the consumer edge when the handler's statement claims the batch: nothing is claimed yet."""
+    claim_taken: bool = False
 
     def wake_after_commit(self, wake: Callable[[], None]) -> None:
         """Call `wake` once this transaction has committed (a background worker with new rows to act on)."""
@@ -65,6 +78,16 @@ class Work:
         if taken:
             self.enqueued()
         return taken
+
+    def take_claim(self) -> Claim | None:
+        """The claim this work's statement must make, if the edge left it to the statement (None: already made).
+
+        That statement inserts the inbox rows (`InboxOutbox.claim_sql`) and changes nothing for an event whose row
+        was there before (a redelivery): every write of the statement is joined to the claim's returned ids."""
+        if self.claim_due is None or self.claim_taken:
+            return None
+        self.claim_taken = True
+        return self.claim_due
 
     async def claim(self, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Record that `consumer` handles these events; returns the ones it had not handled before."""

@@ -34,6 +34,7 @@ from services.routing.policy.model import Policy
 from services.routing.policy_book import policies_in
 from shared.actor_tokens import load_or_create_issuer_key
 from shared.collector import settle_collector
+from shared.consumer import every_batch
 from shared.contracts.account_events import AccountChanged
 from shared.contracts.envelope import Event, utc_now
 from shared.contracts.record_events import RecordViewed
@@ -64,7 +65,11 @@ def create_app(
     console = console or ConsoleSettings()
     runtime = ServiceRuntime(settings, service="console", schema=SCHEMA)
     runtime.consumer(
-        Event, durable=CONSOLE_READ_MODEL, batch_handler=on_events, filter_subject=runtime.subjects.all_events
+        Event,
+        durable=CONSOLE_READ_MODEL,
+        batch_handler=on_events,
+        filter_subject=runtime.subjects.all_events,
+        claims_in_statement=every_batch,
     )
     runtime.publishes(RecordViewed, AccountChanged)
     subject = runtime.subjects.command("routing", "case")

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.console.projection_duties import count_reminders, keep_deadlines, keep_policy_reviews, policy_row
-from services.console.projection_statements import KEEP, REFRESH, run
+from services.console.projection_statements import KEEP, KEEP_CLAIMING, REFRESH, run
 from services.console.store import case_entries, policies
 from services.routing.case import CaseState, fold
 from services.routing.case.about import people_about
@@ -172,7 +172,9 @@ async def on_events(
     events: Sequence[Event[Any]], *, work: Work, stream_sequences: Mapping[uuid.UUID, int] | None = None
 ) -> None:
     """Keep the batch's concerns, add case events to their chronologies, refold each case it touched once."""
-    # Two statements whatever the batch's size (see projection_statements), and the rarer duties' own.
+    # Two statements whatever the batch's size (see projection_statements), and the rarer duties' own. Each leaves
+    # the read model as one delivery of the batch would, so the consumer edge runs them without a transaction
+    # block, the batch's claim made in KEEP (KEEP_CLAIMING): a batch that fails part way is redone whole.
     session = work.session
     adopted = [e for e in events if isinstance(e, PolicyAdopted)]
     if adopted:
@@ -186,10 +188,15 @@ async def on_events(
             received.append(event)
         elif isinstance(case_id := getattr(event.payload, "case_id", None), str):
             entries.append((case_id, event))
-    if received or entries:
+    claim = work.take_claim()
+    if received or entries or claim is not None:
         own = [(case_id, event) for case_id, event in entries if event.AGGREGATE == "case"]
         touched = list(dict.fromkeys(case_id for case_id, _ in own))
-        stored = await run(session, KEEP, *_keep_arguments(received, entries, touched))
+        arguments = _keep_arguments(received, entries, touched)
+        if claim is None:
+            stored = await run(session, KEEP, *arguments)
+        else:
+            stored = await run(session, KEEP_CLAIMING, *arguments, claim.consumer, claim.event_ids)
         if touched:
             await _refresh_cases(session, _stored_then_new(stored, own, touched))
     await count_reminders(session, events)

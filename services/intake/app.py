@@ -12,7 +12,7 @@ from services.intake.channels import include_channels
 from services.intake.handlers import Intake
 from services.intake.http import IntakeApp
 from services.intake.openapi import publish_contract
-from services.intake.receipts import READS, on_case_events
+from services.intake.receipts import READS, on_case_events, only_links
 from services.intake.smtp import own_domains, smtp_listener
 from services.intake.store import SCHEMA, SqlIntakeStore
 from services.intake.sweeper import Sweeper, channel_parsers
@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> tuple[IntakeApp, ServiceRuntime]:
         batch_handler=on_case_events,
         filter_subject=runtime.subjects.of_type("case.*"),
         handles=READS,
+        claims_in_statement=only_links,
     )
 
     @asynccontextmanager

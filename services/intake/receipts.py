@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from services.intake.tables import receipts
 from shared.contracts.envelope import Event
+from shared.inbox_outbox import InboxOutbox
 from shared.unit_of_work import UnitOfWork, Work
 
 STAGES = ("received", "seen", "being_handled", "closed")
@@ -67,15 +68,28 @@ MOVES = SEEN | HANDLING | {"case.closed", "case.reopened"}
 READS = MOVES | {"case.opened"}
 
 # case.opened links each case to its concern's reference (a receipt row exists already when one was issued).
-_LINK = sa.text(
-    """
+_LINK = """
     insert into intake.receipts (reference, school_id, case_id, status, updated_at)
     select reference, school_id, case_id, 'received', updated_at
     from unnest(cast(:references as text[]), cast(:schools as text[]), cast(:case_ids as text[]),
-                cast(:times as timestamptz[])) as opened(reference, school_id, case_id, updated_at)
+                cast(:times as timestamptz[]), cast(:event_ids as uuid[]))
+      as opened(reference, school_id, case_id, updated_at, event_id){fresh}
     on conflict (reference) do update set case_id = excluded.case_id
     """
+LINK = sa.text(_LINK.format(fresh=""))
+# A batch of case.opened alone is this one statement, claiming the events for the consumer: an event claimed before
+# (a redelivery) links nothing.
+LINK_CLAIMING = sa.text(
+    f"with claimed as ({InboxOutbox('intake').claim_sql()})"
+    + _LINK.format(fresh="\n    where event_id in (select event_id from claimed)")
 )
+
+
+def only_links(events: Sequence[Event[Any]]) -> bool:
+    """Whether the batch is case.opened alone, so `on_case_events` handles it in one statement claiming it too."""
+    return all(event.type == "case.opened" for event in events)
+
+
 _STAGES = sa.text(
     "select case_id, status from intake.receipts "
     "where case_id = any(cast(:case_ids as text[])) order by case_id for update"
@@ -94,12 +108,17 @@ async def on_case_events(
     events: Sequence[Event[Any]], *, work: Work, stream_sequences: Mapping[uuid.UUID, int] | None = None
 ) -> None:
     """Move receipts' stages on from a batch of case events (case.opened links case and reference), in at most
-    three statements: link the opened cases, read the stages that may move (locked), write the ones that moved."""
+    three statements: link the opened cases, read the stages that may move (locked), write the ones that moved.
+    A batch of case.opened alone is the one statement linking them, which claims the batch too (`only_links`)."""
     opened = {event.payload.reference: event for event in events if event.type == "case.opened"}
-    if opened:
+    claim = work.take_claim()
+    if opened or claim is not None:
+        claiming = {} if claim is None else {"claim_consumer": claim.consumer, "claim_ids": claim.event_ids}
         await work.session.execute(
-            _LINK,
-            {
+            LINK if claim is None else LINK_CLAIMING,
+            claiming
+            | {
+                "event_ids": [event.event_id for event in opened.values()],
                 "references": list(opened),
                 "schools": [event.school_id for event in opened.values()],
                 "case_ids": [event.payload.case_id for event in opened.values()],

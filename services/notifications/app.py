@@ -20,6 +20,7 @@ from services.notifications.store import SCHEMA, SqlDeliveries
 from services.notifications.wiring import ack_links, build_channels, channel_routers
 from shared.actor_tokens import ActorVerifier
 from shared.collector import settle_collector
+from shared.consumer import every_batch
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import (
     NotificationAcknowledged,
@@ -63,7 +64,9 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     runtime.keep_running(kit)
     record = partial(on_notifications_requested, deliveries=deliveries, clock=utc_now, wake=dispatcher.wake)
     record.__doc__ = "Record each requested notification once; the dispatcher sends it and reports sent or failed."
-    runtime.consumer(NotificationRequested, durable=NOTIFICATIONS_REQUESTS, batch_handler=record)
+    runtime.consumer(
+        NotificationRequested, durable=NOTIFICATIONS_REQUESTS, batch_handler=record, claims_in_statement=every_batch
+    )
     runtime.keep_running(dispatcher)
     # The console subscribes a signed-in person's browser here, with an assertion it signed for that person.
     verifier = ActorVerifier.from_folder(settings.actor_keys_dir, audience=AUDIENCE)

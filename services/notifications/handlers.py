@@ -28,8 +28,9 @@ async def on_notifications_requested(
     wake: Callable[[], None],
     stream_sequences: Mapping[uuid.UUID, int] | None = None,
 ) -> None:
-    """Record a batch's deliveries as requested, once per notification id; the dispatcher sends them after commit."""
-    if await deliveries.record_all_requested(work.session, events, at=clock()):
+    """Record a batch's deliveries as requested, once per notification id; the dispatcher sends them after commit.
+    One statement, which claims the batch's events too when the consumer edge leaves the claim to it."""
+    if await deliveries.record_all_requested(work.session, events, at=clock(), claim=work.take_claim()):
         work.wake_after_commit(wake)
 
 

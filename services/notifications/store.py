@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.contracts.envelope import Event, parse_event
 from shared.contracts.events import NotificationRequested
 from shared.inbox_outbox import InboxOutbox
+from shared.unit_of_work import Claim
 
 SCHEMA = "notifications"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -105,7 +106,7 @@ class Finished:
 
 # New requests, due now; a notification id recorded before is left as it is. One fixed statement over arrays
 # (prepared once whatever the batch's size), each request written as its JSON text.
-_RECORD_ALL = sa.text(
+_RECORD = (
     f"insert into {SCHEMA}.deliveries (notification_id, school_id, case_id, recipient_person_id, channel, status, "
     "requested_event_id, correlation_id, traceparent, request, ready_at) "
     "select v.notification_id, v.school_id, v.case_id, v.recipient_person_id, v.channel, 'requested', "
@@ -115,7 +116,15 @@ _RECORD_ALL = sa.text(
     "cast(:traceparents as text[]), cast(:requests as jsonb[])) "
     "as v(notification_id, school_id, case_id, recipient_person_id, channel, requested_event_id, correlation_id, "
     "traceparent, request) "
+    "{fresh}"
     "on conflict do nothing returning notification_id"
+)
+_RECORD_ALL = sa.text(_RECORD.format(fresh=""))
+# The same with the consumer's claim of the request events: a request whose event was claimed before (a
+# redelivery) is not recorded again, and the batch is this one statement (no transaction block).
+_RECORD_CLAIMING = sa.text(
+    f"with claimed as ({OUTBOX.claim_sql()}) "
+    + _RECORD.format(fresh="where v.requested_event_id in (select event_id from claimed) ")
 )
 
 
@@ -164,14 +173,23 @@ class SqlDeliveries:
         return request.payload.notification_id in await self.record_all_requested(session, [request], at=at)
 
     async def record_all_requested(
-        self, session: AsyncSession, requests: Sequence[NotificationRequested], *, at: datetime
+        self,
+        session: AsyncSession,
+        requests: Sequence[NotificationRequested],
+        *,
+        at: datetime,
+        claim: Claim | None = None,
     ) -> set[str]:
-        """Record many requests in one statement; returns the notification ids that were not recorded before."""
-        if not requests:
+        """Record many requests in one statement; returns the notification ids that were not recorded before.
+        With `claim` (the requests' events, for the consumer), the statement claims them too and skips those
+        claimed before."""
+        if not requests and claim is None:
             return set()
+        claiming = {} if claim is None else {"claim_consumer": claim.consumer, "claim_ids": claim.event_ids}
         result = await session.execute(
-            _RECORD_ALL,
-            {
+            _RECORD_ALL if claim is None else _RECORD_CLAIMING,
+            claiming
+            | {
                 "ids": [request.payload.notification_id for request in requests],
                 "schools": [request.school_id for request in requests],
                 "cases": [request.payload.case_id for request in requests],

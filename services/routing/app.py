@@ -23,6 +23,7 @@ from services.routing.store import SCHEMA, SqlCaseEvents, SqlDeadlines
 from services.routing.timers import DeadlineScheduler
 from shared.actor_tokens import ActorVerifier
 from shared.collector import settle_collector
+from shared.consumer import every_batch
 from shared.contracts.case_events import CASE_WORKFLOW_EVENTS, CaseCommandRefused, DebriefActionDue
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import (
@@ -89,7 +90,9 @@ class RoutingService:
         triage.__doc__ = on_concerns_received.__doc__
         acknowledged = partial(on_notification_acknowledged, routing=self.routing)
         acknowledged.__doc__ = on_notification_acknowledged.__doc__
-        self.runtime.consumer(ConcernReceived, durable=ROUTING_CONCERNS, batch_handler=triage, traces_events=True)
+        # Triage's batch and a failure batch's first statement claim the batch themselves (see shared/consumer.py).
+        claiming = partial(self.runtime.consumer, traces_events=True, claims_in_statement=every_batch)
+        claiming(ConcernReceived, durable=ROUTING_CONCERNS, batch_handler=triage)
         self.runtime.consumer(NotificationAcknowledged, durable=ROUTING_ACKNOWLEDGEMENTS, handler=acknowledged)
         verifier = ActorVerifier.from_folder(settings.actor_keys_dir)
         log.info("case commands accepted from issuers: %s", ", ".join(verifier.issuers) or "none")
@@ -112,7 +115,7 @@ class RoutingService:
             wake_scheduler=self.scheduler.wake,
         )
         failed.__doc__ = on_notifications_failed.__doc__
-        self.runtime.consumer(NotificationFailed, durable=ROUTING_FAILURES, batch_handler=failed, traces_events=True)
+        claiming(NotificationFailed, durable=ROUTING_FAILURES, batch_handler=failed, claim_in_transaction=True)
         dead = partial(on_dead_lettered, routing=self.routing)
         dead.__doc__ = on_dead_lettered.__doc__
         self.runtime.consumer(OpsDeadLettered, durable=ROUTING_DEAD_LETTERS, handler=dead)

@@ -83,22 +83,23 @@ async def on_notifications_failed(
 ) -> None:
     """Notifications failed for good: try each person's next channel, else bring the escalation forward to now.
 
-    A batch is a handful of statements: the failures recorded (reading the cases' earlier ones in the same
-    statement), the pending acknowledgement deadlines read (locked), then the holds for quiet hours and the
-    deadlines brought forward. Each failure sees the ones before it in the batch, as if they had come one at a
-    time."""
+    A batch is a handful of statements: the failures recorded (reading the cases' earlier ones, and claiming the
+    batch when the edge leaves that to it, in the same statement), the pending acknowledgement deadlines read
+    (locked), then the holds for quiet hours and the deadlines brought forward. Each failure sees the ones before
+    it in the batch, as if they had come one at a time."""
     session, now = work.session, routing.clock()
+    failed = [
+        FailedNotification(
+            e.payload.notification_id, e.payload.case_id, e.payload.recipient_person_id, e.payload.channel
+        )
+        for e in events
+    ]
+    if (claim := work.take_claim()) is None:
+        failed_so_far = await failures.record(session, failed, at=now)
+    else:  # the edge left the claim to this first statement: act on the events not claimed before
+        failed_so_far, fresh = await failures.record_claiming(session, failed, at=now, claim=claim)
+        events = [event for event in events if event.event_id in fresh]
     case_ids = sorted({event.payload.case_id for event in events})
-    failed_so_far = await failures.record(
-        session,
-        [
-            FailedNotification(
-                e.payload.notification_id, e.payload.case_id, e.payload.recipient_person_id, e.payload.channel
-            )
-            for e in events
-        ],
-        at=now,
-    )
     pending = await routing.deadlines.pending(session, case_ids=case_ids, kind=ACKNOWLEDGE)
     held: list[DueDeadline] = []
     brought_forward: list[str] = []

@@ -129,20 +129,25 @@ async def on_concerns_received(
     stream_sequences: Mapping[uuid.UUID, int] | None = None,
 ) -> None:
     """Decide each concern under its school's current policy; open and triage the cases, request notifications
-    and set deadlines for the whole batch with one statement for the cases and one for the deadlines."""
+    and set deadlines for the whole batch in one statement (which claims the batch when the edge leaves it that)."""
     now = routing.clock()
     triaged = []
+    causes: dict[uuid.UUID, uuid.UUID] = {}  # each event written, by id: the concern it came from
     for event in events:
         with handling(ROUTING_CONCERNS, event):  # the requests and case events are children of this span
             done = triage(event, policy=routing.policies.current(event.school_id), now=now)
         work.emit(done.publish)
         triaged.append(done)
-    # The cases, their events, the batch's outbox rows and its deadlines in one statement (each event serialised once).
+        for caused in (*done.publish, *done.case.events, *(row.cause for row in done.deadlines if row.cause)):
+            causes[caused.event_id] = event.event_id
+    # The cases, their events, the batch's outbox rows and its deadlines in one statement (each event serialised
+    # once), claiming the concerns too when the consumer edge leaves the claim to it.
     await routing.case_events.open_all(
         work.session,
         [done.case for done in triaged],
         due=[row for done in triaged for row in done.deadlines],
         work=work,
+        causes=causes,
     )
 
 

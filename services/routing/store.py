@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.routing.statements import BRING_FORWARD, OPEN_ALL, PENDING, SCHEMA, SET_ALL
+from services.routing.statements import BRING_FORWARD, OPEN_ALL, OPEN_ALL_CLAIMING, PENDING, SCHEMA, SET_ALL
 from shared.contracts.envelope import Event, parse_event
 from shared.unit_of_work import Work
 
@@ -137,6 +138,7 @@ class CaseEvents(Protocol):
         *,
         due: Sequence[DueDeadline] = (),
         work: Work | None = None,
+        causes: Mapping[uuid.UUID, uuid.UUID] | None = None,
     ) -> None: ...
 
 
@@ -215,12 +217,16 @@ class SqlCaseEvents:
         *,
         due: Sequence[DueDeadline] = (),
         work: Work | None = None,
+        causes: Mapping[uuid.UUID, uuid.UUID] | None = None,
     ) -> None:
         """Append each new case's first events and index it `open`, and set the pending deadlines `due` (a
         deadline id already set is left as it is), one statement for them all; raises ConcurrencyConflict if any of
         the cases already has events. With `work` (whose session this is), the events it has emitted go into the
-        outbox in the same statement: each event is serialised once, for every table it goes in."""
-        if not opened and not due:
+        outbox in the same statement: each event is serialised once, for every table it goes in. When the work
+        leaves its claim to this statement, `causes` names the concern each event came from (by event id): only
+        what freshly claimed concerns led to is written (a case by its first event, a deadline by its case)."""
+        claim = work.take_claim() if work is not None else None
+        if not opened and not due and claim is None:
             return
         published = work.take_emitted() if work is not None else []
         written: list[Event[Any]] = list(published)
@@ -235,12 +241,22 @@ class SqlCaseEvents:
         appended = [
             (case, version, position_of(event)) for case in opened for version, event in enumerate(case.events, start=1)
         ]
-        causes = [None if row.cause is None else position_of(row.cause) for row in due]
-        kept = set(causes) | {n for _, _, n in appended}
+        due_causes = [None if row.cause is None else position_of(row.cause) for row in due]
+        kept = set(due_causes) | {n for _, _, n in appended}
+        claiming: dict[str, Any] = {}
+        if claim is not None:
+            concern_of = causes or {}
+            claiming = {
+                "claim_consumer": claim.consumer,
+                "claim_ids": claim.event_ids,
+                "causes": [concern_of[event.event_id] for event in written],
+                "case_concerns": [concern_of[case.events[0].event_id] for case in opened],
+            }
         try:
             await session.execute(
-                OPEN_ALL,
-                {
+                OPEN_ALL if claim is None else OPEN_ALL_CLAIMING,
+                claiming
+                | {
                     "event_ids": [event.event_id for event in written],
                     "event_schools": [event.school_id for event in written],
                     "types": [event.type for event in written],
@@ -263,7 +279,7 @@ class SqlCaseEvents:
                     "due_kinds": [row.kind for row in due],
                     "due_at": [row.due_at for row in due],
                     "due_details": [json.dumps(row.detail) for row in due],
-                    "due_causes": causes,
+                    "due_causes": due_causes,
                 },
             )
         except IntegrityError as clash:

@@ -54,6 +54,14 @@ async def dead_letters(settings: Settings) -> list[Any]:
         await client.close()
 
 
+async def publish_twice(js: Any, settings: Settings, events: list[ConcernReceived]) -> None:
+    """Each event, then each again under a new message id (past the broker's dedupe), before a consumer starts."""
+    for event in events:
+        await publish_raw(js, settings, event)
+    for event in events:
+        await publish_raw(js, settings, event, msg_id=f"again-{event.event_id}")
+
+
 def runtime_with(settings: Settings, recorder: Recorder) -> ServiceRuntime:
     runtime = ServiceRuntime(settings, service="intake")  # any service's schema holds an inbox
     runtime.consumer(ConcernReceived, durable=CONSUMER, handler=recorder, batch_size=32, max_deliver=2, backoff=(0.1,))
@@ -109,10 +117,7 @@ async def test_a_redelivered_batch_changes_nothing(settings: Settings) -> None:
     recorder = Recorder()
     runtime = runtime_with(settings, recorder)
     async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
-        for concern in concerns:
-            await publish_raw(js, settings, concern)
-        for concern in concerns:  # the same events again under new message ids (past the broker's dedupe)
-            await publish_raw(js, settings, concern, msg_id=f"again-{concern.event_id}")
+        await publish_twice(js, settings, concerns)
         await runtime.broker.start()
         await eventually(
             lambda: js.consumer_info(settings.stream_name, CONSUMER),
@@ -120,3 +125,71 @@ async def test_a_redelivered_batch_changes_nothing(settings: Settings) -> None:
             what="the consumer drained",
         )
     assert sorted(recorder.calls) == sorted(c.event_id for c in concerns)
+
+
+class ClaimingRecorder:
+    """A batch handler whose one statement claims the batch (no transaction block): records what it claimed."""
+
+    def __init__(self, *, poison: uuid.UUID | None = None, claims: bool = True) -> None:
+        self.poison = poison
+        self.claims = claims
+        self.given: list[uuid.UUID] = []
+        self.claimed: list[uuid.UUID] = []
+
+    async def __call__(self, events: list[Event[Any]], *, work: Work, stream_sequences: Any) -> None:
+        self.given += [event.event_id for event in events]
+        if any(event.event_id == self.poison for event in events):
+            raise RuntimeError("this event always fails")  # before the statement: nothing of the batch is kept
+        claim = work.take_claim() if self.claims else None
+        if claim is None:
+            return
+        statement = sa.text(f"with claimed as ({work.tables.claim_sql()}) select event_id from claimed")
+        rows = await work.session.execute(statement, {"claim_consumer": claim.consumer, "claim_ids": claim.event_ids})
+        self.claimed += list(rows.scalars())
+
+
+def claiming_runtime(settings: Settings, recorder: ClaimingRecorder) -> ServiceRuntime:
+    runtime = ServiceRuntime(settings, service="intake")
+    runtime.consumer(
+        ConcernReceived,
+        durable=CONSUMER,
+        batch_handler=recorder,
+        batch_size=32,
+        max_deliver=2,
+        backoff=(0.1,),
+        claims_in_statement=lambda events: True,
+    )
+    return runtime
+
+
+async def test_a_batch_claimed_in_its_statement_skips_a_redelivery_and_isolates_a_poison_event(
+    settings: Settings,
+) -> None:
+    concerns = [concern_received() for _ in range(8)]
+    poison = concerns[3]
+    recorder = ClaimingRecorder(poison=poison.event_id)
+    runtime = claiming_runtime(settings, recorder)
+    async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
+        await publish_twice(js, settings, concerns)
+        await runtime.broker.start()
+        healthy = {c.event_id for c in concerns} - {poison.event_id}
+        await eventually(lambda: handled(runtime), until=lambda ids: ids == healthy, what="the healthy events")
+        await eventually(lambda: dead_letters(settings), until=lambda parked: len(parked) == 2, what="poison parked")
+        await eventually(
+            lambda: js.consumer_info(settings.stream_name, CONSUMER),
+            until=lambda info: info.num_pending == 0 and info.num_ack_pending == 0,
+            what="the consumer drained",
+        )
+    assert sorted(recorder.claimed) == sorted(healthy)  # each claimed once: the redeliveries were skipped
+    assert await handled(runtime) == healthy
+
+
+async def test_a_batch_handler_that_leaves_its_claim_unmade_fails_its_batch(settings: Settings) -> None:
+    concern = concern_received()
+    recorder = ClaimingRecorder(claims=False)
+    runtime = claiming_runtime(settings, recorder)
+    async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
+        await publish_raw(js, settings, concern)
+        await runtime.broker.start()
+        await eventually(lambda: dead_letters(settings), until=lambda parked: len(parked) == 1, what="parked")
+    assert recorder.given.count(concern.event_id) == 2 and not await handled(runtime)

@@ -39,7 +39,8 @@ from shared.db import make_engine, session_factory
 from shared.inbox_outbox import InboxOutbox
 from shared.migrations import _config, migrate
 from shared.settings import Settings
-from shared.unit_of_work import Work
+from shared.subjects import CONSOLE_READ_MODEL
+from shared.unit_of_work import Claim, UnitOfWork, Work
 from tests.support.console import ROUTING
 
 pytestmark = pytest.mark.integration
@@ -147,11 +148,34 @@ async def test_the_same_rows_whatever_the_batches_and_when_a_batch_comes_twice(s
     finally:
         await engine.dispose()
     assert found[0] == found[1] == found[2]
+    assert await claimed_without_a_transaction(settings, events) == found[0]
     assert [(row[1], row[3], row[5]) for row in found[0]["deadlines"]] == [
         ("st-marks", "consider_lado_referral", events[4].occurred_at)
     ]
     assert [(row[1], row[4], row[5]) for row in found[0]["actions"]] == [("one", DUE_ON, 3), ("three", DUE_ON, 0)]
     assert found[0]["reviews"] == [("st-marks", 1, date(2022, 10, 31), events[-1].occurred_at)]
+
+
+async def claimed_without_a_transaction(settings: Settings, events: list[Event[Any]]) -> dict[str, Any]:
+    """The rows when each event comes twice, alone, as the consumer edge runs the projection: no transaction block,
+    the claim made in the batch's KEEP statement (the second delivery is written again, to the same rows)."""
+    engine = make_engine(settings.database_url, pool_size=1)
+    uow = UnitOfWork(session_factory(engine), InboxOutbox(SCHEMA))
+    try:
+        async with uow.begin() as work:
+            for table in (cases, case_entries, concerns, policies, deadlines, debrief_actions):
+                await work.session.execute(sa.delete(table))
+        for event in (e for e in events for _ in range(2)):
+            async with uow.single_statement() as work:
+                work.claim_due = Claim(CONSOLE_READ_MODEL, [event.event_id])
+                await on_events([event], work=work)
+                assert work.claim_taken
+        async with engine.connect() as connection:
+            inbox = await connection.execute(sa.select(uow.tables.inbox.c.event_id))
+            assert sorted(inbox.scalars()) == sorted(e.event_id for e in events)  # claimed once each
+            return await duties(connection)
+    finally:
+        await engine.dispose()
 
 
 async def test_the_migration_fills_the_new_tables_from_the_chronology_already_kept(settings: Settings) -> None:

@@ -23,7 +23,7 @@ from services.routing.store import AdoptedPolicy, ConcurrencyConflict, DueDeadli
 from shared.contracts.envelope import Event
 from shared.contracts.events import ConcernReceived
 from shared.inbox_outbox import InboxOutbox
-from shared.unit_of_work import Work
+from shared.unit_of_work import Claim, Work
 
 
 def fake_work() -> Work:
@@ -54,6 +54,8 @@ class InMemoryUnitOfWork:
         work = _MemoryWork(session=cast(AsyncSession, None), tables=cast(InboxOutbox, None), handled=self.handled)
         yield work
         self.committed.append(work)
+
+    single_statement = begin  # a claim left to the handler's statement is made by `_MemoryWork.claim` (see wiring)
 
 
 def _clash(what: str) -> IntegrityError:
@@ -112,7 +114,13 @@ class FakeCaseEvents:
             self.cases[case_id].update(version=version, **({"status": status} if status is not None else {}))
 
     async def open_all(
-        self, session: object, opened: Sequence[OpenedCase], *, due: Sequence[DueDeadline] = (), work: object = None
+        self,
+        session: object,
+        opened: Sequence[OpenedCase],
+        *,
+        due: Sequence[DueDeadline] = (),
+        work: object = None,
+        causes: object = None,
     ) -> None:
         if due:
             assert self.deadlines is not None, "FakeCaseEvents(deadlines=...) sets the deadlines it is given"
@@ -212,6 +220,7 @@ class FakeNotificationFailures:
 
     def __init__(self) -> None:
         self.by_case: dict[str, set[str]] = {}
+        self.claimed: set[uuid.UUID] = set()
 
     async def record(
         self, session: object, failed: Sequence[FailedNotification], *, at: datetime
@@ -220,6 +229,13 @@ class FakeNotificationFailures:
         for f in failed:
             self.by_case.setdefault(f.case_id, set()).add(f.notification_id)
         return earlier
+
+    async def record_claiming(
+        self, session: object, failed: Sequence[FailedNotification], *, at: datetime, claim: Claim
+    ) -> tuple[dict[str, set[str]], set[uuid.UUID]]:
+        fresh = set(claim.event_ids) - self.claimed
+        self.claimed |= fresh
+        return await self.record(session, failed, at=at), fresh
 
 
 class FakePolicyVersions:

@@ -9,9 +9,10 @@ import nats.errors
 import pytest
 from nats.aio.msg import Msg
 
-from shared.consumer import PARSED, DeadLetterMiddleware, _durable_of, stream_sequence
+from shared.consumer import stream_sequence
 from shared.contracts.envelope import Actor, utc_now
 from shared.contracts.events import CaseOpened, CaseOpenedPayload
+from shared.dead_letters import PARSED, DeadLetterMiddleware, _durable_of
 from shared.long_poll import _Rounds
 
 
