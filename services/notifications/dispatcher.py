@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,19 +52,49 @@ class DeliveryRules:
 
 
 class Outcomes:
-    """Records finished attempts in groups: everything that finished while the previous group was being written.
+    """Records finished attempts in groups: a claimed round's outcomes together, each group in one statement.
 
     One statement per group instead of a unit of work per delivery: the outcomes, and the announcements of those
-    still current put in the outbox, atomic together without a transaction block. An attempt's `record` returns
-    only once its outcome is committed, so nothing is reported done before it is.
+    still current put in the outbox, atomic together without a transaction block. While attempts of the round are
+    still under way the writer waits for them, up to `gather_seconds` after the first outcome it holds, so a
+    round's quick channels (a file, a log line) and its slower one (a push service's reply) share one statement,
+    and the relay one flush, instead of one each. An attempt's `record` returns only once its outcome is
+    committed, so nothing is reported done before it is.
     """
 
-    def __init__(self, *, uow: UnitOfWork, deliveries: SqlDeliveries, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWork,
+        deliveries: SqlDeliveries,
+        clock: Callable[[], datetime],
+        gather_seconds: float = 0.02,
+    ) -> None:
         self._uow = uow
         self._deliveries = deliveries
         self._clock = clock
+        self._gather_seconds = gather_seconds
         self._waiting: list[tuple[Finished, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._under_way = 0  # attempts begun whose outcome has not been handed over yet
+        self._all_in = asyncio.Event()
+
+    def expect(self, attempts: int) -> None:
+        """`attempts` more are under way: their outcomes will come (or `withdraw` says one will not)."""
+        self._under_way += attempts
+        if self._under_way:
+            self._all_in.clear()
+
+    def withdraw(self) -> None:
+        """An attempt ended without an outcome (an error, a cancellation): nothing more to wait for from it."""
+        self._under_way = max(0, self._under_way - 1)
+        if not self._under_way:
+            self._all_in.set()
+
+    def round_over(self) -> None:
+        """The dispatcher's round has ended: whatever was not handed over will not be."""
+        self._under_way = 0
+        self._all_in.set()
 
     async def record(self, attempt: Attempt, outcome: AttemptOutcome, *, announce: Event[Any] | None) -> bool:
         """Record this outcome (with its announcement); False when the attempt was no longer the current one."""
@@ -72,6 +103,7 @@ class Outcomes:
         )
         done = asyncio.get_running_loop().create_future()
         self._waiting.append((finished, done))
+        self.withdraw()  # handed over
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all())
         return await done
@@ -79,6 +111,10 @@ class Outcomes:
     async def _write_all(self) -> None:
         try:
             while self._waiting:
+                if self._under_way:
+                    with suppress(TimeoutError):
+                        async with asyncio.timeout(self._gather_seconds):
+                            await self._all_in.wait()
                 group, self._waiting = self._waiting, []
                 try:
                     async with self._uow.single_statement() as work:
@@ -144,7 +180,11 @@ class Dispatcher:
                     work.session, now=self._clock(), limit=CLAIM_LIMIT, sending_timeout=self._rules.sending_timeout
                 )
             # Committed: each row is `sending` with its attempt counted before any channel is called.
-            await asyncio.gather(*(self._attempt(attempt) for attempt in claimed))
+            self._outcomes.expect(len(claimed))
+            try:
+                await asyncio.gather(*(self._attempt(attempt) for attempt in claimed))
+            finally:
+                self._outcomes.round_over()  # none left to wait for, even if the round was cut short
             made += len(claimed)
             if len(claimed) < CLAIM_LIMIT:
                 return made
@@ -156,10 +196,15 @@ class Dispatcher:
             traceparent=request.traceparent,
             **{"safeguard.notification_id": attempt.notification_id},
         ):
-            async with self._in_flight:
-                outcome = await self._send(attempt)
-            # Built in this span, so the announcement is a child of the delivery that caused it.
-            recorded = await self._outcomes.record(attempt, outcome, announce=self._announce(attempt, outcome))
+            try:
+                async with self._in_flight:
+                    outcome = await self._send(attempt)
+                # Built in this span, so the announcement is a child of the delivery that caused it.
+                announce = self._announce(attempt, outcome)
+            except BaseException:
+                self._outcomes.withdraw()
+                raise
+            recorded = await self._outcomes.record(attempt, outcome, announce=announce)
         log.info(
             "notification %s via %s, attempt %d: %s",
             attempt.notification_id,
