@@ -49,3 +49,17 @@ def test_bytes_that_are_no_event_fail_as_decoding_them_does(raw: bytes, error: t
         json.loads(raw).get("event_id")
     with pytest.raises(error):
         event_id_in(raw)
+
+
+@given(st.dictionaries(st.text(), JSON))
+def test_canonical_bytes_are_json_dumps_sorted_compact_utf8(document: dict[str, Any]) -> None:
+    # The hashed form since the first entry: the encoder made once (no circular-reference check) writes the same
+    # bytes json.dumps writes with these options, for any JSON value (text beyond ASCII, escapes, floats, nesting).
+    expected = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert canonical_json(document) == expected
+
+
+def test_canonical_bytes_of_a_fixed_document_are_unchanged() -> None:
+    document = {"b": [1, 2.5, None, True], "a": {"é": 'line\nbreak "quoted" \u2028', "z": -0.0, "y": 1e16}}
+    expected = b'{"a":{"y":1e+16,"z":-0.0,"\xc3\xa9":"line\\nbreak \\"quoted\\" \xe2\x80\xa8"},"b":[1,2.5,null,true]}'
+    assert canonical_json(document) == expected
