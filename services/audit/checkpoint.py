@@ -157,9 +157,7 @@ class Checkpointer:
         for first in range(state.tree.size + 1, through + 1, CHUNK):
             rows = await driver.fetch(query, state.school_id, first, min(first + CHUNK - 1, through))
             for sequence, entry, stored in rows:
-                state.extend_stored(sequence, entry, stored)
-            if state.tree.size != min(first + CHUNK - 1, through):
-                break  # a gap: reported below
+                state.extend_stored(sequence, entry, stored)  # a gap: the next row's sequence is refused there
         if state.tree.size != through:
             raise LedgerBroken(f"the ledger ends at {state.tree.size}, not {through}")
         if state.last and through < state.last.head.tree_size:
