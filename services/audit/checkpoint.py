@@ -13,16 +13,25 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from hashlib import sha256
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faststream.nats import NatsBroker
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit.domain import GENESIS, ChainEntry, canonical_entry_digest, canonical_json, event_id_in
+from services.audit.domain import (
+    GENESIS,
+    ChainEntry,
+    canonical_entry_digest,
+    canonical_json,
+    event_id_in,
+    stored_entry,
+)
 from services.audit.heads import SignedHead, TreeHead, WitnessedEntry, WitnessLog, WitnessRecord, sign_head
 from services.audit.merkle import MerkleTree, entry_leaf
-from services.audit.reading import schools_with_entries, stream_chain
+from services.audit.reading import chunk_query, schools_with_entries
+from services.audit.store import ledger, transaction_driver
 from shared.contracts.envelope import Actor
 from shared.contracts.events import LedgerCheckpointed, LedgerCheckpointedPayload
 from shared.messaging import jetstream
@@ -56,12 +65,34 @@ class SchoolTree:
         recomputed = canonical_entry_digest(self.tip, sequence, canonical).hex()
         if entry.school_sequence != sequence or recomputed != entry.entry_hash:
             raise LedgerBroken(f"entry {sequence} does not hold: the chain is broken there")
+        self._add(sequence, recomputed, entry, canonical)
+
+    def extend_stored(self, school_sequence: int, entry: bytes, stored_hash: str) -> None:
+        """`extend` for a ledger row as read (its sequence, entry bytes and entry hash), without a ChainEntry.
+
+        When the bytes begin with the chain's tip and the expected sequence, they are exactly the bytes `extend`
+        would hash (that prefix, then the event's canonical bytes after it): they are hashed as they are, not
+        split and joined again. Any other row takes `extend`'s path, which decides it the same way as ever.
+        """
+        sequence = self.tree.size + 1
+        prefix = b"%s\n%d\n" % (self.tip.encode(), sequence)
+        if school_sequence != sequence or not entry.startswith(prefix):
+            self.extend(stored_entry(school_sequence, entry, stored_hash, decode=False))
+            return
+        recomputed = sha256(entry).hexdigest()
+        if recomputed != stored_hash:
+            raise LedgerBroken(f"entry {sequence} does not hold: the chain is broken there")
+        self._add(sequence, recomputed, None, entry[len(prefix) :])
+
+    def _add(self, sequence: int, recomputed: str, entry: ChainEntry | None, canonical: bytes) -> None:
+        """Add an entry whose hash was checked to the tree; its event id is read only when it is witnessed."""
         self.tree.append(entry_leaf(recomputed))
         self.tip = recomputed
         # After a restart the tree is rebuilt from the start; what the last head covered is not witnessed again.
         witnessed = self.last.head.tree_size if self.last else 0
         if sequence > witnessed:
-            event_id = entry.event.get("event_id") if entry.canonical is None else event_id_in(canonical)
+            decoded = entry is not None and entry.canonical is None
+            event_id = entry.event.get("event_id") if decoded else event_id_in(canonical)  # type: ignore[union-attr]
             self.added.append(WitnessedEntry(sequence, str(event_id), recomputed))
         elif sequence == witnessed and self.last and self.tree.root().hex() != self.last.head.root_hash:
             raise LedgerBroken(f"entries up to {sequence} no longer rebuild the last signed head")
@@ -119,11 +150,14 @@ class Checkpointer:
         return events
 
     async def _grow(self, session: AsyncSession, *, state: SchoolTree, through: int) -> WitnessRecord | None:
-        entries = stream_chain(
-            session, school_id=state.school_id, after=state.tree.size, through=through, decode=False, chunk=CHUNK
-        )
-        async for entry in entries:
-            state.extend(entry)
+        # CHUNK rows at a time, straight from the driver (no SQLAlchemy rows or ChainEntry per entry: this runs
+        # once for every entry appended)
+        driver = await transaction_driver(session)
+        query = chunk_query(ledger.fullname)
+        for first in range(state.tree.size + 1, through + 1, CHUNK):
+            rows = await driver.fetch(query, state.school_id, first, min(first + CHUNK - 1, through))
+            for sequence, entry, stored in rows:
+                state.extend_stored(sequence, entry, stored)  # a gap: the next row's sequence is refused there
         if state.tree.size != through:
             raise LedgerBroken(f"the ledger ends at {state.tree.size}, not {through}")
         if state.last and through < state.last.head.tree_size:

@@ -39,6 +39,16 @@ _STORE_KEYS = (
     f"insert into {data_keys.fullname} (school_id, key_id, wrapped, wrapped_by) "
     "select $1, key_id, wrapped, $4 from unnest($2::text[], $3::bytea[]) as made(key_id, wrapped)"
 )
+# Keys not yet looked up in this transaction ($5), each with a fresh key made for it in case it is missing: the
+# stored rows among them are read, and the fresh ones stored where there is none, in one round trip. The select
+# sees the rows committed before the statement (under the school's lock: all of them); a fresh key that met one
+# is not stored (`on conflict do nothing`) and is dropped. Each id comes back once: stored before (its row), or
+# made now (no bytes).
+_FIND_OR_STORE_KEYS = (
+    f"with fresh as ({_STORE_KEYS} on conflict (school_id, key_id) do nothing returning key_id) "
+    f"select key_id, wrapped from {data_keys.fullname} where school_id = $1 and key_id = any($5::text[]) "
+    "union all select key_id, null from fresh"
+)
 
 
 class DataKeyAltered(Exception):
@@ -126,10 +136,6 @@ class SchoolKeys:
         assert self._unwrapper is not None
         wanted = set(key_ids)
         unknown = sorted(wanted - self._wrapped.keys() - self._looked_up)
-        if unknown:
-            rows = await (await self._connection(session)).fetch(_NAMED_KEYS, self.school_id, unknown)
-            self._wrapped.update({row["key_id"]: bytes(row["wrapped"]) for row in rows})
-            self._looked_up.update(unknown)
         made = {key_id: new_key() for key_id in sorted(wanted - self._wrapped.keys())}
         if made:
             wrapped = {
@@ -138,7 +144,19 @@ class SchoolKeys:
             }
             # under the school's lock: nobody races us
             stored = (self.school_id, list(wrapped), list(wrapped.values()), WRAPPED_BY_SCHOOL)
-            await (await self._connection(session)).execute(_STORE_KEYS, *stored)
+            connection = await self._connection(session)
+            if unknown:  # read and store in one statement; a key found stored is used, the fresh one dropped
+                rows = await connection.fetch(_FIND_OR_STORE_KEYS, *stored, unknown)
+                found = {row["key_id"]: row["wrapped"] for row in rows}
+                if len(rows) != len(found) or not set(unknown) <= found.keys() or not made.keys() <= found.keys():
+                    raise DataKeyAltered(f"data keys of {self.school_id} changed while they were read")
+                for key_id, stored_row in found.items():
+                    if stored_row is not None:
+                        self._wrapped[key_id] = bytes(stored_row)
+                        del made[key_id], wrapped[key_id]
+                self._looked_up.update(unknown)
+            else:
+                await connection.execute(_STORE_KEYS, *stored)
             self._opened.update(made)
             self._wrapped.update(wrapped)
         found = {key_id: self.key(key_id) for key_id in wanted}
