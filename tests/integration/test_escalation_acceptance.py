@@ -100,7 +100,10 @@ async def stack(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 async def an_urgent_concern_for_the_dsl(stack: Stack) -> Any:
     """Unwanted contact, no immediate risk: high urgency, the DSL alone at first, the deputies next."""
-    await publish_raw(stack.js, stack.settings, concern_received(kind="unwanted_contact", immediate_risk="no"))
+    # Received at the routing clock's time: the deadlines count from it (at night the wall would put them before
+    # the clock's 09:00, already due at triage).
+    concern = concern_received(kind="unwanted_contact", immediate_risk="no", received_at=stack.clock.now)
+    await publish_raw(stack.js, stack.settings, concern)
     [triaged] = await eventually(lambda: stream_events(stack.js, stack.settings, "case.triaged"), what="triage")
     assert triaged.payload.urgency == "high"
     assert [r.person_id for r in triaged.payload.recipients] == ["s-bird"]

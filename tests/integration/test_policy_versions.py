@@ -29,7 +29,8 @@ def write_policy(folder: Path, *, version: int, headteacher_name: str | None = N
 
 
 async def triage_one(service: RoutingService, js, settings: Settings):
-    concern = concern_received(kind="online_bullying")
+    # Received at the routing clock's time: its deadlines count from it, not from the wall (see `this_morning`).
+    concern = concern_received(kind="online_bullying", received_at=service.routing.clock())
     await publish_raw(js, settings, concern)
     found = await eventually(
         lambda: stream_events(js, settings, "case.triaged"),

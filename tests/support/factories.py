@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from shared.contracts.concern import Channel, ConcernReport
@@ -32,8 +33,10 @@ def report_json(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-def concern_received(*, school_id: str = "st-marks", **overrides: Any) -> ConcernReceived:
-    """A concern.received event as intake would publish it."""
+def concern_received(
+    *, school_id: str = "st-marks", received_at: datetime | None = None, **overrides: Any
+) -> ConcernReceived:
+    """A concern.received event as intake would publish it (received now, or at a test clock's `received_at`)."""
     from services.intake.domain import concern_received as build
 
     return build(
@@ -42,7 +45,7 @@ def concern_received(*, school_id: str = "st-marks", **overrides: Any) -> Concer
         reference=f"SG-TEST-{uuid.uuid4().hex[:8].upper()}",
         channel=Channel.json_api,
         raw_input_id=uuid.uuid4(),
-        received_at=utc_now(),
+        received_at=received_at or utc_now(),
         traceparent=f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01",
     )
 
