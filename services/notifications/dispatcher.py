@@ -6,7 +6,8 @@ notification.failed in the outbox. A row still `sending` after `sending_timeout`
 process died): it is re-sent only through a channel whose re-send the recipient sees once (`resend_safe`),
 otherwise it is reported failed so routing moves on instead of waiting. A channel with a point of no return
 (SMTP's end of data) awaits the delivery's commit point there, which records the attempt `committing`: one cut
-off after that is recorded `sent_unconfirmed` and never re-sent.
+off after that is recorded `sent_unconfirmed` and never re-sent. A wake-up claims at once, while earlier attempts
+are still under way; the claim skips this process's own attempts under way, however long they take.
 """
 
 from __future__ import annotations

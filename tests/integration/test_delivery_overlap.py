@@ -49,6 +49,21 @@ class Clock:
         return self.now
 
 
+def dispatcher(
+    runtime: ServiceRuntime, clock: Clock, channels: dict[str, Held], rules: DeliveryRules = DeliveryRules()
+) -> Dispatcher:
+    return Dispatcher(
+        uow=runtime.uow,
+        deliveries=SqlDeliveries(),
+        channels=channels,
+        signer=AckLinks(b"test-key"),
+        console_url="http://127.0.0.1:8081",
+        clock=clock,
+        rules=rules,
+        poll_seconds=60,  # only the wake-ups make it look
+    )
+
+
 async def request(runtime: ServiceRuntime, channel: str, clock: Clock) -> str:
     made = notification_requested(channel=channel, address="lead@example.org", recipient=PERSON)
     async with runtime.uow.begin() as work:
@@ -60,15 +75,7 @@ async def test_a_delivery_requested_during_a_slow_send_is_sent_without_waiting_f
     runtime, clock = ServiceRuntime(settings, service="notifications", schema=SCHEMA), Clock()
     slow, quick = Held("push"), Held("email")
     quick.reply.set()
-    sender = Dispatcher(
-        uow=runtime.uow,
-        deliveries=SqlDeliveries(),
-        channels={"push": slow, "email": quick},
-        signer=AckLinks(b"test-key"),
-        console_url="http://127.0.0.1:8081",
-        clock=clock,
-        poll_seconds=60,  # only the wake-ups below make it look
-    )
+    sender = dispatcher(runtime, clock, {"push": slow, "email": quick})
     async with running(runtime, subscribers=False):
         await request(runtime, "push", clock)
         sender.start()
@@ -89,16 +96,7 @@ async def test_an_attempt_still_under_way_past_the_sending_timeout_is_not_reclai
     settings: Settings,
 ) -> None:
     runtime, clock, slow = ServiceRuntime(settings, service="notifications", schema=SCHEMA), Clock(), Held("push")
-    sender = Dispatcher(
-        uow=runtime.uow,
-        deliveries=SqlDeliveries(),
-        channels={"push": slow},
-        signer=AckLinks(b"test-key"),
-        console_url="http://127.0.0.1:8081",
-        clock=clock,
-        rules=DeliveryRules(sending_timeout=timedelta(seconds=3)),
-        poll_seconds=60,
-    )
+    sender = dispatcher(runtime, clock, {"push": slow}, DeliveryRules(sending_timeout=timedelta(seconds=3)))
     async with running(runtime, subscribers=False):
         push_id = await request(runtime, "push", clock)
         sender.start()
