@@ -6,7 +6,8 @@ notification.failed in the outbox. A row still `sending` after `sending_timeout`
 process died): it is re-sent only through a channel whose re-send the recipient sees once (`resend_safe`),
 otherwise it is reported failed so routing moves on instead of waiting. A channel with a point of no return
 (SMTP's end of data) awaits the delivery's commit point there, which records the attempt `committing`: one cut
-off after that is recorded `sent_unconfirmed` and never re-sent.
+off after that is recorded `sent_unconfirmed` and never re-sent. A wake-up claims at once, while earlier attempts
+are still under way; the claim skips this process's own attempts under way, however long they take.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +23,8 @@ from services.notifications.attempts import AttemptOutcome, after_attempt, uncon
 from services.notifications.channels import Channel, Delivery, DeliveryFailed, SentUnconfirmed
 from services.notifications.domain import NoParentWords, render
 from services.notifications.links import AckLinks
-from services.notifications.store import Attempt, Finished, SqlDeliveries
+from services.notifications.outcomes import Expected, Outcomes
+from services.notifications.store import Attempt, SqlDeliveries
 from shared.background import PollingLoop
 from shared.contracts.envelope import Actor, Event
 from shared.contracts.events import (
@@ -51,90 +52,6 @@ class DeliveryRules:
     concurrency: int = 16
 
 
-class Outcomes:
-    """Records finished attempts in groups: a claimed round's outcomes together, each group in one statement.
-
-    One statement per group instead of a unit of work per delivery: the outcomes, and the announcements of those
-    still current put in the outbox, atomic together without a transaction block. While attempts of the round are
-    still under way the writer waits for them, up to `gather_seconds` after the first outcome it holds, so a
-    round's quick channels (a file, a log line) and its slower one (a push service's reply) share one statement,
-    and the relay one flush, instead of one each. An attempt's `record` returns only once its outcome is
-    committed, so nothing is reported done before it is.
-    """
-
-    def __init__(
-        self,
-        *,
-        uow: UnitOfWork,
-        deliveries: SqlDeliveries,
-        clock: Callable[[], datetime],
-        gather_seconds: float = 0.02,
-    ) -> None:
-        self._uow = uow
-        self._deliveries = deliveries
-        self._clock = clock
-        self._gather_seconds = gather_seconds
-        self._waiting: list[tuple[Finished, asyncio.Future[bool]]] = []
-        self._writer: asyncio.Task[None] | None = None
-        self._under_way = 0  # attempts begun whose outcome has not been handed over yet
-        self._all_in = asyncio.Event()
-
-    def expect(self, attempts: int) -> None:
-        """`attempts` more are under way: their outcomes will come (or `withdraw` says one will not)."""
-        self._under_way += attempts
-        if self._under_way:
-            self._all_in.clear()
-
-    def withdraw(self) -> None:
-        """An attempt ended without an outcome (an error, a cancellation): nothing more to wait for from it."""
-        self._under_way = max(0, self._under_way - 1)
-        if not self._under_way:
-            self._all_in.set()
-
-    def round_over(self) -> None:
-        """The dispatcher's round has ended: whatever was not handed over will not be."""
-        self._under_way = 0
-        self._all_in.set()
-
-    async def record(self, attempt: Attempt, outcome: AttemptOutcome, *, announce: Event[Any] | None) -> bool:
-        """Record this outcome (with its announcement); False when the attempt was no longer the current one."""
-        finished = Finished(
-            attempt.notification_id, attempt.attempt, outcome.status, outcome.detail, outcome.retry_at, announce
-        )
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append((finished, done))
-        self.withdraw()  # handed over
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_all())
-        return await done
-
-    async def _write_all(self) -> None:
-        try:
-            while self._waiting:
-                if self._under_way:
-                    with suppress(TimeoutError):
-                        async with asyncio.timeout(self._gather_seconds):
-                            await self._all_in.wait()
-                group, self._waiting = self._waiting, []
-                try:
-                    async with self._uow.single_statement() as work:
-                        current = await self._deliveries.finish_all(
-                            work.session, [finished for finished, _ in group], at=self._clock()
-                        )
-                        if any(finished.announce for finished, _ in group):
-                            work.enqueued()  # the relay is woken once the statement has committed
-                except Exception as failure:
-                    for _, done in group:
-                        if not done.done():  # its attempt may have been cancelled (the dispatcher stopping)
-                            done.set_exception(failure)
-                else:
-                    for finished, done in group:
-                        if not done.done():
-                            done.set_result(finished.notification_id in current)
-        finally:
-            self._writer = None
-
-
 class Dispatcher:
     """Claims due deliveries, sends them, records each outcome once (woken after a request commits)."""
 
@@ -159,7 +76,8 @@ class Dispatcher:
         self._rules = rules
         self._in_flight = asyncio.Semaphore(rules.concurrency)
         self._outcomes = Outcomes(uow=uow, deliveries=deliveries, clock=clock)
-        self._loop = PollingLoop(self.dispatch_due, name="notification-dispatcher", poll_seconds=poll_seconds)
+        self._attempts: dict[asyncio.Task[None], str] = {}  # begun, not yet ended: their notification ids
+        self._loop = PollingLoop(self._start_due, name="notification-dispatcher", poll_seconds=poll_seconds)
 
     def wake(self) -> None:
         """New requests were committed: look now rather than at the next poll."""
@@ -169,27 +87,70 @@ class Dispatcher:
         self._loop.start()
 
     async def stop(self) -> None:
+        """Stop claiming, then cut off the attempts still under way (left `sending`, as a crash leaves them)."""
         await self._loop.stop()
+        for task in self._attempts:
+            task.cancel()
+        if self._attempts:
+            await asyncio.wait(list(self._attempts))
 
     async def dispatch_due(self) -> int:
-        """Send everything due now; returns how many attempts were made."""
+        """Send everything due now; returns how many attempts were made, once each has its outcome recorded."""
+        started: list[asyncio.Task[None]] = []
+        try:
+            made = await self._start_due(started)
+            if started:
+                await asyncio.gather(*started)
+        except asyncio.CancelledError:
+            for task in started:
+                task.cancel()
+            raise
+        return made
+
+    async def _start_due(self, started: list[asyncio.Task[None]] | None = None) -> int:
+        """Claim what is due and begin its attempts without waiting for them (the loop's step).
+
+        A wake-up during earlier attempts claims at once instead of after them. At most CLAIM_LIMIT attempts are
+        under way at a time, so nothing claimed waits long behind the in-flight limit and reaches `sending_timeout`.
+        """
         made = 0
         while True:
+            room = CLAIM_LIMIT - len(self._attempts)
+            if room <= 0:
+                await asyncio.wait(list(self._attempts), return_when=asyncio.FIRST_COMPLETED)
+                continue
             async with self._uow.single_statement() as work:
                 claimed = await self._deliveries.claim_ready(
-                    work.session, now=self._clock(), limit=CLAIM_LIMIT, sending_timeout=self._rules.sending_timeout
+                    work.session,
+                    now=self._clock(),
+                    limit=room,
+                    sending_timeout=self._rules.sending_timeout,
+                    busy=self._attempts.values(),  # never its own attempts under way, as rounds once waited for
                 )
             # Committed: each row is `sending` with its attempt counted before any channel is called.
-            self._outcomes.expect(len(claimed))
-            try:
-                await asyncio.gather(*(self._attempt(attempt) for attempt in claimed))
-            finally:
-                self._outcomes.round_over()  # none left to wait for, even if the round was cut short
+            for attempt in claimed:
+                task = self._begin(attempt)
+                if started is not None:
+                    started.append(task)
             made += len(claimed)
-            if len(claimed) < CLAIM_LIMIT:
+            if len(claimed) < room:
                 return made
 
-    async def _attempt(self, attempt: Attempt) -> None:
+    def _begin(self, attempt: Attempt) -> asyncio.Task[None]:
+        expected = self._outcomes.expect()  # before any attempt runs, so the writer waits for all of these
+        task = asyncio.create_task(self._attempt(attempt, expected))
+        self._attempts[task] = attempt.notification_id
+
+        def ended(task: asyncio.Task[None]) -> None:
+            self._attempts.pop(task, None)
+            expected.withdraw()  # nothing if its outcome was handed over; cancelled before it began otherwise
+            if not task.cancelled() and (failure := task.exception()) is not None:
+                log.error("notification %s: attempt failed", attempt.notification_id, exc_info=failure)
+
+        task.add_done_callback(ended)
+        return task
+
+    async def _attempt(self, attempt: Attempt, expected: Expected) -> None:
         request = attempt.request
         with span_in_trace(  # no span is made when nothing exports them (shared/tracing.py)
             f"deliver {request.payload.channel}",
@@ -202,9 +163,9 @@ class Dispatcher:
                 # Built in this span, so the announcement is a child of the delivery that caused it.
                 announce = self._announce(attempt, outcome)
             except BaseException:
-                self._outcomes.withdraw()
+                expected.withdraw()
                 raise
-            recorded = await self._outcomes.record(attempt, outcome, announce=announce)
+            recorded = await self._outcomes.record(expected, attempt, outcome, announce=announce)
         log.info(
             "notification %s via %s, attempt %d: %s",
             attempt.notification_id,

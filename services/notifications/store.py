@@ -9,7 +9,7 @@ recorded `committing` just before; the outcome is `sent`, `sent_unconfirmed` (cu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -157,6 +157,7 @@ _FINISH_ALL = sa.text(
 _CLAIM = sa.text(
     f"with due as (select notification_id, status, ready_at from {SCHEMA}.deliveries "
     f"where status in {IN_FLIGHT_SQL} and ready_at <= cast(:now as timestamptz) "
+    "and notification_id <> all(cast(:busy as text[])) "
     "order by ready_at limit cast(:limit as integer) for update skip locked) "
     f"update {SCHEMA}.deliveries d set status = 'sending', attempts = d.attempts + 1, "
     "attempted_at = cast(:now as timestamptz), ready_at = cast(:ready_at as timestamptz) "
@@ -205,14 +206,22 @@ class SqlDeliveries:
         return set(result.scalars())
 
     async def claim_ready(
-        self, session: AsyncSession, *, now: datetime, limit: int, sending_timeout: timedelta
+        self,
+        session: AsyncSession,
+        *,
+        now: datetime,
+        limit: int,
+        sending_timeout: timedelta,
+        busy: Collection[str] = (),
     ) -> list[Attempt]:
-        """Due rows (new, retrying, or cut off mid-send), locked and marked sending with their attempt counted.
+        """Due rows (new, retrying, or cut off mid-send), locked and marked sending with their attempt counted;
+        never those in `busy` (this process's attempts still under way, however long they have taken).
 
         One statement, atomic on its own (the dispatcher runs it without a transaction block): the rows it
         returns are committed `sending` before any channel is called.
         """
-        rows = (await session.execute(_CLAIM, {"now": now, "limit": limit, "ready_at": now + sending_timeout})).all()
+        parameters = {"now": now, "limit": limit, "ready_at": now + sending_timeout, "busy": list(busy)}
+        rows = (await session.execute(_CLAIM, parameters)).all()
         return [
             Attempt(
                 r.notification_id,
