@@ -14,10 +14,10 @@ from services.audit.domain import event_of
 from services.audit.kek import LocalKek
 from services.audit.keyring import KeyRing
 from services.audit.sealing import ERASED, new_key
-from services.audit.store import SCHEMA, SqlLedger, driver_connection
-from shared.db import asyncpg_dsn, make_engine, session_factory, transaction
-from shared.migrations import migrate
+from services.audit.store import SqlLedger, driver_connection
+from shared.db import asyncpg_dsn, transaction
 from shared.settings import Settings
+from tests.support.audit_ledger import migrated_audit
 from tests.support.factories import concern_received
 
 pytestmark = pytest.mark.integration
@@ -26,10 +26,8 @@ SCHOOL = "st-marks"
 
 @pytest.fixture
 async def sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(settings.database_url, pool_size=1)
-    await migrate(engine, service="audit", schema=SCHEMA)
-    yield session_factory(engine)
-    await engine.dispose()
+    async with migrated_audit(settings) as sessions:
+        yield sessions
 
 
 def a_concern(summary: str) -> Any:

@@ -10,14 +10,13 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.audit.replay import rebuild_case_index, replay_case, replay_cases, state_json
-from services.audit.store import SCHEMA
 from services.routing.case import fold
 from shared.contracts.envelope import Event
 from shared.contracts.events import PersonRef
-from shared.db import make_engine, session_factory, transaction
-from shared.migrations import migrate
+from shared.db import transaction
 from shared.settings import Settings
 from tests.support.audit_keys import audit_keyring, sealing_ledger
+from tests.support.audit_ledger import migrated_audit
 from tests.support.factories import notification_requested
 from tests.unit.routing_case.cases import MONDAY, opening_events, run
 
@@ -26,10 +25,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(settings.database_url, pool_size=1)
-    await migrate(engine, service="audit", schema=SCHEMA)
-    yield session_factory(engine)
-    await engine.dispose()
+    async with migrated_audit(settings) as sessions:
+        yield sessions
 
 
 async def appended(sessions: async_sessionmaker[AsyncSession], events: list[Event[Any]]) -> None:

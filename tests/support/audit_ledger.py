@@ -119,3 +119,14 @@ async def audit_ledger_in(settings: Settings, tmp_path: Path, *, entries: int = 
     finally:
         await connection.close()
         await engine.dispose()
+
+
+@asynccontextmanager
+async def migrated_audit(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the test database with audit's schema migrated (one pooled connection)."""
+    engine = make_engine(settings.database_url, pool_size=1)
+    await migrate(engine, service="audit", schema=SCHEMA)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
