@@ -1,11 +1,8 @@
 """Many callers' single-row writes as one statement: what arrives while one group is written goes in the next.
 
 Nothing waits for company: a caller alone is written at once, and under load each round trip carries every item
-that arrived while the previous one was in flight (as a group commit does). With `in_flight` above 1, that many
-groups may be on their way at once: an item arriving while one group is written starts the next at once instead of
-waiting for the first to come back (under load a round trip is slow, and waiting for one doubled a caller's time).
-A group that fails is written again one item at a time, so each caller gets its own outcome and one bad item never
-fails the others.
+that arrived while the previous one was in flight (as a group commit does). A group that fails is written again
+one item at a time, so each caller gets its own outcome and one bad item never fails the others.
 """
 
 from __future__ import annotations
@@ -28,27 +25,20 @@ class Coalesced(Generic[Item, Result]):
         limit: int = 200,
         size: Callable[[Item], int] = lambda item: 0,
         max_size: int = 8 * 1024 * 1024,
-        in_flight: int = 1,
     ) -> None:
-        """At most `limit` items a group, and items of at most `max_size` (by `size`) together; a bigger one alone;
-        at most `in_flight` groups written at once."""
+        """At most `limit` items a group, and items of at most `max_size` (by `size`) together; a bigger one alone."""
         self._write_all = write_all
         self._limit = limit
         self._size = size
         self._max_size = max_size
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
-        self._in_flight = in_flight
-        self._writing = 0  # writers started and not yet finished (counted at once, not when a task ends)
-        self._writers: set[asyncio.Task[None]] = set()  # held, so a running writer is never garbage collected
+        self._writer: asyncio.Task[None] | None = None
 
     async def submit(self, item: Item) -> Result:
         done: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, done))
-        if self._writing < self._in_flight:
-            self._writing += 1
-            writer = asyncio.create_task(self._write_groups())
-            self._writers.add(writer)
-            writer.add_done_callback(self._writers.discard)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_groups())
         return await done
 
     async def _write_groups(self) -> None:
@@ -71,7 +61,7 @@ class Coalesced(Generic[Item, Result]):
                         if not done.done():
                             done.set_result(result)
         finally:
-            self._writing -= 1
+            self._writer = None
 
     def _group_length(self) -> int:
         """How many of the waiting items the next group takes: within the limits, and always the first."""

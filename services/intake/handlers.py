@@ -28,7 +28,6 @@ from shared.unit_of_work import UnitOfWork, Work
 from shared.validation import describe, problems
 
 REFERENCE_ATTEMPTS = 5
-WRITES_IN_FLIGHT = 2  # groups of keeps (and of acceptances) written at once; the pool has 12 connections
 
 
 @dataclass(frozen=True)
@@ -51,10 +50,8 @@ class Intake:
     """Everything receiving a concern needs; one per process, shared by every channel.
 
     Reports arriving together are kept together, and accepted together: one statement (one round trip, one
-    commit) for every raw input that arrived while the previous statements were in flight (`shared.coalesce`),
-    two of them at most at once for each step, so a report arriving under load starts its round trip at once
-    rather than waiting for the one before to come back. A caller still returns only once its own row is
-    committed, and a failing group is retried one by one.
+    commit) for every raw input that arrived while the previous statement was in flight (`shared.coalesce`).
+    A caller still returns only once its own row is committed, and a failing group is retried one by one.
     """
 
     uow: UnitOfWork
@@ -64,9 +61,8 @@ class Intake:
     _accept: Coalesced[Acceptance, bool] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # bodies: up to 8 MB a group
-        self._keep = Coalesced(self._keep_all, size=lambda arrived: len(arrived.body), in_flight=WRITES_IN_FLIGHT)
-        self._accept = Coalesced(self._accept_all, in_flight=WRITES_IN_FLIGHT)
+        self._keep = Coalesced(self._keep_all, size=lambda arrived: len(arrived.body))  # bodies: up to 8 MB a group
+        self._accept = Coalesced(self._accept_all)
 
     async def _keep_all(self, arrived: Sequence[Arrived]) -> list[RawInput]:
         return await self.uow.run(lambda work: self.store.keep_raw_all(work.session, arrived), single_statement=True)

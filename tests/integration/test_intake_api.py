@@ -152,34 +152,3 @@ async def test_a_report_after_the_database_dropped_intakes_connections_is_still_
         await eventually(lambda: stream_messages(js, settings.stream_name), until=lambda n: n == 2, what="publish")
         accepted = await rows(runtime, concerns)
     assert response.json()["reference"] in {row.reference for row in accepted}
-
-
-async def test_a_report_does_not_wait_for_an_earlier_one_whose_keep_is_slow(settings: Settings) -> None:
-    """Two keeps may be in flight at once: a report arriving while an earlier keep is held up is not held up by it."""
-    import asyncio
-
-    app, runtime = create_app(settings)
-    async with running(runtime, subscribers=False):
-        holder = await asyncpg.connect(asyncpg_dsn(settings.database_url))
-        try:
-            slow_key = "held-by-another-transaction"
-            held = holder.transaction()
-            await held.start()
-            # An uncommitted raw input with the same key: intake's keep of `slow_key` waits until it is rolled back.
-            await holder.execute(
-                "insert into intake.raw_inputs (raw_input_id, school_id, channel, content_type, body, idempotency_key,"
-                " received_at, status) values (gen_random_uuid(), 'st-marks', 'json_api', 'application/json', '',"
-                " $1, now(), 'received')",
-                slow_key,
-            )
-            slow = asyncio.create_task(post(app, json.dumps(report_json()).encode(), **{"idempotency-key": slow_key}))
-            await asyncio.sleep(0.3)
-            assert not slow.done()
-            other = await asyncio.wait_for(post(app, json.dumps(report_json()).encode()), timeout=10)
-            assert other.status_code == 202, other.text
-            assert not slow.done()
-            await held.rollback()
-            assert (await asyncio.wait_for(slow, timeout=10)).status_code == 202
-        finally:
-            await holder.close()
-        assert len(await rows(runtime, concerns)) == 2

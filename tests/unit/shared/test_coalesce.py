@@ -66,35 +66,3 @@ async def test_a_group_stops_at_its_size_and_an_item_bigger_than_that_goes_alone
     writes.gate.set()
     await asyncio.gather(first, *rest)
     assert writes.groups == [["a"], ["bb", "cc"], ["d"], ["eeeeee"], ["f"]]
-
-
-async def test_with_two_in_flight_a_caller_arriving_during_a_write_starts_the_next_at_once() -> None:
-    writes = Writes()
-    coalesced = Coalesced(writes.write_all, in_flight=2)
-    first = asyncio.create_task(coalesced.submit("a"))
-    await asyncio.sleep(0)  # "a" is being written
-    second = asyncio.create_task(coalesced.submit("b"))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)  # "b" does not wait for "a" to come back: its own write has started
-    assert writes.groups == [["a"], ["b"]]
-    rest = [asyncio.create_task(coalesced.submit(item)) for item in "cd"]
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    assert writes.groups == [["a"], ["b"]]  # both writers busy: "c" and "d" wait, to go together
-    writes.gate.set()
-    assert await asyncio.gather(first, second, *rest) == ["A", "B", "C", "D"]
-    assert writes.groups == [["a"], ["b"], ["c", "d"]]
-
-
-async def test_a_caller_arriving_just_as_the_writers_finish_is_still_written() -> None:
-    writes = Writes()
-    writes.gate.set()
-    coalesced = Coalesced(writes.write_all, in_flight=2)
-    for round_ in range(20):  # submissions timed against writers that are finishing
-        items = [f"{round_}-{n}" for n in range(round_ % 4 + 1)]
-        tasks = [asyncio.create_task(coalesced.submit(item)) for item in items]
-        for _ in range(round_ % 3):
-            await asyncio.sleep(0)
-        late = await asyncio.wait_for(coalesced.submit(f"{round_}-late"), timeout=1)
-        assert late == f"{round_}-LATE"
-        assert await asyncio.gather(*tasks) == [item.upper() for item in items]
