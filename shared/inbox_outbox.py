@@ -98,12 +98,8 @@ class InboxOutbox:
         metadata = sa.MetaData(schema=schema)
         self.inbox = inbox_table(metadata)
         self.outbox = outbox_table(metadata)
-        self._claim = sa.text(
-            f'insert into "{schema}".inbox (consumer, event_id) '
-            "select :consumer, unnest(cast(:event_ids as uuid[])) "
-            "on conflict do nothing returning event_id"
-        )
         self._schema = schema
+        self._claim = sa.text(self.claim_sql(":consumer", ":event_ids"))
         self._enqueue = sa.text(
             f'insert into "{schema}".outbox (event_id, subject_school, event_type, body, traceparent) '
             "select * from unnest(cast(:event_ids as uuid[]), cast(:schools as text[]), cast(:types as text[]), "

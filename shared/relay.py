@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import sqlalchemy as sa
 from nats.aio.client import Client
@@ -122,25 +122,27 @@ class OutboxRelay:
             except Exception:
                 await connection.invalidate()
 
-    async def mark(self) -> None:
-        """Mark the rows the stream has acknowledged but no statement has marked yet (one statement, if any)."""
+    @contextlib.contextmanager
+    def _marking(self) -> Iterator[list[int]]:
+        """The rows acknowledged but not marked yet, for one statement to mark; kept for the next if it fails."""
         marked, self._unmarked = self._unmarked, []
         try:
-            if marked:
-                async with self._autocommit.connect() as connection:
-                    await connection.execute(self._mark, {"marked": marked})
-        except BaseException:
-            self._unmarked = marked + self._unmarked  # marked by the next statement instead
-            raise
-
-    async def _flush_batch(self) -> int:
-        marked, self._unmarked = self._unmarked, []
-        try:
-            async with self._autocommit.connect() as connection:
-                rows = (await connection.execute(self._read, {"marked": marked, "limit": self._batch_size})).all()
+            yield marked
         except BaseException:
             self._unmarked = marked + self._unmarked
             raise
+
+    async def mark(self) -> None:
+        """Mark the rows the stream has acknowledged but no statement has marked yet (one statement, if any)."""
+        with self._marking() as marked:
+            if marked:
+                async with self._autocommit.connect() as connection:
+                    await connection.execute(self._mark, {"marked": marked})
+
+    async def _flush_batch(self) -> int:
+        with self._marking() as marked:
+            async with self._autocommit.connect() as connection:
+                rows = (await connection.execute(self._read, {"marked": marked, "limit": self._batch_size})).all()
         if not rows:
             return 0
         started_ns = time.time_ns()

@@ -44,6 +44,10 @@ class Claim:
     consumer: str
     event_ids: list[uuid.UUID]
 
+    def parameters(self) -> dict[str, Any]:
+        """The parameters of `InboxOutbox.claim_sql`'s default spelling."""
+        return {"claim_consumer": self.consumer, "claim_ids": self.event_ids}
+
 
 @dataclass
 class Work:

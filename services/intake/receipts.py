@@ -113,7 +113,7 @@ async def on_case_events(
     opened = {event.payload.reference: event for event in events if event.type == "case.opened"}
     claim = work.take_claim()
     if opened or claim is not None:
-        claiming = {} if claim is None else {"claim_consumer": claim.consumer, "claim_ids": claim.event_ids}
+        claiming = {} if claim is None else claim.parameters()
         await work.session.execute(
             LINK if claim is None else LINK_CLAIMING,
             claiming

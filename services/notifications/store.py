@@ -186,7 +186,7 @@ class SqlDeliveries:
         claimed before."""
         if not requests and claim is None:
             return set()
-        claiming = {} if claim is None else {"claim_consumer": claim.consumer, "claim_ids": claim.event_ids}
+        claiming = {} if claim is None else claim.parameters()
         result = await session.execute(
             _RECORD_ALL if claim is None else _RECORD_CLAIMING,
             claiming

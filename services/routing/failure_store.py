@@ -84,7 +84,7 @@ class SqlNotificationFailures:
         of the events not claimed before (a redelivered one is not among them)."""
         found: dict[str, set[str]] = {f.case_id: set() for f in failed}
         fresh: set[uuid.UUID] = set()
-        arguments = _arguments(failed, at=at) | {"claim_consumer": claim.consumer, "claim_ids": claim.event_ids}
+        arguments = _arguments(failed, at=at) | claim.parameters()
         for row in await session.execute(RECORD_FAILURES_CLAIMING, arguments):
             if row.claimed is not None:
                 fresh.add(row.claimed)

@@ -247,8 +247,7 @@ class SqlCaseEvents:
         if claim is not None:
             concern_of = causes or {}
             claiming = {
-                "claim_consumer": claim.consumer,
-                "claim_ids": claim.event_ids,
+                **claim.parameters(),
                 "causes": [concern_of[event.event_id] for event in written],
                 "case_concerns": [concern_of[case.events[0].event_id] for case in opened],
             }

@@ -75,7 +75,7 @@ class WebPushChannel:
     def _session(self) -> aiohttp.ClientSession:
         """The kept session, made at the first send (a session belongs to the event loop it is made in)."""
         if self._http is None or self._http.closed:
-            connector = aiohttp.TCPConnector(ssl=self._trust) if self._trust is not None else aiohttp.TCPConnector()
+            connector = aiohttp.TCPConnector(ssl=self._trust or True)  # True: the default verified context
             self._http = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
         return self._http
 
