@@ -23,28 +23,19 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from services.notifications.attempts import AttemptOutcome, after_attempt, unconfirmed
+from services.notifications.attempts import Attempt, AttemptOutcome, after_attempt, unconfirmed
 from services.notifications.channels import Channel, Delivery, DeliveryFailed, SentUnconfirmed
 from services.notifications.domain import NoParentWords, render
 from services.notifications.links import AckLinks
-from services.notifications.outcomes import Expected, Outcomes
-from services.notifications.store import Attempt, SqlDeliveries
+from services.notifications.outcomes import Expected, Outcomes, announcement
+from services.notifications.store import SqlDeliveries
 from shared.background import PollingLoop
-from shared.contracts.envelope import Actor, Event
-from shared.contracts.events import (
-    NotificationFailed,
-    NotificationFailedPayload,
-    NotificationSent,
-    NotificationSentPayload,
-)
 from shared.tracing import span_in_trace
 from shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-SERVICE_ACTOR = Actor(id="notifications", role="service")
 CLAIM_LIMIT = 100
 
 
@@ -209,7 +200,7 @@ class Dispatcher:
                 async with self._in_flight:
                     outcome = await self._send(attempt)
                 # Built in this span, so the announcement is a child of the delivery that caused it.
-                announce = self._announce(attempt, outcome)
+                announce = announcement(attempt, outcome, at=self._clock())
             except BaseException:
                 expected.withdraw()
                 raise
@@ -280,34 +271,3 @@ class Dispatcher:
                 await commit
 
         return committing
-
-    def _announce(self, attempt: Attempt, outcome: AttemptOutcome) -> Event[Any] | None:
-        request = attempt.request
-        payload = request.payload
-        common: dict[str, Any] = {
-            "school_id": request.school_id,
-            "aggregate_id": payload.notification_id,
-            "actor": SERVICE_ACTOR,
-            "occurred_at": self._clock(),
-            "cause": request,
-        }
-        if outcome.announced == "sent":
-            sent = NotificationSentPayload(
-                notification_id=payload.notification_id,
-                case_id=payload.case_id,
-                channel=payload.channel,
-                recipient_person_id=payload.recipient.person_id,
-                provider_message_id=outcome.detail,
-            )
-            return NotificationSent.new(sent, **common)
-        if outcome.announced == "failed":
-            failed = NotificationFailedPayload(
-                notification_id=payload.notification_id,
-                case_id=payload.case_id,
-                channel=payload.channel,
-                recipient_person_id=payload.recipient.person_id,
-                reason=outcome.detail,
-                retryable=False,  # announced only once no further attempt will be made
-            )
-            return NotificationFailed.new(failed, **common)
-        return None

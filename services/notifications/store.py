@@ -1,16 +1,16 @@
 """Notifications' schema: one delivery row per notification id, from requested to sent, delivered or failed.
 
-A row is `requested` in the consumer's transaction; the dispatcher claims it (`sending`, attempt counted,
-committed) before the channel is called; a channel with a point of no return (SMTP's end of data) has it
-recorded `committing` just before; the outcome is `sent`, `sent_unconfirmed` (cut off after that point),
-`failed`, or `requested` again for a retry. A channel's receipt then makes it `delivered` (or `failed`).
-`ready_at` is when the row is next due: the retry time while requested, the reconcile time while in flight.
+A row is recorded by the consumer's statement either `requested` (the dispatcher claims it later) or already
+claimed for the dispatcher; either way it is committed `sending`, its attempt counted, before the channel is
+called; a channel with a point of no return (SMTP's end of data) has it recorded `committing` just before; the
+outcome is `sent`, `sent_unconfirmed` (cut off after that point), `failed`, or `requested` again for a retry. A
+channel's receipt then makes it `delivered` (or `failed`). `ready_at` is when the row is next due: the retry time
+while requested, the reconcile time while in flight.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts.envelope import Event, parse_event
+from services.notifications.attempts import Attempt, Finished, Recorded
+from shared.contracts.envelope import parse_event
 from shared.contracts.events import NotificationRequested
 from shared.inbox_outbox import InboxOutbox
 from shared.unit_of_work import Claim
@@ -77,40 +78,6 @@ push_subscriptions = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_push_subscriptions_person_id", "person_id"),
 )
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """A claimed delivery: the request, which attempt this is, and whether an earlier one was cut off (and where)."""
-
-    notification_id: str
-    attempt: int
-    request: NotificationRequested
-    interrupted: bool
-    past_commit_point: bool = False
-    """The earlier attempt was cut off after its point of no return: it may have arrived, so it is not re-sent."""
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """What recording a batch of requests did: the notification ids new to it, and the attempts it claimed."""
-
-    fresh: set[str]
-    claimed: list[Attempt]
-    """Recorded `sending` with attempt 1 counted, in the batch's order: for the dispatcher to begin (`HandOver`)."""
-
-
-@dataclass(frozen=True)
-class Finished:
-    """An attempt's outcome to record: the delivery's next status, its detail, and when to retry."""
-
-    notification_id: str
-    attempt: int
-    status: str
-    detail: str
-    retry_at: datetime | None = None
-    announce: Event[Any] | None = None
-    """notification.sent or notification.failed, published only if this outcome is recorded."""
 
 
 # New requests, due now; a notification id recorded before is left as it is. The first `:claiming` of them are
