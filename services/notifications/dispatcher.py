@@ -1,16 +1,16 @@
 """Sends recorded deliveries outside any consumer transaction, so a rolled-back batch or a restart sends nothing twice.
 
 Each due row is claimed (marked `sending`, attempt counted) and committed BEFORE its channel is called. A new
-request is claimed by the statement that records it, when that statement commits by itself and the dispatcher
-has room (`handing_over`): the handler hands the claimed attempts over once it has returned, and they begin at
-once, with no claim statement of the dispatcher's. Everything else (a retry after its back-off, a request left
-beyond the room or recorded in a transaction block, one recorded by another instance, a cut-off attempt) is
-claimed by the dispatcher's own statement (`FOR UPDATE SKIP LOCKED`) on a wake-up or poll tick. The outcome is
-recorded in a unit of work of its own, with notification.sent or notification.failed in the outbox. A row still
-`sending` after `sending_timeout` was cut off mid-send (the process died, perhaps before its hand-over): it is
-re-sent only through a channel whose re-send the recipient sees once (`resend_safe`), otherwise it is reported
-failed so routing moves on instead of waiting. A channel with a point of no return (SMTP's end of data) awaits
-the delivery's commit point there, which records the attempt `committing`: one cut off after that is recorded
+request is claimed by the statement that records it, when that statement commits by itself and the dispatcher has
+room (`handing_over`): the handler hands the claimed attempts over as soon as that statement has returned
+(committed), and they begin at once, with no claim statement of the dispatcher's. Everything else (a retry after its
+back-off, a request left beyond the room or recorded in a transaction block, one recorded by another instance, a
+cut-off attempt) is claimed by the dispatcher's own statement (`FOR UPDATE SKIP LOCKED`) on a wake-up or poll tick.
+The outcome is recorded in a unit of work of its own, with notification.sent or notification.failed in the outbox. A
+row still `sending` after `sending_timeout` was cut off mid-send (the process died, perhaps before its hand-over):
+it is re-sent only through a channel whose re-send the recipient sees once (`resend_safe`), otherwise it is reported
+failed so routing moves on instead of waiting. A channel with a point of no return (SMTP's end of data) awaits the
+delivery's commit point there, which records the attempt `committing`: one cut off after that is recorded
 `sent_unconfirmed` and never re-sent. A wake-up claims at once, while earlier attempts are still under way; the
 claim skips this process's own attempts under way, however long they take.
 """
