@@ -381,8 +381,14 @@ async def test_the_ledger_extends_each_schools_chain_and_the_chain_verifies(back
         assert await store.append(session, first) == {schools[0]: 1, schools[1]: 1}
         assert await store.append(session, then) == {schools[0]: 3}
         chain = await store.chain(session, school_id=schools[0])
+        # the ledger is audit's inbox: an event it holds (a redelivery) is skipped, the rest appended after it
+        more = concern_received(school_id=schools[0])
+        assert await store.append(session, [then[1], more, first[1]]) == {schools[0]: 4, schools[1]: 1}
+        longer = await store.chain(session, school_id=schools[0])
     assert [entry.event["event_id"] for entry in chain] == [str(e.event_id) for e in (first[0], *then)]
     assert verify_chain(chain) == []
+    assert [entry.event["event_id"] for entry in longer] == [str(e.event_id) for e in (first[0], *then, more)]
+    assert verify_chain(longer) == []
 
 
 # --- intake ---------------------------------------------------------------------------------------------------
