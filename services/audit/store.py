@@ -87,7 +87,9 @@ _APPEND = _append_statement(ledger, _APPENDED)
 # already (the ledger is audit's inbox: its `event_id` is unique), and the data keys the sealer asks for ($3).
 _READ = (
     "select head.school_sequence, head.entry_hash, head.stream_sequence, "
-    f"array(select event_id from {ledger.fullname} where event_id = any($2::uuid[])) as chained, "
+    # Only this school's: an id chained under another school is no redelivery, and its insert is refused (the
+    # ledger's unique event id), so the event is dead-lettered with that reason instead of silently dropped.
+    f"array(select event_id from {ledger.fullname} where event_id = any($2::uuid[]) and school_id = $1) as chained, "
     "named.key_ids, named.wrapped, named.wrapped_by from (select) as one "
     "left join lateral (select school_sequence, entry_hash, stream_sequence "
     f"from {ledger.fullname} where school_id = $1 order by school_sequence desc limit 1) as head on true "
