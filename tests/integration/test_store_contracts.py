@@ -399,8 +399,29 @@ async def test_the_ledger_extends_each_schools_chain_and_the_chain_verifies(back
         assert await store.append(session, first) == {schools[0]: 1, schools[1]: 1}
         assert await store.append(session, then) == {schools[0]: 3}
         chain = await store.chain(session, school_id=schools[0])
+        # the ledger is audit's inbox: an event it holds (a redelivery) is skipped, the rest appended after it
+        more = concern_received(school_id=schools[0])
+        assert await store.append(session, [then[1], more, first[1]]) == {schools[0]: 4, schools[1]: 1}
+        longer = await store.chain(session, school_id=schools[0])
     assert [entry.event["event_id"] for entry in chain] == [str(e.event_id) for e in (first[0], *then)]
     assert verify_chain(chain) == []
+    assert [entry.event["event_id"] for entry in longer] == [str(e.event_id) for e in (first[0], *then, more)]
+    assert verify_chain(longer) == []
+
+
+async def test_an_event_id_chained_under_another_school_is_refused_not_skipped(backend: Backend) -> None:
+    store: Ledger = pick(backend, FakeLedger(), SqlLedger(sealer=KeyRing(LocalKek(new_key()))))
+    schools = [f"school-{uuid.uuid4().hex[:8]}", f"school-{uuid.uuid4().hex[:8]}"]
+    chained = concern_received(school_id=schools[0])
+    impostor = concern_received(school_id=schools[1]).model_copy(update={"event_id": chained.event_id})
+    async with backend.transaction() as session:
+        await store.append(session, [chained])
+    # Not a redelivery: the batch fails, so the consumer edge dead-letters the event with the reason.
+    with pytest.raises(Exception, match=r"(?i)unique|another school"):
+        async with backend.transaction() as session:
+            await store.append(session, [impostor])
+    async with backend.transaction() as session:
+        assert await store.chain(session, school_id=schools[1]) == []
 
 
 # --- intake ---------------------------------------------------------------------------------------------------
