@@ -33,6 +33,7 @@ from services.routing.store import (
     SqlCaseEvents,
     SqlDeadlines,
     SqlPolicyVersions,
+    case_events,
     deadlines,
 )
 from shared.contracts.concern import Channel, ConcernReport
@@ -219,6 +220,10 @@ async def test_opening_cases_with_the_work_puts_its_emitted_events_in_the_outbox
             {"ids": [first.event_id, second.event_id, unpublished.event_id, request.event_id]},
         )
         rows = queued.all()
+        kept = await session.scalars(
+            sa.select(case_events.c.event).where(case_events.c.case_id == case_id).order_by(case_events.c.version)
+        )
+        kept_text = list(kept)
         pending = await SqlDeadlines().pending(session, case_ids=[case_id], kind="acknowledge")
         details = {
             row.deadline_id: row.detail
@@ -230,8 +235,21 @@ async def test_opening_cases_with_the_work_puts_its_emitted_events_in_the_outbox
     assert details == {row.deadline_id: row.written_detail() for row in due}  # the cause as its own JSON
     assert parse_event(details[f"{case_id}-d0"]["cause"]) == second
     assert stored == [first, second, unpublished]
+    # Each case event kept as the text it was published as (the outbox's body), not re-spelt as JSONB.
+    assert kept_text == [event.model_dump_json() for event in (first, second, unpublished)]
+    assert kept_text[:2] == [rows[0].body, rows[2].body]
     assert [row.event_id for row in rows] == [first.event_id, request.event_id, second.event_id]
     assert [parse_event(row.body) for row in rows] == [first, request, second]
+
+
+async def test_an_appended_case_event_is_kept_as_its_json_text(sql_sessions: async_sessionmaker[AsyncSession]) -> None:
+    case_id = f"case-{uuid.uuid4().hex}"
+    event = deadline_event(case_id, n=1)
+    async with sql_sessions() as session, session.begin():
+        await SqlCaseEvents().append(session, case_id=case_id, events=[event], expected_version=0)
+        kept = await session.scalar(sa.select(case_events.c.event).where(case_events.c.case_id == case_id))
+        assert await SqlCaseEvents().load(session, case_id) == [event]
+    assert kept == event.model_dump_json()
 
 
 async def test_failed_notifications_are_recorded_once_and_each_record_answers_with_the_cases_earlier_ones(
