@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifications.attempts import Attempt, Finished, Recorded
@@ -55,7 +54,7 @@ deliveries = sa.Table(
     sa.Column("delivered_at", sa.DateTime(timezone=True)),
     sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
     sa.Column("acknowledged_by", sa.Text),
-    sa.Column("request", JSONB),
+    sa.Column("request", sa.Text),  # the request event's JSON text, as published (migration 0006; was JSONB)
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("attempted_at", sa.DateTime(timezone=True)),
     sa.Column("ready_at", sa.DateTime(timezone=True)),
@@ -96,7 +95,7 @@ _RECORD = (
     "from (select u.*, row_number() over (order by u.position) <= cast(:claiming as integer) as claimed "
     "from unnest(cast(:ids as text[]), cast(:schools as text[]), cast(:cases as text[]), cast(:people as text[]), "
     "cast(:channels as text[]), cast(:event_ids as uuid[]), cast(:correlations as uuid[]), "
-    "cast(:traceparents as text[]), cast(:requests as jsonb[])) with ordinality "
+    "cast(:traceparents as text[]), cast(:requests as text[])) with ordinality "
     "as u(notification_id, school_id, case_id, recipient_person_id, channel, requested_event_id, correlation_id, "
     "traceparent, request, position) "
     "{fresh}) v "
@@ -137,7 +136,7 @@ _FINISH_ALL = sa.text(
 
 # Claim: choose the due rows (skipping any another dispatcher holds), then count the attempt and mark them
 # sending, in one statement. `due` keeps each row's status from before the update: whether an earlier attempt
-# was cut off, and where. The request comes back as JSON text for the event registry's one-pass parse.
+# was cut off, and where. The request comes back as the JSON text it was recorded as, for the event registry.
 _CLAIM = sa.text(
     f"with due as (select notification_id, status, ready_at from {SCHEMA}.deliveries "
     f"where status in {IN_FLIGHT_SQL} and ready_at <= cast(:now as timestamptz) "
@@ -146,7 +145,7 @@ _CLAIM = sa.text(
     f"update {SCHEMA}.deliveries d set status = 'sending', attempts = d.attempts + 1, "
     "attempted_at = cast(:now as timestamptz), ready_at = cast(:ready_at as timestamptz) "
     "from due where d.notification_id = due.notification_id "
-    "returning d.notification_id, due.status, due.ready_at as due_at, d.attempts, cast(d.request as text) as request"
+    "returning d.notification_id, due.status, due.ready_at as due_at, d.attempts, d.request"
 )
 
 
