@@ -21,7 +21,6 @@ from services.notifications.attempts import Attempt, Finished, Recorded
 from shared.contracts.envelope import parse_event
 from shared.contracts.events import NotificationRequested
 from shared.inbox_outbox import InboxOutbox
-from shared.unit_of_work import Claim
 
 SCHEMA = "notifications"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -83,7 +82,10 @@ push_subscriptions = sa.Table(
 # recorded already claimed, exactly as `_CLAIM` would leave them (`sending`, attempt 1 counted, due again after the
 # sending timeout), for the dispatcher to begin once the statement has committed; the rest are `requested`. One
 # fixed statement over arrays (prepared once whatever the batch's size), each request written as its JSON text.
-_RECORD = (
+# The deliveries are notifications' inbox: a redelivered request finds its notification id recorded and changes
+# nothing (nor is it claimed for sending again), so the consumer's claim writes no inbox row. A redelivery in a batch
+# may use up one of the `:claiming` places: the row it would have had stays `requested` for the dispatcher's claim.
+_RECORD = sa.text(
     f"insert into {SCHEMA}.deliveries (notification_id, school_id, case_id, recipient_person_id, channel, status, "
     "requested_event_id, correlation_id, traceparent, request, attempts, attempted_at, ready_at) "
     "select v.notification_id, v.school_id, v.case_id, v.recipient_person_id, v.channel, "
@@ -97,17 +99,8 @@ _RECORD = (
     "cast(:channels as text[]), cast(:event_ids as uuid[]), cast(:correlations as uuid[]), "
     "cast(:traceparents as text[]), cast(:requests as text[])) with ordinality "
     "as u(notification_id, school_id, case_id, recipient_person_id, channel, requested_event_id, correlation_id, "
-    "traceparent, request, position) "
-    "{fresh}) v "
+    "traceparent, request, position)) v "
     "on conflict do nothing returning notification_id, requested_event_id, status"
-)
-_RECORD_ALL = sa.text(_RECORD.format(fresh=""))
-# The same with the consumer's claim of the request events: a request whose event was claimed before (a
-# redelivery) is not recorded (nor claimed for sending) again, and the batch is this one statement (no
-# transaction block).
-_RECORD_CLAIMING = sa.text(
-    f"with claimed as ({OUTBOX.claim_sql()}) "
-    + _RECORD.format(fresh="where u.requested_event_id in (select event_id from claimed) ")
 )
 
 
@@ -163,23 +156,20 @@ class SqlDeliveries:
         requests: Sequence[NotificationRequested],
         *,
         at: datetime,
-        claim: Claim | None = None,
         claiming: int = 0,
         sending_timeout: timedelta = timedelta(0),
     ) -> Recorded:
         """Record many requests in one statement: which were not recorded before, and which of those the statement
         claimed for sending (at most `claiming`, first come first).
 
-        With `claim` (the requests' events, for the consumer), the statement claims them too and skips those
-        claimed before. A claimed row is committed `sending` when a statement run without a transaction block
-        returns: its attempt may begin at once, with no `claim_ready`."""
-        if not requests and claim is None:
+        A request whose notification was recorded before (a redelivery) changes nothing: the consumer's claim of the
+        requests' events needs no inbox row. A claimed row is committed `sending` when a statement run without a
+        transaction block returns: its attempt may begin at once, with no `claim_ready`."""
+        if not requests:
             return Recorded(set(), [])
-        claiming_events = {} if claim is None else claim.parameters()
         result = await session.execute(
-            _RECORD_ALL if claim is None else _RECORD_CLAIMING,
-            claiming_events
-            | {
+            _RECORD,
+            {
                 "ids": [request.payload.notification_id for request in requests],
                 "schools": [request.school_id for request in requests],
                 "cases": [request.payload.case_id for request in requests],
