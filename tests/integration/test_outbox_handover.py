@@ -119,7 +119,8 @@ async def test_a_commit_that_lands_after_a_later_positioned_one_is_published_onc
         await commit(runtime, first)
         await streamed(settings, 2)
         held = asyncio.create_task(positioned_first_committed_last())
-        await inserted.wait()
+        async with asyncio.timeout(10):
+            await inserted.wait()
         await commit(runtime, late)  # positioned after `early`, committed before it: the gap calls for a read
         assert await streamed(settings, 4) == ids(first, late)  # nothing waits for a position that may never commit
         go.set()
