@@ -128,6 +128,7 @@ class ServiceRuntime:
         handles: Collection[str] | None = None,
         claims_in_statement: ClaimsInStatement | None = None,
         claim_in_transaction: bool = False,
+        idempotent: bool = False,
     ) -> EventBatches:
         """A durable pull consumer shared by every instance: batches of `event_class` through the handler, once each.
 
@@ -135,7 +136,9 @@ class ServiceRuntime:
         filter, and a service's NATS user may create its durables with their own filters only): the others are
         acked at the edge unread, not parsed, claimed or handed to the handler. `claims_in_statement`: for a batch
         handler that handles the batches it says yes to in one statement claiming them as well (no transaction), or
-        with `claim_in_transaction` claims them in its first statement of several, in one transaction."""
+        with `claim_in_transaction` claims them in its first statement of several, in one transaction. `idempotent`:
+        for a batch handler whose every statement leaves its tables as one delivery would (a projection of upserts):
+        no inbox claim at all, and its statements run without a transaction block."""
         if handles is not None:
             self._handles[durable] = frozenset(handles)
         edge = EventBatches(
@@ -149,6 +152,7 @@ class ServiceRuntime:
             traces_events=traces_events,
             claims_in_statement=claims_in_statement,
             claim_in_transaction=claim_in_transaction,
+            idempotent=idempotent,
         )
         subscriber = self.broker.subscriber(
             filter_subject or self.subjects.of_type(event_class.TYPE),
