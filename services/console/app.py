@@ -69,6 +69,7 @@ def create_app(
         batch_handler=on_events,
         filter_subject=runtime.subjects.all_events,
         idempotent=True,
+        batch_window=console.projection_window_seconds,
     )
     runtime.publishes(RecordViewed, AccountChanged)
     subject = runtime.subjects.command("routing", "case")
