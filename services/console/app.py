@@ -70,6 +70,7 @@ def create_app(
         filter_subject=runtime.subjects.all_events,
         idempotent=True,
         batch_window=console.projection_window_seconds,
+        batch_size=console.projection_batch_size,
     )
     runtime.publishes(RecordViewed, AccountChanged)
     subject = runtime.subjects.command("routing", "case")

@@ -163,7 +163,7 @@ def test_the_consoles_read_model_waits_longer_than_a_hop_to_fill_its_batches() -
     from services.console.app import create_app
     from services.console.settings import ConsoleSettings
 
-    console = ConsoleSettings(projection_window_seconds=0.2)
+    console = ConsoleSettings(projection_window_seconds=0.2, projection_batch_size=200)
     [read_model] = typing.cast(list[Any], create_app(SETTINGS, console=console)[1].broker.subscribers)
     hop = SETTINGS.batch_window_seconds
     assert (
@@ -171,3 +171,4 @@ def test_the_consoles_read_model_waits_longer_than_a_hop_to_fill_its_batches() -
         and read_model.subject.broker_address == f"{SUBJECTS.root}.>"
     )
     assert read_model.pull_sub.timeout == 0.2 > hop  # the long poll's window is the same (shared/long_poll.py)
+    assert read_model.pull_sub.batch_size == 200
