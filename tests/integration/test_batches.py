@@ -150,7 +150,8 @@ class ClaimingRecorder:
         self.claimed += list(rows.scalars())
 
 
-def claiming_runtime(settings: Settings, recorder: ClaimingRecorder) -> ServiceRuntime:
+def claiming_runtime(settings: Settings, recorder: ClaimingRecorder, *, idempotent: bool = False) -> ServiceRuntime:
+    """A consumer whose batch handler claims its batch in its statement (`idempotent`: has no claim to make)."""
     runtime = ServiceRuntime(settings, service="intake")
     runtime.consumer(
         ConcernReceived,
@@ -159,7 +160,8 @@ def claiming_runtime(settings: Settings, recorder: ClaimingRecorder) -> ServiceR
         batch_size=32,
         max_deliver=2,
         backoff=(0.1,),
-        claims_in_statement=lambda events: True,
+        claims_in_statement=None if idempotent else lambda events: True,
+        idempotent=idempotent,
     )
     return runtime
 
@@ -203,16 +205,7 @@ async def test_an_idempotent_batch_handler_claims_nothing_is_given_the_bytes_del
     concerns = [concern_received() for _ in range(6)]
     poison = concerns[2]
     recorder = ClaimingRecorder(poison=poison.event_id)  # would take a claim if one were due: none is
-    runtime = ServiceRuntime(settings, service="intake")
-    runtime.consumer(
-        ConcernReceived,
-        durable=CONSUMER,
-        batch_handler=recorder,
-        batch_size=32,
-        max_deliver=2,
-        backoff=(0.1,),
-        idempotent=True,
-    )
+    runtime = claiming_runtime(settings, recorder, idempotent=True)
     async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
         await publish_twice(js, settings, concerns)
         await runtime.broker.start()
