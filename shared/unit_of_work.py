@@ -64,6 +64,9 @@ class Work:
     received: Mapping[uuid.UUID, bytes] = field(default_factory=dict)
     """A batch handler's events as the broker delivered them (by event id), for a handler that keeps an event's JSON
     text (`Event.as_received`); empty without a broker."""
+    autocommit: bool = False
+    """Each statement commits as it returns (`UnitOfWork.single_statement` on a real engine): its writes are
+    committed before the next line runs, not at the end of the work."""
 
     def wake_after_commit(self, wake: Callable[[], None]) -> None:
         """Call `wake` once this transaction has committed (a background worker with new rows to act on)."""
@@ -159,7 +162,7 @@ class UnitOfWork:
                 yield work
             return
         async with self.sessions(bind=self._autocommit) as session:
-            work = Work(session, self.tables, relay=self._wake)
+            work = Work(session, self.tables, relay=self._wake, autocommit=True)
             yield work
             if work.emitted:
                 raise RuntimeError("a single-statement unit of work enqueues its events in its statement")
