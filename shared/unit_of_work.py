@@ -63,7 +63,7 @@ class Work:
     claim_taken: bool = False
     received: Mapping[uuid.UUID, bytes] = field(default_factory=dict)
     """A batch handler's events as the broker delivered them (by event id), for a handler that keeps an event's JSON
-    text (`Event.as_received`); empty without a broker."""
+    text (`shared.contracts.envelope.json_text`); empty without a broker."""
     autocommit: bool = False
     """Each statement commits as it returns (`UnitOfWork.single_statement` on a real engine): its writes are
     committed before the next line runs, not at the end of the work."""
