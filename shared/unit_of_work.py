@@ -18,7 +18,7 @@ the batch is then one round trip, where BEGIN, the claim, the statement and COMM
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -61,6 +61,9 @@ class Work:
     claim_due: Claim | None = None
     """Set by the consumer edge when the handler's statement claims the batch: nothing is claimed yet."""
     claim_taken: bool = False
+    received: Mapping[uuid.UUID, bytes] = field(default_factory=dict)
+    """A batch handler's events as the broker delivered them (by event id), for a handler that keeps an event's JSON
+    text (`shared.contracts.envelope.json_text`); empty without a broker."""
     autocommit: bool = False
     """Each statement commits as it returns (`UnitOfWork.single_statement` on a real engine): its writes are
     committed before the next line runs, not at the end of the work."""
