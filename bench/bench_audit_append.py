@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
 from services.audit.kek import LocalKek  # noqa: E402
 from services.audit.keyring import KeyRing  # noqa: E402
 from services.audit.sealing import new_key  # noqa: E402
-from services.audit.store import SCHEMA, SqlLedger  # noqa: E402
+from services.audit.store import SCHEMA, SealingPlan, SqlLedger  # noqa: E402
 from services.routing.case import fold  # noqa: E402
 from services.routing.domain import case_id_for  # noqa: E402
 from shared.contracts.envelope import Event  # noqa: E402
@@ -48,7 +48,10 @@ STAFF = [
 class NoSealing:
     """The append path as it was: documents chained as they come."""
 
-    async def seal(self, session: AsyncSession, *, school_id: str, documents: list[dict[str, Any]]) -> None:
+    def plan(self, *, school_id: str, documents: list[dict[str, Any]]) -> SealingPlan:
+        return SealingPlan(school_id, documents, [], [])
+
+    async def seal(self, session: AsyncSession, plan: SealingPlan, *, keys: Any) -> None:
         return None
 
 

@@ -22,7 +22,7 @@ the batch is then one round trip, where BEGIN, the claim, the statement and COMM
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -86,6 +86,12 @@ class Work:
     claim_due: Claim | None = None
     """Set by the consumer edge when the handler's statement claims the batch: nothing is claimed yet."""
     claim_taken: bool = False
+    received: Mapping[uuid.UUID, bytes] = field(default_factory=dict)
+    """A batch handler's events as the broker delivered them (by event id), for a handler that keeps an event's JSON
+    text (`shared.contracts.envelope.json_text`); empty without a broker."""
+    autocommit: bool = False
+    """Each statement commits as it returns (`UnitOfWork.single_statement` on a real engine): its writes are
+    committed before the next line runs, not at the end of the work."""
 
     def wake_after_commit(self, wake: Callable[[], None]) -> None:
         """Call `wake` once this transaction has committed (a background worker with new rows to act on)."""
@@ -187,7 +193,7 @@ class UnitOfWork:
                 yield work
             return
         async with self.sessions(bind=self._autocommit) as session:
-            work = Work(session, self.tables, relay=self._relay)
+            work = Work(session, self.tables, relay=self._relay, autocommit=True)
             yield work
             if work.emitted:
                 raise RuntimeError("a single-statement unit of work enqueues its events in its statement")

@@ -21,6 +21,7 @@ from services.audit.settings import AuditSettings
 from services.audit.store import SCHEMA, SqlLedger
 from shared.background import PollingLoop
 from shared.collector import settle_collector
+from shared.consumer import every_batch
 from shared.contracts.envelope import Event, utc_now
 from shared.contracts.record_events import KeyShredded, RecordViewed
 from shared.runtime import ServiceRuntime
@@ -39,12 +40,15 @@ class AuditService:
         self.keyring = KeyRing(load_or_create_kek(audit_settings.kek_path))
         append = partial(on_events, ledger=SqlLedger(sealer=self.keyring))
         append.__doc__ = "Append every domain event to its school's hash-chained ledger, a pulled batch at a time."
-        self.runtime.consumer(
+        self.ledger_edge = self.runtime.consumer(
             Event,
             durable=AUDIT_LEDGER,
             batch_handler=append,
             filter_subject=self.runtime.subjects.all_events,
             batch_size=256,
+            # Claimed by the append's own read (the ledger holds each event id once), in the batch's transaction.
+            claims_in_statement=every_batch,
+            claim_in_transaction=True,
         )
         declare_checkpoint_publisher(self.runtime.broker, subjects=self.runtime.subjects)
         # Views and shreddings recorded by the audit command line, through audit's outbox.

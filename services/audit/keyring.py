@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.audit.kek import KeyEncryptionKey, WrongKeyEncryptionKey
 from services.audit.personal import Located, key_id_for, locate
 from services.audit.sealing import Opened, aead_open, aead_seal, new_key, open_document, seal_document
-from services.audit.store import data_keys, driver_connection, transaction_driver
+from services.audit.store import KeyRow, SealingPlan, data_keys, driver_connection, transaction_driver
 
 SCHOOL_KEY = "school"
 WRAPPED_BY_SCHOOL = "school"
@@ -172,21 +172,33 @@ class KeyRing:
     def __init__(self, kek: KeyEncryptionKey) -> None:
         self.kek = kek
 
-    async def seal(self, session: AsyncSession, *, school_id: str, documents: list[dict[str, Any]]) -> None:
-        """Seal every personal field of these documents (in place), making keys for new subjects."""
+    def plan(self, *, school_id: str, documents: list[dict[str, Any]]) -> SealingPlan:
+        """What sealing these documents needs: their personal fields, and the keys to read first (`key_ids`: the
+        school's key and the data keys named without it; none when nothing is to be sealed)."""
         found = [list(locate(document)) for document in documents]
         if not any(found):
-            return  # no key is made for a school until it has something to seal
+            return SealingPlan(school_id, documents, found, [])  # no key is made until there is something to seal
         # Read with the school's key: the data keys named without it (a reporter's name is keyed by it).
         named_plainly = {
             key_id_for(item.subject, item.subject_id) for items in found for item in items if item.subject != "reporter"
         }
-        keys = await self.school(session, school_id=school_id, key_ids=named_plainly, create=True)
-        assert keys is not None
-        named = [[(item.path, keys.key_id(item)) for item in items] for items in found]
-        opened = await keys.ensure(session, {key_id for items in named for _, key_id in items})
+        return SealingPlan(school_id, documents, found, [SCHOOL_KEY, *sorted(named_plainly)])
+
+    async def seal(self, session: AsyncSession, plan: SealingPlan, *, keys: Iterable[KeyRow]) -> None:
+        """Seal every personal field of the plan's documents (in place), making keys for new subjects.
+
+        `keys` are the rows of `plan.key_ids` the school has, read in this transaction under the school's lock
+        (the ledger reads them in its statement reading the chain's head)."""
+        if not plan.key_ids:
+            return
+        driver = await driver_connection(session)
+        school_id = plan.school_id
+        school = await self._school_keys(driver, school_id, list(keys), looked_up=plan.key_ids[1:], create=True)
+        assert school is not None
+        named = [[(item.path, school.key_id(item)) for item in items] for items in plan.found]
+        opened = await school.ensure(session, {key_id for items in named for _, key_id in items})
         ciphers = {key_id: AESGCM(key) for key_id, key in opened.items()}  # one per data key for the whole batch
-        for document, items in zip(documents, named, strict=True):
+        for document, items in zip(plan.documents, named, strict=True):
             seal_document(document, items, keys=ciphers, school_id=school_id)
 
     async def reader(self, session: AsyncSession, *, school_id: str) -> SchoolKeys:
@@ -201,17 +213,24 @@ class KeyRing:
         driver = await transaction_driver(session)  # readers go on to read the ledger in the same transaction
         if key_ids is None:
             found = await driver.fetch(_ALL_KEYS, school_id)
+            looked_up: list[str] = []
         else:
-            key_ids = list(key_ids)
-            found = await driver.fetch(_NAMED_KEYS, school_id, [SCHOOL_KEY, *key_ids])
-        rows = {row["key_id"]: row for row in found}
-        school_row = rows.pop(SCHOOL_KEY, None)
-        wrapped = {key_id: bytes(row["wrapped"]) for key_id, row in rows.items()}
-        looked_up = () if key_ids is None else key_ids
+            looked_up = list(key_ids)
+            found = await driver.fetch(_NAMED_KEYS, school_id, [SCHOOL_KEY, *looked_up])
+        rows = [KeyRow(row["key_id"], row["wrapped"], row["wrapped_by"]) for row in found]
+        return await self._school_keys(driver, school_id, rows, looked_up=looked_up, create=create)
+
+    async def _school_keys(
+        self, driver: asyncpg.Connection, school_id: str, rows: list[KeyRow], *, looked_up: list[str], create: bool
+    ) -> SchoolKeys | None:
+        """The school's keys from its rows as read; its school key made (and stored) first when `create` and the
+        rows have none."""
+        wrapped = {row.key_id: bytes(row.wrapped) for row in rows if row.key_id != SCHOOL_KEY}
+        school_row = next((row for row in rows if row.key_id == SCHOOL_KEY), None)
         if school_row is not None:
-            if school_row["wrapped_by"] != self.kek.key_id:
-                raise self._wrong(school_id, wrapped_by=school_row["wrapped_by"])
-            school_key = await self.kek.unwrap(bytes(school_row["wrapped"]), context=_school_context(school_id))
+            if school_row.wrapped_by != self.kek.key_id:
+                raise self._wrong(school_id, wrapped_by=school_row.wrapped_by)
+            school_key = await self.kek.unwrap(bytes(school_row.wrapped), context=_school_context(school_id))
             return SchoolKeys(school_id, school_key=school_key, wrapped=wrapped, looked_up=looked_up, driver=driver)
         if not create:
             return None

@@ -6,8 +6,9 @@ import hashlib
 import logging
 import uuid
 import zlib
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
 import asyncpg
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit.domain import GENESIS, ChainEntry, canonical_json, entry_bytes, stored_entry
+from services.audit.personal import Located
 from shared.contracts.envelope import Event
 from shared.tracing import trace_id_of
 
@@ -81,16 +83,47 @@ def _append_statement(table: sa.Table, names: Sequence[str]) -> str:
 # Every column an append sends (`position` and `appended_at` are the database's own).
 _APPENDED = [column.name for column in ledger.columns if column.name not in {"position", "appended_at"}]
 _APPEND = _append_statement(ledger, _APPENDED)
-_HEAD = (
-    f"select school_sequence, entry_hash, stream_sequence from {ledger.fullname} "
-    "where school_id = $1 order by school_sequence desc limit 1"
+# Under the school's lock, in one round trip: the chain's head, which of the batch's events ($2) the ledger holds
+# already (the ledger is audit's inbox: its `event_id` is unique), and the data keys the sealer asks for ($3).
+_READ = (
+    "select head.school_sequence, head.entry_hash, head.stream_sequence, "
+    # Only this school's: an id chained under another school is no redelivery, and its insert is refused (the
+    # ledger's unique event id), so the event is dead-lettered with that reason instead of silently dropped.
+    f"array(select event_id from {ledger.fullname} where event_id = any($2::uuid[]) and school_id = $1) as chained, "
+    "named.key_ids, named.wrapped, named.wrapped_by from (select) as one "
+    "left join lateral (select school_sequence, entry_hash, stream_sequence "
+    f"from {ledger.fullname} where school_id = $1 order by school_sequence desc limit 1) as head on true "
+    "cross join lateral (select array_agg(key_id) as key_ids, array_agg(wrapped) as wrapped, "
+    f"array_agg(wrapped_by) as wrapped_by from {data_keys.fullname} where school_id = $1 "
+    "and key_id = any($3::text[])) as named"
 )
+
+
+class KeyRow(NamedTuple):
+    """A row of `audit.data_keys` as read: the key's name, its wrapped bytes and what wrapped them."""
+
+    key_id: str
+    wrapped: bytes
+    wrapped_by: str
+
+
+@dataclass(frozen=True)
+class SealingPlan:
+    """A batch's sealing worked out before its keys are read: the school, its documents, each one's personal
+    fields, and the keys to read (the school's key first; empty when there is nothing to seal)."""
+
+    school_id: str
+    documents: list[dict[str, Any]]
+    found: list[list[Located]]
+    key_ids: list[str]
 
 
 class Sealer(Protocol):
     """Seals the personal fields of ledger documents before they are hashed (KeyRing; a fake seals nothing)."""
 
-    async def seal(self, session: AsyncSession, *, school_id: str, documents: list[dict[str, Any]]) -> None: ...
+    def plan(self, *, school_id: str, documents: list[dict[str, Any]]) -> SealingPlan: ...
+
+    async def seal(self, session: AsyncSession, plan: SealingPlan, *, keys: Iterable[KeyRow]) -> None: ...
 
 
 async def lock_school(session: AsyncSession, *, school_id: str) -> None:
@@ -165,14 +198,16 @@ class SqlLedger:
     ) -> dict[str, int]:
         """Append events at the end of their schools' chains, in stream order; returns each school's new head.
 
-        Per school: one lock (one writer per chain, whichever audit instance holds the batch), one read of the
-        chain's head, one insert of the batch. Events with a stream sequence are chained in that order (a batch
-        retried or redelivered keeps it) and the sequence is recorded, so the chain's order can be checked
-        against the stream's.
+        Per school: one lock (one writer per chain, whichever audit instance holds the batch), one statement
+        reading the chain's head, the events it holds already and the data keys the batch names (a statement more
+        when the sealer stores new keys), one insert of the batch. An event the ledger holds already (a redelivery)
+        is skipped: the ledger is audit's inbox, each event id once. Events with a stream sequence are chained in
+        that order (a batch retried or redelivered keeps it) and the sequence is recorded, so the chain's order can
+        be checked against the stream's.
         """
         positions = stream_sequences or {}
         by_school: dict[str, list[Event[Any]]] = {}
-        for event in events:
+        for event in {event.event_id: event for event in events}.values():  # each id once
             by_school.setdefault(event.school_id, []).append(event)
         heads: dict[str, int] = {}
         for school_id in sorted(by_school):  # a fixed order, so two instances never wait on each other's locks
@@ -183,11 +218,21 @@ class SqlLedger:
     async def _append_school(
         self, session: AsyncSession, school_id: str, events: list[Event[Any]], positions: Mapping[uuid.UUID, int]
     ) -> int:
+        documents = [event.model_dump(mode="json") for event in events]
+        plan = self.sealer.plan(school_id=school_id, documents=documents)
         driver = await locked_driver(session, school_id=school_id)
-        last = await driver.fetchrow(_HEAD, school_id)
-        sequence, previous = (last["school_sequence"], last["entry_hash"]) if last else (0, GENESIS)
+        read = await driver.fetchrow(_READ, school_id, [event.event_id for event in events], plan.key_ids)
+        sequence, previous = read["school_sequence"] or 0, read["entry_hash"] or GENESIS
+        if read["chained"]:  # a redelivery: what the ledger holds is not appended again
+            chained = set(read["chained"])
+            log.info("ledger %s: %d event(s) already chained, skipped", school_id, len(chained))
+            kept = [at for at, event in enumerate(events) if event.event_id not in chained]
+            if not kept:
+                return int(sequence)
+            events, documents = [events[at] for at in kept], [documents[at] for at in kept]
+            plan = self.sealer.plan(school_id=school_id, documents=documents)  # its keys are among those read
         first = positions.get(events[0].event_id)
-        last_stream = last["stream_sequence"] if last else None
+        last_stream = read["stream_sequence"]
         if last_stream is not None and first is not None and first < last_stream:
             # An earlier stream message arrives after a later one was chained (a redelivery, or two audit instances
             # holding interleaved batches). The chain cannot be reordered: it records the arrival order, and the
@@ -198,8 +243,8 @@ class SqlLedger:
                 first,
                 last_stream,
             )
-        documents = [event.model_dump(mode="json") for event in events]
-        await self.sealer.seal(session, school_id=school_id, documents=documents)
+        keys = zip(read["key_ids"] or (), read["wrapped"] or (), read["wrapped_by"] or (), strict=True)
+        await self.sealer.seal(session, plan, keys=[KeyRow(*key) for key in keys])
         columns: dict[str, list[Any]] = {name: [] for name in _APPENDED}
         for event, document in zip(events, documents, strict=True):
             sequence += 1
@@ -220,7 +265,7 @@ class SqlLedger:
             previous = digest
         columns["school_id"] = [school_id] * len(events)
         await driver.execute(_APPEND, *(columns[name] for name in _APPENDED))
-        return sequence
+        return int(sequence)
 
     async def chain(self, session: AsyncSession, *, school_id: str) -> list[ChainEntry]:
         """The school's whole chain in order, for verification."""

@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> tuple[FastAPI, ServiceRuntime]:
     )
     # Workers stop in the reverse order: the dispatcher first, so no send is under way when the channels close.
     runtime.keep_running(kit)
-    record = partial(on_notifications_requested, deliveries=deliveries, clock=utc_now, wake=dispatcher.wake)
+    record = partial(on_notifications_requested, deliveries=deliveries, clock=utc_now, dispatcher=dispatcher)
     record.__doc__ = "Record each requested notification once; the dispatcher sends it and reports sent or failed."
     runtime.consumer(
         NotificationRequested, durable=NOTIFICATIONS_REQUESTS, batch_handler=record, claims_in_statement=every_batch

@@ -1,11 +1,15 @@
-"""What an attempt's result means for the delivery: sent, try again later, or failed for good (pure)."""
+"""A delivery's attempts as plain data: claimed, finished, and what a result means for the delivery (sent, try again
+later, or failed for good). Pure."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
+
+from shared.contracts.envelope import Event
+from shared.contracts.events import NotificationRequested
 
 # How long to wait before the n-th retry (the last entry repeats): transient faults clear quickly or not at all.
 DEFAULT_BACKOFF_SECONDS = (5.0, 30.0, 120.0, 600.0)
@@ -55,3 +59,37 @@ def after_attempt(
     if retryable:
         return AttemptOutcome("failed", f"gave up after {attempt} attempts: {failure}")
     return AttemptOutcome("failed", failure)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A claimed delivery: the request, which attempt this is, and whether an earlier one was cut off (and where)."""
+
+    notification_id: str
+    attempt: int
+    request: NotificationRequested
+    interrupted: bool
+    past_commit_point: bool = False
+    """The earlier attempt was cut off after its point of no return: it may have arrived, so it is not re-sent."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording a batch of requests did: the notification ids new to it, and the attempts it claimed."""
+
+    fresh: set[str]
+    claimed: list[Attempt]
+    """Recorded `sending` with attempt 1 counted, in the batch's order: for the dispatcher to begin (`HandOver`)."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """An attempt's outcome to record: the delivery's next status, its detail, and when to retry."""
+
+    notification_id: str
+    attempt: int
+    status: str
+    detail: str
+    retry_at: datetime | None = None
+    announce: Event[Any] | None = None
+    """notification.sent or notification.failed, published only if this outcome is recorded."""

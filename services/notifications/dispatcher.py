@@ -1,44 +1,41 @@
 """Sends recorded deliveries outside any consumer transaction, so a rolled-back batch or a restart sends nothing twice.
 
-Each due row is claimed (`FOR UPDATE SKIP LOCKED`, marked `sending`, attempt counted) and committed BEFORE its
-channel is called; the outcome is recorded in a unit of work of its own, with notification.sent or
-notification.failed in the outbox. A row still `sending` after `sending_timeout` was cut off mid-send (the
-process died): it is re-sent only through a channel whose re-send the recipient sees once (`resend_safe`),
-otherwise it is reported failed so routing moves on instead of waiting. A channel with a point of no return
-(SMTP's end of data) awaits the delivery's commit point there, which records the attempt `committing`: one cut
-off after that is recorded `sent_unconfirmed` and never re-sent. A wake-up claims at once, while earlier attempts
-are still under way; the claim skips this process's own attempts under way, however long they take.
+Each due row is claimed (marked `sending`, attempt counted) and committed BEFORE its channel is called. A new
+request is claimed by the statement that records it, when that statement commits by itself and the dispatcher has
+room (`handing_over`): the handler hands the claimed attempts over as soon as that statement has returned
+(committed), and they begin at once, with no claim statement of the dispatcher's. Everything else (a retry after its
+back-off, a request left beyond the room or recorded in a transaction block, one recorded by another instance, a
+cut-off attempt) is claimed by the dispatcher's own statement (`FOR UPDATE SKIP LOCKED`) on a wake-up or poll tick.
+The outcome is recorded in a unit of work of its own, with notification.sent or notification.failed in the outbox. A
+row still `sending` after `sending_timeout` was cut off mid-send (the process died, perhaps before its hand-over):
+it is re-sent only through a channel whose re-send the recipient sees once (`resend_safe`), otherwise it is reported
+failed so routing moves on instead of waiting. A channel with a point of no return (SMTP's end of data) awaits the
+delivery's commit point there, which records the attempt `committing`: one cut off after that is recorded
+`sent_unconfirmed` and never re-sent. A wake-up claims at once, while earlier attempts are still under way; the
+claim skips this process's own attempts under way, however long they take.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from services.notifications.attempts import AttemptOutcome, after_attempt, unconfirmed
+from services.notifications.attempts import Attempt, AttemptOutcome, after_attempt, unconfirmed
 from services.notifications.channels import Channel, Delivery, DeliveryFailed, SentUnconfirmed
 from services.notifications.domain import NoParentWords, render
 from services.notifications.links import AckLinks
-from services.notifications.outcomes import Expected, Outcomes
-from services.notifications.store import Attempt, SqlDeliveries
+from services.notifications.outcomes import Expected, Outcomes, announcement
+from services.notifications.store import SqlDeliveries
 from shared.background import PollingLoop
-from shared.contracts.envelope import Actor, Event
-from shared.contracts.events import (
-    NotificationFailed,
-    NotificationFailedPayload,
-    NotificationSent,
-    NotificationSentPayload,
-)
 from shared.tracing import span_in_trace
 from shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-SERVICE_ACTOR = Actor(id="notifications", role="service")
 CLAIM_LIMIT = 100
 
 
@@ -50,6 +47,17 @@ class DeliveryRules:
     backoff_seconds: Sequence[float] = (5.0, 30.0, 120.0, 600.0)
     sending_timeout: timedelta = timedelta(seconds=120)
     concurrency: int = 16
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """Room kept for attempts a request statement claims itself, and how to begin them once it has committed."""
+
+    room: int
+    """At most this many rows may be recorded claimed (0: none, all `requested`)."""
+    sending_timeout: timedelta
+    begin: Callable[[Sequence[Attempt]], None]
+    """Begin the claimed attempts now: call it only once the statement that claimed them has committed."""
 
 
 class Dispatcher:
@@ -77,6 +85,8 @@ class Dispatcher:
         self._in_flight = asyncio.Semaphore(rules.concurrency)
         self._outcomes = Outcomes(uow=uow, deliveries=deliveries, clock=clock)
         self._attempts: dict[asyncio.Task[None], str] = {}  # begun, not yet ended: their notification ids
+        self._reserved = 0  # room kept for hand-overs whose statement is still running
+        self._accepting = False  # started and not stopping: hand-overs may begin attempts
         self._loop = PollingLoop(self._start_due, name="notification-dispatcher", poll_seconds=poll_seconds)
 
     def wake(self) -> None:
@@ -84,15 +94,41 @@ class Dispatcher:
         self._loop.wake()
 
     def start(self) -> None:
+        self._accepting = True
         self._loop.start()
 
     async def stop(self) -> None:
         """Stop claiming, then cut off the attempts still under way (left `sending`, as a crash leaves them)."""
+        self._accepting = False
         await self._loop.stop()
         for task in self._attempts:
             task.cancel()
         if self._attempts:
             await asyncio.wait(list(self._attempts))
+
+    @contextmanager
+    def handing_over(self, wanted: int) -> Iterator[HandOver]:
+        """Room for up to `wanted` attempts that the caller's statement claims itself (none unless the dispatcher is
+        running), kept from the dispatcher's own claims until the `with` ends, so no more than CLAIM_LIMIT are under
+        way. A statement that fails hands nothing over; one that committed and never hands over (the process died)
+        leaves its rows `sending`, recovered after `sending_timeout` like any attempt cut off."""
+        room = max(0, min(wanted, self._room())) if self._accepting else 0
+        self._reserved += room
+
+        def begin(attempts: Sequence[Attempt]) -> None:
+            if len(attempts) > room:
+                raise ValueError(f"{len(attempts)} attempts handed over for room of {room}")
+            if self._accepting:  # stopping: left `sending`, as a crash leaves them
+                for attempt in attempts:
+                    self._begin(attempt)
+
+        try:
+            yield HandOver(room, self._rules.sending_timeout, begin)
+        finally:
+            self._reserved -= room
+
+    def _room(self) -> int:
+        return CLAIM_LIMIT - len(self._attempts) - self._reserved
 
     async def dispatch_due(self) -> int:
         """Send everything due now; returns how many attempts were made, once each has its outcome recorded."""
@@ -111,12 +147,15 @@ class Dispatcher:
         """Claim what is due and begin its attempts without waiting for them (the loop's step).
 
         A wake-up during earlier attempts claims at once instead of after them. At most CLAIM_LIMIT attempts are
-        under way at a time, so nothing claimed waits long behind the in-flight limit and reaches `sending_timeout`.
+        under way at a time (hand-overs' room counted), so nothing claimed waits long behind the in-flight limit and
+        reaches `sending_timeout`.
         """
         made = 0
         while True:
-            room = CLAIM_LIMIT - len(self._attempts)
+            room = self._room()
             if room <= 0:
+                if not self._attempts:
+                    return made  # all the room is kept for hand-overs under way; the next wake-up looks again
                 await asyncio.wait(list(self._attempts), return_when=asyncio.FIRST_COMPLETED)
                 continue
             async with self._uow.single_statement() as work:
@@ -161,7 +200,7 @@ class Dispatcher:
                 async with self._in_flight:
                     outcome = await self._send(attempt)
                 # Built in this span, so the announcement is a child of the delivery that caused it.
-                announce = self._announce(attempt, outcome)
+                announce = announcement(attempt, outcome, at=self._clock())
             except BaseException:
                 expected.withdraw()
                 raise
@@ -232,34 +271,3 @@ class Dispatcher:
                 await commit
 
         return committing
-
-    def _announce(self, attempt: Attempt, outcome: AttemptOutcome) -> Event[Any] | None:
-        request = attempt.request
-        payload = request.payload
-        common: dict[str, Any] = {
-            "school_id": request.school_id,
-            "aggregate_id": payload.notification_id,
-            "actor": SERVICE_ACTOR,
-            "occurred_at": self._clock(),
-            "cause": request,
-        }
-        if outcome.announced == "sent":
-            sent = NotificationSentPayload(
-                notification_id=payload.notification_id,
-                case_id=payload.case_id,
-                channel=payload.channel,
-                recipient_person_id=payload.recipient.person_id,
-                provider_message_id=outcome.detail,
-            )
-            return NotificationSent.new(sent, **common)
-        if outcome.announced == "failed":
-            failed = NotificationFailedPayload(
-                notification_id=payload.notification_id,
-                case_id=payload.case_id,
-                channel=payload.channel,
-                recipient_person_id=payload.recipient.person_id,
-                reason=outcome.detail,
-                retryable=False,  # announced only once no further attempt will be made
-            )
-            return NotificationFailed.new(failed, **common)
-        return None

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.notifications.dispatcher import Dispatcher
 from services.notifications.store import SqlDeliveries
 from shared.contracts.envelope import Actor, Event
 from shared.contracts.events import (
@@ -25,13 +26,27 @@ async def on_notifications_requested(
     work: Work,
     deliveries: SqlDeliveries,
     clock: Callable[[], datetime],
-    wake: Callable[[], None],
+    dispatcher: Dispatcher,
     stream_sequences: Mapping[uuid.UUID, int] | None = None,
 ) -> None:
-    """Record a batch's deliveries as requested, once per notification id; the dispatcher sends them after commit.
-    One statement, which claims the batch's events too when the consumer edge leaves the claim to it."""
-    if await deliveries.record_all_requested(work.session, events, at=clock(), claim=work.take_claim()):
-        work.wake_after_commit(wake)
+    """Record a batch's deliveries once per notification id, in one statement that claims the batch's events too
+    when the consumer edge leaves the claim to it. Those the dispatcher has room for are recorded claimed for sending
+    and handed to it as soon as the statement returns committed; it is woken after commit for any left requested."""
+    at = clock()
+    # Only a statement that commits by itself claims for sending: inside a transaction block its rows would be
+    # handed over before they were committed.
+    with dispatcher.handing_over(len(events) if work.autocommit else 0) as hand_over:
+        recorded = await deliveries.record_all_requested(
+            work.session,
+            events,
+            at=at,
+            claim=work.take_claim(),
+            claiming=hand_over.room,
+            sending_timeout=hand_over.sending_timeout,
+        )
+        hand_over.begin(recorded.claimed)  # committed: each row is `sending`, its attempt counted
+    if len(recorded.claimed) < len(recorded.fresh):
+        work.wake_after_commit(dispatcher.wake)
 
 
 async def acknowledge(

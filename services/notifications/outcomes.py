@@ -1,4 +1,5 @@
-"""Writes the dispatcher's finished attempts in groups, each group's outcomes and announcements in one statement."""
+"""What a finished attempt announces, and the writer of the dispatcher's finished attempts in groups (each group's
+outcomes and announcements in one statement)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,19 @@ from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
-from services.notifications.attempts import AttemptOutcome
-from services.notifications.store import Attempt, Finished, SqlDeliveries
-from shared.contracts.envelope import Event
+from services.notifications.attempts import Attempt, AttemptOutcome, Finished
+from services.notifications.store import SqlDeliveries
+from shared.contracts.envelope import Actor, Event
+from shared.contracts.events import (
+    NotificationFailed,
+    NotificationFailedPayload,
+    NotificationRequested,
+    NotificationSent,
+    NotificationSentPayload,
+)
 from shared.unit_of_work import UnitOfWork
+
+SERVICE_ACTOR = Actor(id="notifications", role="service")
 
 
 class Expected:
@@ -107,3 +117,34 @@ class Outcomes:
                             done.set_result(finished.notification_id in current)
         finally:
             self._writer = None
+
+
+def announcing(request: NotificationRequested, *, actor: Actor, at: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What every announcement of a delivery (sent, delivered, failed) shares: its envelope's fields, its payload's."""
+    payload = request.payload
+    common: dict[str, Any] = {
+        "school_id": request.school_id,
+        "aggregate_id": payload.notification_id,
+        "actor": actor,
+        "occurred_at": at,
+        "cause": request,
+    }
+    about: dict[str, Any] = {
+        "notification_id": payload.notification_id,
+        "case_id": payload.case_id,
+        "channel": payload.channel,
+        "recipient_person_id": payload.recipient.person_id,
+    }
+    return common, about
+
+
+def announcement(attempt: Attempt, outcome: AttemptOutcome, *, at: datetime) -> Event[Any] | None:
+    """notification.sent or notification.failed for a final outcome, caused by the request; None while retrying."""
+    common, about = announcing(attempt.request, actor=SERVICE_ACTOR, at=at)
+    if outcome.announced == "sent":
+        return NotificationSent.new(NotificationSentPayload(**about, provider_message_id=outcome.detail), **common)
+    if outcome.announced == "failed":  # announced only once no further attempt will be made
+        return NotificationFailed.new(
+            NotificationFailedPayload(**about, reason=outcome.detail, retryable=False), **common
+        )
+    return None

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.notifications.outcomes import announcing
 from services.notifications.store import IN_FLIGHT, SqlDeliveries
 from shared.contracts.envelope import Actor, Event, parse_event
 from shared.contracts.events import (
@@ -84,20 +85,7 @@ async def record_receipt(
 
 
 def _announce(request: NotificationRequested, *, status: str, delivered: bool, detail: str, at: datetime) -> Event[Any]:
-    payload = request.payload
-    common: dict[str, Any] = {
-        "school_id": request.school_id,
-        "aggregate_id": payload.notification_id,
-        "actor": RECEIPTS_ACTOR,
-        "occurred_at": at,
-        "cause": request,
-    }
-    about: dict[str, Any] = {
-        "notification_id": payload.notification_id,
-        "case_id": payload.case_id,
-        "channel": payload.channel,
-        "recipient_person_id": payload.recipient.person_id,
-    }
+    common, about = announcing(request, actor=RECEIPTS_ACTOR, at=at)
     if delivered:
         return NotificationDelivered.new(NotificationDeliveredPayload(**about, receipt=status), **common)
     # The provider's final word: routing moves on to the person's next channel or the next rung.

@@ -1,16 +1,16 @@
 """Notifications' schema: one delivery row per notification id, from requested to sent, delivered or failed.
 
-A row is `requested` in the consumer's transaction; the dispatcher claims it (`sending`, attempt counted,
-committed) before the channel is called; a channel with a point of no return (SMTP's end of data) has it
-recorded `committing` just before; the outcome is `sent`, `sent_unconfirmed` (cut off after that point),
-`failed`, or `requested` again for a retry. A channel's receipt then makes it `delivered` (or `failed`).
-`ready_at` is when the row is next due: the retry time while requested, the reconcile time while in flight.
+A row is recorded by the consumer's statement either `requested` (the dispatcher claims it later) or already
+claimed for the dispatcher; either way it is committed `sending`, its attempt counted, before the channel is
+called; a channel with a point of no return (SMTP's end of data) has it recorded `committing` just before; the
+outcome is `sent`, `sent_unconfirmed` (cut off after that point), `failed`, or `requested` again for a retry. A
+channel's receipt then makes it `delivered` (or `failed`). `ready_at` is when the row is next due: the retry time
+while requested, the reconcile time while in flight.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts.envelope import Event, parse_event
+from services.notifications.attempts import Attempt, Finished, Recorded
+from shared.contracts.envelope import parse_event
 from shared.contracts.events import NotificationRequested
 from shared.inbox_outbox import InboxOutbox, written_rows
 from shared.unit_of_work import Claim, Work
@@ -79,52 +80,35 @@ push_subscriptions = sa.Table(
 )
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """A claimed delivery: the request, which attempt this is, and whether an earlier one was cut off (and where)."""
-
-    notification_id: str
-    attempt: int
-    request: NotificationRequested
-    interrupted: bool
-    past_commit_point: bool = False
-    """The earlier attempt was cut off after its point of no return: it may have arrived, so it is not re-sent."""
-
-
-@dataclass(frozen=True)
-class Finished:
-    """An attempt's outcome to record: the delivery's next status, its detail, and when to retry."""
-
-    notification_id: str
-    attempt: int
-    status: str
-    detail: str
-    retry_at: datetime | None = None
-    announce: Event[Any] | None = None
-    """notification.sent or notification.failed, published only if this outcome is recorded."""
-
-
-# New requests, due now; a notification id recorded before is left as it is. One fixed statement over arrays
-# (prepared once whatever the batch's size), each request written as its JSON text.
+# New requests, due now; a notification id recorded before is left as it is. The first `:claiming` of them are
+# recorded already claimed, exactly as `_CLAIM` would leave them (`sending`, attempt 1 counted, due again after the
+# sending timeout), for the dispatcher to begin once the statement has committed; the rest are `requested`. One
+# fixed statement over arrays (prepared once whatever the batch's size), each request written as its JSON text.
 _RECORD = (
     f"insert into {SCHEMA}.deliveries (notification_id, school_id, case_id, recipient_person_id, channel, status, "
-    "requested_event_id, correlation_id, traceparent, request, ready_at) "
-    "select v.notification_id, v.school_id, v.case_id, v.recipient_person_id, v.channel, 'requested', "
-    "v.requested_event_id, v.correlation_id, v.traceparent, v.request, cast(:at as timestamptz) "
+    "requested_event_id, correlation_id, traceparent, request, attempts, attempted_at, ready_at) "
+    "select v.notification_id, v.school_id, v.case_id, v.recipient_person_id, v.channel, "
+    "case when v.claimed then 'sending' else 'requested' end, "
+    "v.requested_event_id, v.correlation_id, v.traceparent, v.request, "
+    "case when v.claimed then 1 else 0 end, "
+    "case when v.claimed then cast(:at as timestamptz) end, "
+    "case when v.claimed then cast(:sending_until as timestamptz) else cast(:at as timestamptz) end "
+    "from (select u.*, row_number() over (order by u.position) <= cast(:claiming as integer) as claimed "
     "from unnest(cast(:ids as text[]), cast(:schools as text[]), cast(:cases as text[]), cast(:people as text[]), "
     "cast(:channels as text[]), cast(:event_ids as uuid[]), cast(:correlations as uuid[]), "
-    "cast(:traceparents as text[]), cast(:requests as jsonb[])) "
-    "as v(notification_id, school_id, case_id, recipient_person_id, channel, requested_event_id, correlation_id, "
-    "traceparent, request) "
-    "{fresh}"
-    "on conflict do nothing returning notification_id"
+    "cast(:traceparents as text[]), cast(:requests as jsonb[])) with ordinality "
+    "as u(notification_id, school_id, case_id, recipient_person_id, channel, requested_event_id, correlation_id, "
+    "traceparent, request, position) "
+    "{fresh}) v "
+    "on conflict do nothing returning notification_id, requested_event_id, status"
 )
 _RECORD_ALL = sa.text(_RECORD.format(fresh=""))
 # The same with the consumer's claim of the request events: a request whose event was claimed before (a
-# redelivery) is not recorded again, and the batch is this one statement (no transaction block).
+# redelivery) is not recorded (nor claimed for sending) again, and the batch is this one statement (no
+# transaction block).
 _RECORD_CLAIMING = sa.text(
     f"with claimed as ({OUTBOX.claim_sql()}) "
-    + _RECORD.format(fresh="where v.requested_event_id in (select event_id from claimed) ")
+    + _RECORD.format(fresh="where u.requested_event_id in (select event_id from claimed) ")
 )
 
 
@@ -173,7 +157,8 @@ class SqlDeliveries:
 
     async def record_requested(self, session: AsyncSession, request: NotificationRequested, *, at: datetime) -> bool:
         """Record the request (due now); False when this notification was already recorded."""
-        return request.payload.notification_id in await self.record_all_requested(session, [request], at=at)
+        recorded = await self.record_all_requested(session, [request], at=at)
+        return request.payload.notification_id in recorded.fresh
 
     async def record_all_requested(
         self,
@@ -182,16 +167,21 @@ class SqlDeliveries:
         *,
         at: datetime,
         claim: Claim | None = None,
-    ) -> set[str]:
-        """Record many requests in one statement; returns the notification ids that were not recorded before.
+        claiming: int = 0,
+        sending_timeout: timedelta = timedelta(0),
+    ) -> Recorded:
+        """Record many requests in one statement: which were not recorded before, and which of those the statement
+        claimed for sending (at most `claiming`, first come first).
+
         With `claim` (the requests' events, for the consumer), the statement claims them too and skips those
-        claimed before."""
+        claimed before. A claimed row is committed `sending` when a statement run without a transaction block
+        returns: its attempt may begin at once, with no `claim_ready`."""
         if not requests and claim is None:
-            return set()
-        claiming = {} if claim is None else claim.parameters()
+            return Recorded(set(), [])
+        claiming_events = {} if claim is None else claim.parameters()
         result = await session.execute(
             _RECORD_ALL if claim is None else _RECORD_CLAIMING,
-            claiming
+            claiming_events
             | {
                 "ids": [request.payload.notification_id for request in requests],
                 "schools": [request.school_id for request in requests],
@@ -203,9 +193,18 @@ class SqlDeliveries:
                 "traceparents": [request.traceparent for request in requests],
                 "requests": [request.model_dump_json() for request in requests],
                 "at": at,
+                "claiming": claiming,
+                "sending_until": at + sending_timeout,
             },
         )
-        return set(result.scalars())
+        rows = result.all()
+        sending = {(row.notification_id, row.requested_event_id) for row in rows if row.status == "sending"}
+        claimed = []
+        for request in requests:  # each claimed row once, with the request that recorded it
+            if (key := (request.payload.notification_id, request.event_id)) in sending:
+                sending.discard(key)
+                claimed.append(Attempt(key[0], 1, request, interrupted=False))
+        return Recorded({row.notification_id for row in rows}, claimed)
 
     async def claim_ready(
         self,

@@ -15,7 +15,8 @@ OUTBOX = InboxOutbox(SCHEMA)
 # batch publishes put in the outbox (in the order given) and its deadlines set (as SET_ALL does) in the same
 # statement. `written` holds each event once, serialised once: the published ones, then any case event or deadline
 # cause not published; case events and deadlines name theirs by position (a deadline's becomes its detail's cause).
-# The outbox takes the text as it is; only the events kept as JSONB (`kept`: case events, causes) are parsed, once.
+# The outbox and the case events take the text as it is; only a deadline's cause, which goes into its JSONB detail,
+# is parsed (`kept`), once.
 # OPEN_ALL_CLAIMING also claims the concerns for the consumer (`claimed`) and writes only what a freshly claimed
 # concern led to: each written event names its concern, each case its concern, each deadline its case.
 _OPEN_ALL = """
@@ -29,7 +30,7 @@ _OPEN_ALL = """
     ),
     appended as (
       insert into {schema}.case_events (case_id, version, school_id, event_id, event_type, event)
-      select a.case_id, a.version, w.school_id, w.event_id, w.event_type, w.document
+      select a.case_id, a.version, w.school_id, w.event_id, w.event_type, w.body
       from unnest(cast(:event_cases as text[]), cast(:versions as integer[]), cast(:positions as bigint[]))
         as a(case_id, version, n)
       join written w on w.n = a.n

@@ -29,7 +29,8 @@ case_events = sa.Table(
     sa.Column("school_id", sa.Text, nullable=False),
     sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
     sa.Column("event_type", sa.Text, nullable=False),
-    sa.Column("event", JSONB, nullable=False),
+    # The event's JSON text as published: read whole and parsed in Python, never queried inside (migration 0004).
+    sa.Column("event", sa.Text, nullable=False),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
@@ -165,7 +166,7 @@ class SqlCaseEvents:
                 "school_id": event.school_id,
                 "event_id": event.event_id,
                 "event_type": event.type,
-                "event": event.model_dump(mode="json"),
+                "event": event.model_dump_json(),
             }
             for offset, event in enumerate(events, start=1)
         ]
@@ -243,7 +244,7 @@ class SqlCaseEvents:
             (case, version, position_of(event)) for case in opened for version, event in enumerate(case.events, start=1)
         ]
         due_causes = [None if row.cause is None else position_of(row.cause) for row in due]
-        kept = set(due_causes) | {n for _, _, n in appended}
+        kept = set(due_causes)  # parsed for the deadline's JSONB detail; case events keep the text
         claiming: dict[str, Any] = {}
         if claim is not None:
             concern_of = causes or {}

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from services.notifications.attempts import Finished
 from services.notifications.channels import Delivery, DeliveryFailed
-from services.notifications.dispatcher import SERVICE_ACTOR, DeliveryRules, Dispatcher
+from services.notifications.dispatcher import DeliveryRules, Dispatcher
 from services.notifications.links import AckLinks
-from services.notifications.store import SCHEMA, Finished, SqlDeliveries, deliveries
+from services.notifications.outcomes import SERVICE_ACTOR
+from services.notifications.store import SCHEMA, SqlDeliveries, deliveries
 from shared.contracts.envelope import utc_now
 from shared.contracts.events import NotificationSent, NotificationSentPayload, PersonRef
 from shared.inbox_outbox import InboxOutbox

@@ -77,7 +77,8 @@ async def record_both(runtime: ServiceRuntime) -> tuple[str, str]:
     email = notification_requested(channel="email", address="lead@example.org", recipient=PERSON)
     push = notification_requested(channel="push", address=PERSON.person_id, recipient=PERSON)
     async with runtime.uow.begin() as work:
-        assert len(await SqlDeliveries().record_all_requested(work.session, [email, push], at=utc_now())) == 2
+        recorded = await SqlDeliveries().record_all_requested(work.session, [email, push], at=utc_now())
+        assert len(recorded.fresh) == 2
     return email.payload.notification_id, push.payload.notification_id
 
 

@@ -33,6 +33,7 @@ from services.routing.store import (
     SqlCaseEvents,
     SqlDeadlines,
     SqlPolicyVersions,
+    case_events,
     deadlines,
 )
 from shared.contracts.concern import Channel, ConcernReport
@@ -221,6 +222,10 @@ async def test_opening_cases_with_the_work_puts_its_emitted_events_in_the_outbox
             {"ids": [first.event_id, second.event_id, unpublished.event_id, request.event_id]},
         )
         rows = queued.all()
+        kept = await session.scalars(
+            sa.select(case_events.c.event).where(case_events.c.case_id == case_id).order_by(case_events.c.version)
+        )
+        kept_text = list(kept)
         pending = await SqlDeadlines().pending(session, case_ids=[case_id], kind="acknowledge")
         details = {
             row.deadline_id: row.detail
@@ -232,9 +237,22 @@ async def test_opening_cases_with_the_work_puts_its_emitted_events_in_the_outbox
     assert details == {row.deadline_id: row.written_detail() for row in due}  # the cause as its own JSON
     assert parse_event(details[f"{case_id}-d0"]["cause"]) == second
     assert stored == [first, second, unpublished]
+    # Each case event kept as the text it was published as (the outbox's body), not re-spelt as JSONB.
+    assert kept_text == [event.model_dump_json() for event in (first, second, unpublished)]
+    assert kept_text[:2] == [rows[0].body, rows[2].body]
     assert [row.event_id for row in rows] == [first.event_id, request.event_id, second.event_id]
     assert [row.position for row in work.written] == sorted(row.position for row in work.written)
     assert [parse_event(row.body) for row in rows] == [first, request, second]
+
+
+async def test_an_appended_case_event_is_kept_as_its_json_text(sql_sessions: async_sessionmaker[AsyncSession]) -> None:
+    case_id = f"case-{uuid.uuid4().hex}"
+    event = deadline_event(case_id, n=1)
+    async with sql_sessions() as session, session.begin():
+        await SqlCaseEvents().append(session, case_id=case_id, events=[event], expected_version=0)
+        kept = await session.scalar(sa.select(case_events.c.event).where(case_events.c.case_id == case_id))
+        assert await SqlCaseEvents().load(session, case_id) == [event]
+    assert kept == event.model_dump_json()
 
 
 async def test_failed_notifications_are_recorded_once_and_each_record_answers_with_the_cases_earlier_ones(
@@ -384,8 +402,29 @@ async def test_the_ledger_extends_each_schools_chain_and_the_chain_verifies(back
         assert await store.append(session, first) == {schools[0]: 1, schools[1]: 1}
         assert await store.append(session, then) == {schools[0]: 3}
         chain = await store.chain(session, school_id=schools[0])
+        # the ledger is audit's inbox: an event it holds (a redelivery) is skipped, the rest appended after it
+        more = concern_received(school_id=schools[0])
+        assert await store.append(session, [then[1], more, first[1]]) == {schools[0]: 4, schools[1]: 1}
+        longer = await store.chain(session, school_id=schools[0])
     assert [entry.event["event_id"] for entry in chain] == [str(e.event_id) for e in (first[0], *then)]
     assert verify_chain(chain) == []
+    assert [entry.event["event_id"] for entry in longer] == [str(e.event_id) for e in (first[0], *then, more)]
+    assert verify_chain(longer) == []
+
+
+async def test_an_event_id_chained_under_another_school_is_refused_not_skipped(backend: Backend) -> None:
+    store: Ledger = pick(backend, FakeLedger(), SqlLedger(sealer=KeyRing(LocalKek(new_key()))))
+    schools = [f"school-{uuid.uuid4().hex[:8]}", f"school-{uuid.uuid4().hex[:8]}"]
+    chained = concern_received(school_id=schools[0])
+    impostor = concern_received(school_id=schools[1]).model_copy(update={"event_id": chained.event_id})
+    async with backend.transaction() as session:
+        await store.append(session, [chained])
+    # Not a redelivery: the batch fails, so the consumer edge dead-letters the event with the reason.
+    with pytest.raises(Exception, match=r"(?i)unique|another school"):
+        async with backend.transaction() as session:
+            await store.append(session, [impostor])
+    async with backend.transaction() as session:
+        assert await store.chain(session, school_id=schools[1]) == []
 
 
 # --- intake ---------------------------------------------------------------------------------------------------

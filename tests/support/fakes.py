@@ -274,12 +274,16 @@ class FakeLedger:
         # In stream order when the sequences are known, as the SQL ledger chains them.
         if stream_sequences:
             events = sorted(events, key=lambda event: stream_sequences.get(event.event_id, 0))
-        recorded = {entry.event["event_id"] for chain in self.chains.values() for entry in chain}
-        if any(str(event.event_id) in recorded for event in events):
-            raise _clash("an event is recorded once")
+        recorded = {entry.event["event_id"]: school for school, chain in self.chains.items() for entry in chain}
         heads: dict[str, int] = {}
         for event in events:
             chain = self.chains.setdefault(event.school_id, [])
+            if (school := recorded.get(str(event.event_id))) is not None:
+                if school != event.school_id:  # the SQL ledger's unique event id refuses it
+                    raise ValueError(f"event {event.event_id} is chained under another school")
+                heads[event.school_id] = len(chain)  # the ledger is audit's inbox: an event is recorded once
+                continue
+            recorded[str(event.event_id)] = event.school_id
             sequence, previous = (chain[-1].school_sequence, chain[-1].entry_hash) if chain else (0, GENESIS)
             document = event.model_dump(mode="json")
             digest = entry_hash(previous_hash=previous, school_sequence=sequence + 1, event=document)
