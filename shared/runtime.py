@@ -89,7 +89,7 @@ class ServiceRuntime:
             schema=self.schema,
             poll_seconds=settings.outbox_poll_seconds,
         )
-        self.uow = UnitOfWork(self.sessions, self.tables, wake=self.relay.wake)
+        self.uow = UnitOfWork(self.sessions, self.tables, relay=self.relay)
         self.dead_letters = DeadLetters(
             self.subjects,
             jetstream=lambda: jetstream(self.broker),
