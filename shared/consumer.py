@@ -8,7 +8,10 @@ is acked. If anything in the batch fails, the batch is rolled back and each even
 work, so a poison event is retried (and finally dead-lettered) without holding up or losing the rest.
 
 A batch handler whose batch is one statement claims the batch in that statement (`claims_in_statement`): the
-batch then runs without a transaction block, one round trip instead of BEGIN, claim, statement and COMMIT.
+batch then runs without a transaction block, one round trip instead of BEGIN, claim, statement and COMMIT. A batch
+handler that is idempotent by itself (`idempotent`: each of its statements leaves its tables as one delivery of the
+batch would, however often the batch comes, as the console's read model does) claims nothing: no inbox rows, and its
+statements run without a transaction block.
 """
 
 from __future__ import annotations
@@ -82,11 +85,15 @@ class EventBatches:
         traces_events: bool = False,
         claims_in_statement: ClaimsInStatement | None = None,
         claim_in_transaction: bool = False,
+        idempotent: bool = False,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler and batch_handler")
-        if claims_in_statement is not None and batch_handler is None:
-            raise ValueError("only a batch handler claims in its statement")
+        if (claims_in_statement is not None or idempotent) and batch_handler is None:
+            raise ValueError("only a batch handler claims in its statement or needs no claim")
+        if idempotent:
+            claims_in_statement = every_batch  # run as a handler claiming in its statement, with no claim to make
+        self._idempotent = idempotent
         self._claims_in_statement = claims_in_statement
         # The handler's first statement claims, the rest of the batch's statements share its transaction.
         self._claiming = uow.begin if claim_in_transaction else uow.single_statement
@@ -101,21 +108,21 @@ class EventBatches:
 
     async def consume(self, events: Sequence[Event[Any]], messages: Sequence[Msg]) -> None:
         """Process a batch (events[i] came in messages[i]) and settle every message."""
-        sequences = (
-            {
-                event.event_id: sequence
-                for event, message in zip(events, messages, strict=True)
-                if (sequence := stream_sequence(message)) is not None
-            }
-            if self._batch_handler is not None
-            else {}
-        )
+        sequences: dict[uuid.UUID, int] = {}
+        received: dict[uuid.UUID, bytes] = {}
+        if self._batch_handler is not None:
+            for event, message in zip(events, messages, strict=True):
+                received[event.event_id] = message.data
+                if (sequence := stream_sequence(message)) is not None:
+                    sequences[event.event_id] = sequence
         try:
             if self._claims_in_statement is not None and self._claims_in_statement(events):
                 async with self._claiming() as work:
+                    work.received = received
                     await self._run_claiming(events, work, sequences)
             else:
                 async with self._uow.begin() as work:
+                    work.received = received
                     await self._run(events, work, sequences)
         except Exception as failure:
             if len(events) == 1:
@@ -141,13 +148,14 @@ class EventBatches:
 
     async def _run_claiming(self, events: Sequence[Event[Any]], work: Work, sequences: dict[uuid.UUID, int]) -> int:
         """The batch handler's one statement claims the events: it is given them all (each id once) and must take
-        the claim, or nothing would stop a redelivery being handled again."""
+        the claim, or nothing would stop a redelivery being handled again (an idempotent handler has none to take)."""
         assert self._batch_handler is not None
         distinct = _first_of_each(events)
-        work.claim_due = Claim(self.name, [event.event_id for event in distinct])
+        if not self._idempotent:
+            work.claim_due = Claim(self.name, [event.event_id for event in distinct])
         started_ns = time.time_ns()
         await self._batch_handler(distinct, work=work, stream_sequences=sequences)
-        if not work.claim_taken:
+        if work.claim_due is not None and not work.claim_taken:
             raise RuntimeError(f"{self.name}: the batch handler did not claim its events")
         if not self._traces_events and exporting():
             spans = [(e.type, e.event_id, e.traceparent) for e in distinct]

@@ -7,7 +7,8 @@ redelivered event is skipped and a committed event is always published, even aft
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +18,51 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.envelope import Event
 from shared.migrations import json_as_jsonb, json_as_text
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A committed outbox row as the relay publishes it: read back, or handed over by the unit of work that wrote it."""
+
+    position: int
+    event_id: str
+    subject_school: str
+    event_type: str
+    body: str
+    traceparent: str | None
+
+
+def written_rows(returned: Iterable[Any], parameters: Mapping[str, Any]) -> list[OutboxRow]:
+    """The outbox rows a statement wrote, in position order: `returned` are the (position, event_id) pairs of its
+    outbox insert (`InboxOutbox.enqueue_from_sql`'s RETURNING), `parameters` the arrays it was given (event_ids,
+    schools, types, bodies, traceparents: one entry per event, None where an entry has no event)."""
+    index = {event_id: n for n, event_id in enumerate(parameters["event_ids"]) if event_id is not None}
+    rows = []
+    for position, event_id in returned:
+        n = index[event_id]
+        rows.append(
+            OutboxRow(
+                position,
+                str(event_id),
+                parameters["schools"][n],
+                parameters["types"][n],
+                parameters["bodies"][n],
+                parameters["traceparents"][n],
+            )
+        )
+    rows.sort(key=lambda row: row.position)
+    return rows
+
+
+def outbox_parameters(events: Sequence[Event[Any]]) -> dict[str, list[Any]]:
+    """The outbox columns of `events` as arrays (each serialised once), for an unnest insert and `written_rows`."""
+    return {
+        "event_ids": [event.event_id for event in events],
+        "schools": [event.school_id for event in events],
+        "types": [event.type for event in events],
+        "bodies": [event.model_dump_json() for event in events],
+        "traceparents": [event.traceparent for event in events],
+    }
 
 
 def inbox_table(metadata: sa.MetaData) -> sa.Table:
@@ -105,17 +151,19 @@ class InboxOutbox:
             f'insert into "{schema}".outbox (event_id, subject_school, event_type, body, traceparent) '
             "select * from unnest(cast(:event_ids as uuid[]), cast(:schools as text[]), cast(:types as text[]), "
             "cast(:bodies as text[]), cast(:traceparents as text[])) "
-            "on conflict do nothing"
+            "on conflict do nothing returning position, event_id"
         )
 
     def enqueue_from_sql(self, source: str) -> str:
         """SQL (for a `with` clause) putting in the outbox each row of `source`, an earlier CTE with the columns
         event_id, school_id, event_type, body (the JSON text, as published) and traceparent: for a statement that
         records changes and publishes them at once (its CTE returns a row for each change made, none for one that
-        was not)."""
+        was not). It returns each row's position and event_id: the statement passes them on (`written_rows`), so its
+        unit of work hands the rows to the relay, which then publishes them without reading them back."""
         return (
             f'insert into "{self._schema}".outbox (event_id, subject_school, event_type, body, traceparent) '
-            f"select event_id, school_id, event_type, body, traceparent from {source} on conflict do nothing"
+            f"select event_id, school_id, event_type, body, traceparent from {source} on conflict do nothing "
+            "returning position, event_id"
         )
 
     def claim_sql(self, consumer: str = ":claim_consumer", event_ids: str = ":claim_ids") -> str:
@@ -135,19 +183,12 @@ class InboxOutbox:
         result = await session.execute(self._claim, {"consumer": consumer, "event_ids": list(dict.fromkeys(event_ids))})
         return set(result.scalars())
 
-    async def enqueue(self, session: AsyncSession, events: Iterable[Event[Any]]) -> int:
-        """Add events to the outbox in the caller's transaction (one statement); none is added twice."""
+    async def enqueue(self, session: AsyncSession, events: Iterable[Event[Any]]) -> list[OutboxRow]:
+        """Add events to the outbox in the caller's transaction (one statement); none is added twice. Returns the
+        rows it added (an event already in the outbox is not among them)."""
         batch = list(events)
         if not batch:
-            return 0
-        await session.execute(
-            self._enqueue,
-            {
-                "event_ids": [event.event_id for event in batch],
-                "schools": [event.school_id for event in batch],
-                "types": [event.type for event in batch],
-                "bodies": [event.model_dump_json() for event in batch],
-                "traceparents": [event.traceparent for event in batch],
-            },
-        )
-        return len(batch)
+            return []
+        parameters = outbox_parameters(batch)
+        returned = await session.execute(self._enqueue, parameters)
+        return written_rows(returned, parameters)

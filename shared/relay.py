@@ -1,39 +1,56 @@
-"""Publishes a service's outbox to JetStream in order, a batch at a time, marking rows once the stream has them.
+"""Publishes a service's outbox to JetStream in order, marking rows once the stream has them.
 
 One relay per schema publishes at a time (a PostgreSQL session advisory lock held on its own connection; another
 instance takes over when that connection goes), so the stream receives each service's events in outbox order.
-A batch is read with one statement and published asynchronously (every publish in flight at once, then the acks
-awaited); the acknowledged prefix is marked by the *next* read, in the same statement (a CTE: mark what the last
-batch published, read the next batch without those rows), so a flush is one round trip, not two. A relay with
-nothing new to read marks at its next poll tick (a read that finds nothing) and when it stops. No transaction is
-held open across the network, and no statement needs a transaction block of its own (each is atomic alone). A
-publish that reached the stream but whose row was not marked (a crash in between, or before the next read) is
-published again and dropped by the stream's duplicate window, since the message id is the event id.
+
+Rows reach the relay two ways. The hot path: a unit of work's outbox insert returns the rows' positions, and once it
+has committed it hands the rows (position, event id, subject school, type, body text, traceparent: everything a
+publish needs) to the relay (`hand_over`), which publishes them from memory, with no statement at all, as long as
+they carry on exactly where the relay's knowledge of the outbox ends: the position after the last row it has read
+or published (`_next`). The recovery path: the relay reads the outbox (every committed row not yet marked, in
+position order, a batch per statement) at start-up, when woken by a commit that could not say which rows it wrote
+(`wake`: audit's views and shreds, rows another process committed), after a failed publish, when a handed-over row
+does not carry on from `_next` (a gap: rows of another transaction or process in between, or a position used by a
+row that conflicted or rolled back), and at least every `poll_seconds` whatever happens (a poll tick: rows another
+process committed, a crash between a commit and its hand-over). A read sets `_next` past the last row it found; the
+rows handed over before it began are dropped (committed before the read, so it finds them).
+
+Order: a handed-over row goes out from memory only in position order with nothing unknown before it, so the stream
+sees the outbox's order whenever the read would have. Concurrent units of work can commit out of position order;
+the relay never waits for a position that may never commit (a rolled-back or conflicting insert uses one up too), so
+a row committed after a later-positioned row was published (from memory or by a read) goes out late, out of order,
+exactly as a read after the later commit would have sent it; each unit of work's own rows stay in order. A gap
+before a handed-over row is resolved by a read, never by publishing past it.
+
+Marking: the acknowledged rows are marked by the next read, in the same statement (a CTE: mark what was published,
+read the next batch without those rows), so the hot path runs no statement; a read comes at the latest every
+`poll_seconds`, or once `batch_size` rows await marking, and at stop. No transaction is held open across the
+network, and no statement needs a transaction block of its own. A publish that reached the stream but whose row was
+not marked (a crash in between) is published again by the next relay's read and dropped by the stream's duplicate
+window, since the message id is the event id (so is a row a late hand-over repeats after a read sent it).
 
 The publishes are plain NATS publishes with a reply subject under one inbox the relay subscribes to once
-(`<inbox>.<flush>.<row>`), which is what JetStream's asynchronous publish does; a flush then counts its acks
-instead of keeping a future, a semaphore slot and a callback for every row (nats-py's `publish_async`).
+(`<inbox>.<flush>.<row>`, `shared.relay_acks`), which is what JetStream's asynchronous publish does; a flush then
+counts its acks instead of keeping a future, a semaphore slot and a callback for every row.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import sqlalchemy as sa
 from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js.api import Header
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.background import PollingLoop
-from shared.inbox_outbox import InboxOutbox
+from shared.inbox_outbox import InboxOutbox, OutboxRow
+from shared.relay_acks import Acks
 from shared.subjects import Subjects
 from shared.tracing import exporting, record_batch_spans
 
@@ -69,33 +86,100 @@ class OutboxRelay:
             f'update "{schema}".outbox set published_at = now() where position = any(cast(:marked as bigint[]))'
         )
         self._unmarked: list[int] = []  # acknowledged by the stream, marked by the next statement
+        self._handed: list[OutboxRow] = []  # committed, handed over by their unit of work, not published yet
+        self._next: int | None = None  # where a handed-over row must carry on from to go out unread (None: read)
+        self._must_read = True  # rows may be committed that only a read finds
+        self._last_read = float("-inf")  # time.monotonic() of the last read that drained the outbox
         self._nats = nats
-        self._acks = _Acks()
+        self._acks = Acks()
         self._subjects = subjects
         self._lock_key = zlib.crc32(f"safeguard-relay:{schema}".encode())
         self._lock_connection: AsyncConnection | None = None
         self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
         self._publish_timeout = publish_timeout
-        self._loop = PollingLoop(self.flush, name="outbox-relay", poll_seconds=poll_seconds)
+        self._loop = PollingLoop(self._step, name="outbox-relay", poll_seconds=poll_seconds)
 
     def wake(self) -> None:
-        """Ask for a flush soon (after a commit added rows)."""
+        """Read the outbox soon: rows were committed that nobody handed over."""
+        self._must_read = True
+        self._loop.wake()
+
+    def hand_over(self, rows: Sequence[OutboxRow]) -> None:
+        """Publish these committed rows soon, from memory if nothing unknown comes before them."""
+        if len(self._handed) >= 4 * self._batch_size:  # nobody flushing (a stopped relay): the read finds them
+            self._handed.clear()
+            self._must_read = True
+        self._handed.extend(rows)
         self._loop.wake()
 
     async def flush(self) -> int:
-        """Publish every pending row, if this instance is the schema's relay; returns how many were published."""
+        """Read and publish every pending row, if this instance is the schema's relay; returns how many went out."""
+        self._must_read = True
+        return await self._step()
+
+    async def _step(self) -> int:
+        """Publish what was handed over, and read the outbox when a read is due (see the module's docstring)."""
         if not await self._lead():
+            self._handed.clear()  # the schema's relay (in another process) reads them
             return 0
-        published = 0
         try:
-            while True:
-                batch = await self._flush_batch()
-                published += batch
-                if batch < self._batch_size:
-                    return published
+            published = await self._publish_handed()
+            if self._read_due():
+                published += await self._read_all()
+                published += await self._publish_handed()  # handed over while the read was under way
+            return published
         except Exception:
+            # Whatever was handed over is committed: the read finds it once the failure has passed.
+            self._handed.clear()
+            self._next = None
+            self._must_read = True
             await self._resign()  # the lock's connection may be gone too; take the lock afresh next time
             raise
+
+    def _read_due(self) -> bool:
+        return (
+            self._must_read
+            or self._next is None
+            or len(self._unmarked) >= self._batch_size
+            or time.monotonic() - self._last_read >= self._poll_seconds
+        )
+
+    async def _publish_handed(self) -> int:
+        """Publish the handed-over rows that carry on from `_next` (and any that come late, below it); a gap before
+        one calls for a read, which finds it and whatever the gap holds."""
+        if not self._handed or self._must_read or self._next is None:
+            return 0
+        handed, self._handed = sorted(self._handed, key=lambda row: row.position), []
+        published = set(self._unmarked) if handed[0].position < self._next else set()
+        rows = []
+        for row in handed:
+            if row.position == self._next:
+                self._next += 1
+            elif row.position > self._next:
+                self._must_read = True  # a gap: rows not handed over, or a position no row kept
+                break
+            elif row.position in published:
+                continue  # a read sent it before its unit of work handed it over
+            rows.append(row)  # in order, or late (committed after rows positioned after it were sent)
+        return await self._publish(rows)
+
+    async def _read_all(self) -> int:
+        """Publish every committed row not marked yet, a batch per statement, in position order."""
+        self._must_read = False
+        self._handed.clear()  # committed before this read began: it finds them
+        published = 0
+        while True:
+            with self._marking() as marked:
+                async with self._autocommit.connect() as connection:
+                    result = await connection.execute(self._read, {"marked": marked, "limit": self._batch_size})
+                    rows = [OutboxRow(*row) for row in result]
+            published += await self._publish(rows)
+            if rows:
+                self._next = max(self._next or 0, rows[-1].position + 1)
+            if len(rows) < self._batch_size:
+                self._last_read = time.monotonic()
+                return published
 
     async def _lead(self) -> bool:
         """Hold (or take) the relay lock for this schema on a connection of its own."""
@@ -139,10 +223,8 @@ class OutboxRelay:
                 async with self._autocommit.connect() as connection:
                     await connection.execute(self._mark, {"marked": marked})
 
-    async def _flush_batch(self) -> int:
-        with self._marking() as marked:
-            async with self._autocommit.connect() as connection:
-                rows = (await connection.execute(self._read, {"marked": marked, "limit": self._batch_size})).all()
+    async def _publish(self, rows: Sequence[OutboxRow]) -> int:
+        """Publish `rows` in order, all in flight at once, then await the acks; raises unless every one is stored."""
         if not rows:
             return 0
         started_ns = time.time_ns()
@@ -190,80 +272,3 @@ class OutboxRelay:
         except Exception:  # the next relay publishes them again: the stream drops them as duplicates
             log.warning("marking the last published outbox rows failed", exc_info=True)
         await self._resign()
-
-
-_NO_ACK = "no acknowledgement from the stream in time"
-
-
-class _Flush:
-    """The acks one flush waits for: `outcomes[i]` is None once row i is stored, else why it was not."""
-
-    def __init__(self, flush_id: str, prefix: str, count: int) -> None:
-        self.flush_id = flush_id
-        self._prefix = prefix
-        self.outcomes: list[str | None] = [_NO_ACK] * count
-        self._settled = [False] * count
-        self._waiting = count
-        self.done = asyncio.Event()
-        if count == 0:
-            self.done.set()
-
-    def reply_to(self, index: int) -> str:
-        return f"{self._prefix}{index}"
-
-    def settle(self, index: int, outcome: str | None) -> None:
-        """Row `index`'s ack (the first one counts: a repeat of it changes nothing)."""
-        if 0 <= index < len(self._settled) and not self._settled[index]:
-            self._settled[index] = True
-            self.outcomes[index] = outcome
-            self._waiting -= 1
-            if self._waiting == 0:
-                self.done.set()
-
-
-class _Acks:
-    """One inbox subscription (`<inbox>.<flush>.<row>`) receiving the stream's acks for the relay's publishes."""
-
-    def __init__(self) -> None:
-        self._client: Client | None = None
-        self._subscription: Subscription | None = None
-        self._inbox = ""
-        self._flushes: dict[str, _Flush] = {}
-        self._counter = 0
-
-    async def expect(self, client: Client, count: int) -> _Flush:
-        if self._client is not client or self._subscription is None:
-            # A new connection (the broker restarted): subscribe on it; nats-py renews it across reconnects itself.
-            self._inbox = client.new_inbox()
-            self._subscription = await client.subscribe(f"{self._inbox}.*.*", cb=self._on_ack)
-            self._client = client
-        self._counter += 1
-        flush_id = str(self._counter)
-        flush = _Flush(flush_id, f"{self._inbox}.{flush_id}.", count)
-        self._flushes[flush_id] = flush
-        return flush
-
-    def forget(self, flush: _Flush) -> None:
-        """Stop waiting for `flush`'s acks (a late one is then ignored; its row is published again next time)."""
-        self._flushes.pop(flush.flush_id, None)
-
-    async def _on_ack(self, message: Msg) -> None:
-        _, flush_id, index = message.subject.rsplit(".", 2)
-        flush = self._flushes.get(flush_id)
-        if flush is None or not index.isdigit():
-            return
-        flush.settle(int(index), _refusal(message))
-
-
-def _refusal(message: Msg) -> str | None:
-    """None when the stream stored the message (or already had it); else the reason it did not."""
-    if message.headers and message.headers.get(Header.STATUS) == "503":
-        return "no stream answered (503)"
-    data = message.data
-    if b'"error"' not in data:
-        return None
-    try:
-        error = json.loads(data).get("error")
-    except ValueError:
-        return "an unreadable reply from the stream"
-    return f"refused by the stream: {error}" if error else None

@@ -89,7 +89,7 @@ class ServiceRuntime:
             schema=self.schema,
             poll_seconds=settings.outbox_poll_seconds,
         )
-        self.uow = UnitOfWork(self.sessions, self.tables, wake=self.relay.wake)
+        self.uow = UnitOfWork(self.sessions, self.tables, relay=self.relay)
         self.dead_letters = DeadLetters(
             self.subjects,
             jetstream=lambda: jetstream(self.broker),
@@ -128,6 +128,8 @@ class ServiceRuntime:
         handles: Collection[str] | None = None,
         claims_in_statement: ClaimsInStatement | None = None,
         claim_in_transaction: bool = False,
+        idempotent: bool = False,
+        batch_window: float | None = None,
     ) -> EventBatches:
         """A durable pull consumer shared by every instance: batches of `event_class` through the handler, once each.
 
@@ -135,7 +137,11 @@ class ServiceRuntime:
         filter, and a service's NATS user may create its durables with their own filters only): the others are
         acked at the edge unread, not parsed, claimed or handed to the handler. `claims_in_statement`: for a batch
         handler that handles the batches it says yes to in one statement claiming them as well (no transaction), or
-        with `claim_in_transaction` claims them in its first statement of several, in one transaction."""
+        with `claim_in_transaction` claims them in its first statement of several, in one transaction. `idempotent`:
+        for a batch handler whose every statement leaves its tables as one delivery would (a projection of upserts):
+        no inbox claim at all, and its statements run without a transaction block. `batch_window`: how long the busy
+        consumer waits to fill its batch, when not the service's `batch_window_seconds`."""
+        window = self.settings.batch_window_seconds if batch_window is None else batch_window
         if handles is not None:
             self._handles[durable] = frozenset(handles)
         edge = EventBatches(
@@ -149,13 +155,14 @@ class ServiceRuntime:
             traces_events=traces_events,
             claims_in_statement=claims_in_statement,
             claim_in_transaction=claim_in_transaction,
+            idempotent=idempotent,
         )
         subscriber = self.broker.subscriber(
             filter_subject or self.subjects.of_type(event_class.TYPE),
             stream=JStream(self.subjects.stream, declare=False),
             durable=durable,
             # The window is the long poll's own (below); faststream's loop only needs a deadline of its own.
-            pull_sub=PullSub(batch_size=batch_size, timeout=max(self.settings.batch_window_seconds, 0.001), batch=True),
+            pull_sub=PullSub(batch_size=batch_size, timeout=max(window, 0.001), batch=True),
             inbox_prefix=pull_inbox_prefix(self.settings),
             ack_policy=AckPolicy.MANUAL,
             decoder=decode_events,
@@ -174,7 +181,7 @@ class ServiceRuntime:
         )
         subscriber(typed_batch_subscriber(edge, event_class))
         # One lingering pull request instead of two per batch window; only a busy consumer waits for more.
-        long_poll(subscriber, window=self.settings.batch_window_seconds)
+        long_poll(subscriber, window=window)
         return edge
 
     def publishes(self, *event_classes: type[Event[Any]]) -> None:

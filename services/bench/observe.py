@@ -22,9 +22,10 @@ from services.bench.load import Reply
 
 NOTIFICATION_REQUESTED = "notification.requested"
 CONCERN_RECEIVED = "concern.received"
+NEAR_END_EVENTS = 200  # events still to audit (or deliveries to send) below which the bench looks more often
 
-# Polled every quarter second while the pipeline drains, and its work counts as PostgreSQL's: one pass over the
-# ledger for both of its counts.
+# Polled while the pipeline drains (`Progress.next_reading_in`), and its work counts as PostgreSQL's: one pass over
+# the ledger for both of its counts.
 PROGRESS_SQL = """
 select
   (select count(*) from routing.cases) as cases,
@@ -74,6 +75,17 @@ class Progress:
             and self.sent == self.requested
             and (self.requested > 0 or expected_cases == 0)
         )
+
+    def next_reading_in(self, *, expected_cases: int) -> float:
+        """Seconds until the next reading. A reading costs PostgreSQL a pass over the ledger, the cases and the
+        deliveries, counted as the system's work; while much is still to do, one a second is enough (the figures
+        come from the database's timestamps, not from when the bench looked), and four a second near the end."""
+        near = (
+            self.cases >= expected_cases
+            and self.on_stream - self.audited <= NEAR_END_EVENTS
+            and self.requested - self.sent <= NEAR_END_EVENTS
+        )
+        return 0.25 if near else 1.0
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,7 @@ class _Measurement:
                 self.progress.remove_task(task)
                 return time.time()
             previous = now
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(now.next_reading_in(expected_cases=expected))
         self.progress.remove_task(task)
         raise TimeoutError(f"{what}: the pipeline did not settle in {self.options.drain_timeout:.0f}s: {previous}")
 

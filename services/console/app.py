@@ -34,7 +34,6 @@ from services.routing.policy.model import Policy
 from services.routing.policy_book import policies_in
 from shared.actor_tokens import load_or_create_issuer_key
 from shared.collector import settle_collector
-from shared.consumer import every_batch
 from shared.contracts.account_events import AccountChanged
 from shared.contracts.envelope import Event, utc_now
 from shared.contracts.record_events import RecordViewed
@@ -69,7 +68,9 @@ def create_app(
         durable=CONSOLE_READ_MODEL,
         batch_handler=on_events,
         filter_subject=runtime.subjects.all_events,
-        claims_in_statement=every_batch,
+        idempotent=True,
+        batch_window=console.projection_window_seconds,
+        batch_size=console.projection_batch_size,
     )
     runtime.publishes(RecordViewed, AccountChanged)
     subject = runtime.subjects.command("routing", "case")

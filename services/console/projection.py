@@ -17,13 +17,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.console.projection_duties import count_reminders, keep_deadlines, keep_policy_reviews, policy_row
-from services.console.projection_statements import KEEP, KEEP_CLAIMING, REFRESH, run
+from services.console.projection_statements import KEEP, REFRESH, run
 from services.console.store import case_entries, policies
 from services.routing.case import CaseState, fold
 from services.routing.case.about import people_about
 from services.routing.domain import ACKNOWLEDGE
 from shared.contracts import parse_event
-from shared.contracts.envelope import Event
+from shared.contracts.envelope import Event, json_text
 from shared.contracts.events import CaseEscalated, CaseOpened, CaseTriaged, ConcernReceived, PolicyAdopted
 from shared.subjects import CONSOLE_READ_MODEL
 from shared.unit_of_work import Work
@@ -149,21 +149,26 @@ def chronology_entry(event: Event[Any], case_id: str) -> dict[str, Any]:
 
 
 def _keep_arguments(
-    received: Sequence[ConcernReceived], entries: Sequence[tuple[str, Event[Any]]], touched: list[str]
+    received: Sequence[ConcernReceived],
+    entries: Sequence[tuple[str, Event[Any]]],
+    touched: list[str],
+    *,
+    as_delivered: Mapping[uuid.UUID, bytes],
 ) -> tuple[list[Any], ...]:
-    """`KEEP`'s arrays: the concerns, the chronology entries (bodies as the wire writes them), the touched cases."""
+    """`KEEP`'s arrays: the concerns, the chronology entries (bodies as the wire writes them: as delivered, when they
+    were), the touched cases."""
     return (
         [str(e.event_id) for e in received],
         [e.school_id for e in received],
         [e.payload.reference for e in received],
-        [e.model_dump_json() for e in received],
+        [json_text(e, as_delivered.get(e.event_id)) for e in received],
         [e.payload.reporter.person_id for e in received],
         [e.event_id for _, e in entries],
         [case_id for case_id, _ in entries],
         [e.school_id for _, e in entries],
         [e.type for _, e in entries],
         [e.occurred_at for _, e in entries],
-        [e.model_dump_json() for _, e in entries],
+        [json_text(e, as_delivered.get(e.event_id)) for _, e in entries],
         touched,
     )
 
@@ -174,7 +179,7 @@ async def on_events(
     """Keep the batch's concerns, add case events to their chronologies, refold each case it touched once."""
     # Two statements whatever the batch's size (see projection_statements), and the rarer duties' own. Each leaves
     # the read model as one delivery of the batch would, so the consumer edge runs them without a transaction
-    # block, the batch's claim made in KEEP (KEEP_CLAIMING): a batch that fails part way is redone whole.
+    # block and claims nothing in its inbox (`idempotent`): a batch that fails part way, or comes again, is redone.
     session = work.session
     adopted = [e for e in events if isinstance(e, PolicyAdopted)]
     if adopted:
@@ -188,15 +193,10 @@ async def on_events(
             received.append(event)
         elif isinstance(case_id := getattr(event.payload, "case_id", None), str):
             entries.append((case_id, event))
-    claim = work.take_claim()
-    if received or entries or claim is not None:
+    if received or entries:
         own = [(case_id, event) for case_id, event in entries if event.AGGREGATE == "case"]
         touched = list(dict.fromkeys(case_id for case_id, _ in own))
-        arguments = _keep_arguments(received, entries, touched)
-        if claim is None:
-            stored = await run(session, KEEP, *arguments)
-        else:
-            stored = await run(session, KEEP_CLAIMING, *arguments, claim.consumer, claim.event_ids)
+        stored = await run(session, KEEP, *_keep_arguments(received, entries, touched, as_delivered=work.received))
         if touched:
             await _refresh_cases(session, _stored_then_new(stored, own, touched))
     await count_reminders(session, events)

@@ -14,7 +14,6 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.console.store import SCHEMA
-from shared.inbox_outbox import InboxOutbox
 
 
 async def run(session: AsyncSession, statement: str, *arguments: Any) -> list[asyncpg.Record]:
@@ -31,8 +30,8 @@ async def run(session: AsyncSession, statement: str, *arguments: Any) -> list[as
 # projected before its concern arrived, then the touched cases' own events as they were before this statement:
 # every statement of a WITH sees the same snapshot, so the batch's new entries are not among them (the caller
 # has those in hand, and appends the ones not read back, in batch order, as their positions would have it).
-_KEEP = f"""
-    with {{claimed}}kept_concerns as (
+KEEP = f"""
+    with kept_concerns as (
       insert into {SCHEMA}.concerns (event_id, school_id, reference, body)
       select * from unnest(cast($1 as text[]), cast($2 as text[]),
                            cast($3 as text[]), cast($4 as jsonb[]))
@@ -54,11 +53,6 @@ _KEEP = f"""
     where case_id = any(cast($12 as text[])) and event_type like 'case.%'
     order by position
     """
-KEEP = _KEEP.format(claimed="")
-# The same, claiming the batch's events for the consumer ($13: its name, $14: the event ids). The projection does not
-# need the answer: every statement of its batch leaves the read model as it would be if the batch had come once, so
-# it runs without a transaction block and a redelivered or retried batch writes the same rows again.
-KEEP_CLAIMING = _KEEP.format(claimed=f"claimed as ({InboxOutbox(SCHEMA).claim_sql('$13', '$14')}),\n    ")
 
 # $1: the summary rows as a JSON array; $2-$6: the open debrief actions (case, action, school, owner, due on).
 # Each refolded case's summary row (its reporter read from the concerns kept, this batch's included), and its

@@ -23,6 +23,17 @@ class ConsoleSettings(BaseSettings):
     attempts_per_minute: int = Field(default=20, ge=1, description="sign-in attempts one client may make a minute")
     inbox_poll_seconds: float = Field(default=2.0, gt=0, description="how often the live inbox looks for news")
     events_stream_seconds: float = Field(default=300.0, gt=0, description="a live inbox stream ends (and reconnects)")
+    projection_window_seconds: float = Field(
+        default=0.1,
+        ge=0,
+        le=1.0,
+        description="how long the read model's busy consumer waits to fill its batch (the services' own window, "
+        "SAFEGUARD_BATCH_WINDOW_SECONDS, is kept short for the hops a concern takes; nobody waits on this one but a "
+        "page that polls, so fuller batches cost less a concern)",
+    )
+    projection_batch_size: int = Field(
+        default=128, ge=1, le=1000, description="events the read model takes in a batch (two statements a batch)"
+    )
     totp_issuer: str = "Safeguard"
     public_url: str = Field(
         default="http://127.0.0.1:8082", description="the console's address as browsers see it (OIDC redirect URI)"

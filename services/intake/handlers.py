@@ -24,7 +24,7 @@ from services.intake.store import Acceptance, Arrived, IntakeStore, RawInput
 from shared.coalesce import Coalesced
 from shared.contracts.concern import Channel, ConcernReport
 from shared.tracing import current_traceparent
-from shared.unit_of_work import UnitOfWork, Work
+from shared.unit_of_work import UnitOfWork
 from shared.validation import describe, problems
 
 REFERENCE_ATTEMPTS = 5
@@ -68,13 +68,9 @@ class Intake:
         return await self.uow.run(lambda work: self.store.keep_raw_all(work.session, arrived), single_statement=True)
 
     async def _accept_all(self, acceptances: Sequence[Acceptance]) -> list[bool]:
-        async def accept(work: Work) -> list[bool]:
-            accepted = await self.store.accept_all(work.session, acceptances)
-            if any(accepted):
-                work.enqueued()
-            return accepted
-
-        return await self.uow.run(accept, single_statement=True)
+        return await self.uow.run(
+            lambda work: self.store.accept_all(work.session, acceptances, work=work), single_statement=True
+        )
 
     async def receive(
         self,

@@ -36,7 +36,8 @@ EARLIER_RAW = sa.text(
 )
 
 # Each concern, the link from its raw input, its receipt and its outbox row; a concern whose reference is taken
-# (before, or earlier in this group) writes nothing at all and does not come back.
+# (before, or earlier in this group) writes nothing at all and does not come back. Each accepted concern comes back
+# with its outbox row's position, for the relay (`written_rows`).
 ACCEPT_ALL = sa.text(
     f"""
     with incoming as (
@@ -65,6 +66,6 @@ ACCEPT_ALL = sa.text(
     ), published as (
       {OUTBOX.enqueue_from_sql("accepted")}
     )
-    select event_id from linked
+    select linked.event_id, published.position from linked left join published using (event_id)
     """
 )

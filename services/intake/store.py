@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.statements import ACCEPT_ALL, EARLIER_RAW, KEEP_RAW_ALL, SCHEMA
 from shared.contracts.events import ConcernReceived
+from shared.inbox_outbox import written_rows
+from shared.unit_of_work import Work
 
 metadata = sa.MetaData(schema=SCHEMA)
 
@@ -111,7 +113,9 @@ class IntakeStore(Protocol):
 
     async def keep_raw_all(self, session: AsyncSession, arrived: Sequence[Arrived]) -> list[RawInput]: ...
 
-    async def accept_all(self, session: AsyncSession, acceptances: Sequence[Acceptance]) -> list[bool]: ...
+    async def accept_all(
+        self, session: AsyncSession, acceptances: Sequence[Acceptance], *, work: Work | None = None
+    ) -> list[bool]: ...
 
 
 class SqlIntakeStore:
@@ -197,22 +201,25 @@ class SqlIntakeStore:
         [accepted] = await self.accept_all(session, [Acceptance(event, receipt_sha256)])
         return accepted
 
-    async def accept_all(self, session: AsyncSession, acceptances: Sequence[Acceptance]) -> list[bool]:
-        """`accept` for many concerns in one statement; each False one wrote nothing (its reference was taken)."""
+    async def accept_all(
+        self, session: AsyncSession, acceptances: Sequence[Acceptance], *, work: Work | None = None
+    ) -> list[bool]:
+        """`accept` for many concerns in one statement; each False one wrote nothing (its reference was taken).
+        With `work` (whose session this is), the outbox rows written are handed to its relay once it commits."""
         events = [a.event for a in acceptances]
-        linked = await session.execute(
-            ACCEPT_ALL,
-            {
-                "references": [e.payload.reference for e in events],
-                "schools": [e.school_id for e in events],
-                "raw_ids": [uuid.UUID(e.payload.raw_input_id) for e in events],
-                "event_ids": [e.event_id for e in events],
-                "received": [e.payload.received_at for e in events],
-                "receipts": [a.receipt_sha256 for a in acceptances],
-                "types": [e.type for e in events],
-                "bodies": [e.model_dump_json() for e in events],
-                "traceparents": [e.traceparent for e in events],
-            },
-        )
-        done = set(linked.scalars())
+        parameters = {
+            "references": [e.payload.reference for e in events],
+            "schools": [e.school_id for e in events],
+            "raw_ids": [uuid.UUID(e.payload.raw_input_id) for e in events],
+            "event_ids": [e.event_id for e in events],
+            "received": [e.payload.received_at for e in events],
+            "receipts": [a.receipt_sha256 for a in acceptances],
+            "types": [e.type for e in events],
+            "bodies": [e.model_dump_json() for e in events],
+            "traceparents": [e.traceparent for e in events],
+        }
+        linked = (await session.execute(ACCEPT_ALL, parameters)).all()
+        if work is not None and linked:
+            work.enqueued(written_rows([(row.position, row.event_id) for row in linked], parameters))
+        done = {row.event_id for row in linked}
         return [e.event_id in done for e in events]

@@ -105,10 +105,8 @@ class Outcomes:
                 try:
                     async with self._uow.single_statement() as work:
                         current = await self._deliveries.finish_all(
-                            work.session, [finished for finished, _ in group], at=self._clock()
+                            work.session, [finished for finished, _ in group], at=self._clock(), work=work
                         )
-                        if any(finished.announce for finished, _ in group):
-                            work.enqueued()  # the relay is woken once the statement has committed
                 except Exception as failure:
                     for _, done in group:
                         if not done.done():  # its attempt may have been cancelled (the dispatcher stopping)

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notifications.attempts import Attempt, Finished, Recorded
 from shared.contracts.envelope import parse_event
 from shared.contracts.events import NotificationRequested
-from shared.inbox_outbox import InboxOutbox
+from shared.inbox_outbox import InboxOutbox, written_rows
+from shared.unit_of_work import Work
 
 SCHEMA = "notifications"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -105,7 +106,8 @@ _RECORD = sa.text(
 
 
 # Only the attempt that is still current is recorded (a row reclaimed after a cut-off send has a higher count),
-# and only a recorded outcome's announcement goes into the outbox, in the same statement.
+# and only a recorded outcome's announcement goes into the outbox, in the same statement. The statement returns the
+# recorded ids, and the outbox rows' positions for the relay (`written_rows`).
 _FINISH_ALL = sa.text(
     "with v as (select * from unnest(cast(:ids as text[]), cast(:attempts as integer[]), "
     "cast(:statuses as text[]), cast(:details as text[]), cast(:retry_ats as timestamptz[]), "
@@ -123,7 +125,8 @@ _FINISH_ALL = sa.text(
     "join finished f on f.notification_id = v.notification_id and f.attempts = v.attempt "
     "where v.event_id is not null), "
     f"published as ({OUTBOX.enqueue_from_sql('announced')}) "
-    "select notification_id from finished"
+    "select notification_id, cast(null as bigint) as position, cast(null as uuid) as event_id from finished "
+    "union all select null, position, event_id from published"
 )
 
 
@@ -235,29 +238,33 @@ class SqlDeliveries:
         )
         return result.first() is not None
 
-    async def finish_all(self, session: AsyncSession, finished: Sequence[Finished], *, at: datetime) -> set[str]:
+    async def finish_all(
+        self, session: AsyncSession, finished: Sequence[Finished], *, at: datetime, work: Work | None = None
+    ) -> set[str]:
         """Record many attempts' outcomes, and put the announcements of those recorded in the outbox, in one
-        statement; returns the ids whose attempt was still the current one."""
+        statement; returns the ids whose attempt was still the current one. With `work` (whose session this is),
+        the outbox rows written are handed to its relay once it commits."""
         if not finished:
             return set()
         announced = [f.announce for f in finished]
-        result = await session.execute(
-            _FINISH_ALL,
-            {
-                "ids": [f.notification_id for f in finished],
-                "attempts": [f.attempt for f in finished],
-                "statuses": [f.status for f in finished],
-                "details": [f.detail for f in finished],
-                "retry_ats": [f.retry_at for f in finished],
-                "event_ids": [e.event_id if e else None for e in announced],
-                "schools": [e.school_id if e else None for e in announced],
-                "types": [e.type if e else None for e in announced],
-                "bodies": [e.model_dump_json() if e else None for e in announced],
-                "traceparents": [e.traceparent if e else None for e in announced],
-                "at": at,
-            },
-        )
-        return set(result.scalars())
+        parameters = {
+            "ids": [f.notification_id for f in finished],
+            "attempts": [f.attempt for f in finished],
+            "statuses": [f.status for f in finished],
+            "details": [f.detail for f in finished],
+            "retry_ats": [f.retry_at for f in finished],
+            "event_ids": [e.event_id if e else None for e in announced],
+            "schools": [e.school_id if e else None for e in announced],
+            "types": [e.type if e else None for e in announced],
+            "bodies": [e.model_dump_json() if e else None for e in announced],
+            "traceparents": [e.traceparent if e else None for e in announced],
+            "at": at,
+        }
+        rows = (await session.execute(_FINISH_ALL, parameters)).all()
+        written = [(row.position, row.event_id) for row in rows if row.position is not None]
+        if work is not None and written:
+            work.enqueued(written_rows(written, parameters))
+        return {row.notification_id for row in rows if row.notification_id is not None}
 
     async def record_receipt(
         self, session: AsyncSession, *, notification_id: str, receipt: str, delivered: bool, detail: str, at: datetime

@@ -47,14 +47,17 @@ _OPEN_ALL = """
         as d(deadline_id, school_id, case_id, kind, due_at, detail, n)
       left join written w on w.n = d.n{fresh_due}
       on conflict do nothing
+    ),
+    indexed as (
+      insert into {schema}.cases (case_id, school_id, reference, version, status, policy_version, opened_at)
+      select case_id, school_id, reference, version, 'open', policy_version, opened_at
+      from unnest(cast(:case_ids as text[]), cast(:schools as text[]), cast(:references as text[]),
+                  cast(:case_versions as integer[]), cast(:policy_versions as integer[]),
+                  cast(:opened_at as timestamptz[]))
+        as opened(case_id, school_id, reference, version, policy_version, opened_at){fresh_cases}
+      on conflict (case_id) do update set version = excluded.version, status = excluded.status
     )
-    insert into {schema}.cases (case_id, school_id, reference, version, status, policy_version, opened_at)
-    select case_id, school_id, reference, version, 'open', policy_version, opened_at
-    from unnest(cast(:case_ids as text[]), cast(:schools as text[]), cast(:references as text[]),
-                cast(:case_versions as integer[]), cast(:policy_versions as integer[]),
-                cast(:opened_at as timestamptz[]))
-      as opened(case_id, school_id, reference, version, policy_version, opened_at){fresh_cases}
-    on conflict (case_id) do update set version = excluded.version, status = excluded.status
+    select position, event_id from queued
     """
 _PLAIN = dict.fromkeys(("claimed", "causes", "cause", "fresh_written", "fresh_due", "fresh_cases"), "")
 _CLAIMING = {
@@ -68,7 +71,7 @@ _CLAIMING = {
     "cause": ", cause",
     "fresh_written": "\n      where cause in (select event_id from claimed)",
     "fresh_due": "\n      where d.case_id in (select case_id from fresh_cases)",
-    "fresh_cases": "\n    where case_id in (select case_id from fresh_cases)",
+    "fresh_cases": "\n      where case_id in (select case_id from fresh_cases)",
 }
 OPEN_ALL = sa.text(_OPEN_ALL.format(schema=SCHEMA, enqueue=OUTBOX.enqueue_from_sql("announced"), **_PLAIN))
 OPEN_ALL_CLAIMING = sa.text(_OPEN_ALL.format(schema=SCHEMA, enqueue=OUTBOX.enqueue_from_sql("announced"), **_CLAIMING))

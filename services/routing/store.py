@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.statements import BRING_FORWARD, OPEN_ALL, OPEN_ALL_CLAIMING, PENDING, SCHEMA, SET_ALL
 from shared.contracts.envelope import Event, parse_event
+from shared.inbox_outbox import outbox_parameters, written_rows
 from shared.unit_of_work import Work
 
 metadata = sa.MetaData(schema=SCHEMA)
@@ -252,16 +253,17 @@ class SqlCaseEvents:
                 "causes": [concern_of[event.event_id] for event in written],
                 "case_concerns": [concern_of[case.events[0].event_id] for case in opened],
             }
+        outbox = outbox_parameters(written)
         try:
-            await session.execute(
+            queued = await session.execute(
                 OPEN_ALL if claim is None else OPEN_ALL_CLAIMING,
                 claiming
                 | {
-                    "event_ids": [event.event_id for event in written],
-                    "event_schools": [event.school_id for event in written],
-                    "types": [event.type for event in written],
-                    "bodies": [event.model_dump_json() for event in written],
-                    "traceparents": [event.traceparent for event in written],
+                    "event_ids": outbox["event_ids"],
+                    "event_schools": outbox["schools"],
+                    "types": outbox["types"],
+                    "bodies": outbox["bodies"],
+                    "traceparents": outbox["traceparents"],
                     "published": [n <= len(published) for n in range(1, len(written) + 1)],
                     "kept": [n in kept for n in range(1, len(written) + 1)],
                     "event_cases": [case.case_id for case, _, _ in appended],
@@ -284,6 +286,8 @@ class SqlCaseEvents:
             )
         except IntegrityError as clash:
             raise ConcurrencyConflict(f"one of {len(opened)} new cases has events already") from clash
+        if work is not None and published:
+            work.enqueued(written_rows(queued, outbox))
 
 
 @dataclass(frozen=True)

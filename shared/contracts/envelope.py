@@ -258,6 +258,14 @@ def _head_as_written(raw: bytes | str) -> tuple[str, int] | None:
     return (event_type.decode() if isinstance(event_type, bytes) else event_type), int(version)
 
 
+def json_text(event: Event[Any], received: bytes | None = None) -> str:
+    """The event's JSON text as `Event.to_json` writes it: `received` (the bytes it was parsed from) when they begin as
+    that writes this type and version (not an older version, upcast), so the text is not written a second time."""
+    if received is not None and _head_as_written(received) == (event.type, event.version):
+        return received.decode()
+    return event.model_dump_json()
+
+
 class _Head(BaseModel):
     """An event's type and version, read from its JSON text (nothing else is kept)."""
 

@@ -135,9 +135,11 @@ class ClaimingRecorder:
         self.claims = claims
         self.given: list[uuid.UUID] = []
         self.claimed: list[uuid.UUID] = []
+        self.received: dict[uuid.UUID, bytes] = {}
 
     async def __call__(self, events: list[Event[Any]], *, work: Work, stream_sequences: Any) -> None:
         self.given += [event.event_id for event in events]
+        self.received.update(work.received)
         if any(event.event_id == self.poison for event in events):
             raise RuntimeError("this event always fails")  # before the statement: nothing of the batch is kept
         claim = work.take_claim() if self.claims else None
@@ -148,7 +150,8 @@ class ClaimingRecorder:
         self.claimed += list(rows.scalars())
 
 
-def claiming_runtime(settings: Settings, recorder: ClaimingRecorder) -> ServiceRuntime:
+def claiming_runtime(settings: Settings, recorder: ClaimingRecorder, *, idempotent: bool = False) -> ServiceRuntime:
+    """A consumer whose batch handler claims its batch in its statement (`idempotent`: has no claim to make)."""
     runtime = ServiceRuntime(settings, service="intake")
     runtime.consumer(
         ConcernReceived,
@@ -157,7 +160,8 @@ def claiming_runtime(settings: Settings, recorder: ClaimingRecorder) -> ServiceR
         batch_size=32,
         max_deliver=2,
         backoff=(0.1,),
-        claims_in_statement=lambda events: True,
+        claims_in_statement=None if idempotent else lambda events: True,
+        idempotent=idempotent,
     )
     return runtime
 
@@ -193,3 +197,25 @@ async def test_a_batch_handler_that_leaves_its_claim_unmade_fails_its_batch(sett
         await runtime.broker.start()
         await eventually(lambda: dead_letters(settings), until=lambda parked: len(parked) == 1, what="parked")
     assert recorder.given.count(concern.event_id) == 2 and not await handled(runtime)
+
+
+async def test_an_idempotent_batch_handler_claims_nothing_is_given_the_bytes_delivered_and_a_poison_event_is_parked(
+    settings: Settings,
+) -> None:
+    concerns = [concern_received() for _ in range(6)]
+    poison = concerns[2]
+    recorder = ClaimingRecorder(poison=poison.event_id)  # would take a claim if one were due: none is
+    runtime = claiming_runtime(settings, recorder, idempotent=True)
+    async with running(runtime, subscribers=False), jetstream(settings) as (_, js):
+        await publish_twice(js, settings, concerns)
+        await runtime.broker.start()
+        await eventually(lambda: dead_letters(settings), until=lambda parked: len(parked) == 2, what="poison parked")
+        await eventually(
+            lambda: js.consumer_info(settings.stream_name, CONSUMER),
+            until=lambda info: info.num_pending == 0 and info.num_ack_pending == 0,
+            what="the consumer drained",
+        )
+    healthy = [c for c in concerns if c is not poison]
+    assert {c.event_id for c in healthy} <= set(recorder.given)
+    assert {c.event_id: recorder.received[c.event_id] for c in healthy} == {c.event_id: c.to_json() for c in healthy}
+    assert recorder.claimed == [] and await handled(runtime) == set()

@@ -171,9 +171,9 @@ class CountingDeliveries(SqlDeliveries):
     def __init__(self) -> None:
         self.groups: list[int] = []
 
-    async def finish_all(self, session: Any, finished: Any, *, at: datetime) -> set[str]:
+    async def finish_all(self, session: Any, finished: Any, **options: Any) -> set[str]:
         self.groups.append(len(finished))
-        return await super().finish_all(session, finished, at=at)
+        return await super().finish_all(session, finished, **options)
 
 
 async def test_outcomes_finished_together_are_recorded_together_each_announced_once(settings: Settings) -> None:

@@ -34,6 +34,13 @@ PERSON = PersonRef(person_id="p-dsl", name="Mx Example Lead", role="designated_s
 TIMEOUT = timedelta(seconds=30)
 
 
+def replying_at_once() -> Held:
+    """An email channel whose sends return at once."""
+    channel = Held("email")
+    channel.reply.set()
+    return channel
+
+
 class Service:
     """The notifications consumer edge, its handler and a dispatcher, as app.py wires them (no broker)."""
 
@@ -96,8 +103,7 @@ def started(service: Service) -> Iterator[None]:
 
 
 async def test_a_request_is_sent_with_no_claim_statement_and_one_statement_for_its_outcome(settings: Settings) -> None:
-    quick = Held("email")
-    quick.reply.set()
+    quick = replying_at_once()
     service = Service(settings, quick)
     async with running(service.runtime, subscribers=False):
         with started(service):
@@ -165,8 +171,7 @@ async def test_a_request_redelivered_after_its_hand_over_sends_nothing_twice(set
 async def test_a_request_claimed_but_never_handed_over_is_recovered_after_the_sending_timeout(
     settings: Settings,
 ) -> None:
-    quick = Held("email")  # resend_safe, as Web Push is: the recovery re-sends it
-    quick.reply.set()
+    quick = replying_at_once()  # resend_safe, as Web Push is: the recovery re-sends it
     service = Service(settings, quick)
     requested = service.request()
     async with running(service.runtime, subscribers=False):
@@ -213,8 +218,7 @@ async def test_requests_beyond_the_dispatchers_room_stay_requested_for_its_own_c
 async def test_a_batch_whose_statement_fails_hands_nothing_over_and_its_events_alone_are_sent_once(
     settings: Settings,
 ) -> None:
-    quick = Held("email")
-    quick.reply.set()
+    quick = replying_at_once()
     service = Service(settings, quick)
     good = service.request()
     poison = service.request(person=PersonRef(person_id="p-\x00", name="Mx Null", role="designated_safeguarding_lead"))
@@ -236,8 +240,7 @@ async def test_a_batch_whose_statement_fails_hands_nothing_over_and_its_events_a
 async def test_a_request_recorded_inside_a_transaction_block_is_claimed_by_the_dispatcher_after_commit(
     settings: Settings,
 ) -> None:
-    quick = Held("email")
-    quick.reply.set()
+    quick = replying_at_once()
     service = Service(settings, quick)
     requested = service.request()
     async with running(service.runtime, subscribers=False):

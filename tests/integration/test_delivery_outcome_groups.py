@@ -5,7 +5,6 @@ not hold the others back."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Any
 
 import pytest
@@ -32,9 +31,9 @@ class GroupCounting(SqlDeliveries):
     def __init__(self) -> None:
         self.groups: list[list[str]] = []
 
-    async def finish_all(self, session: Any, finished: Any, *, at: datetime) -> set[str]:
+    async def finish_all(self, session: Any, finished: Any, **options: Any) -> set[str]:
         self.groups.append([f.notification_id for f in finished])
-        return await super().finish_all(session, finished, at=at)
+        return await super().finish_all(session, finished, **options)
 
 
 class Quick:

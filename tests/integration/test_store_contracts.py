@@ -213,7 +213,9 @@ async def test_opening_cases_with_the_work_puts_its_emitted_events_in_the_outbox
         work = Work(session, InboxOutbox("routing"))
         work.emit([first, request, second])
         await SqlCaseEvents().open_all(session, [opened], due=due, work=work)
-        assert work.emitted == [] and work.woken == [work.relay]  # enqueued already; the relay wakes after commit
+        assert work.emitted == [] and work.woken == []  # enqueued already: the rows go to the relay after commit
+        written = [(row.event_id, row.event_type, row.body) for row in work.written]
+        assert written == [(str(e.event_id), e.type, e.model_dump_json()) for e in (first, request, second)]
         stored = await SqlCaseEvents().load(session, case_id)
         queued = await session.execute(
             sa.text("select event_id, body from routing.outbox where event_id = any(:ids) order by position"),
@@ -239,6 +241,7 @@ async def test_opening_cases_with_the_work_puts_its_emitted_events_in_the_outbox
     assert kept_text == [event.model_dump_json() for event in (first, second, unpublished)]
     assert kept_text[:2] == [rows[0].body, rows[2].body]
     assert [row.event_id for row in rows] == [first.event_id, request.event_id, second.event_id]
+    assert [row.position for row in work.written] == sorted(row.position for row in work.written)
     assert [parse_event(row.body) for row in rows] == [first, request, second]
 
 

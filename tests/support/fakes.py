@@ -359,7 +359,9 @@ class FakeIntakeStore:
             for a in arrived
         ]
 
-    async def accept_all(self, session: object, acceptances: Sequence[Acceptance]) -> list[bool]:
+    async def accept_all(
+        self, session: object, acceptances: Sequence[Acceptance], *, work: object = None
+    ) -> list[bool]:
         return [await self.accept(session, a.event, receipt_sha256=a.receipt_sha256) for a in acceptances]
 
     async def accept(self, session: object, event: ConcernReceived, *, receipt_sha256: str | None = None) -> bool:

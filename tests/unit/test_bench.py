@@ -186,6 +186,22 @@ def test_the_pipeline_is_settled_only_when_every_case_audit_and_notification_has
     assert progress.settled(expected_cases=expected_cases) is settled
 
 
+@pytest.mark.parametrize(
+    ("progress", "seconds"),
+    [
+        (Progress(cases=400, audited=1_000, requested=1_200, sent=300, on_stream=4_000), 1.0),  # draining
+        (Progress(cases=399, audited=4_000, requested=1_200, sent=1_200, on_stream=4_000), 1.0),  # a case to come
+        (Progress(cases=400, audited=3_900, requested=1_200, sent=1_100, on_stream=4_000), 0.25),  # nearly done
+        (Progress(cases=400, audited=4_000, requested=1_200, sent=1_200, on_stream=4_000), 0.25),  # settled
+    ],
+)
+def test_the_bench_reads_its_counts_once_a_second_until_the_drain_is_nearly_done(
+    progress: Progress, seconds: float
+) -> None:
+    # Each reading scans the ledger, the cases and the deliveries, and PostgreSQL's CPU counts as the system's.
+    assert progress.next_reading_in(expected_cases=400) == seconds
+
+
 def test_hot_spots_leave_out_waiting_and_show_self_and_inclusive_time_per_function() -> None:
     collapsed = [
         "main (services/audit/app.py:1);append (services/audit/store.py:5);execute (asyncpg/conn.py:9) 60",

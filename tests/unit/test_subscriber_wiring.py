@@ -28,6 +28,7 @@ from shared.contracts.record_events import RecordViewed
 from shared.settings import Settings
 from shared.subjects import (
     AUDIT_LEDGER,
+    CONSOLE_READ_MODEL,
     NOTIFICATIONS_REQUESTS,
     ROUTING_ACKNOWLEDGEMENTS,
     ROUTING_BREAK_GLASS,
@@ -156,3 +157,18 @@ async def test_a_published_event_reaches_its_handler_once(
         for _ in range(2):  # the second delivery is a duplicate: the inbox claim skips it
             await test_broker.publish(published.to_json(), subject, stream=SETTINGS.stream_name)
     assert [e.event_id for e in recorders[handler].seen] == [published.event_id]
+
+
+def test_the_consoles_read_model_waits_longer_than_a_hop_to_fill_its_batches() -> None:
+    from services.console.app import create_app
+    from services.console.settings import ConsoleSettings
+
+    console = ConsoleSettings(projection_window_seconds=0.2, projection_batch_size=200)
+    [read_model] = typing.cast(list[Any], create_app(SETTINGS, console=console)[1].broker.subscribers)
+    hop = SETTINGS.batch_window_seconds
+    assert (
+        read_model.config.durable_name == CONSOLE_READ_MODEL
+        and read_model.subject.broker_address == f"{SUBJECTS.root}.>"
+    )
+    assert read_model.pull_sub.timeout == 0.2 > hop  # the long poll's window is the same (shared/long_poll.py)
+    assert read_model.pull_sub.batch_size == 200

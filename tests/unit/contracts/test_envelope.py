@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from shared.contracts import EventRejected, parse_event, registry
-from shared.contracts.envelope import Actor, Event, EventRegistry, new_event_id, utc_now
+from shared.contracts.envelope import Actor, Event, EventRegistry, json_text, new_event_id, utc_now
 from shared.contracts.events import ConcernReceived
 from shared.subjects import Subjects
 from tests.support.factories import concern_received, report_json
@@ -197,3 +197,18 @@ def test_an_old_case_triaged_withhold_is_upcast_by_its_reason_and_unknown_reason
     assert isinstance(parsed, CaseTriaged) and parsed.version == 2
     assert (parsed.payload.parents, parsed.payload.parents_reason) == (now, reason)
     assert parsed.payload.possible_subjects == [] and parsed.payload.subject_to_confirm is False
+
+
+def test_an_events_json_text_is_the_text_it_was_parsed_from_when_that_is_its_version_as_written() -> None:
+    event = concern_received()
+    delivered = event.to_json() + b"\n"  # as written, and told apart from a text written again
+    assert json_text(event, delivered) == delivered.decode()
+    assert json_text(event) == event.to_json().decode()
+    old = json.loads(event.to_json())
+    old["version"] = 1
+    old["payload"]["immediate_risk"] = False
+    as_v1 = json.dumps(old, separators=(",", ":")).encode()
+    upcast = parse_event(as_v1)
+    assert json_text(upcast, as_v1) == upcast.to_json().decode()  # the current version's text, not v1's
+    spaced = json.dumps(json.loads(event.to_json())).encode()  # not as this codebase writes an event
+    assert json_text(parse_event(spaced), spaced) == event.to_json().decode()
