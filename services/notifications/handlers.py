@@ -33,8 +33,9 @@ async def on_notifications_requested(
     recorded claimed for sending and handed to it as soon as the statement returns committed; it is woken after commit
     for any left requested.
 
-    The deliveries are notifications' inbox: a redelivered request finds its notification id recorded (the table's
-    key) and the statement changes nothing for it, so the batch's claim is taken here and no inbox row is written."""
+    The deliveries are the request consumer's inbox: a redelivered request finds its notification id recorded (the
+    table's key) and the statement changes nothing for it, so the batch's claim is taken here and no inbox row is
+    written."""
     work.take_claim()
     at = clock()
     # Only a statement that commits by itself claims for sending: inside a transaction block its rows would be

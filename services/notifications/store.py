@@ -83,7 +83,7 @@ push_subscriptions = sa.Table(
 # recorded already claimed, exactly as `_CLAIM` would leave them (`sending`, attempt 1 counted, due again after the
 # sending timeout), for the dispatcher to begin once the statement has committed; the rest are `requested`. One
 # fixed statement over arrays (prepared once whatever the batch's size), each request written as its JSON text.
-# The deliveries are notifications' inbox: a redelivered request finds its notification id recorded and changes
+# The deliveries are the request consumer's inbox: a redelivered request finds its notification id recorded and changes
 # nothing (nor is it claimed for sending again), so the consumer's claim writes no inbox row. A redelivery in a batch
 # may use up one of the `:claiming` places: the row it would have had stays `requested` for the dispatcher's claim.
 _RECORD = sa.text(
