@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.envelope import Event
+from shared.migrations import json_as_jsonb, json_as_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +126,12 @@ def create_inbox_outbox(schema: str) -> None:
 def outbox_body_as_text(schema: str) -> None:
     """Alembic operation storing the outbox's body as the JSON text the relay publishes (was JSONB: parsed on every
     insert, re-serialised on every read). A pending row keeps its JSON, in JSONB's spelling."""
-    op.alter_column("outbox", "body", type_=sa.Text, postgresql_using="body::text", schema=schema)
+    json_as_text("outbox", "body", schema=schema)
 
 
 def outbox_body_as_jsonb(schema: str) -> None:
     """The reverse of `outbox_body_as_text`."""
-    op.alter_column("outbox", "body", type_=JSONB, postgresql_using="body::jsonb", schema=schema)
+    json_as_jsonb("outbox", "body", schema=schema)
 
 
 class InboxOutbox:

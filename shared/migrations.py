@@ -10,10 +10,23 @@ import zlib
 from importlib.resources import files
 
 import sqlalchemy as sa
-from alembic import command, context
+from alembic import command, context, op
 from alembic.config import Config
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+def json_as_text(table: str, column: str, *, schema: str) -> None:
+    """Alembic operation keeping a JSONB column as JSON text instead, for a column nothing queries inside (every
+    reader takes it whole and parses it in Python): no parse on insert, no re-serialising on read. A row kept
+    before keeps its JSON, in JSONB's spelling (same document)."""
+    op.alter_column(table, column, type_=sa.Text, postgresql_using=f"{column}::text", schema=schema)
+
+
+def json_as_jsonb(table: str, column: str, *, schema: str) -> None:
+    """The reverse of `json_as_text`."""
+    op.alter_column(table, column, type_=JSONB, postgresql_using=f"{column}::jsonb", schema=schema)
 
 
 def _config(service: str, schema: str, connection: Connection) -> Config:

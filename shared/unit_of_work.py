@@ -127,7 +127,9 @@ class Work:
         """The claim this work's statement must make, if the edge left it to the statement (None: already made).
 
         That statement inserts the inbox rows (`InboxOutbox.claim_sql`) and changes nothing for an event whose row
-        was there before (a redelivery): every write of the statement is joined to the claim's returned ids."""
+        was there before (a redelivery): every write of the statement is joined to the claim's returned ids. Where the
+        service's own table already makes a redelivery change nothing (audit's ledger, notifications' deliveries, each
+        keyed so the second write finds the first), the handler takes the claim and writes no inbox row."""
         if self.claim_due is None or self.claim_taken:
             return None
         self.claim_taken = True

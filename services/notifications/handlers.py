@@ -29,9 +29,14 @@ async def on_notifications_requested(
     dispatcher: Dispatcher,
     stream_sequences: Mapping[uuid.UUID, int] | None = None,
 ) -> None:
-    """Record a batch's deliveries once per notification id, in one statement that claims the batch's events too
-    when the consumer edge leaves the claim to it. Those the dispatcher has room for are recorded claimed for sending
-    and handed to it as soon as the statement returns committed; it is woken after commit for any left requested."""
+    """Record a batch's deliveries once per notification id, in one statement. Those the dispatcher has room for are
+    recorded claimed for sending and handed to it as soon as the statement returns committed; it is woken after commit
+    for any left requested.
+
+    The deliveries are the request consumer's inbox: a redelivered request finds its notification id recorded (the
+    table's key) and the statement changes nothing for it, so the batch's claim is taken here and no inbox row is
+    written."""
+    work.take_claim()
     at = clock()
     # Only a statement that commits by itself claims for sending: inside a transaction block its rows would be
     # handed over before they were committed.
@@ -40,7 +45,6 @@ async def on_notifications_requested(
             work.session,
             events,
             at=at,
-            claim=work.take_claim(),
             claiming=hand_over.room,
             sending_timeout=hand_over.sending_timeout,
         )

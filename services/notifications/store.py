@@ -15,14 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifications.attempts import Attempt, Finished, Recorded
 from shared.contracts.envelope import parse_event
 from shared.contracts.events import NotificationRequested
 from shared.inbox_outbox import InboxOutbox, written_rows
-from shared.unit_of_work import Claim, Work
+from shared.unit_of_work import Work
 
 SCHEMA = "notifications"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -55,7 +54,7 @@ deliveries = sa.Table(
     sa.Column("delivered_at", sa.DateTime(timezone=True)),
     sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
     sa.Column("acknowledged_by", sa.Text),
-    sa.Column("request", JSONB),
+    sa.Column("request", sa.Text),  # the request event's JSON text, as published (migration 0006; was JSONB)
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("attempted_at", sa.DateTime(timezone=True)),
     sa.Column("ready_at", sa.DateTime(timezone=True)),
@@ -84,7 +83,10 @@ push_subscriptions = sa.Table(
 # recorded already claimed, exactly as `_CLAIM` would leave them (`sending`, attempt 1 counted, due again after the
 # sending timeout), for the dispatcher to begin once the statement has committed; the rest are `requested`. One
 # fixed statement over arrays (prepared once whatever the batch's size), each request written as its JSON text.
-_RECORD = (
+# The deliveries are the request consumer's inbox: a redelivered request finds its notification id recorded and changes
+# nothing (nor is it claimed for sending again), so the consumer's claim writes no inbox row. A redelivery in a batch
+# may use up one of the `:claiming` places: the row it would have had stays `requested` for the dispatcher's claim.
+_RECORD = sa.text(
     f"insert into {SCHEMA}.deliveries (notification_id, school_id, case_id, recipient_person_id, channel, status, "
     "requested_event_id, correlation_id, traceparent, request, attempts, attempted_at, ready_at) "
     "select v.notification_id, v.school_id, v.case_id, v.recipient_person_id, v.channel, "
@@ -96,19 +98,10 @@ _RECORD = (
     "from (select u.*, row_number() over (order by u.position) <= cast(:claiming as integer) as claimed "
     "from unnest(cast(:ids as text[]), cast(:schools as text[]), cast(:cases as text[]), cast(:people as text[]), "
     "cast(:channels as text[]), cast(:event_ids as uuid[]), cast(:correlations as uuid[]), "
-    "cast(:traceparents as text[]), cast(:requests as jsonb[])) with ordinality "
+    "cast(:traceparents as text[]), cast(:requests as text[])) with ordinality "
     "as u(notification_id, school_id, case_id, recipient_person_id, channel, requested_event_id, correlation_id, "
-    "traceparent, request, position) "
-    "{fresh}) v "
+    "traceparent, request, position)) v "
     "on conflict do nothing returning notification_id, requested_event_id, status"
-)
-_RECORD_ALL = sa.text(_RECORD.format(fresh=""))
-# The same with the consumer's claim of the request events: a request whose event was claimed before (a
-# redelivery) is not recorded (nor claimed for sending) again, and the batch is this one statement (no
-# transaction block).
-_RECORD_CLAIMING = sa.text(
-    f"with claimed as ({OUTBOX.claim_sql()}) "
-    + _RECORD.format(fresh="where u.requested_event_id in (select event_id from claimed) ")
 )
 
 
@@ -139,7 +132,7 @@ _FINISH_ALL = sa.text(
 
 # Claim: choose the due rows (skipping any another dispatcher holds), then count the attempt and mark them
 # sending, in one statement. `due` keeps each row's status from before the update: whether an earlier attempt
-# was cut off, and where. The request comes back as JSON text for the event registry's one-pass parse.
+# was cut off, and where. The request comes back as the JSON text it was recorded as, for the event registry.
 _CLAIM = sa.text(
     f"with due as (select notification_id, status, ready_at from {SCHEMA}.deliveries "
     f"where status in {IN_FLIGHT_SQL} and ready_at <= cast(:now as timestamptz) "
@@ -148,7 +141,7 @@ _CLAIM = sa.text(
     f"update {SCHEMA}.deliveries d set status = 'sending', attempts = d.attempts + 1, "
     "attempted_at = cast(:now as timestamptz), ready_at = cast(:ready_at as timestamptz) "
     "from due where d.notification_id = due.notification_id "
-    "returning d.notification_id, due.status, due.ready_at as due_at, d.attempts, cast(d.request as text) as request"
+    "returning d.notification_id, due.status, due.ready_at as due_at, d.attempts, d.request"
 )
 
 
@@ -166,23 +159,20 @@ class SqlDeliveries:
         requests: Sequence[NotificationRequested],
         *,
         at: datetime,
-        claim: Claim | None = None,
         claiming: int = 0,
         sending_timeout: timedelta = timedelta(0),
     ) -> Recorded:
         """Record many requests in one statement: which were not recorded before, and which of those the statement
         claimed for sending (at most `claiming`, first come first).
 
-        With `claim` (the requests' events, for the consumer), the statement claims them too and skips those
-        claimed before. A claimed row is committed `sending` when a statement run without a transaction block
-        returns: its attempt may begin at once, with no `claim_ready`."""
-        if not requests and claim is None:
+        A request whose notification was recorded before (a redelivery) changes nothing: the consumer's claim of the
+        requests' events needs no inbox row. A claimed row is committed `sending` when a statement run without a
+        transaction block returns: its attempt may begin at once, with no `claim_ready`."""
+        if not requests:
             return Recorded(set(), [])
-        claiming_events = {} if claim is None else claim.parameters()
         result = await session.execute(
-            _RECORD_ALL if claim is None else _RECORD_CLAIMING,
-            claiming_events
-            | {
+            _RECORD,
+            {
                 "ids": [request.payload.notification_id for request in requests],
                 "schools": [request.school_id for request in requests],
                 "cases": [request.payload.case_id for request in requests],

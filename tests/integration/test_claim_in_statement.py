@@ -64,7 +64,10 @@ async def test_a_redelivered_concern_is_skipped_by_the_claim_in_triages_statemen
     assert sorted(t.payload.reference for t in triaged) == sorted([first.payload.reference, later.payload.reference])
 
 
-async def test_a_requested_notification_is_claimed_in_the_statement_that_records_it(settings: Settings) -> None:
+async def test_a_redelivered_request_is_recorded_once_by_its_notification_id_with_no_inbox_row(
+    settings: Settings,
+) -> None:
+    """The deliveries are notifications' inbox: the request statement claims the batch with the delivery's key."""
     from tests.integration.test_notifications import request
 
     cause = concern_received()
@@ -77,8 +80,10 @@ async def test_a_requested_notification_is_claimed_in_the_statement_that_records
         await drained(js, settings, NOTIFICATIONS_REQUESTS)
         inbox = await rows(runtime, sa.select(runtime.tables.inbox.c.consumer, runtime.tables.inbox.c.event_id))
         recorded = await rows(runtime, sa.select(deliveries.c.notification_id, deliveries.c.attempts))
-    assert inbox == [(NOTIFICATIONS_REQUESTS, requested.event_id)]
+        sent = await stream_events(js, settings, "notification.sent")
+    assert inbox == [], "no inbox row: the delivery's notification id is the claim"
     assert recorded == [(requested.payload.notification_id, 1)]
+    assert len(sent) == 1
 
 
 async def test_a_redelivered_failure_is_skipped_by_the_claim_in_the_statement_recording_it(settings: Settings) -> None:

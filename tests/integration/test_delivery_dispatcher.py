@@ -81,6 +81,23 @@ async def row(runtime: ServiceRuntime, notification_id: str) -> Any:
         return (await session.execute(query)).one()
 
 
+async def test_a_request_is_kept_as_the_json_text_it_was_published_as_and_claimed_back_as_itself(
+    settings: Settings,
+) -> None:
+    runtime, clock = ServiceRuntime(settings, service="notifications", schema=SCHEMA), Clock()
+    request = notification_requested(channel="email", address="lead@example.org", recipient=PERSON)
+    async with running(runtime, subscribers=False):
+        async with runtime.uow.begin() as work:
+            assert await SqlDeliveries().record_requested(work.session, request, at=clock())
+        kept = await row(runtime, request.payload.notification_id)
+        async with runtime.uow.single_statement() as work:
+            claimed = await SqlDeliveries().claim_ready(
+                work.session, now=clock(), limit=10, sending_timeout=timedelta(seconds=30)
+            )
+    assert kept.request == request.model_dump_json(), "the text as published, not JSONB's re-spelling"
+    assert [attempt.request for attempt in claimed] == [request]
+
+
 async def test_a_transient_fault_is_retried_after_its_back_off_and_then_sent(settings: Settings) -> None:
     runtime, clock = ServiceRuntime(settings, service="notifications", schema=SCHEMA), Clock()
     channel = ScriptedChannel(DeliveryFailed("mail server said 421", retryable=True), "<m1@safeguard.local>")

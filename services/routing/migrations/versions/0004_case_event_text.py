@@ -9,9 +9,7 @@ spelling (same document).
 Revision ID: 0004
 """
 
-import sqlalchemy as sa
-from alembic import op
-from sqlalchemy.dialects.postgresql import JSONB
+from shared.migrations import json_as_jsonb, json_as_text
 
 revision = "0004"
 down_revision = "0003"
@@ -22,8 +20,8 @@ SCHEMA = "routing"
 
 
 def upgrade() -> None:
-    op.alter_column("case_events", "event", type_=sa.Text, postgresql_using="event::text", schema=SCHEMA)
+    json_as_text("case_events", "event", schema=SCHEMA)
 
 
 def downgrade() -> None:
-    op.alter_column("case_events", "event", type_=JSONB, postgresql_using="event::jsonb", schema=SCHEMA)
+    json_as_jsonb("case_events", "event", schema=SCHEMA)
