@@ -87,12 +87,14 @@ _APPEND = _append_statement(ledger, _APPENDED)
 # already (the ledger is audit's inbox: its `event_id` is unique), and the data keys the sealer asks for ($3).
 _READ = (
     "select head.school_sequence, head.entry_hash, head.stream_sequence, "
-    # Only this school's: an id chained under another school is no redelivery, and its insert is refused (the
-    # ledger's unique event id), so the event is dead-lettered with that reason instead of silently dropped.
-    f"array(select event_id from {ledger.fullname} where event_id = any($2::uuid[]) and school_id = $1) as chained, "
+    # By event id alone (its unique index: a few probes). A `school_id = $1` here lets the planner AND in the chain's
+    # index, a pass over the whole school's entries per batch; the school is compared in Python instead.
+    "held.chained, held.chained_in, "
     "named.key_ids, named.wrapped, named.wrapped_by from (select) as one "
     "left join lateral (select school_sequence, entry_hash, stream_sequence "
     f"from {ledger.fullname} where school_id = $1 order by school_sequence desc limit 1) as head on true "
+    "cross join lateral (select array_agg(event_id) as chained, array_agg(school_id) as chained_in "
+    f"from {ledger.fullname} where event_id = any($2::uuid[])) as held "
     "cross join lateral (select array_agg(key_id) as key_ids, array_agg(wrapped) as wrapped, "
     f"array_agg(wrapped_by) as wrapped_by from {data_keys.fullname} where school_id = $1 "
     "and key_id = any($3::text[])) as named"
@@ -223,8 +225,10 @@ class SqlLedger:
         driver = await locked_driver(session, school_id=school_id)
         read = await driver.fetchrow(_READ, school_id, [event.event_id for event in events], plan.key_ids)
         sequence, previous = read["school_sequence"] or 0, read["entry_hash"] or GENESIS
-        if read["chained"]:  # a redelivery: what the ledger holds is not appended again
-            chained = set(read["chained"])
+        # A redelivery: what the ledger holds is not appended again. An id chained under another school is none: its
+        # insert is refused (the ledger's unique event id), so it is dead-lettered with that reason, not dropped.
+        held = zip(read["chained"] or (), read["chained_in"] or (), strict=True)
+        if chained := {event_id for event_id, school in held if school == school_id}:
             log.info("ledger %s: %d event(s) already chained, skipped", school_id, len(chained))
             kept = [at for at, event in enumerate(events) if event.event_id not in chained]
             if not kept:
