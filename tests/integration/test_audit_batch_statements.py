@@ -118,6 +118,7 @@ async def test_the_batchs_read_finds_chained_events_by_id_not_by_a_pass_over_the
             )
         async with runtime.engine.connect() as connection:
             driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
             # The plan a prepared statement settles on once PostgreSQL stops planning it for each call's values.
             await driver.execute("set plan_cache_mode = force_generic_plan")
             await driver.execute(f"prepare batch_read(text, uuid[], text[]) as {store_module._READ}")
