@@ -54,14 +54,15 @@ def written_rows(returned: Iterable[Any], parameters: Mapping[str, Any]) -> list
     return rows
 
 
-def outbox_parameters(events: Sequence[Event[Any]]) -> dict[str, list[Any]]:
-    """The outbox columns of `events` as arrays (each serialised once), for an unnest insert and `written_rows`."""
+def outbox_parameters(events: Sequence[Event[Any] | None]) -> dict[str, list[Any]]:
+    """The outbox columns of `events` as arrays (each serialised once), for an unnest insert and `written_rows`; None
+    in every column where an entry has no event."""
     return {
-        "event_ids": [event.event_id for event in events],
-        "schools": [event.school_id for event in events],
-        "types": [event.type for event in events],
-        "bodies": [event.model_dump_json() for event in events],
-        "traceparents": [event.traceparent for event in events],
+        "event_ids": [event.event_id if event else None for event in events],
+        "schools": [event.school_id if event else None for event in events],
+        "types": [event.type if event else None for event in events],
+        "bodies": [event.model_dump_json() if event else None for event in events],
+        "traceparents": [event.traceparent if event else None for event in events],
     }
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.statements import ACCEPT_ALL, EARLIER_RAW, KEEP_RAW_ALL, SCHEMA
 from shared.contracts.events import ConcernReceived
-from shared.inbox_outbox import written_rows
+from shared.inbox_outbox import outbox_parameters, written_rows
 from shared.unit_of_work import Work
 
 metadata = sa.MetaData(schema=SCHEMA)
@@ -209,14 +209,10 @@ class SqlIntakeStore:
         events = [a.event for a in acceptances]
         parameters = {
             "references": [e.payload.reference for e in events],
-            "schools": [e.school_id for e in events],
             "raw_ids": [uuid.UUID(e.payload.raw_input_id) for e in events],
-            "event_ids": [e.event_id for e in events],
             "received": [e.payload.received_at for e in events],
             "receipts": [a.receipt_sha256 for a in acceptances],
-            "types": [e.type for e in events],
-            "bodies": [e.model_dump_json() for e in events],
-            "traceparents": [e.traceparent for e in events],
+            **outbox_parameters(events),  # event ids, schools (each concern's), types, bodies, traceparents
         }
         linked = (await session.execute(ACCEPT_ALL, parameters)).all()
         if work is not None and linked:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notifications.attempts import Attempt, Finished, Recorded
 from shared.contracts.envelope import parse_event
 from shared.contracts.events import NotificationRequested
-from shared.inbox_outbox import InboxOutbox, written_rows
+from shared.inbox_outbox import InboxOutbox, outbox_parameters, written_rows
 from shared.unit_of_work import Work
 
 SCHEMA = "notifications"
@@ -246,18 +246,13 @@ class SqlDeliveries:
         the outbox rows written are handed to its relay once it commits."""
         if not finished:
             return set()
-        announced = [f.announce for f in finished]
         parameters = {
             "ids": [f.notification_id for f in finished],
             "attempts": [f.attempt for f in finished],
             "statuses": [f.status for f in finished],
             "details": [f.detail for f in finished],
             "retry_ats": [f.retry_at for f in finished],
-            "event_ids": [e.event_id if e else None for e in announced],
-            "schools": [e.school_id if e else None for e in announced],
-            "types": [e.type if e else None for e in announced],
-            "bodies": [e.model_dump_json() if e else None for e in announced],
-            "traceparents": [e.traceparent if e else None for e in announced],
+            **outbox_parameters([f.announce for f in finished]),
             "at": at,
         }
         rows = (await session.execute(_FINISH_ALL, parameters)).all()
